@@ -1,0 +1,101 @@
+// Package backend is the contract between package xsync and a lock backend.
+//
+// Applications do not import this package; they import xsync and one
+// backend package (memory, redis, redlock, etcd) and register an instance
+// with xsync.Register. Implementers of a new backend import this package
+// and nothing of xsync, and run the exported conformance suite
+// (package conformance) against their backend.
+//
+// The required interface, [Locker], has two methods: one acquire attempt
+// and an owner-only release. Every further capability is a separate
+// one-method interface that xsync discovers by type assertion:
+//
+//   - [Refresher]: extend a held lock (needed for auto-extension).
+//   - [Watcher]: tell a waiter that a key may have become free, so that it
+//     can try at once instead of sleeping out its retry interval.
+//
+// # Division of labour
+//
+// The core (package xsync) owns every policy: argument validation, retries,
+// waiting between attempts, renewal cadence, deadlines and the mapping of
+// outcomes to errors. A backend makes exactly one attempt per call and
+// reports the outcome; it must not retry, sleep or wait for a key to become
+// free.
+//
+// The core guarantees, for every call it makes into a backend:
+//   - key is non-empty (it may hold any bytes: spaces, braces, unicode,
+//     invalid UTF-8, a kilobyte or more);
+//   - ttl is at least one second;
+//   - token is a value the same backend returned from Acquire (> 0).
+//
+// # Outcomes are values
+//
+// Expected outcomes are reported as values, never as errors: a key held by
+// someone else is (0, nil) from Acquire, and a release or refresh by a token
+// that no longer holds the key is (false, nil). A non-nil error always means
+// the backend could not do its job (network, server, timeout) and must wrap
+// the underlying cause with %w so that errors.Is and errors.As reach it.
+//
+// # Fencing tokens
+//
+// A successful Acquire returns a token > 0 that identifies this acquisition.
+// Backends that can (memory, redis, etcd) return fencing tokens: for one
+// key, every successful acquisition returns a strictly larger token than
+// every earlier one, across all clients of the same store, and this stays
+// true when the backend forgets idle keys. A backend that cannot give that
+// guarantee must still return tokens unique per key and acquisition, and
+// must say so in its package documentation (and tell the conformance suite).
+package backend
+
+import (
+	"context"
+	"time"
+)
+
+// Locker is the interface every backend implements. Its methods may be
+// called concurrently from many goroutines.
+type Locker interface {
+	// Acquire makes exactly one attempt to take key for ttl and does not
+	// wait if the key is held.
+	//
+	// It returns the new lock's token (> 0) on success; (0, nil) if the key
+	// is held by someone else; (0, err) if the backend failed, in which case
+	// the caller does not know whether the lock was taken (it will expire
+	// after ttl if it was).
+	Acquire(ctx context.Context, key string, ttl time.Duration) (token int64, err error)
+
+	// Release releases key if and only if token still holds it, atomically
+	// on the server. It returns (true, nil) if it released the lock,
+	// (false, nil) if token no longer holds key (expired, released, or taken
+	// over by another holder), and (false, err) if the backend failed.
+	Release(ctx context.Context, key string, token int64) (released bool, err error)
+}
+
+// Refresher is implemented by backends that can extend a held lock.
+type Refresher interface {
+	// Refresh sets the remaining lifetime of the lock held by token on key
+	// to ttl, if and only if token still holds key, atomically on the
+	// server. The results mean the same as Release's: (true, nil) extended;
+	// (false, nil) token no longer holds key; (false, err) backend failure.
+	// Refresh must not change the token.
+	Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (extended bool, err error)
+}
+
+// Watcher is implemented by backends that can tell a waiter that a key may
+// have become free.
+type Watcher interface {
+	// Watch starts watching key and returns once the watch is in effect.
+	// Until stop is called, the ready channel receives a value whenever key
+	// may have become free: when a holder releases it, when it expires if
+	// the backend can tell, and once right away if key is already free when
+	// the watch takes effect. Values are coalesced (the channel is buffered
+	// and a value is dropped if one is already pending); spurious values are
+	// allowed. A backend should not miss a release made after Watch returns;
+	// where it can (a lost pub/sub message), it must document it, and the
+	// core bounds every wait by the caller's retry interval anyway.
+	//
+	// ctx bounds the set-up only; the watch lasts until stop is called.
+	// stop must be called exactly once, releases every resource the watch
+	// holds, and must not block on the network for long.
+	Watch(ctx context.Context, key string) (ready <-chan struct{}, stop func(), err error)
+}

@@ -1,0 +1,327 @@
+// Package memory is an in-process lock backend for xsync: for unit tests
+// and for applications that run as a single process.
+//
+// Locks live in the memory of one [Locker]; two Lockers, or two processes,
+// do not exclude each other. Within one Locker every rule of the xsync
+// contract holds:
+//
+//   - Acquire, Release and Refresh are atomic (one mutex per Locker).
+//   - Tokens are fencing tokens: they come from one counter per Locker, so
+//     every acquisition of a key gets a larger token than every earlier
+//     acquisition of any key, including keys that were forgotten.
+//   - A lock is free again once its TTL has passed on the Locker's clock
+//     (nanosecond precision; expiry is checked on every call).
+//   - Released and expired locks are forgotten: memory use follows the
+//     number of locks held, not the number of keys ever used. No goroutine
+//     or timer runs per held lock; a timer runs per key only while
+//     somebody waits for that key.
+//   - Waiters learn of a release through a channel at once ([Locker.Watch]),
+//     and of an expiry when it is due on the real clock.
+//
+// # Testing with a manual clock
+//
+// [WithClock] replaces the clock, so that a test can expire locks without
+// sleeping:
+//
+//	clock := memory.NewManualClock(time.Now())
+//	l := memory.New(memory.WithClock(clock.Now))
+//	// ... take a lock for 10s ...
+//	clock.Advance(11 * time.Second) // the lock is now free
+//
+// The manual clock governs the backend only. The xsync core measures the
+// callback context's deadline and the retry interval on the real clock, and
+// a waiter learns of an expiry caused by Advance on its next attempt.
+package memory
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/xsync-go/xsync/backend"
+)
+
+var (
+	_ backend.Locker    = (*Locker)(nil)
+	_ backend.Refresher = (*Locker)(nil)
+	_ backend.Watcher   = (*Locker)(nil)
+)
+
+// Option configures a Locker.
+type Option func(*Locker)
+
+// WithClock makes the Locker read the time from now instead of time.Now.
+// now must be safe for concurrent use and should not go backwards.
+func WithClock(now func() time.Time) Option {
+	return func(l *Locker) { l.now = now }
+}
+
+// Locker is an in-process lock backend. The zero value is not usable; call
+// [New]. A Locker is safe for concurrent use.
+type Locker struct {
+	now func() time.Time
+
+	mu       sync.Mutex
+	seq      int64                      // last token handed out
+	locks    map[string]held            // keys held now (or expired, not yet swept)
+	due      expiryHeap                 // one entry per Acquire/Refresh not yet due
+	watchers map[string][]chan struct{} // per key, the waiters' channels
+}
+
+type held struct {
+	token   int64
+	expires time.Time
+	timer   *time.Timer // wakes waiters at expiry; nil while nobody waits
+}
+
+// New returns an empty Locker that uses time.Now unless an option says
+// otherwise.
+func New(opts ...Option) *Locker {
+	l := &Locker{
+		now:      time.Now,
+		locks:    make(map[string]held),
+		watchers: make(map[string][]chan struct{}),
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// Acquire takes key for ttl if it is free. It implements [backend.Locker].
+func (l *Locker) Acquire(_ context.Context, key string, ttl time.Duration) (int64, error) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(now)
+	if _, ok := l.locks[key]; ok {
+		return 0, nil
+	}
+	l.seq++
+	h := held{token: l.seq, expires: now.Add(ttl)}
+	l.pushLocked(key, h)
+	if len(l.watchers[key]) > 0 {
+		l.armLocked(key, &h, now)
+	}
+	l.locks[key] = h
+	return h.token, nil
+}
+
+// Release frees key if token holds it. It implements [backend.Locker].
+func (l *Locker) Release(_ context.Context, key string, token int64) (bool, error) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(now)
+	h, ok := l.locks[key]
+	if !ok || h.token != token {
+		return false, nil
+	}
+	l.forgetLocked(key, h)
+	return true, nil
+}
+
+// Refresh sets the lock's remaining lifetime to ttl if token holds key. It
+// implements [backend.Refresher].
+func (l *Locker) Refresh(_ context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(now)
+	h, ok := l.locks[key]
+	if !ok || h.token != token {
+		return false, nil
+	}
+	h.expires = now.Add(ttl)
+	l.pushLocked(key, h)
+	if h.timer != nil {
+		h.timer.Reset(ttl)
+	}
+	l.locks[key] = h
+	return true, nil
+}
+
+// Watch reports through ready when key may have become free: at once if it
+// is free now, on every release, and when the holder's TTL is due on the
+// real clock. It implements [backend.Watcher].
+func (l *Locker) Watch(_ context.Context, key string) (<-chan struct{}, func(), error) {
+	ch := make(chan struct{}, 1)
+	now := l.now()
+	l.mu.Lock()
+	l.sweepLocked(now)
+	l.watchers[key] = append(l.watchers[key], ch)
+	if h, ok := l.locks[key]; !ok {
+		ch <- struct{}{}
+	} else if h.timer == nil {
+		l.armLocked(key, &h, now)
+		l.locks[key] = h
+	}
+	l.mu.Unlock()
+
+	var once sync.Once
+	stop := func() { once.Do(func() { l.unwatch(key, ch) }) }
+	return ch, stop, nil
+}
+
+// Len reports how many locks the Locker holds now. Released and expired
+// locks are not counted: they are forgotten.
+func (l *Locker) Len() int {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(now)
+	return len(l.locks)
+}
+
+func (l *Locker) unwatch(key string, ch chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ws := l.watchers[key]
+	if i := slices.Index(ws, ch); i >= 0 {
+		ws[i] = ws[len(ws)-1]
+		ws[len(ws)-1] = nil
+		ws = ws[:len(ws)-1]
+	}
+	if len(ws) > 0 {
+		l.watchers[key] = ws
+		return
+	}
+	delete(l.watchers, key)
+	if h, ok := l.locks[key]; ok && h.timer != nil {
+		h.timer.Stop()
+		h.timer = nil
+		l.locks[key] = h
+	}
+}
+
+// armLocked starts the timer that wakes key's waiters when h expires.
+func (l *Locker) armLocked(key string, h *held, now time.Time) {
+	h.timer = time.AfterFunc(h.expires.Sub(now), func() {
+		now := l.now()
+		l.mu.Lock()
+		l.sweepLocked(now)
+		l.mu.Unlock()
+	})
+}
+
+// forgetLocked deletes key's lock and wakes its waiters.
+func (l *Locker) forgetLocked(key string, h held) {
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+	delete(l.locks, key)
+	for _, ch := range l.watchers[key] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// sweepLocked forgets every lock whose TTL has passed at now.
+func (l *Locker) sweepLocked(now time.Time) {
+	for len(l.due) > 0 && !now.Before(l.due[0].expires) {
+		e := l.due.pop()
+		if h, ok := l.locks[e.key]; ok && h.token == e.token && !now.Before(h.expires) {
+			l.forgetLocked(e.key, h)
+		}
+	}
+}
+
+// pushLocked records h's expiry. Entries made stale by Release or Refresh
+// stay until they are due; when they outnumber live locks the heap is
+// rebuilt, so its size stays proportional to the number of locks held.
+func (l *Locker) pushLocked(key string, h held) {
+	if len(l.due) >= 64 && len(l.due) > 4*len(l.locks) {
+		l.due = l.due[:0]
+		for k, v := range l.locks {
+			l.due = append(l.due, expiry{expires: v.expires, key: k, token: v.token})
+		}
+		for i := len(l.due)/2 - 1; i >= 0; i-- {
+			l.due.down(i)
+		}
+	}
+	l.due.push(expiry{expires: h.expires, key: key, token: h.token})
+}
+
+type expiry struct {
+	expires time.Time
+	key     string
+	token   int64
+}
+
+// expiryHeap is a min-heap on expires. It is typed rather than built on
+// container/heap, which would box every entry (one allocation per Acquire).
+type expiryHeap []expiry
+
+func (h *expiryHeap) push(e expiry) {
+	*h = append(*h, e)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s[i].expires.Before(s[p].expires) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *expiryHeap) pop() expiry {
+	s := *h
+	e := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = expiry{}
+	*h = s[:n]
+	h.down(0)
+	return e
+}
+
+func (h expiryHeap) down(i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if r := c + 1; r < len(h) && h[r].expires.Before(h[c].expires) {
+			c = r
+		}
+		if !h[c].expires.Before(h[i].expires) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+}
+
+// ManualClock is a clock for tests that moves only when told to. Pass its
+// Now method to [WithClock]. It is safe for concurrent use.
+type ManualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewManualClock returns a clock that reads start until it is advanced.
+func NewManualClock(start time.Time) *ManualClock {
+	return &ManualClock{t: start}
+}
+
+// Now returns the clock's current time.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d. A negative d is ignored: the clock
+// never goes backwards.
+func (c *ManualClock) Advance(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}

@@ -1,0 +1,732 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend"
+)
+
+var cases = []testCase{
+	{"BadInput", "bad input (empty key, exp < 1, unknown name, nil callback, bad setter values) is a clear error, never a panic, and never reaches the backend", badInput},
+	{"LockUnlock", "Lock makes one attempt: a free key gives a held Item > 0, a held key gives (0, nil); Unlock releases once", lockUnlock},
+	{"ZeroItemUnlock", "Item(0).Unlock (and any Item <= 0) is (false, nil)", zeroItemUnlock},
+	{"ContentionIsQuick", "Lock and Run without retry do not wait for a held key to become free", contentionIsQuick},
+	{"OwnerOnlyRelease", "Unlock releases only a lock that this Item holds: other tokens, and the same token on another key, release nothing", ownerOnlyRelease},
+	{"OneOfN", "of N clients locking one free key at once, exactly one wins", oneOfN},
+	{"MutualExclusion", "Run callbacks on one key never overlap: a non-atomic read-modify-write counter loses no update", mutualExclusion},
+	{"Expiry", "a lock not released is held until its TTL and free after it; the old Item then no longer unlocks, and the next token is larger", expiry},
+	{"StaleItemAfterTakeover", "an expired holder's Unlock does not release the new holder's lock", staleItemAfterTakeover},
+	{"TokensMonotonic", "every acquisition of a key gets a larger token than every earlier one, across clients and keys", tokensMonotonic},
+	{"KeyIsolation", "odd keys (spaces, unicode, braces, NUL, 1 KiB, case) are stored faithfully and lock independently", keyIsolation},
+	{"RunPassesError", "Run returns the callback's error as it is, and releases the lock", runPassesError},
+	{"RunReleasesOnPanic", "a panicking callback's lock is released, and the panic goes on", runReleasesOnPanic},
+	{"RunCallbackContext", "the callback's context carries the held Item and has the lock's expiry as its deadline", runCallbackContext},
+	{"RunContextExpires", "the callback's context is cancelled with ErrLockLost at the lock's expiry, and Run reports the loss", runContextExpires},
+	{"RunCancelWhileHolding", "cancelling ctx while the callback runs still releases the lock (on a detached context)", runCancelWhileHolding},
+	{"RunCancelWhileWaiting", "cancelling ctx while Run waits to retry ends the wait at once with ErrMissingLock and ctx's error", runCancelWhileWaiting},
+	{"RunRetryCount", "Run makes at most 1+cnt attempts, at most interval apart, then returns ErrMissingLock", runRetryCount},
+	{"RunRetryHandoff", "a waiting Run obtains the lock soon after it is released; with release notification, well before its retry interval", runRetryHandoff},
+	{"AutoExtend", "with auto-extension the lock outlives its TTL while the callback runs", autoExtend},
+	{"AutoExtendLoss", "with auto-extension, a renewal that finds the lock gone cancels the callback's context with ErrLockLost", autoExtendLoss},
+	{"AutoExtendMaxHold", "with auto-extension and a max hold time, the callback's context is cancelled with ErrLockLost at that time", autoExtendMaxHold},
+	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
+}
+
+func badInput(e *env) {
+	t := e.t
+	name, c := e.instrument(nil)
+	key := e.key("k")
+	ctx := e.ctx
+
+	lockCases := []struct {
+		name, key string
+		exp       int32
+		want      error
+	}{
+		{name, "", 1, xsync.ErrInvalid},
+		{name, key, 0, xsync.ErrInvalid},
+		{name, key, -1, xsync.ErrInvalid},
+		{"conformance: no such backend", key, 1, xsync.ErrUnknownBackend},
+	}
+	for _, lc := range lockCases {
+		item, err := xsync.Lock(ctx, lc.name, lc.key, lc.exp)
+		if !errors.Is(err, lc.want) || item != 0 {
+			t.Errorf("Lock(%q, %q, %d) = (%d, %v); want (0, error matching %v)", lc.name, lc.key, lc.exp, item, err, lc.want)
+		}
+	}
+	if ok, err := xsync.Item(1).Unlock(ctx, name, ""); ok || !errors.Is(err, xsync.ErrInvalid) {
+		t.Errorf("Unlock with empty key = (%v, %v); want (false, ErrInvalid)", ok, err)
+	}
+	if ok, err := xsync.Item(1).Unlock(ctx, "conformance: no such backend", key); ok || !errors.Is(err, xsync.ErrUnknownBackend) {
+		t.Errorf("Unlock on unknown backend = (%v, %v); want (false, ErrUnknownBackend)", ok, err)
+	}
+
+	cb := func(context.Context) error { return nil }
+	if err := xsync.New(name, key).Run(ctx, nil); !errors.Is(err, xsync.ErrInvalid) {
+		t.Errorf("Run(nil callback) = %v; want ErrInvalid", err)
+	}
+	if err := xsync.New(name, "").Run(ctx, cb); !errors.Is(err, xsync.ErrInvalid) {
+		t.Errorf("Run with empty key = %v; want ErrInvalid", err)
+	}
+	if err := xsync.New("conformance: no such backend", key).Run(ctx, cb); !errors.Is(err, xsync.ErrUnknownBackend) {
+		t.Errorf("Run on unknown backend = %v; want ErrUnknownBackend", err)
+	}
+	var zero xsync.Async
+	if err := zero.Run(ctx, cb); err == nil {
+		t.Errorf("Run on a zero Async = nil; want an error")
+	}
+
+	a := xsync.New(name, key)
+	for _, err := range []error{
+		a.SetExp(0), a.SetExp(-time.Second), a.SetExp(999 * time.Millisecond),
+		a.SetRetry(-1, time.Second), a.SetRetry(1, -time.Nanosecond),
+		a.SetAutoExtend(true, -time.Second),
+	} {
+		if !errors.Is(err, xsync.ErrInvalid) {
+			t.Errorf("setter with bad value returned %v; want ErrInvalid", err)
+		}
+	}
+	if n := c.calls.Load(); n != 0 {
+		t.Fatalf("bad input reached the backend %d times; want 0", n)
+	}
+
+	// The rejected setters changed nothing: exp is still 1s, no retry, no
+	// auto-extension (so the deadline is set and one attempt is made).
+	err := a.Run(ctx, func(ctx context.Context) error {
+		d, ok := ctx.Deadline()
+		if !ok || time.Until(d) > time.Second {
+			return fmt.Errorf("deadline %v away (set: %v); want at most the default 1s", time.Until(d), ok)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("Run after rejected setters: %v", err)
+	}
+	if n := len(c.attempts()); n != 1 {
+		t.Errorf("Run after rejected setters made %d attempts; want 1", n)
+	}
+}
+
+func lockUnlock(e *env) {
+	key := e.key("k")
+	item := e.lock(e.name, key, e.exp)
+	if item <= 0 {
+		e.t.Fatalf("held Item = %d; want > 0", item)
+	}
+	e.mustBeHeld(e.name, key)
+	e.mustBeHeld(e.peer, key)
+	e.unlock(e.name, key, item, true)
+	e.unlock(e.name, key, item, false)
+	again := e.lock(e.peer, key, e.exp)
+	e.checkNewer(item, again)
+	e.unlock(e.peer, key, again, true)
+}
+
+func zeroItemUnlock(e *env) {
+	key := e.key("k")
+	held := e.lock(e.name, key, e.exp)
+	for _, item := range []xsync.Item{0, -1, -held} {
+		if item.HasLock() {
+			e.t.Errorf("Item(%d).HasLock() = true", item)
+		}
+		e.unlock(e.name, key, item, false)
+	}
+	e.mustBeHeld(e.peer, key)
+	e.unlock(e.name, key, held, true)
+}
+
+func contentionIsQuick(e *env) {
+	key := e.key("k")
+	const exp = 60
+	item := e.lock(e.name, key, exp)
+	start := time.Now()
+	e.mustBeHeld(e.peer, key)
+	err := xsync.New(e.peer, key).Run(e.ctx, func(context.Context) error {
+		return errors.New("callback ran while another holder had the lock")
+	})
+	if !xsync.IsMissingLockErr(err) {
+		e.t.Errorf("Run on a held key = %v; want ErrMissingLock", err)
+	}
+	// Generous: this only tells "returned" from "waited for the TTL".
+	if d := time.Since(start); d > exp*time.Second/4 {
+		e.t.Errorf("contended Lock and Run took %v; they must not wait for the %ds TTL", d, exp)
+	}
+	e.unlock(e.name, key, item, true)
+}
+
+func ownerOnlyRelease(e *env) {
+	key, other := e.key("k"), e.key("other")
+	item := e.lock(e.name, key, e.exp)
+	otherItem := e.lock(e.peer, other, e.exp)
+	for _, fake := range []xsync.Item{item + 1, item - 1, item + 1<<40, otherItem} {
+		if fake == item || fake <= 0 {
+			continue
+		}
+		e.unlock(e.peer, key, fake, false)
+		e.mustBeHeld(e.peer, key)
+	}
+	// The right token on the wrong key releases nothing either.
+	e.unlock(e.name, other, item, false)
+	e.mustBeHeld(e.name, other)
+	e.unlock(e.name, key, item, true)
+	e.unlock(e.peer, other, otherItem, true)
+}
+
+func oneOfN(e *env) {
+	key := e.key("k")
+	const n = 16
+	start := make(chan struct{})
+	var (
+		wg   sync.WaitGroup
+		wins atomic.Int64
+		errs = make(chan error, n)
+		won  = make(chan xsync.Item, n)
+	)
+	for i := range n {
+		name := e.name
+		if i%2 == 1 {
+			name = e.peer
+		}
+		wg.Go(func() {
+			<-start
+			item, err := xsync.Lock(e.ctx, name, key, e.exp+30)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if item.HasLock() {
+				wins.Add(1)
+				won <- item
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		e.t.Errorf("Lock: %v", err)
+	}
+	if w := wins.Load(); w != 1 {
+		e.t.Fatalf("%d of %d clients obtained one free key at once; want exactly 1", w, n)
+	}
+	e.unlock(e.name, key, <-won, true)
+}
+
+func mutualExclusion(e *env) {
+	key := e.key("k")
+	const workers, rounds = 8, 15
+	var (
+		counter  atomic.Int64 // read and written in two steps: not an atomic increment
+		inside   atomic.Int32
+		overlaps atomic.Int32
+		done     atomic.Int64
+		wg       sync.WaitGroup
+		errs     = make(chan error, workers*rounds)
+	)
+	for i := range workers {
+		name := e.name
+		if i%2 == 1 {
+			name = e.peer
+		}
+		wg.Go(func() {
+			a := xsync.New(name, key)
+			// A TTL far beyond the test: exclusion must come from the lock,
+			// not from expiry.
+			if err := a.SetExp(time.Minute); err != nil {
+				errs <- err
+				return
+			}
+			if err := a.SetRetry(10000, 20*time.Millisecond); err != nil {
+				errs <- err
+				return
+			}
+			for range rounds {
+				err := a.Run(e.ctx, func(context.Context) error {
+					if inside.Add(1) != 1 {
+						overlaps.Add(1)
+					}
+					v := counter.Load()
+					runtime.Gosched()
+					counter.Store(v + 1)
+					inside.Add(-1)
+					done.Add(1)
+					return nil
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		e.t.Errorf("Run: %v", err)
+	}
+	if o := overlaps.Load(); o != 0 {
+		e.t.Errorf("%d callbacks started while another held the lock", o)
+	}
+	if c, d := counter.Load(), done.Load(); c != d {
+		e.t.Errorf("counter = %d after %d callbacks: updates were lost, so callbacks overlapped", c, d)
+	}
+	if d := done.Load(); d != workers*rounds {
+		e.t.Errorf("%d callbacks ran; want %d", d, workers*rounds)
+	}
+}
+
+func expiry(e *env) {
+	key := e.key("k")
+	start := time.Now()
+	item := e.lock(e.name, key, e.exp)
+	// Half-way through its TTL the lock is still held...
+	e.sleepUntil(start.Add(e.ttl() / 2))
+	if time.Since(start) < e.ttl()-e.opts.ExpiryTolerance {
+		e.mustBeHeld(e.peer, key)
+	}
+	// ...and after it, free.
+	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
+	next := e.lock(e.peer, key, e.exp)
+	e.checkNewer(item, next)
+	e.unlock(e.name, key, item, false)
+	e.mustBeHeld(e.name, key)
+	e.unlock(e.peer, key, next, true)
+}
+
+func staleItemAfterTakeover(e *env) {
+	key := e.key("k")
+	start := time.Now()
+	old := e.lock(e.name, key, e.exp)
+	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
+	cur := e.lock(e.peer, key, e.exp+30)
+	e.checkNewer(old, cur)
+	e.unlock(e.name, key, old, false)
+	e.mustBeHeld(e.name, key)
+	e.unlock(e.peer, key, cur, true)
+}
+
+func tokensMonotonic(e *env) {
+	k1, k2 := e.key("k1"), e.key("k2")
+	seen := make(map[xsync.Item]bool)
+	var last1, last2 xsync.Item
+	for i := range 20 {
+		name := e.name
+		if i%2 == 1 {
+			name = e.peer
+		}
+		a := e.lock(name, k1, e.exp)
+		b := e.lock(name, k2, e.exp)
+		for _, it := range []xsync.Item{a, b} {
+			if seen[it] && !e.opts.NotFencing {
+				e.t.Fatalf("token %d handed out twice", it)
+			}
+			seen[it] = true
+		}
+		if last1 != 0 {
+			e.checkNewer(last1, a)
+			e.checkNewer(last2, b)
+		}
+		last1, last2 = a, b
+		e.unlock(name, k1, a, true)
+		e.unlock(name, k2, b, true)
+	}
+}
+
+func keyIsolation(e *env) {
+	items := make(map[string]xsync.Item)
+	for _, k := range oddKeys {
+		key := e.key(k)
+		items[key] = e.lock(e.name, key, e.exp+30)
+	}
+	// All held at once, each by its own Item, none blocking another.
+	for _, k := range oddKeys {
+		key := e.key(k)
+		e.mustBeHeld(e.peer, key)
+	}
+	e.mustBeFree(e.peer, e.key("plainx"))
+	for _, k := range oddKeys {
+		key := e.key(k)
+		e.unlock(e.peer, key, items[key], true)
+		e.mustBeFree(e.name, key)
+	}
+}
+
+var errCallback = errors.New("conformance: the callback's own error")
+
+func runPassesError(e *env) {
+	key := e.key("k")
+	err := xsync.New(e.name, key).Run(e.ctx, func(context.Context) error { return errCallback })
+	if err != errCallback {
+		e.t.Errorf("Run returned %v; want the callback's error as it is", err)
+	}
+	e.mustBeFree(e.peer, key)
+	if err := xsync.New(e.name, key).Run(e.ctx, func(context.Context) error { return nil }); err != nil {
+		e.t.Errorf("Run with a nil-returning callback = %v; want nil", err)
+	}
+	e.mustBeFree(e.peer, key)
+}
+
+func runReleasesOnPanic(e *env) {
+	key := e.key("k")
+	type panicValue struct{ s string }
+	want := &panicValue{"conformance"}
+	func() {
+		defer func() {
+			if got := recover(); got != want {
+				e.t.Errorf("recovered %v; want the callback's own panic value", got)
+			}
+		}()
+		_ = xsync.New(e.name, key).Run(e.ctx, func(context.Context) error { panic(want) })
+		e.t.Errorf("Run returned although its callback panicked")
+	}()
+	e.mustBeFree(e.peer, key)
+}
+
+func runCallbackContext(e *env) {
+	key := e.key("k")
+	a := xsync.New(e.name, key)
+	if err := a.SetExp(e.ttl() + 30*time.Second); err != nil {
+		e.t.Fatal(err)
+	}
+	start := time.Now()
+	var got xsync.Item
+	err := a.Run(e.ctx, func(ctx context.Context) error {
+		got = xsync.ItemFromContext(ctx)
+		d, ok := ctx.Deadline()
+		switch {
+		case !ok:
+			return errors.New("the callback's context has no deadline")
+		case d.Before(start.Add(e.ttl())) || d.After(time.Now().Add(e.ttl()+30*time.Second)):
+			return fmt.Errorf("deadline %v is not within the lock's TTL", d.Sub(start))
+		case ctx.Err() != nil:
+			return fmt.Errorf("callback context already done: %v", ctx.Err())
+		}
+		e.mustBeHeld(e.peer, key)
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if !got.HasLock() {
+		e.t.Fatalf("ItemFromContext in the callback = %d; want the held Item", got)
+	}
+	if outside := xsync.ItemFromContext(e.ctx); outside != 0 {
+		e.t.Errorf("ItemFromContext outside Run = %d; want 0", outside)
+	}
+	// The Item is the lock's real token: the next one is larger.
+	e.checkNewer(got, e.mustBeFree(e.peer, key))
+}
+
+func runContextExpires(e *env) {
+	key := e.key("k")
+	a := xsync.New(e.name, key)
+	if err := a.SetExp(e.ttl()); err != nil {
+		e.t.Fatal(err)
+	}
+	start := time.Now()
+	var cause error
+	var elapsed time.Duration
+	err := a.Run(e.ctx, func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+		case <-e.ctx.Done():
+			return errors.New("guard expired before the lock's context ended")
+		}
+		elapsed = time.Since(start)
+		cause = context.Cause(ctx)
+		return nil
+	})
+	if !errors.Is(cause, xsync.ErrLockLost) {
+		e.t.Errorf("cause of the callback context's end = %v; want ErrLockLost", cause)
+	}
+	if !errors.Is(err, xsync.ErrLockLost) {
+		e.t.Errorf("Run after the lock expired under its callback = %v; want ErrLockLost", err)
+	}
+	if elapsed > e.ttl()+e.opts.ExpiryTolerance {
+		e.t.Errorf("callback context ended %v after the request; the TTL was %v", elapsed, e.ttl())
+	}
+	e.mustBeFree(e.peer, key)
+}
+
+func runCancelWhileHolding(e *env) {
+	key := e.key("k")
+	ctx, cancel := context.WithCancel(e.ctx)
+	a := xsync.New(e.name, key)
+	if err := a.SetExp(time.Minute); err != nil {
+		e.t.Fatal(err)
+	}
+	err := a.Run(ctx, func(ctx context.Context) error {
+		cancel()
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if !errors.Is(err, context.Canceled) || errors.Is(err, xsync.ErrLockLost) {
+		e.t.Errorf("Run = %v; want the callback's context.Canceled, not ErrLockLost", err)
+	}
+	// Released although ctx was cancelled: the one-minute lock is free now.
+	e.mustBeFree(e.peer, key)
+
+	// A ctx already cancelled before Run: nothing reaches the backend.
+	name, c := e.instrument(nil)
+	err = xsync.New(name, key).Run(ctx, func(context.Context) error { return errors.New("callback ran") })
+	if !xsync.IsMissingLockErr(err) || !errors.Is(err, context.Canceled) {
+		e.t.Errorf("Run with a cancelled ctx = %v; want ErrMissingLock and context.Canceled", err)
+	}
+	if n := c.calls.Load(); n != 0 {
+		e.t.Errorf("Run with a cancelled ctx called the backend %d times", n)
+	}
+}
+
+func runCancelWhileWaiting(e *env) {
+	key := e.key("k")
+	item := e.lock(e.peer, key, 60)
+	held := newSignal()
+	name, _ := e.instrument(held.fire)
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	a := xsync.New(name, key)
+	const interval = time.Minute
+	if err := a.SetRetry(5, interval); err != nil {
+		e.t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() { res <- a.Run(ctx, func(context.Context) error { return errors.New("callback ran") }) }()
+	e.await(held, "the first attempt")
+	start := time.Now()
+	cancel()
+	var err error
+	select {
+	case err = <-res:
+	case <-e.ctx.Done():
+		e.t.Fatal("Run did not return after its ctx was cancelled")
+	}
+	if !xsync.IsMissingLockErr(err) || !errors.Is(err, context.Canceled) {
+		e.t.Errorf("Run cancelled while waiting = %v; want ErrMissingLock and context.Canceled", err)
+	}
+	if d := time.Since(start); d > interval/4 {
+		e.t.Errorf("Run took %v to return after cancellation; it must not sleep out its %v interval", d, interval)
+	}
+	e.unlock(e.peer, key, item, true)
+}
+
+func runRetryCount(e *env) {
+	key := e.key("k")
+	item := e.lock(e.peer, key, 60)
+	name, c := e.instrument(nil)
+	const retries, interval = 3, 100 * time.Millisecond
+	a := xsync.New(name, key)
+	if err := a.SetRetry(retries, interval); err != nil {
+		e.t.Fatal(err)
+	}
+	start := time.Now()
+	err := a.Run(e.ctx, func(context.Context) error { return errors.New("callback ran") })
+	elapsed := time.Since(start)
+	if !xsync.IsMissingLockErr(err) {
+		e.t.Errorf("Run on a key held throughout = %v; want ErrMissingLock", err)
+	}
+	calls := c.attempts()
+	if len(calls) != retries+1 {
+		e.t.Fatalf("Run made %d attempts; want 1+%d", len(calls), retries)
+	}
+	// Nobody released the key, so every wait lasted the full interval
+	// (timers do not fire early). The upper bound is generous: scheduling.
+	if elapsed < retries*interval {
+		e.t.Errorf("%d retries %v apart took only %v", retries, interval, elapsed)
+	}
+	for i := 1; i < len(calls); i++ {
+		if gap := calls[i].at.Sub(calls[i-1].at); gap > interval+time.Second {
+			e.t.Errorf("attempts %d and %d were %v apart; want at most about %v", i, i+1, gap, interval)
+		}
+	}
+
+	// No retry: exactly one attempt.
+	name0, c0 := e.instrument(nil)
+	if err := xsync.New(name0, key).Run(e.ctx, func(context.Context) error { return nil }); !xsync.IsMissingLockErr(err) {
+		e.t.Errorf("Run without retry on a held key = %v; want ErrMissingLock", err)
+	}
+	if n := len(c0.attempts()); n != 1 {
+		e.t.Errorf("Run without retry made %d attempts; want 1", n)
+	}
+	e.unlock(e.peer, key, item, true)
+}
+
+func runRetryHandoff(e *env) {
+	key := e.key("k")
+	item := e.lock(e.peer, key, 60)
+	held := newSignal()
+	name, _ := e.instrument(held.fire)
+	_, notifies := e.l.(backend.Watcher)
+	interval := 3 * time.Second
+	if notifies {
+		interval = time.Minute
+	}
+	a := xsync.New(name, key)
+	if err := a.SetRetry(2, interval); err != nil {
+		e.t.Fatal(err)
+	}
+	var got xsync.Item
+	res := make(chan error, 1)
+	go func() {
+		res <- a.Run(e.ctx, func(ctx context.Context) error {
+			got = xsync.ItemFromContext(ctx)
+			return nil
+		})
+	}()
+	e.await(held, "the waiter's first attempt")
+	released := time.Now()
+	e.unlock(e.peer, key, item, true)
+	var err error
+	select {
+	case err = <-res:
+	case <-e.ctx.Done():
+		e.t.Fatal("the waiting Run never obtained the released lock")
+	}
+	waited := time.Since(released)
+	if err != nil {
+		e.t.Fatalf("waiting Run = %v; want it to obtain the lock after its release", err)
+	}
+	e.checkNewer(item, got)
+	if notifies && waited > interval/4 {
+		e.t.Errorf("with release notification the waiter took %v after the release; its interval is %v", waited, interval)
+	}
+	e.t.Logf("handoff after release: %v (notification: %v)", waited, notifies)
+	e.mustBeFree(e.peer, key)
+}
+
+func needRefresher(e *env) {
+	if _, ok := e.l.(backend.Refresher); !ok {
+		// The core must refuse auto-extension before it locks anything.
+		key := e.key("k")
+		a := xsync.New(e.name, key)
+		if err := a.SetAutoExtend(true, 0); err != nil {
+			e.t.Fatal(err)
+		}
+		err := a.Run(e.ctx, func(context.Context) error { return errors.New("callback ran") })
+		if !errors.Is(err, errors.ErrUnsupported) {
+			e.t.Errorf("Run with auto-extension on a backend without Refresh = %v; want errors.ErrUnsupported", err)
+		}
+		e.mustBeFree(e.peer, key)
+		e.t.Skip("backend does not implement backend.Refresher")
+	}
+}
+
+func autoExtend(e *env) {
+	needRefresher(e)
+	key := e.key("k")
+	a := xsync.New(e.name, key)
+	if err := a.SetExp(e.ttl()); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := a.SetAutoExtend(true, 0); err != nil {
+		e.t.Fatal(err)
+	}
+	start := time.Now()
+	err := a.Run(e.ctx, func(ctx context.Context) error {
+		// Time must pass here: the lock has to outlive its own TTL.
+		e.sleepUntil(start.Add(e.ttl() + e.ttl()/2 + e.opts.ExpiryTolerance))
+		if ctx.Err() != nil {
+			return fmt.Errorf("callback context ended although renewal should keep the lock: %v", context.Cause(ctx))
+		}
+		if item, err := xsync.Lock(e.ctx, e.peer, key, e.exp); err != nil || item != 0 {
+			return fmt.Errorf("peer Lock after 1.5 TTLs = (%d, %v); want (0, nil): the lock was not extended", item, err)
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.mustBeFree(e.peer, key)
+}
+
+func autoExtendLoss(e *env) {
+	needRefresher(e)
+	key := e.key("k")
+	a := xsync.New(e.name, key)
+	if err := a.SetExp(e.ttl()); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := a.SetAutoExtend(true, 0); err != nil {
+		e.t.Fatal(err)
+	}
+	var cause error
+	err := a.Run(e.ctx, func(ctx context.Context) error {
+		// Lose the lock behind the renewal's back.
+		if ok, err := xsync.ItemFromContext(ctx).Unlock(e.ctx, e.peer, key); !ok || err != nil {
+			return fmt.Errorf("releasing under the callback = (%v, %v)", ok, err)
+		}
+		select {
+		case <-ctx.Done():
+			cause = context.Cause(ctx)
+		case <-e.ctx.Done():
+			return errors.New("callback context never ended after the lock was lost")
+		}
+		return nil
+	})
+	if !errors.Is(cause, xsync.ErrLockLost) {
+		e.t.Errorf("cause = %v; want ErrLockLost", cause)
+	}
+	if !errors.Is(err, xsync.ErrLockLost) {
+		e.t.Errorf("Run = %v; want ErrLockLost", err)
+	}
+}
+
+func autoExtendMaxHold(e *env) {
+	needRefresher(e)
+	key := e.key("k")
+	a := xsync.New(e.name, key)
+	if err := a.SetExp(e.ttl()); err != nil {
+		e.t.Fatal(err)
+	}
+	maxHold := e.ttl() + e.ttl()/2
+	if err := a.SetAutoExtend(true, maxHold); err != nil {
+		e.t.Fatal(err)
+	}
+	start := time.Now()
+	var cause error
+	var elapsed time.Duration
+	err := a.Run(e.ctx, func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			elapsed, cause = time.Since(start), context.Cause(ctx)
+		case <-e.ctx.Done():
+			return errors.New("callback context never ended")
+		}
+		return nil
+	})
+	if !errors.Is(cause, xsync.ErrLockLost) || !errors.Is(err, xsync.ErrLockLost) {
+		e.t.Errorf("cause = %v, Run = %v; want both ErrLockLost", cause, err)
+	}
+	// It outlived the TTL (renewed), and ended at the cap, not later.
+	if elapsed < e.ttl() || elapsed > maxHold+e.opts.ExpiryTolerance {
+		e.t.Errorf("callback context ended after %v; want about the %v cap", elapsed, maxHold)
+	}
+	e.mustBeFree(e.peer, key)
+}
+
+func noKeyLeak(e *env) {
+	if e.opts.Size == nil {
+		e.t.Skip("Options.Size not set")
+	}
+	base := e.opts.Size(e.t, e.l)
+	for i := range 10 {
+		e.mustBeFree(e.name, e.key(fmt.Sprint("released", i)))
+	}
+	start := time.Now()
+	for i := range 10 {
+		e.lock(e.peer, e.key(fmt.Sprint("expires", i)), e.exp)
+	}
+	if n := e.opts.Size(e.t, e.l); n <= base {
+		e.t.Errorf("Size = %d with 10 locks held; want more than the %d before", n, base)
+	}
+	e.sleepUntil(start.Add(e.ttl() + e.opts.SizeSettle))
+	if n := e.opts.Size(e.t, e.l); n != base {
+		e.t.Errorf("Size = %d after every lock was released or expired; want %d as before", n, base)
+	}
+}

@@ -1,0 +1,347 @@
+// Package conformance is the test suite every xsync backend must pass. A
+// backend's own tests call [Run] with a factory of fresh backends:
+//
+//	func TestConformance(t *testing.T) {
+//		conformance.Run(t, func(t *testing.T) backend.Locker {
+//			return mybackend.New(newClient(t))
+//		}, conformance.Options{})
+//	}
+//
+// The suite drives the backend through package xsync (Lock, Unlock, Run),
+// so it checks the rules of the whole stack as an application sees them:
+// mutual exclusion, one winner of N, contention as a value, expiry,
+// owner-only release, fencing tokens, the callback context, retries and
+// waiting, release on error and panic, cancellation, bad input, odd keys,
+// and that no goroutine or key is leaked.
+//
+// Each subtest says which rule it checks, runs with a timeout guard, and
+// fails if goroutines started during it are still running at its end.
+// Results are only trustworthy under the race detector (go test -race).
+//
+// Capabilities are found by type assertion: subtests for auto-extension
+// need [backend.Refresher], and the handoff-speed check needs
+// [backend.Watcher]; they are skipped on backends without them. Limits the
+// suite cannot discover go in [Options].
+//
+// Subtests that wait for a TTL to pass take about MinTTL each; the whole
+// suite takes 15 to 30 seconds on a backend with one-second TTLs.
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend"
+)
+
+// Options describes what the suite cannot find out about a backend by
+// itself. The zero value describes a strict backend with one-second TTLs.
+type Options struct {
+	// Peer returns another client of the same store as l: a separate
+	// connection to the same server(s), as a second process would have.
+	// Tests of mutual exclusion, tokens and release use both. If nil, l
+	// itself plays the peer.
+	Peer func(t *testing.T, l backend.Locker) backend.Locker
+
+	// MinTTL is the shortest lock lifetime the backend honours as asked;
+	// tests that wait for expiry use it. Zero means one second.
+	MinTTL time.Duration
+
+	// ExpiryTolerance is how long after its TTL a lock may still be held
+	// (clock precision, server expiry cycle). Zero means 250ms.
+	ExpiryTolerance time.Duration
+
+	// NotFencing declares that the backend's tokens are unique but not
+	// monotonic (for example Redlock). The suite then checks uniqueness
+	// instead of order.
+	NotFencing bool
+
+	// Size, if set, returns how many keys the backend keeps in its store
+	// for l, including any per-key bookkeeping such as fencing counters.
+	// The suite checks that it returns to its starting value once locks
+	// are released or have expired (plus the documented idle period).
+	Size func(t *testing.T, l backend.Locker) int
+
+	// SizeSettle is how long after the last lock expired Size may take to
+	// return to its starting value (for example the idle TTL of fencing
+	// counters). Zero means ExpiryTolerance.
+	SizeSettle time.Duration
+
+	// IgnoreGoroutines names the top functions of goroutines that the
+	// backend's clients start and keep beyond one subtest; the goroutine
+	// leak check ignores them.
+	IgnoreGoroutines []string
+
+	// Timeout guards each subtest. Zero means 60 seconds.
+	Timeout time.Duration
+}
+
+// Run runs the suite. newLocker must return a fresh backend on each call
+// (one per subtest), registering any clean-up with t.Cleanup. The suite
+// registers the backend with xsync under a name of its own for the length
+// of each subtest.
+func Run(t *testing.T, newLocker func(t *testing.T) backend.Locker, opts Options) {
+	t.Helper()
+	if opts.MinTTL == 0 {
+		opts.MinTTL = time.Second
+	}
+	if opts.ExpiryTolerance == 0 {
+		opts.ExpiryTolerance = 250 * time.Millisecond
+	}
+	if opts.SizeSettle == 0 {
+		opts.SizeSettle = opts.ExpiryTolerance
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 60 * time.Second
+	}
+	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := setUp(t, newLocker, opts, run)
+			t.Logf("rule: %s", c.rule)
+			c.fn(e)
+		})
+	}
+}
+
+type testCase struct {
+	name string
+	rule string
+	fn   func(e *env)
+}
+
+// env is one subtest's world: the backend registered under name, a peer
+// client of the same store registered under peer, and a guarded context.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	opts   Options
+	l      backend.Locker
+	name   string // xsync name of l
+	peer   string // xsync name of the peer client
+	prefix string // unique key prefix of this subtest
+	exp    int32  // opts.MinTTL in whole seconds, rounded up
+	wraps  int    // counting wrappers registered so far
+}
+
+func setUp(t *testing.T, newLocker func(*testing.T) backend.Locker, opts Options, run string) *env {
+	// Registered first, so it runs last: after the backend's own clean-up.
+	ignore := []goleak.Option{goleak.IgnoreCurrent()}
+	for _, f := range opts.IgnoreGoroutines {
+		ignore = append(ignore, goleak.IgnoreTopFunction(f))
+	}
+	t.Cleanup(func() {
+		if err := goleak.Find(ignore...); err != nil {
+			t.Errorf("goroutines leaked by this subtest (rule: no goroutine outlives Run or Unlock): %v", err)
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(t.Context(), opts.Timeout)
+	guard := time.AfterFunc(opts.Timeout, func() {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Errorf("subtest still running after its %v guard; goroutines:\n%s", opts.Timeout, buf)
+	})
+	t.Cleanup(func() { guard.Stop(); cancel() })
+
+	l := newLocker(t)
+	if l == nil {
+		t.Fatal("newLocker returned nil")
+	}
+	p := l
+	if opts.Peer != nil {
+		p = opts.Peer(t, l)
+	}
+	e := &env{
+		t: t, ctx: ctx, opts: opts, l: l,
+		name:   "conformance:" + t.Name(),
+		peer:   "conformance-peer:" + t.Name(),
+		prefix: "xsync-conformance:" + run + ":" + t.Name() + ":",
+		exp:    int32((opts.MinTTL + time.Second - 1) / time.Second),
+	}
+	t.Cleanup(xsync.Swap(e.name, l))
+	t.Cleanup(xsync.Swap(e.peer, p))
+	return e
+}
+
+func (e *env) key(s string) string { return e.prefix + s }
+
+func (e *env) ttl() time.Duration { return time.Duration(e.exp) * time.Second }
+
+// lock takes key through name and fails the test if it cannot.
+func (e *env) lock(name, key string, exp int32) xsync.Item {
+	e.t.Helper()
+	item, err := xsync.Lock(e.ctx, name, key, exp)
+	if err != nil {
+		e.t.Fatalf("Lock(%q): %v", key, err)
+	}
+	if !item.HasLock() {
+		e.t.Fatalf("Lock(%q) = %d: not obtained, but the key should be free", key, item)
+	}
+	return item
+}
+
+// mustBeHeld fails the test if name can lock key: someone should hold it.
+func (e *env) mustBeHeld(name, key string) {
+	e.t.Helper()
+	item, err := xsync.Lock(e.ctx, name, key, e.exp)
+	if err != nil {
+		e.t.Fatalf("Lock(%q) on a held key: %v; want (0, nil)", key, err)
+	}
+	if item != 0 {
+		e.t.Fatalf("Lock(%q) on a held key = %d; want 0: two holders at once", key, item)
+	}
+}
+
+// mustBeFree takes key through name and releases it again.
+func (e *env) mustBeFree(name, key string) xsync.Item {
+	e.t.Helper()
+	item := e.lock(name, key, e.exp)
+	e.unlock(name, key, item, true)
+	return item
+}
+
+func (e *env) unlock(name, key string, item xsync.Item, want bool) {
+	e.t.Helper()
+	ok, err := item.Unlock(e.ctx, name, key)
+	if err != nil {
+		e.t.Fatalf("Unlock(%q, item %d): %v", key, item, err)
+	}
+	if ok != want {
+		e.t.Fatalf("Unlock(%q, item %d) = %v; want %v", key, item, ok, want)
+	}
+}
+
+// checkNewer checks the fencing rule between an earlier and a later token.
+func (e *env) checkNewer(earlier, later xsync.Item) {
+	e.t.Helper()
+	if later == earlier {
+		e.t.Fatalf("token %d handed out twice", later)
+	}
+	if !e.opts.NotFencing && later < earlier {
+		e.t.Fatalf("token %d after token %d: fencing tokens must grow", later, earlier)
+	}
+}
+
+// sleepUntil waits until t; where this suite sleeps, time itself must pass
+// (a TTL), and no event could be awaited instead.
+func (e *env) sleepUntil(t time.Time) {
+	select {
+	case <-time.After(time.Until(t)):
+	case <-e.ctx.Done():
+		e.t.Fatalf("guard expired while waiting: %v", e.ctx.Err())
+	}
+}
+
+// counting wraps a backend and reports every Acquire and its outcome. It
+// keeps the optional interfaces of the backend it wraps, and only those.
+type counting struct {
+	backend.Locker
+	mu       sync.Mutex
+	acquires []acquireCall
+	calls    atomic.Int64
+	onHeld   func() // called (once per contended attempt) after Acquire found the key held
+}
+
+type acquireCall struct {
+	at    time.Time
+	token int64
+	err   error
+}
+
+func (c *counting) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	c.calls.Add(1)
+	tok, err := c.Locker.Acquire(ctx, key, ttl)
+	c.mu.Lock()
+	c.acquires = append(c.acquires, acquireCall{at: time.Now(), token: tok, err: err})
+	onHeld := c.onHeld
+	c.mu.Unlock()
+	if err == nil && tok <= 0 && onHeld != nil {
+		onHeld()
+	}
+	return tok, err
+}
+
+func (c *counting) Release(ctx context.Context, key string, token int64) (bool, error) {
+	c.calls.Add(1)
+	return c.Locker.Release(ctx, key, token)
+}
+
+func (c *counting) attempts() []acquireCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]acquireCall(nil), c.acquires...)
+}
+
+// instrument registers a counting wrapper of e.l under a new name.
+func (e *env) instrument(onHeld func()) (string, *counting) {
+	c := &counting{Locker: e.l, onHeld: onHeld}
+	var l backend.Locker = c
+	r, isR := e.l.(backend.Refresher)
+	w, isW := e.l.(backend.Watcher)
+	switch {
+	case isR && isW:
+		l = struct {
+			*counting
+			backend.Refresher
+			backend.Watcher
+		}{c, r, w}
+	case isR:
+		l = struct {
+			*counting
+			backend.Refresher
+		}{c, r}
+	case isW:
+		l = struct {
+			*counting
+			backend.Watcher
+		}{c, w}
+	}
+	e.wraps++
+	name := fmt.Sprintf("conformance-counting-%d:%s", e.wraps, e.t.Name())
+	e.t.Cleanup(xsync.Swap(name, l))
+	return name, c
+}
+
+// signal is a one-shot event usable from any goroutine.
+type signal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newSignal() *signal { return &signal{ch: make(chan struct{})} }
+func (s *signal) fire()  { s.once.Do(func() { close(s.ch) }) }
+
+func (e *env) await(s *signal, what string) {
+	e.t.Helper()
+	select {
+	case <-s.ch:
+	case <-e.ctx.Done():
+		e.t.Fatalf("guard expired waiting for %s", what)
+	}
+}
+
+// oddKeys are keys a backend must store and isolate faithfully.
+var oddKeys = []string{
+	"plain",
+	"with spaces and\ttab",
+	"unicode:锁:用户:42:ünïcødé:🔒",
+	"{braces}:hash{tag}",
+	"}{",
+	"colon:separated:key",
+	"slash/separated/key",
+	"nul\x00byte",
+	"percent%25and?query=1&x#frag",
+	"Plain", // differs from "plain" only in case
+	"plain ",
+	strings.Repeat("k", 1024),
+}

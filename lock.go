@@ -1,0 +1,73 @@
+package xsync
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Item is the result of [Lock]: zero if the lock was not obtained, and
+// otherwise the lock's token, which is > 0. On backends with fencing tokens
+// (memory, redis, etcd) every later acquisition of the same key gets a
+// larger Item, so int64(item) can guard writes to a protected resource.
+type Item int64
+
+// HasLock reports whether the lock was obtained (the Item is > 0). It says
+// nothing about whether the lock is still held now: it may have expired.
+func (item Item) HasLock() bool {
+	return item > 0
+}
+
+// Lock makes one attempt to lock key on the backend registered as name,
+// for exp seconds, and does not wait.
+//
+// It returns a held Item (HasLock true) if it obtained the lock, (0, nil) if
+// the key is held by someone else, and (0, err) if the backend failed (err
+// wraps the backend's error), ctx had already ended, or the input was bad:
+// an empty key, exp < 1 ([ErrInvalid]) or an unknown name
+// ([ErrUnknownBackend]). Bad input never reaches the backend.
+//
+// The caller must release the lock with [Item.Unlock], or let it expire.
+func Lock(ctx context.Context, name string, key string, exp int32) (Item, error) {
+	l, err := check(name, key)
+	if err != nil {
+		return 0, err
+	}
+	if exp < 1 {
+		return 0, fmt.Errorf("%w: exp %d: must be at least 1 (second)", ErrInvalid, exp)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("xsync: lock %q: %w", key, context.Cause(ctx))
+	}
+	token, err := l.Acquire(ctx, key, time.Duration(exp)*time.Second)
+	if err != nil {
+		return 0, fmt.Errorf("xsync: lock %q on backend %q: %w", key, name, err)
+	}
+	if token <= 0 {
+		return 0, nil
+	}
+	return Item(token), nil
+}
+
+// Unlock releases the lock on key, on the backend registered as name, if
+// and only if this Item still holds it; the check and the release are one
+// atomic step on the server.
+//
+// It returns (true, nil) if it released the lock; (false, nil) if the Item
+// no longer holds the key (it expired, was released already, or another
+// holder has it now) or is not a held Item; and (false, err) if the backend
+// failed or the input was bad (empty key, unknown name).
+func (item Item) Unlock(ctx context.Context, name string, key string) (isSuccess bool, err error) {
+	l, err := check(name, key)
+	if err != nil {
+		return false, err
+	}
+	if item <= 0 {
+		return false, nil
+	}
+	ok, err := l.Release(ctx, key, int64(item))
+	if err != nil {
+		return false, fmt.Errorf("xsync: unlock %q on backend %q: %w", key, name, err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,209 @@
+// Package xsync is a distributed lock with one small API over swappable
+// backends: in-process memory, one Redis, Redlock over several Redis nodes,
+// and etcd.
+//
+// An application builds a backend from its own client, registers it under a
+// name, and then locks keys by name:
+//
+//	xsync.Register("default", memory.New()) // or redis.New(client), ...
+//
+//	a := xsync.New("default", fmt.Sprintf("checkin:%d:%s", uid, day))
+//	err := a.Run(ctx, func(ctx context.Context) error {
+//		return awardPoints(ctx, uid) // runs only while the lock is held
+//	})
+//	if xsync.IsMissingLockErr(err) {
+//		// someone else holds the lock: a duplicate request
+//	}
+//
+// [Lock] and [Item.Unlock] are the lower-level pair: one attempt, no
+// waiting, and the caller releases.
+//
+// # What is guaranteed
+//
+// Every backend keeps these rules (the conformance suite checks them):
+//
+//   - Mutual exclusion while the lock's TTL runs: at most one Item holds a
+//     key at a time, as far as the backend can tell (see each backend's
+//     documentation for the faults under which it cannot).
+//   - A held Item is a token > 0. On backends that say so (memory, redis,
+//     etcd) it is a fencing token: every later acquisition of the same key
+//     gets a strictly larger token, so a resource that remembers the largest
+//     token it has seen can reject a stale holder's writes.
+//   - Owner-only release: [Item.Unlock] releases only a lock that this Item
+//     still holds, atomically on the server.
+//   - Every lock expires: a lock that is not released is free again after
+//     its TTL (exp, at least one second).
+//
+// # What is not guaranteed
+//
+// A lock is a lease. If the holder stalls (GC pause, paused VM, slow
+// network) longer than the TTL, the lock expires and someone else may take
+// it while the old holder still runs. [Async.Run] cancels the callback's
+// context when the TTL it measured runs out, but a callback that ignores its
+// context, or a clock that jumps, can still overlap with the next holder.
+// Where that matters, pass the Item to the protected resource as a fencing
+// token ([ItemFromContext]) and let the resource reject smaller tokens.
+//
+// # Backends
+//
+// A backend is any [Locker] (the interface in package backend). This module
+// provides:
+//
+//   - backend/memory: in-process, for unit tests and single-process apps.
+//
+// Backends are registered by name with [Register], as database/sql
+// registers drivers; [Swap] puts a backend behind a name for the length of
+// one test.
+//
+// # Errors
+//
+//   - [ErrMissingLock]: the lock was not obtained (held by someone else, or
+//     ctx ended while waiting). Check with [IsMissingLockErr].
+//   - [ErrLockLost]: the lock was lost while the callback of [Async.Run]
+//     ran (TTL ran out, renewal failed, the backend no longer held it), so
+//     mutual exclusion may not have held.
+//   - [ErrUnknownBackend]: no backend is registered under the name.
+//   - [ErrInvalid]: bad input (empty key, exp below one second, nil
+//     callback, ...). Bad input never reaches a backend.
+//   - Any other error is the backend failing (network, server); it wraps
+//     the backend's own error, so errors.Is and errors.As reach it.
+//
+// Check errors with errors.Is, never with ==: they are wrapped.
+//
+// # Testing
+//
+// Unit tests use the memory backend:
+//
+//	t.Cleanup(xsync.Swap("default", memory.New()))
+//
+// memory.WithClock lets a test expire locks without sleeping.
+//
+// # Concurrency
+//
+// Every function and method is safe for concurrent use, except the Set*
+// methods of an [Async] racing with its Run.
+package xsync
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/xsync-go/xsync/backend"
+)
+
+// Locker is a lock backend: what [Register] accepts. It is the interface of
+// package backend, repeated here so that applications need not import
+// that package.
+type Locker = backend.Locker
+
+var (
+	// ErrMissingLock means the lock was not obtained: another holder has
+	// it, or ctx ended before it could be obtained. Use [IsMissingLockErr]
+	// or errors.Is to check for it.
+	ErrMissingLock = errors.New("xsync: missing lock")
+
+	// ErrLockLost means a lock held by [Async.Run] was lost before the
+	// callback returned: its TTL ran out, a renewal failed, or the backend
+	// no longer held it when it was released. Mutual exclusion may not have
+	// held for the whole callback. It is the cause of the callback
+	// context's cancellation (see context.Cause) and is matched by the error
+	// Run returns.
+	ErrLockLost = errors.New("xsync: lock lost")
+
+	// ErrUnknownBackend means no backend is registered under the name
+	// given.
+	ErrUnknownBackend = errors.New("xsync: unknown backend")
+
+	// ErrInvalid means an argument was invalid. The call did not reach the
+	// backend.
+	ErrInvalid = errors.New("xsync: invalid argument")
+)
+
+// IsMissingLockErr reports whether err means that the lock was not
+// obtained. It is errors.Is(err, ErrMissingLock).
+func IsMissingLockErr(err error) bool {
+	return errors.Is(err, ErrMissingLock)
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = make(map[string]Locker)
+)
+
+// Register makes a backend instance available under name. Register
+// panics if l is nil or if name is already registered, so that a
+// misconfiguration fails at start-up. Call it from main (or the code that
+// builds the backend's client), not from init.
+func Register(name string, l Locker) {
+	if l == nil {
+		panic("xsync: Register backend is nil")
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic(fmt.Sprintf("xsync: Register called twice for backend %q", name))
+	}
+	registry[name] = l
+}
+
+// Swap puts l behind name, whether or not name is registered, and returns
+// a function that restores what was registered before (or unregisters name
+// if nothing was). It is meant for tests:
+//
+//	t.Cleanup(xsync.Swap("default", memory.New()))
+//
+// Swap panics if l is nil. Tests that swap the same name must not run in
+// parallel with each other.
+func Swap(name string, l Locker) (restore func()) {
+	if l == nil {
+		panic("xsync: Swap backend is nil")
+	}
+	registryMu.Lock()
+	prev, had := registry[name]
+	registry[name] = l
+	registryMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			registryMu.Lock()
+			defer registryMu.Unlock()
+			if had {
+				registry[name] = prev
+			} else {
+				delete(registry, name)
+			}
+		})
+	}
+}
+
+// Backends returns the sorted names of the registered backends.
+func Backends() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for name := range registry {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func lookup(name string) (Locker, error) {
+	registryMu.RLock()
+	l, ok := registry[name]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w %q (forgotten Register?)", ErrUnknownBackend, name)
+	}
+	return l, nil
+}
+
+// check validates what every call needs and finds the backend.
+func check(name, key string) (Locker, error) {
+	if key == "" {
+		return nil, fmt.Errorf("%w: empty key", ErrInvalid)
+	}
+	return lookup(name)
+}
