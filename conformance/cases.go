@@ -436,8 +436,8 @@ func runContextExpires(e *env) {
 	err := a.Run(e.ctx, func(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
-		case <-e.ctx.Done():
-			return errors.New("guard expired before the lock's context ended")
+		case <-time.After(2 * e.ttl()):
+			return errors.New("callback context still alive two TTLs after the lock was requested")
 		}
 		elapsed = time.Since(start)
 		cause = context.Cause(ctx)
@@ -563,7 +563,7 @@ func runRetryHandoff(e *env) {
 	held := newSignal()
 	name, _ := e.instrument(held.fire)
 	_, notifies := e.l.(backend.Watcher)
-	interval := 3 * time.Second
+	interval := time.Second
 	if notifies {
 		interval = time.Minute
 	}
@@ -661,11 +661,13 @@ func autoExtendLoss(e *env) {
 		if ok, err := xsync.ItemFromContext(ctx).Unlock(e.ctx, e.peer, key); !ok || err != nil {
 			return fmt.Errorf("releasing under the callback = (%v, %v)", ok, err)
 		}
+		// Renewal runs every TTL/3, so the loss must be noticed within one
+		// TTL.
 		select {
 		case <-ctx.Done():
 			cause = context.Cause(ctx)
-		case <-e.ctx.Done():
-			return errors.New("callback context never ended after the lock was lost")
+		case <-time.After(e.ttl() + e.opts.ExpiryTolerance):
+			return errors.New("callback context still alive one TTL after the lock was lost")
 		}
 		return nil
 	})
@@ -695,8 +697,8 @@ func autoExtendMaxHold(e *env) {
 		select {
 		case <-ctx.Done():
 			elapsed, cause = time.Since(start), context.Cause(ctx)
-		case <-e.ctx.Done():
-			return errors.New("callback context never ended")
+		case <-time.After(maxHold + e.ttl()):
+			return errors.New("callback context still alive one TTL after the max hold time")
 		}
 		return nil
 	})

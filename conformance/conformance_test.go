@@ -1,0 +1,153 @@
+package conformance_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/conformance"
+)
+
+// toy is a deliberately simple backend whose defects can be switched on,
+// to show that the suite catches each of them. With no defect it is a
+// correct backend and must pass the whole suite.
+type toy struct {
+	defect string
+
+	mu    sync.Mutex
+	seq   int64
+	locks map[string]toyLock
+	seqs  map[string]int64 // per-key counters, for the "repeats tokens" defect
+}
+
+type toyLock struct {
+	token   int64
+	expires time.Time
+}
+
+func newToy(defect string) *toy {
+	return &toy{defect: defect, locks: map[string]toyLock{}, seqs: map[string]int64{}}
+}
+
+func (b *toy) live(key string, now time.Time) (toyLock, bool) {
+	l, ok := b.locks[key]
+	if ok && b.defect != "never-expires" && !now.Before(l.expires) {
+		delete(b.locks, key)
+		delete(b.seqs, key)
+		return toyLock{}, false
+	}
+	return l, ok
+}
+
+func (b *toy) Acquire(_ context.Context, key string, ttl time.Duration) (int64, error) {
+	if b.defect == "leaks-goroutines" {
+		go func() { select {} }()
+	}
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, held := b.live(key, now); held && b.defect != "no-exclusion" {
+		return 0, nil
+	}
+	var tok int64
+	if b.defect == "repeats-tokens" {
+		b.seqs[key]++ // forgotten with the key: tokens restart
+		tok = b.seqs[key]
+	} else {
+		b.seq++
+		tok = b.seq
+	}
+	b.locks[key] = toyLock{token: tok, expires: now.Add(ttl)}
+	return tok, nil
+}
+
+func (b *toy) Release(_ context.Context, key string, token int64) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.live(key, time.Now())
+	if !ok || (l.token != token && b.defect != "releases-others") {
+		return false, nil
+	}
+	delete(b.locks, key)
+	delete(b.seqs, key)
+	return true, nil
+}
+
+func (b *toy) Refresh(_ context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.live(key, now)
+	if !ok || l.token != token {
+		return b.defect == "refresh-lies", nil
+	}
+	l.expires = now.Add(ttl)
+	b.locks[key] = l
+	return true, nil
+}
+
+func (b *toy) size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	for k := range b.locks {
+		b.live(k, now)
+	}
+	return len(b.locks)
+}
+
+const defectEnv = "XSYNC_CONFORMANCE_DEFECT"
+
+// TestToy runs the suite on the toy backend: the correct one normally, a
+// broken one when TestSuiteCatchesDefects runs this binary as a child.
+func TestToy(t *testing.T) {
+	defect := os.Getenv(defectEnv)
+	conformance.Run(t, func(t *testing.T) backend.Locker { return newToy(defect) }, conformance.Options{
+		Size: func(t *testing.T, l backend.Locker) int { return l.(*toy).size() },
+	})
+}
+
+// TestSuiteCatchesDefects tests the tester: each defect must fail the
+// subtests that check the rule it breaks.
+func TestSuiteCatchesDefects(t *testing.T) {
+	if os.Getenv(defectEnv) != "" {
+		t.Skip("running as a child")
+	}
+	for _, c := range []struct {
+		defect   string
+		mustFail []string
+	}{
+		{"releases-others", []string{"OwnerOnlyRelease", "StaleItemAfterTakeover"}},
+		{"repeats-tokens", []string{"LockUnlock", "TokensMonotonic", "Expiry"}},
+		{"never-expires", []string{"Expiry", "StaleItemAfterTakeover", "NoKeyLeak"}},
+		{"no-exclusion", []string{"LockUnlock", "OneOfN", "MutualExclusion", "ContentionIsQuick", "KeyIsolation"}},
+		{"refresh-lies", []string{"AutoExtendLoss"}},
+		{"leaks-goroutines", []string{"LockUnlock", "OneOfN"}},
+	} {
+		t.Run(c.defect, func(t *testing.T) {
+			t.Parallel()
+			pattern := "^TestToy$/^(" + strings.Join(c.mustFail, "|") + ")$"
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run="+pattern, "-test.v", "-test.count=1", "-test.timeout=3m")
+			cmd.Env = append(os.Environ(), defectEnv+"="+c.defect)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the suite passed a backend that %s:\n%s", c.defect, out)
+			}
+			for _, name := range c.mustFail {
+				re := regexp.MustCompile(`(?m)^\s*--- FAIL: TestToy/` + name + ` `)
+				if !re.Match(out) {
+					t.Errorf("subtest %s did not fail on a backend that %s", name, c.defect)
+				}
+			}
+			if t.Failed() {
+				t.Logf("child output:\n%s", out)
+			}
+		})
+	}
+}
