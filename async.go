@@ -91,6 +91,21 @@ func (a *Async) SetAutoExtend(on bool, maxHold time.Duration) error {
 
 type itemKey struct{}
 
+// itemCtx carries the held Item. It is context.WithValue without boxing
+// the Item on every Run; every other Value lookup (including the one
+// context.Cause makes) goes to the wrapped context.
+type itemCtx struct {
+	context.Context
+	item Item
+}
+
+func (c *itemCtx) Value(key any) any {
+	if _, ok := key.(itemKey); ok {
+		return c.item
+	}
+	return c.Context.Value(key)
+}
+
 // ItemFromContext returns the Item held by the [Async.Run] whose callback
 // received ctx (or a context derived from it), or 0 if there is none. Pass
 // it to the protected resource as a fencing token.
@@ -155,50 +170,26 @@ func (a Async) Run(ctx context.Context, cb func(ctx context.Context) error) erro
 // acquire makes up to 1+retries attempts. It returns the token and the time
 // just before the successful request was sent.
 func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error) {
+	// The first attempt, without set-up: the uncontended path.
+	token, start, err, done := a.attempt(ctx, l, 0)
+	if done {
+		return token, start, err
+	}
 	var (
 		ready   <-chan struct{}
-		stop    func()
 		watched bool
-		timer   *time.Timer
+		timer   = time.NewTimer(a.interval)
 	)
-	defer func() {
-		if stop != nil {
-			stop()
-		}
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for attempt := int32(0); ; attempt++ {
-		if ctx.Err() != nil {
-			return 0, time.Time{}, a.ctxEnded(ctx)
-		}
-		start := time.Now()
-		token, err := l.Acquire(ctx, a.key, a.exp)
-		switch {
-		case err == nil && token > 0:
-			return token, start, nil
-		case err != nil && ctx.Err() != nil:
-			return 0, time.Time{}, a.ctxEnded(ctx)
-		case attempt >= a.retries && err != nil:
-			return 0, time.Time{}, fmt.Errorf("xsync: lock %q on backend %q: %w", a.key, a.name, err)
-		case attempt >= a.retries:
-			return 0, time.Time{}, fmt.Errorf("%w: %q is held", ErrMissingLock, a.key)
-		}
-
-		// Wait for the key to become free, at most interval. A watch
-		// that fails to start is not an error: the interval bounds the
-		// wait anyway.
+	defer timer.Stop()
+	for attempt := int32(1); ; attempt++ {
+		// Watch the key from the first contended attempt on. A watch that
+		// fails to start is not an error: the interval bounds every wait.
 		if w, ok := l.(backend.Watcher); ok && !watched && err == nil {
 			watched = true
-			if ch, s, werr := w.Watch(ctx, a.key); werr == nil {
-				ready, stop = ch, s
+			if ch, stop, werr := w.Watch(ctx, a.key); werr == nil {
+				ready = ch
+				defer stop()
 			}
-		}
-		if timer == nil {
-			timer = time.NewTimer(a.interval)
-		} else {
-			timer.Reset(a.interval)
 		}
 		select {
 		case <-ready:
@@ -206,7 +197,33 @@ func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error)
 		case <-ctx.Done():
 			return 0, time.Time{}, a.ctxEnded(ctx)
 		}
+		if token, start, err, done = a.attempt(ctx, l, attempt); done {
+			return token, start, err
+		}
+		timer.Reset(a.interval)
 	}
+}
+
+// attempt makes attempt number n (from 0). done reports that acquire must
+// return token, start and err; otherwise err is the attempt's backend
+// error, if any, and another attempt follows.
+func (a *Async) attempt(ctx context.Context, l Locker, n int32) (token int64, start time.Time, err error, done bool) {
+	if ctx.Err() != nil {
+		return 0, time.Time{}, a.ctxEnded(ctx), true
+	}
+	start = time.Now()
+	token, err = l.Acquire(ctx, a.key, a.exp)
+	switch {
+	case err == nil && token > 0:
+		return token, start, nil, true
+	case err != nil && ctx.Err() != nil:
+		return 0, time.Time{}, a.ctxEnded(ctx), true
+	case n >= a.retries && err != nil:
+		return 0, time.Time{}, fmt.Errorf("xsync: lock %q on backend %q: %w", a.key, a.name, err), true
+	case n >= a.retries:
+		return 0, time.Time{}, fmt.Errorf("%w: %q is held", ErrMissingLock, a.key), true
+	}
+	return 0, time.Time{}, err, false
 }
 
 func (a *Async) ctxEnded(ctx context.Context) error {
@@ -244,24 +261,21 @@ var (
 // hold runs cb while the lock is held and releases it afterwards.
 func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token int64, start time.Time, cb func(context.Context) error) (err error) {
 	var (
-		cbCtx  context.Context
-		cancel func()
-		wait   func()
+		cbCtx       context.Context
+		cancel      context.CancelFunc      // without auto-extension
+		cancelCause context.CancelCauseFunc // with it
+		renewed     chan struct{}           // closed when the renewal goroutine ends
 	)
 	if r == nil {
-		var c context.CancelFunc
-		cbCtx, c = context.WithDeadlineCause(ctx, start.Add(a.exp), errExpired)
-		cancel = func() { c() }
+		cbCtx, cancel = context.WithDeadlineCause(ctx, start.Add(a.exp), errExpired)
 	} else {
-		var c context.CancelCauseFunc
-		cbCtx, c = context.WithCancelCause(ctx)
-		cancel = func() { c(nil) }
-		done := make(chan struct{})
+		cbCtx, cancelCause = context.WithCancelCause(ctx)
+		renewed = make(chan struct{})
+		cp := *a // only this branch moves a copy of a to the heap
 		go func() {
-			defer close(done)
-			a.renew(cbCtx, c, r, token, start)
+			defer close(renewed)
+			cp.renew(cbCtx, cancelCause, r, token, start)
 		}()
-		wait = func() { <-done }
 	}
 
 	defer func() {
@@ -272,13 +286,15 @@ func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token i
 		if cause := context.Cause(cbCtx); cause != nil && errors.Is(cause, ErrLockLost) {
 			lost = cause
 		}
-		cancel()
-		if wait != nil {
-			wait()
+		if cancel != nil {
+			cancel()
+		} else {
+			cancelCause(nil)
+			<-renewed
 		}
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), min(a.exp, maxReleaseTimeout))
+		rctx := newDetached(ctx, min(a.exp, maxReleaseTimeout))
 		released, rerr := l.Release(rctx, a.key, token)
-		rcancel()
+		rctx.stop()
 		if lost == nil && rerr == nil && !released {
 			lost = errNotFreed
 		}
@@ -290,7 +306,7 @@ func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token i
 			}
 		}
 	}()
-	return cb(context.WithValue(cbCtx, itemKey{}, Item(token)))
+	return cb(&itemCtx{Context: cbCtx, item: Item(token)})
 }
 
 // renew keeps the lock alive while cbCtx lives: a refresh every exp/3,

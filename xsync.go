@@ -207,3 +207,10 @@ func check(name, key string) (Locker, error) {
 	}
 	return lookup(name)
 }
+
+// unregister removes name from the registry; tests use it (export_test.go).
+func unregister(name string) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	delete(registry, name)
+}

@@ -1,0 +1,4 @@
+package xsync
+
+// Unregister lets the external tests undo Register.
+var Unregister = unregister
