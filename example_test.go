@@ -43,7 +43,7 @@ func ExampleAsync_Run() {
 	ctx := context.Background()
 
 	a := xsync.New("default", "order:1001:pay")
-	_ = a.SetExp(5 * time.Second)            // size the TTL to the work
+	_ = a.SetExp(5 * time.Second)           // size the TTL to the work
 	_ = a.SetRetry(3, 200*time.Millisecond) // wait a little for a busy lock
 	err := a.Run(ctx, func(ctx context.Context) error {
 		item := xsync.ItemFromContext(ctx) // the fencing token
