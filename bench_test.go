@@ -44,6 +44,38 @@ func BenchmarkRun(b *testing.B) {
 	}
 }
 
+// BenchmarkRunOverhead alternates one Run with one Lock+Unlock, op by op,
+// timing each, so both see the same machine state; it reports Run's cost
+// over Lock+Unlock. (The two clock reads per op cost the same on both
+// sides and cancel out.)
+func BenchmarkRunOverhead(b *testing.B) {
+	b.Cleanup(xsync.Swap("bench", memory.New()))
+	ctx := context.Background()
+	a := xsync.New("bench", "k")
+	cb := func(context.Context) error { return nil }
+	var run, pair time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if err := a.Run(ctx, cb); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		item, err := xsync.Lock(ctx, "bench", "k", 10)
+		if err != nil || !item.HasLock() {
+			b.Fatal(item, err)
+		}
+		if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+		t2 := time.Now()
+		run += t1.Sub(t0)
+		pair += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(run.Nanoseconds())/float64(b.N), "run-ns")
+	b.ReportMetric(float64(pair.Nanoseconds())/float64(b.N), "lock+unlock-ns")
+	b.ReportMetric(float64((run-pair).Nanoseconds())/float64(b.N), "overhead-ns")
+}
+
 // BenchmarkRunAutoExtend is BenchmarkRun with auto-extension on: one
 // renewal goroutine and its timers per Run.
 func BenchmarkRunAutoExtend(b *testing.B) {
