@@ -183,10 +183,14 @@ func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error)
 	defer timer.Stop()
 	for attempt := int32(1); ; attempt++ {
 		// Watch the key from the first contended attempt on. A watch that
-		// fails to start is not an error: the interval bounds every wait.
+		// fails to start is not an error: the interval bounds every wait,
+		// the watch's set-up included.
 		if w, ok := l.(backend.Watcher); ok && !watched && err == nil {
 			watched = true
-			if ch, stop, werr := w.Watch(ctx, a.key); werr == nil {
+			wctx, cancel := context.WithTimeout(ctx, a.interval)
+			ch, stop, werr := w.Watch(wctx, a.key)
+			cancel()
+			if werr == nil {
 				ready = ch
 				defer stop()
 			}

@@ -94,7 +94,8 @@ type Watcher interface {
 	// where it can (a lost pub/sub message), it must document it, and the
 	// core bounds every wait by the caller's retry interval anyway.
 	//
-	// ctx bounds the set-up only; the watch lasts until stop is called.
+	// ctx bounds the set-up only (the core gives it the retry interval as
+	// a deadline); the watch lasts until stop is called.
 	// stop must be called exactly once, releases every resource the watch
 	// holds, and must not block on the network for long.
 	Watch(ctx context.Context, key string) (ready <-chan struct{}, stop func(), err error)

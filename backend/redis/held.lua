@@ -1,0 +1,17 @@
+-- held.lua: how long the lock stays held, for a waiter that just started
+-- listening for its release.
+--
+-- KEYS[1]  the lock's hash (see acquire.lua)
+--
+-- Returns the remaining time in milliseconds, rounded up; 0 if free.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp')
+if not h[1] then
+  return 0
+end
+local left = tonumber(h[2]) - now
+if left <= 0 then
+  return 0
+end
+return math.ceil(left / 1000)

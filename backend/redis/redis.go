@@ -1,0 +1,321 @@
+// Package redis is an xsync lock backend on one Redis deployment: a single
+// server, a Sentinel-managed primary, or a Redis Cluster, through any
+// go-redis v9 client.
+//
+//	client := goredis.NewClient(&goredis.Options{Addr: "localhost:6379"})
+//	xsync.Register("default", redis.New(client))
+//
+// # What is guaranteed
+//
+// While the Redis primary that holds a key stays up and keeps its data:
+//
+//   - Mutual exclusion: acquire, release and refresh are Lua scripts, each
+//     one atomic step on the server, one round trip each.
+//   - Owner-only release and refresh: the script compares the token.
+//   - Expiry with millisecond precision, measured on the server's clock
+//     (TIME): a lock not released is free once its TTL has passed there.
+//   - Fencing tokens: a new token is max(last token + 1, server time in
+//     microseconds). Tokens grow strictly for a key while its counter
+//     lives (the TTL plus [WithFenceIdle], one minute by default), and keep
+//     growing after the counter expired or the server restarted without
+//     persistence, as long as the server's clock has not gone back by more
+//     than the time since the last token was issued.
+//   - Bounded state: one hash per key ({prefix}{key}), and it expires with
+//     its lock plus the fence idle time. Nothing else is written.
+//   - Release notification: release publishes on a channel named like the
+//     key; a waiter listens while it waits and also wakes when the
+//     holder's TTL runs out, so a handoff costs about one round trip.
+//
+// # What is not guaranteed
+//
+//   - One Redis is not highly available. If the server is down, every call
+//     fails (with the client's error, not [xsync.ErrMissingLock]) until it
+//     is back.
+//   - A restart without persistence forgets held locks: a second holder can
+//     get a key whose first holder still runs (its Refresh and Unlock then
+//     return false, and auto-extension cancels its callback's context).
+//     Tokens still grow (see above), so a fenced resource rejects the old
+//     holder.
+//   - A failover to a replica (Sentinel, Cluster) can lose the last writes,
+//     replication being asynchronous; the same double-holder window follows.
+//     For locks that must survive the loss of a node, use Redlock
+//     (backend/redlock) or etcd (backend/etcd).
+//   - A release notification lost while the subscription reconnects delays
+//     a waiter until its retry interval, never longer.
+//
+// Needs Redis 5 or later (scripts that call TIME and then write).
+package redis
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/xsync-go/xsync/backend"
+)
+
+var (
+	_ backend.Locker    = (*Locker)(nil)
+	_ backend.Refresher = (*Locker)(nil)
+	_ backend.Watcher   = (*Locker)(nil)
+)
+
+var (
+	//go:embed acquire.lua
+	acquireLua    string
+	acquireScript = goredis.NewScript(acquireLua)
+	//go:embed release.lua
+	releaseLua    string
+	releaseScript = goredis.NewScript(releaseLua)
+	//go:embed refresh.lua
+	refreshLua    string
+	refreshScript = goredis.NewScript(refreshLua)
+	//go:embed held.lua
+	heldLua    string
+	heldScript = goredis.NewScript(heldLua)
+)
+
+// Client is what the backend needs of a go-redis v9 client: scripts and
+// pub/sub. *goredis.Client (including one from NewFailoverClient),
+// *goredis.ClusterClient, *goredis.Ring and goredis.UniversalClient all
+// satisfy it.
+type Client interface {
+	goredis.Scripter
+	Subscribe(ctx context.Context, channels ...string) *goredis.PubSub
+}
+
+// Defaults of the options.
+const (
+	DefaultPrefix    = "xsync:"
+	DefaultFenceIdle = time.Minute
+)
+
+// Option configures a Locker.
+type Option func(*Locker)
+
+// WithPrefix puts every key under prefix (default "xsync:"). Lockers that
+// share a Redis and a prefix share their locks.
+func WithPrefix(prefix string) Option {
+	return func(l *Locker) { l.prefix = prefix }
+}
+
+// WithFenceIdle sets how long a key's fencing counter outlives its lock
+// (default one minute; negative values count as 0). Within that time,
+// tokens for the key grow even if the server clock steps back; after it,
+// the key is gone from Redis and tokens rely on the server clock alone.
+func WithFenceIdle(d time.Duration) Option {
+	return func(l *Locker) { l.idle = max(d, 0) }
+}
+
+// Locker is the Redis backend. It never closes its client. It is safe for
+// concurrent use.
+type Locker struct {
+	client Client
+	prefix string
+	idle   time.Duration
+	hub    hub
+}
+
+// New returns a backend that keeps its locks in the Redis behind client.
+func New(client Client, opts ...Option) *Locker {
+	l := &Locker{client: client, prefix: DefaultPrefix, idle: DefaultFenceIdle}
+	for _, o := range opts {
+		o(l)
+	}
+	l.hub = hub{client: client, subs: make(map[string]*sub)}
+	return l
+}
+
+// ms rounds d up to whole milliseconds, Redis's precision.
+func ms(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// Acquire implements [backend.Locker] in one round trip.
+func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	tok, err := acquireScript.Run(ctx, l.client, []string{l.prefix + key}, ms(ttl), ms(l.idle)).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("redis: acquire: %w", err)
+	}
+	return tok, nil
+}
+
+// Release implements [backend.Locker] in one round trip.
+func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, error) {
+	k := l.prefix + key
+	n, err := releaseScript.Run(ctx, l.client, []string{k}, strconv.FormatInt(token, 10), ms(l.idle), k).Int64()
+	if err != nil {
+		return false, fmt.Errorf("redis: release: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Refresh implements [backend.Refresher] in one round trip.
+func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+	n, err := refreshScript.Run(ctx, l.client, []string{l.prefix + key}, strconv.FormatInt(token, 10), ms(ttl), ms(l.idle)).Int64()
+	if err != nil {
+		return false, fmt.Errorf("redis: refresh: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Watch implements [backend.Watcher]. Waiters on one key share one pub/sub
+// connection, opened by the first and closed by the last; Watch returns
+// after the server confirmed the subscription and said how long the key
+// stays held, so no release after Watch returns is missed (short of a
+// reconnect).
+func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
+	k := l.prefix + key
+	s, err := l.hub.join(ctx, k)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis: watch: %w", err)
+	}
+	w := &watcher{ch: make(chan struct{}, 1)}
+	s.add(w)
+	left, err := heldScript.Run(ctx, l.client, []string{k}).Int64()
+	if err != nil {
+		s.remove(w)
+		l.hub.leave(k, s)
+		return nil, nil, fmt.Errorf("redis: watch: %w", err)
+	}
+	if left == 0 {
+		w.notify()
+	} else {
+		// Wake at the holder's expiry too: Redis publishes no event then.
+		w.timer = time.AfterFunc(time.Duration(left)*time.Millisecond, w.notify)
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			if w.timer != nil {
+				w.timer.Stop()
+			}
+			s.remove(w)
+			l.hub.leave(k, s)
+		})
+	}
+	return w.ch, stop, nil
+}
+
+type watcher struct {
+	ch    chan struct{}
+	timer *time.Timer
+}
+
+func (w *watcher) notify() {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
+
+// hub shares one pub/sub connection per watched key among its waiters.
+type hub struct {
+	client Client
+	mu     sync.Mutex
+	subs   map[string]*sub
+}
+
+type sub struct {
+	refs  int           // under hub.mu
+	ready chan struct{} // closed once open has finished
+	err   error         // open's result, set before ready is closed
+	ps    *goredis.PubSub
+	done  chan struct{} // closed when the dispatcher has stopped
+
+	mu       sync.Mutex
+	watchers map[*watcher]struct{}
+}
+
+var errUnexpected = errors.New("unexpected reply to SUBSCRIBE")
+
+func (h *hub) join(ctx context.Context, channel string) (*sub, error) {
+	h.mu.Lock()
+	s, ok := h.subs[channel]
+	if !ok {
+		s = &sub{ready: make(chan struct{}), watchers: make(map[*watcher]struct{})}
+		h.subs[channel] = s
+	}
+	s.refs++
+	h.mu.Unlock()
+
+	if !ok {
+		s.err = s.open(ctx, h.client, channel)
+		close(s.ready)
+	}
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		h.leave(channel, s)
+		return nil, ctx.Err()
+	}
+	if s.err != nil {
+		h.leave(channel, s)
+		return nil, s.err
+	}
+	return s, nil
+}
+
+func (h *hub) leave(channel string, s *sub) {
+	h.mu.Lock()
+	s.refs--
+	last := s.refs == 0
+	if last && h.subs[channel] == s {
+		delete(h.subs, channel)
+	}
+	h.mu.Unlock()
+	if last && s.ps != nil {
+		s.ps.Close()
+		<-s.done
+	}
+}
+
+// open subscribes and waits for the server's confirmation: only then is a
+// release published afterwards sure to arrive.
+func (s *sub) open(ctx context.Context, c Client, channel string) error {
+	ps := c.Subscribe(ctx, channel)
+	msg, err := ps.Receive(ctx)
+	if err == nil {
+		if _, ok := msg.(*goredis.Subscription); !ok {
+			err = fmt.Errorf("%w: %T", errUnexpected, msg)
+		}
+	}
+	if err != nil {
+		ps.Close()
+		return err
+	}
+	s.ps = ps
+	s.done = make(chan struct{})
+	// Messages and subscription confirmations both wake the waiters: after
+	// a reconnect (go-redis resubscribes) a release may have been missed.
+	msgs := ps.ChannelWithSubscriptions()
+	go func() {
+		defer close(s.done)
+		for range msgs {
+			s.mu.Lock()
+			for w := range s.watchers {
+				w.notify()
+			}
+			s.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+func (s *sub) add(w *watcher) {
+	s.mu.Lock()
+	s.watchers[w] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *sub) remove(w *watcher) {
+	s.mu.Lock()
+	delete(s.watchers, w)
+	s.mu.Unlock()
+}

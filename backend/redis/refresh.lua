@@ -1,0 +1,18 @@
+-- refresh.lua: give the lock a new TTL if ARGV[1] still holds it.
+--
+-- KEYS[1]  the lock's hash (see acquire.lua)
+-- ARGV[1]  the holder's token
+-- ARGV[2]  the new TTL in milliseconds
+-- ARGV[3]  how long the fencing counter outlives the lock, in milliseconds
+--
+-- Returns 1 if it extended the lock, 0 if the token does not hold it.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp')
+if h[1] ~= ARGV[1] or tonumber(h[2]) <= now then
+  return 0
+end
+local ttl = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'exp', string.format('%.0f', now + ttl * 1000))
+redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[3]))
+return 1

@@ -1,0 +1,258 @@
+// Package itest starts the real servers that the backends' integration
+// tests run against (Redis, etcd), with testcontainers, and injects faults
+// into them: stop and start, pause and unpause, kill.
+//
+// Image names come from XSYNC_REDIS_IMAGE and XSYNC_ETCD_IMAGE, whose
+// defaults are the official images. On a machine without a registry,
+// build-images.sh beside this file builds equivalent local images and
+// prints the variables to set.
+//
+// Without a Docker engine the tests skip with a message; with CI set in the
+// environment they fail instead, so that CI never passes by skipping.
+package itest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+// Image variables and their defaults (the official images).
+const (
+	RedisImageEnv     = "XSYNC_REDIS_IMAGE"
+	DefaultRedisImage = "redis:7.0.15"
+	EtcdImageEnv      = "XSYNC_ETCD_IMAGE"
+	DefaultEtcdImage  = "gcr.io/etcd-development/etcd:v3.6.16"
+)
+
+// Main is for a test package's TestMain. It sets testcontainers' defaults
+// before anything reads them: no reaper (its image cannot be pulled where
+// there is no registry; every container is removed by its test's clean-up
+// instead), and containers reached on 127.0.0.1 when Docker runs locally.
+// Variables already set win.
+func Main(m *testing.M) {
+	setDefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+	if h := os.Getenv("DOCKER_HOST"); h == "" || strings.HasPrefix(h, "unix://") {
+		setDefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	}
+	os.Exit(m.Run())
+}
+
+func setDefault(k, v string) {
+	if _, ok := os.LookupEnv(k); !ok {
+		os.Setenv(k, v)
+	}
+}
+
+func image(env, def string) string {
+	if v := os.Getenv(env); v != "" {
+		return v
+	}
+	return def
+}
+
+// unavailable skips the test, or fails it when CI is set.
+func unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s (CI is set: integration tests must not skip)", msg)
+	}
+	t.Skipf("%s; skipping (set CI=true to make this a failure)", msg)
+}
+
+var (
+	dockerOnce sync.Once
+	dockerCli  *testcontainers.DockerClient
+	dockerErr  error
+)
+
+func docker(t testing.TB) *testcontainers.DockerClient {
+	t.Helper()
+	dockerOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		dockerCli, dockerErr = testcontainers.NewDockerClientWithOpts(ctx)
+	})
+	if dockerErr != nil {
+		unavailable(t, "no Docker engine answers: %v", dockerErr)
+	}
+	return dockerCli
+}
+
+// needImage fails early, with the fix in the message, when an image is
+// missing and cannot be pulled: a pull attempt where there is no registry
+// only produces a confusing daemon error.
+func needImage(t testing.TB, img, env string) {
+	t.Helper()
+	if _, err := docker(t).ImageInspect(t.Context(), img); err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" || os.Getenv(env) != "" {
+		t.Fatalf("image %s is not present; build it with internal/itest/build-images.sh "+
+			"and export the variables it prints (%s)", img, env)
+	}
+	t.Logf("image %s is not present locally; testcontainers will try to pull it "+
+		"(without a registry, run internal/itest/build-images.sh and set %s)", img, env)
+}
+
+// Server is one container of a test, removed when the test ends.
+type Server struct {
+	t    testing.TB
+	ctr  *testcontainers.DockerContainer
+	port string // the container port clients use, e.g. "6379/tcp"
+}
+
+// start runs img with cmd, publishing port on 127.0.0.1 only (IPv4 and
+// IPv6 bindings may otherwise get different host ports), and waits with
+// ready, which must ask the server itself: behind docker-proxy a port
+// accepts connections before anything listens. It may be called from any
+// goroutine once checkImage has run.
+func start(t testing.TB, img, port string, cmd []string, ready wait.Strategy) (*Server, error) {
+	ctr, err := testcontainers.Run(t.Context(), img,
+		testcontainers.WithCmd(cmd...),
+		testcontainers.WithExposedPorts(port),
+		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			p := network.MustParsePort(port)
+			hc.PortBindings = network.PortMap{p: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}
+		}),
+		testcontainers.WithWaitStrategyAndDeadline(60*time.Second, ready),
+	)
+	testcontainers.CleanupContainer(t, ctr, testcontainers.StopTimeout(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", img, err)
+	}
+	return &Server{t: t, ctr: ctr, port: port}, nil
+}
+
+// Endpoint returns the server's current host:port. It changes after Stop
+// and Start or Kill and Start: read it again after a fault.
+func (s *Server) Endpoint() string {
+	s.t.Helper()
+	ep, err := s.ctr.PortEndpoint(context.Background(), s.port, "")
+	if err != nil {
+		s.t.Fatalf("endpoint: %v", err)
+	}
+	return ep
+}
+
+// ID returns the container's ID.
+func (s *Server) ID() string { return s.ctr.GetContainerID() }
+
+// Stop stops the container (SIGTERM, then SIGKILL after a second).
+func (s *Server) Stop() {
+	s.t.Helper()
+	d := time.Second
+	if err := s.ctr.Stop(context.Background(), &d); err != nil {
+		s.t.Fatalf("stop: %v", err)
+	}
+}
+
+// Kill sends SIGKILL: the server dies at once, as in a crash.
+func (s *Server) Kill() {
+	s.t.Helper()
+	ctx := context.Background()
+	if _, err := docker(s.t).ContainerKill(ctx, s.ID(), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		s.t.Fatalf("kill: %v", err)
+	}
+	// Wait until Docker has seen it exit, so that Start starts it again.
+	res := docker(s.t).ContainerWait(ctx, s.ID(), client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	select {
+	case <-res.Result:
+	case err := <-res.Error:
+		s.t.Fatalf("wait for exit: %v", err)
+	}
+}
+
+// Start starts a stopped or killed container again and waits until it is
+// ready. Its data is gone unless the server persisted it.
+func (s *Server) Start() {
+	s.t.Helper()
+	if err := s.ctr.Start(context.Background()); err != nil {
+		s.t.Fatalf("start: %v", err)
+	}
+}
+
+// Pause freezes the container: connections stay open but nothing answers.
+// The pause is lifted when the test ends, if the test has not done so.
+func (s *Server) Pause() {
+	s.t.Helper()
+	if _, err := docker(s.t).ContainerPause(context.Background(), s.ID(), client.ContainerPauseOptions{}); err != nil {
+		s.t.Fatalf("pause: %v", err)
+	}
+}
+
+// Unpause lets a paused container run again.
+func (s *Server) Unpause() {
+	s.t.Helper()
+	if _, err := docker(s.t).ContainerUnpause(context.Background(), s.ID(), client.ContainerUnpauseOptions{}); err != nil {
+		s.t.Fatalf("unpause: %v", err)
+	}
+}
+
+// redisCmd is the command line for the official image and ours alike: no
+// persistence, reachable through docker-proxy.
+var redisCmd = []string{"redis-server", "--protected-mode", "no", "--save", "", "--appendonly", "no"}
+
+func redisReady() wait.Strategy {
+	return wait.ForExec([]string{"redis-cli", "ping"}).
+		WithResponseMatcher(func(r io.Reader) bool {
+			b, _ := io.ReadAll(r)
+			return strings.Contains(string(b), "PONG")
+		})
+}
+
+// StartRedis starts a Redis server for the test.
+func StartRedis(t testing.TB) *Server {
+	t.Helper()
+	return StartRedisN(t, 1)[0]
+}
+
+// StartRedisN starts n Redis servers concurrently.
+func StartRedisN(t testing.TB, n int) []*Server {
+	t.Helper()
+	img := image(RedisImageEnv, DefaultRedisImage)
+	docker(t)
+	needImage(t, img, RedisImageEnv)
+	servers := make([]*Server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range servers {
+		wg.Go(func() { servers[i], errs[i] = start(t, img, "6379/tcp", redisCmd, redisReady()) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return servers
+}
+
+// RedisClient returns a client of the server's current endpoint, closed
+// when the test ends. Timeouts are short so that a dead server fails calls
+// quickly.
+func RedisClient(t testing.TB, s *Server) *goredis.Client {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{
+		Addr:         s.Endpoint(),
+		DialTimeout:  time.Second,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+		MaxRetries:   -1, // the lock library owns retries
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
