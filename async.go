@@ -355,7 +355,11 @@ func (a *Async) renew(cbCtx context.Context, cancel context.CancelCauseFunc, r b
 			if cbCtx.Err() != nil {
 				return
 			}
-			lastErr = err
+			// Keep the first failure's cause: a later renewal that ran into
+			// the lock's own deadline says less.
+			if lastErr == nil || !errors.Is(err, context.DeadlineExceeded) {
+				lastErr = err
+			}
 		case !ok:
 			cancel(errNotHeld)
 			return

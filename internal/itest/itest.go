@@ -16,8 +16,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -112,9 +114,11 @@ func needImage(t testing.TB, img, env string) {
 
 // Server is one container of a test, removed when the test ends.
 type Server struct {
-	t    testing.TB
-	ctr  *testcontainers.DockerContainer
-	port string // the container port clients use, e.g. "6379/tcp"
+	t      testing.TB
+	ctr    *testcontainers.DockerContainer
+	port   string // the container port clients use, e.g. "6379/tcp"
+	mu     sync.Mutex
+	paused bool
 }
 
 // start runs img with cmd, publishing port on 127.0.0.1 only (IPv4 and
@@ -122,13 +126,21 @@ type Server struct {
 // ready, which must ask the server itself: behind docker-proxy a port
 // accepts connections before anything listens. It may be called from any
 // goroutine once checkImage has run.
+//
+// The host port is fixed for the container's life (picked free just
+// before), so that the server keeps its address across Stop/Start and
+// Kill/Start, as a real server does, and clients reconnect by themselves.
 func start(t testing.TB, img, port string, cmd []string, ready wait.Strategy) (*Server, error) {
+	hostPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	ctr, err := testcontainers.Run(t.Context(), img,
 		testcontainers.WithCmd(cmd...),
 		testcontainers.WithExposedPorts(port),
 		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 			p := network.MustParsePort(port)
-			hc.PortBindings = network.PortMap{p: {{HostIP: netip.MustParseAddr("127.0.0.1")}}}
+			hc.PortBindings = network.PortMap{p: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: hostPort}}}
 		}),
 		testcontainers.WithWaitStrategyAndDeadline(60*time.Second, ready),
 	)
@@ -139,8 +151,18 @@ func start(t testing.TB, img, port string, cmd []string, ready wait.Strategy) (*
 	return &Server{t: t, ctr: ctr, port: port}, nil
 }
 
-// Endpoint returns the server's current host:port. It changes after Stop
-// and Start or Kill and Start: read it again after a fault.
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
+}
+
+// Endpoint returns the server's host:port. It stays the same across
+// faults.
 func (s *Server) Endpoint() string {
 	s.t.Helper()
 	ep, err := s.ctr.PortEndpoint(context.Background(), s.port, "")
@@ -188,20 +210,33 @@ func (s *Server) Start() {
 }
 
 // Pause freezes the container: connections stay open but nothing answers.
-// The pause is lifted when the test ends, if the test has not done so.
+// If the test does not unpause it, its clean-up does.
 func (s *Server) Pause() {
 	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if _, err := docker(s.t).ContainerPause(context.Background(), s.ID(), client.ContainerPauseOptions{}); err != nil {
 		s.t.Fatalf("pause: %v", err)
 	}
+	if !s.paused {
+		s.t.Cleanup(s.Unpause)
+	}
+	s.paused = true
 }
 
-// Unpause lets a paused container run again.
+// Unpause lets a paused container run again; it does nothing if the
+// container is not paused.
 func (s *Server) Unpause() {
 	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.paused {
+		return
+	}
 	if _, err := docker(s.t).ContainerUnpause(context.Background(), s.ID(), client.ContainerUnpauseOptions{}); err != nil {
 		s.t.Fatalf("unpause: %v", err)
 	}
+	s.paused = false
 }
 
 // redisCmd is the command line for the official image and ours alike: no
@@ -241,18 +276,26 @@ func StartRedisN(t testing.TB, n int) []*Server {
 	return servers
 }
 
-// RedisClient returns a client of the server's current endpoint, closed
-// when the test ends. Timeouts are short so that a dead server fails calls
-// quickly.
+// RedisClient returns a client of the server, closed when the test ends:
+// calls end by their context (ContextTimeoutEnabled), and a dead server
+// fails them within a second.
 func RedisClient(t testing.TB, s *Server) *goredis.Client {
 	t.Helper()
-	c := goredis.NewClient(&goredis.Options{
-		Addr:         s.Endpoint(),
-		DialTimeout:  time.Second,
-		ReadTimeout:  time.Second,
-		WriteTimeout: time.Second,
-		MaxRetries:   -1, // the lock library owns retries
+	return RedisClientWith(t, s, &goredis.Options{
+		DialTimeout:           time.Second,
+		ReadTimeout:           time.Second,
+		WriteTimeout:          time.Second,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1, // the lock library owns retries
 	})
+}
+
+// RedisClientWith returns a client of the server built from opts (its Addr
+// is set here), closed when the test ends.
+func RedisClientWith(t testing.TB, s *Server, opts *goredis.Options) *goredis.Client {
+	t.Helper()
+	opts.Addr = s.Endpoint()
+	c := goredis.NewClient(opts)
 	t.Cleanup(func() { c.Close() })
 	return c
 }

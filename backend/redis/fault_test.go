@@ -1,0 +1,187 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xsync-go/xsync"
+	xredis "github.com/xsync-go/xsync/backend/redis"
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+// register puts a Redis backend on c behind a name of the test's own.
+func register(t *testing.T, c xredis.Client) string {
+	t.Helper()
+	name := "redis:" + t.Name()
+	t.Cleanup(xsync.Swap(name, xredis.New(c, xredis.WithPrefix(newPrefix()))))
+	return name
+}
+
+// waitUp polls until the client reaches the restarted server again.
+func waitUp(t *testing.T, c *goredis.Client) {
+	t.Helper()
+	require.Eventually(t, func() bool { return c.Ping(t.Context()).Err() == nil },
+		30*time.Second, 20*time.Millisecond, "server did not come back")
+}
+
+// A server killed and restarted without persistence: calls during the
+// outage fail fast with the client's error, not ErrMissingLock; afterwards
+// locking works again, the forgotten lock is free (the documented risk),
+// and tokens are still larger than every token issued before.
+func TestKillAndRestartWithoutPersistence(t *testing.T) {
+	srv := itest.StartRedis(t)
+	c := itest.RedisClient(t, srv)
+	name := register(t, c)
+	ctx := t.Context()
+
+	var last xsync.Item
+	for range 5 {
+		item, err := xsync.Lock(ctx, name, "other", 5)
+		require.NoError(t, err)
+		require.Greater(t, item, last)
+		last = item
+		_, err = item.Unlock(ctx, name, "other")
+		require.NoError(t, err)
+	}
+	held, err := xsync.Lock(ctx, name, "k", 60)
+	require.NoError(t, err)
+	require.Greater(t, held, last)
+
+	srv.Kill()
+	start := time.Now()
+	_, err = xsync.Lock(ctx, name, "k2", 5)
+	assertOutage(t, "Lock", err)
+	_, err = held.Unlock(ctx, name, "k")
+	assertOutage(t, "Unlock", err)
+	a := xsync.New(name, "k2")
+	require.NoError(t, a.SetRetry(2, 10*time.Millisecond))
+	err = a.Run(ctx, func(context.Context) error { return errors.New("callback ran") })
+	assertOutage(t, "Run", err)
+	// Five calls (Run makes three attempts), each refused at once.
+	assert.Less(t, time.Since(start), 5*time.Second, "calls during the outage must fail fast")
+
+	srv.Start()
+	waitUp(t, c)
+	after, err := xsync.Lock(ctx, name, "k", 60)
+	require.NoError(t, err)
+	require.True(t, after.HasLock(), "the restart forgot the held lock: the key is free")
+	assert.Greater(t, after, held, "tokens keep growing across a restart that lost the counter")
+	ok, err := held.Unlock(ctx, name, "k")
+	require.NoError(t, err)
+	assert.False(t, ok, "the pre-restart holder cannot release the new lock")
+	ok, err = after.Unlock(ctx, name, "k")
+	require.NoError(t, err)
+	assert.True(t, ok)
+}
+
+func assertOutage(t *testing.T, call string, err error) {
+	t.Helper()
+	require.Error(t, err, "%s during the outage", call)
+	assert.False(t, xsync.IsMissingLockErr(err), "%s during the outage = %v: a backend failure, not contention", call, err)
+	var opErr *net.OpError
+	assert.True(t, errors.As(err, &opErr), "%s: errors.As reaches the client's network error: %v", call, err)
+}
+
+// A holder with auto-extension whose server dies: renewals fail, and the
+// callback's context is cancelled with ErrLockLost by the time the lock
+// would have expired.
+func TestAutoExtendOutageCancelsCallback(t *testing.T) {
+	srv := itest.StartRedis(t)
+	name := register(t, itest.RedisClient(t, srv))
+	const exp = 2 * time.Second
+	a := xsync.New(name, "k")
+	require.NoError(t, a.SetExp(exp))
+	require.NoError(t, a.SetAutoExtend(true, 0))
+
+	holding := make(chan struct{})
+	var killed time.Time
+	var cause error
+	var lostAfter time.Duration
+	done := make(chan error, 1)
+	go func() {
+		done <- a.Run(t.Context(), func(ctx context.Context) error {
+			close(holding)
+			select {
+			case <-ctx.Done():
+				cause, lostAfter = context.Cause(ctx), time.Since(killed)
+				return nil
+			case <-time.After(30 * time.Second):
+				return errors.New("callback context still alive 30s into the outage")
+			}
+		})
+	}()
+	<-holding
+	killed = time.Now()
+	srv.Kill()
+	err := <-done
+	assert.ErrorIs(t, err, xsync.ErrLockLost)
+	assert.ErrorIs(t, cause, xsync.ErrLockLost)
+	var opErr *net.OpError
+	assert.True(t, errors.As(cause, &opErr), "the cause carries the failed renewal's error: %v", cause)
+	// The last successful renewal was at most at the kill, so the lock's
+	// validity ran out at most exp later.
+	assert.LessOrEqual(t, lostAfter, exp+500*time.Millisecond, "cancelled %v after the kill", lostAfter)
+	t.Logf("callback context cancelled %v after the kill: %v", lostAfter, cause)
+}
+
+// A paused server answers nothing: calls end by their context when the
+// client honours contexts, and by the client's read timeout otherwise;
+// they never hang. After the pause everything works again.
+func TestPausedServer(t *testing.T) {
+	srv := itest.StartRedis(t)
+	ctxClient := itest.RedisClient(t, srv) // ContextTimeoutEnabled, 1s timeouts
+	plain := itest.RedisClientWith(t, srv, &goredis.Options{ReadTimeout: 1500 * time.Millisecond, MaxRetries: -1})
+	name := register(t, ctxClient)
+	plainName := register2(t, plain)
+	item, err := xsync.Lock(t.Context(), name, "k", 60)
+	require.NoError(t, err)
+
+	srv.Pause()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = xsync.Lock(ctx, name, "k2", 5)
+	elapsed := time.Since(start)
+	require.Error(t, err)
+	assert.False(t, xsync.IsMissingLockErr(err), "Lock during a pause = %v", err)
+	assert.Less(t, elapsed, 900*time.Millisecond, "Lock took %v; its ctx allowed 200ms", elapsed)
+
+	// Run with retries against a paused server: bounded by ctx.
+	a := xsync.New(name, "k2")
+	require.NoError(t, a.SetRetry(100, 50*time.Millisecond))
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel2()
+	start = time.Now()
+	err = a.Run(ctx2, func(context.Context) error { return errors.New("callback ran") })
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), time.Second, "Run took %v; its ctx allowed 300ms", time.Since(start))
+
+	// A client that ignores contexts still ends the call by its timeout.
+	start = time.Now()
+	_, err = xsync.Lock(t.Context(), plainName, "k3", 5)
+	require.Error(t, err)
+	var ne net.Error
+	assert.True(t, errors.As(err, &ne) && ne.Timeout(), "want a network timeout, got %v", err)
+	assert.Less(t, time.Since(start), 5*time.Second)
+
+	srv.Unpause()
+	ok, err := item.Unlock(t.Context(), name, "k")
+	require.NoError(t, err)
+	assert.True(t, ok, "the lock survived the pause")
+}
+
+func register2(t *testing.T, c xredis.Client) string {
+	t.Helper()
+	name := "redis-plain:" + t.Name()
+	t.Cleanup(xsync.Swap(name, xredis.New(c, xredis.WithPrefix(newPrefix()))))
+	return name
+}
