@@ -1,0 +1,56 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/xsync-go/xsync/backend"
+)
+
+// Importing this package registers the URL schemes "redis" and "rediss"
+// (TLS) with xsync.Open:
+//
+//	redis://[[user]:password@]host[:port][/db][?options]
+//	rediss://...                     (TLS; skip_verify=true to skip certificate checks)
+//
+// The options are go-redis's (dial_timeout, read_timeout, write_timeout,
+// pool_size, client_name, ...; see goredis.ParseURL) plus two of this
+// package: prefix (see [WithPrefix]) and fence_idle, a duration (see
+// [WithFenceIdle]). The client Open builds honours contexts
+// (ContextTimeoutEnabled) and is closed by the Closer Open returns. For
+// Sentinel or Cluster, build the client yourself and call [New].
+func init() {
+	backend.RegisterScheme("redis", openURL)
+	backend.RegisterScheme("rediss", openURL)
+}
+
+func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
+	q := u.Query()
+	var opts []Option
+	if v, ok := q["prefix"]; ok {
+		opts = append(opts, WithPrefix(v[0]))
+		q.Del("prefix")
+	}
+	if v, ok := q["fence_idle"]; ok {
+		d, err := time.ParseDuration(v[0])
+		if err != nil || d < 0 {
+			return nil, nil, fmt.Errorf("fence_idle=%q: want a duration >= 0 such as 1m", v[0])
+		}
+		opts = append(opts, WithFenceIdle(d))
+		q.Del("fence_idle")
+	}
+	rest := *u
+	rest.RawQuery = q.Encode()
+	o, err := goredis.ParseURL(rest.String())
+	if err != nil {
+		return nil, nil, err
+	}
+	o.ContextTimeoutEnabled = true
+	c := goredis.NewClient(o)
+	return New(c, opts...), c, nil
+}

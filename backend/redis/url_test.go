@@ -1,0 +1,67 @@
+package redis_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xsync-go/xsync"
+	xredis "github.com/xsync-go/xsync/backend/redis"
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+func TestOpenURLBad(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"redis://:secret@localhost:6379/x", "invalid database"},
+		{"redis://:secret@localhost:6379?fence_idle=soon", "fence_idle"},
+		{"redis://:secret@localhost:6379?fence_idle=-1s", "fence_idle"},
+		{"redis://:secret@localhost:6379?colour=blue", "unexpected option: colour"},
+		{"rediss://:secret@localhost:6379?dial_timeout=never", "dial_timeout"},
+	} {
+		_, _, err := xsync.Open(t.Context(), tc.url)
+		require.ErrorIs(t, err, xsync.ErrInvalid, tc.url)
+		assert.Contains(t, err.Error(), tc.want, tc.url)
+		assert.NotContains(t, err.Error(), "secret", "the password must not be shown: %v", err)
+	}
+}
+
+func TestOpenURLTLS(t *testing.T) {
+	l, closer, err := xsync.Open(t.Context(), "rediss://localhost:6380?skip_verify=true")
+	require.NoError(t, err)
+	assert.IsType(t, &xredis.Locker{}, l)
+	require.NoError(t, closer.Close())
+}
+
+// A URL with password, DB, timeouts and our own options opens a backend
+// that works, in that DB, under that prefix.
+func TestOpenURLWorks(t *testing.T) {
+	srv := itest.StartRedis(t)
+	admin := itest.RedisClient(t, srv)
+	require.NoError(t, admin.ConfigSet(t.Context(), "requirepass", "s3cret").Err())
+	ctx := context.Background()
+
+	u := "redis://:s3cret@" + srv.Endpoint() + "/3?dial_timeout=1s&read_timeout=2s&prefix=app1:&fence_idle=30s"
+	l, closer, err := xsync.Open(ctx, u)
+	require.NoError(t, err)
+	t.Cleanup(func() { closer.Close() })
+	t.Cleanup(xsync.Swap("url", l))
+
+	item, err := xsync.Lock(ctx, "url", "user:1", 5)
+	require.NoError(t, err)
+	require.True(t, item.HasLock())
+
+	db3 := itest.RedisClientWith(t, srv, &goredis.Options{Password: "s3cret", DB: 3})
+	keys, err := db3.Keys(ctx, "*").Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"app1:user:1"}, keys)
+	ttl, err := db3.PTTL(ctx, "app1:user:1").Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl.Seconds(), 30.0, "the key lives for the TTL plus fence_idle")
+
+	_, _, err = xsync.Open(ctx, strings.Replace(u, "s3cret", "wrong", 1))
+	require.NoError(t, err, "Open does not contact the server")
+}

@@ -1,0 +1,73 @@
+package xsync
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/xsync-go/xsync/backend"
+)
+
+// Open builds a backend from a URL, so that each environment can choose
+// its backend by configuration:
+//
+//	l, closer, err := xsync.Open(ctx, os.Getenv("LOCK_URL")) // e.g. redis://:secret@cache:6379/0
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	defer closer.Close()
+//	xsync.Register("default", l)
+//
+// A scheme is known once its backend package is imported (for its side
+// effect, if nothing else): mem:// (backend/memory), redis:// and rediss://
+// (backend/redis). Each package documents its URL's form and options.
+//
+// Open does not contact a server. Every error it returns matches
+// [ErrInvalid] and never shows a password. The Closer closes what Open
+// opened (the client); it never returns nil.
+func Open(ctx context.Context, rawURL string) (Locker, io.Closer, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Error repeats the URL, password included: say less.
+		var msg string
+		if ue, ok := err.(*url.Error); ok {
+			msg = ue.Err.Error()
+		} else {
+			msg = err.Error()
+		}
+		return nil, nil, fmt.Errorf("%w: lock URL does not parse: %s", ErrInvalid, msg)
+	}
+	if u.Scheme == "" {
+		return nil, nil, fmt.Errorf("%w: lock URL %q has no scheme (known: %s)", ErrInvalid, u.Redacted(), known())
+	}
+	open, ok := backend.LookupScheme(u.Scheme)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: unknown lock URL scheme %q (known: %s; forgotten import of the backend package?)",
+			ErrInvalid, u.Scheme, known())
+	}
+	l, c, err := open(ctx, u)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: lock URL %s: %w", ErrInvalid, u.Redacted(), err)
+	}
+	if l == nil {
+		return nil, nil, fmt.Errorf("%w: lock URL %s: the %s opener returned no backend", ErrInvalid, u.Redacted(), u.Scheme)
+	}
+	if c == nil {
+		c = nopCloser{}
+	}
+	return l, c, nil
+}
+
+func known() string {
+	s := backend.Schemes()
+	if len(s) == 0 {
+		return "none: import a backend package"
+	}
+	return strings.Join(s, ", ")
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Close() error { return nil }
