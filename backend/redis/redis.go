@@ -51,7 +51,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -116,10 +115,11 @@ func WithFenceIdle(d time.Duration) Option {
 // Locker is the Redis backend. It never closes its client. It is safe for
 // concurrent use.
 type Locker struct {
-	client Client
-	prefix string
-	idle   time.Duration
-	hub    hub
+	client  Client
+	prefix  string
+	idle    time.Duration
+	idleArg any // ms(idle), boxed once rather than on every call
+	hub     hub
 }
 
 // New returns a backend that keeps its locks in the Redis behind client.
@@ -128,6 +128,7 @@ func New(client Client, opts ...Option) *Locker {
 	for _, o := range opts {
 		o(l)
 	}
+	l.idleArg = ms(l.idle)
 	l.hub = hub{client: client, subs: make(map[string]*sub)}
 	return l
 }
@@ -139,7 +140,7 @@ func ms(d time.Duration) int64 {
 
 // Acquire implements [backend.Locker] in one round trip.
 func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-	tok, err := acquireScript.Run(ctx, l.client, []string{l.prefix + key}, ms(ttl), ms(l.idle)).Int64()
+	tok, err := acquireScript.Run(ctx, l.client, []string{l.prefix + key}, ms(ttl), l.idleArg).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redis: acquire: %w", err)
 	}
@@ -148,8 +149,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 
 // Release implements [backend.Locker] in one round trip.
 func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, error) {
-	k := l.prefix + key
-	n, err := releaseScript.Run(ctx, l.client, []string{k}, strconv.FormatInt(token, 10), ms(l.idle), k).Int64()
+	n, err := releaseScript.Run(ctx, l.client, []string{l.prefix + key}, token, l.idleArg).Int64()
 	if err != nil {
 		return false, fmt.Errorf("redis: release: %w", err)
 	}
@@ -158,7 +158,7 @@ func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, er
 
 // Refresh implements [backend.Refresher] in one round trip.
 func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
-	n, err := refreshScript.Run(ctx, l.client, []string{l.prefix + key}, strconv.FormatInt(token, 10), ms(ttl), ms(l.idle)).Int64()
+	n, err := refreshScript.Run(ctx, l.client, []string{l.prefix + key}, token, ms(ttl), l.idleArg).Int64()
 	if err != nil {
 		return false, fmt.Errorf("redis: refresh: %w", err)
 	}

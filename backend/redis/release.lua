@@ -3,7 +3,8 @@
 -- KEYS[1]  the lock's hash (see acquire.lua)
 -- ARGV[1]  the holder's token
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
--- ARGV[3]  the channel waiters listen on
+--
+-- Waiters listen on a channel named like the key (KEYS[1]).
 --
 -- Returns 1 if it released the lock, 0 if the token does not hold it.
 local t = redis.call('TIME')
@@ -19,5 +20,5 @@ if idle > 0 then
 else
   redis.call('DEL', KEYS[1])
 end
-redis.call('PUBLISH', ARGV[3], 'released')
+redis.call('PUBLISH', KEYS[1], 'released')
 return 1
