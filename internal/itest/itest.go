@@ -29,9 +29,12 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	goredis "github.com/redis/go-redis/v9"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
+	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
+	"go.uber.org/zap"
 )
 
 // Image variables and their defaults (the official images).
@@ -143,6 +146,8 @@ type spec struct {
 	port       string // the usual port, e.g. "6379"
 	cmd        func(listen string) []string
 	ready      func(listen string) wait.Strategy
+	bridged    bool                                // never on the host network (cluster members)
+	extra      []testcontainers.ContainerCustomizer // e.g. a private network
 }
 
 // start runs a server. On a bridge network it publishes the port on
@@ -160,7 +165,7 @@ func start(t testing.TB, sp spec) (*Server, error) {
 	}
 	opts := []testcontainers.ContainerCustomizer{testcontainers.WithLogger(tclog.TestLogger(t))}
 	listen := sp.port
-	if hostNetwork() {
+	if hostNetwork() && !sp.bridged {
 		listen = hostPort
 		opts = append(opts, testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 			hc.NetworkMode = "host"
@@ -173,6 +178,7 @@ func start(t testing.TB, sp spec) (*Server, error) {
 				hc.PortBindings = network.PortMap{p: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: hostPort}}}
 			}))
 	}
+	opts = append(opts, sp.extra...)
 	opts = append(opts,
 		testcontainers.WithCmd(sp.cmd(listen)...),
 		testcontainers.WithWaitStrategyAndDeadline(60*time.Second, sp.ready(listen)))
@@ -332,6 +338,115 @@ func RedisClientWith(t testing.TB, s *Server, opts *goredis.Options) *goredis.Cl
 	t.Helper()
 	opts.Addr = s.Endpoint()
 	c := goredis.NewClient(opts)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// etcdReady waits for the log line etcd prints once it serves clients.
+// (On a restart the old line is still in the log: poll with a client.)
+func etcdReady(string) wait.Strategy {
+	return wait.ForLog("ready to serve client requests")
+}
+
+// StartEtcd starts a single-member etcd for the test. Its data lives in
+// the container, so it survives Stop and Start.
+func StartEtcd(t testing.TB) *Server {
+	t.Helper()
+	img := image(EtcdImageEnv, DefaultEtcdImage)
+	docker(t)
+	needImage(t, img, EtcdImageEnv)
+	sp := spec{
+		image: img, env: EtcdImageEnv, port: "2379", ready: etcdReady,
+		cmd: func(listen string) []string {
+			peer := "2380"
+			if hostNetwork() {
+				peer, _ = freePort()
+			}
+			host := "0.0.0.0"
+			if hostNetwork() {
+				host = "127.0.0.1"
+			}
+			return []string{"etcd", "--name=etcd0", "--data-dir=/tmp/etcd-data",
+				"--listen-client-urls=http://" + host + ":" + listen,
+				"--advertise-client-urls=http://127.0.0.1:" + listen,
+				"--listen-peer-urls=http://" + host + ":" + peer,
+				"--initial-advertise-peer-urls=http://127.0.0.1:" + peer,
+				"--initial-cluster=etcd0=http://127.0.0.1:" + peer}
+		},
+	}
+	s, err := start(t, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// StartEtcdCluster starts an n-member etcd cluster on a private network;
+// each member is reachable from the test at its own Endpoint. Members
+// start concurrently: none is healthy before there is a leader.
+func StartEtcdCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	img := image(EtcdImageEnv, DefaultEtcdImage)
+	docker(t)
+	needImage(t, img, EtcdImageEnv)
+	nw, err := tcnetwork.New(t.Context())
+	if err != nil {
+		t.Fatalf("network: %v", err)
+	}
+	t.Cleanup(func() { nw.Remove(context.Background()) })
+	var initial []string
+	for i := range n {
+		initial = append(initial, fmt.Sprintf("etcd%d=http://etcd%d:2380", i, i))
+	}
+	servers := make([]*Server, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		name := fmt.Sprintf("etcd%d", i)
+		sp := spec{
+			image: img, env: EtcdImageEnv, port: "2379", ready: etcdReady, bridged: true,
+			extra: []testcontainers.ContainerCustomizer{
+				tcnetwork.WithNetwork([]string{name}, nw),
+				// WAL fsyncs are slow on the vfs storage driver.
+				testcontainers.WithTmpfs(map[string]string{"/tmp/etcd-data": "rw"}),
+			},
+			cmd: func(string) []string {
+				return []string{"etcd", "--name=" + name, "--data-dir=/tmp/etcd-data",
+					"--listen-client-urls=http://0.0.0.0:2379",
+					"--advertise-client-urls=http://" + name + ":2379",
+					"--listen-peer-urls=http://0.0.0.0:2380",
+					"--initial-advertise-peer-urls=http://" + name + ":2380",
+					"--initial-cluster=" + strings.Join(initial, ","),
+					"--initial-cluster-state=new", "--initial-cluster-token=xsync-test"}
+			},
+		}
+		wg.Go(func() { servers[i], errs[i] = start(t, sp) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return servers
+}
+
+// EtcdClient returns a client of the given servers, closed when the test
+// ends.
+func EtcdClient(t testing.TB, servers ...*Server) *clientv3.Client {
+	t.Helper()
+	var eps []string
+	for _, s := range servers {
+		eps = append(eps, s.Endpoint())
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:            eps,
+		DialTimeout:          2 * time.Second,
+		DialKeepAliveTime:    time.Second,
+		DialKeepAliveTimeout: time.Second,
+		Logger:               zap.NewNop(),
+	})
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
 	t.Cleanup(func() { c.Close() })
 	return c
 }
