@@ -29,11 +29,11 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 	goredis "github.com/redis/go-redis/v9"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
 	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
@@ -146,7 +146,7 @@ type spec struct {
 	port       string // the usual port, e.g. "6379"
 	cmd        func(listen string) []string
 	ready      func(listen string) wait.Strategy
-	bridged    bool                                // never on the host network (cluster members)
+	bridged    bool                                 // never on the host network (cluster members)
 	extra      []testcontainers.ContainerCustomizer // e.g. a private network
 }
 
