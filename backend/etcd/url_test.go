@@ -1,0 +1,60 @@
+package etcd_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xsync-go/xsync"
+	xetcd "github.com/xsync-go/xsync/backend/etcd"
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+func TestOpenURLBad(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"etcd://", "no endpoints"},
+		{"etcd://h1:2379,,h2:2379", "empty endpoint"},
+		{"etcd://u:secret@h1:2379/x", "unexpected path"},
+		{"etcd://u:secret@h1:2379?colour=blue", `unknown option "colour"`},
+		{"etcd://u:secret@h1:2379?dial_timeout=soon", "dial_timeout"},
+		{"etcd://u:secret@h1:2379?ca_file=/x.pem", "without tls=true"},
+		{"etcd://u:secret@h1:2379?tls=true&ca_file=/nonexistent.pem", "ca_file"},
+		{"etcd://u:secret@h1:2379?tls=true&cert_file=/a.pem", "go together"},
+	} {
+		_, _, err := xsync.Open(t.Context(), tc.url)
+		require.ErrorIs(t, err, xsync.ErrInvalid, tc.url)
+		assert.Contains(t, err.Error(), tc.want, tc.url)
+		assert.NotContains(t, err.Error(), "secret", "the password must not be shown")
+	}
+}
+
+func TestOpenURLTLS(t *testing.T) {
+	l, closer, err := xsync.Open(t.Context(), "etcd://h1:2379,h2:2379?tls=true&skip_verify=true&prefix=app/")
+	require.NoError(t, err)
+	assert.IsType(t, &xetcd.Locker{}, l)
+	require.NoError(t, closer.Close())
+}
+
+// A URL naming every member of a cluster opens a backend that works, with
+// its keys under the prefix it names.
+func TestOpenURLWorks(t *testing.T) {
+	members := itest.StartEtcdCluster(t, 3)
+	u := "etcd://" + members[0].Endpoint() + "," + members[1].Endpoint() + "," + members[2].Endpoint() + "?prefix=app1/&dial_timeout=2s"
+	l, closer, err := xsync.Open(t.Context(), u)
+	require.NoError(t, err)
+	t.Cleanup(func() { closer.Close() })
+	t.Cleanup(xsync.Swap("url", l))
+	ctx := context.Background()
+	item, err := xsync.Lock(ctx, "url", "user:1", 5)
+	require.NoError(t, err)
+	require.True(t, item.HasLock())
+	resp, err := itest.EtcdClient(t, members[2]).Get(ctx, "app1/user:1")
+	require.NoError(t, err)
+	require.Len(t, resp.Kvs, 1)
+	assert.Equal(t, int64(item), resp.Kvs[0].CreateRevision, "the Item is the key's create revision")
+	ok, err := item.Unlock(ctx, "url", "user:1")
+	require.NoError(t, err)
+	assert.True(t, ok)
+}
