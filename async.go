@@ -127,7 +127,8 @@ func ItemFromContext(ctx context.Context) Item {
 // Holding: cb receives a context derived from ctx that carries the Item
 // ([ItemFromContext]) and that is cancelled, with a cause matching
 // [ErrLockLost], when the lock can no longer be trusted: when its TTL
-// (measured from just before the request to lock) runs out, or with
+// (measured from just before the request to lock, and shortened by the
+// backend's allowance for clock drift if it has one) runs out, or with
 // auto-extension on when renewal fails or maxHold is reached. Without
 // auto-extension the context's Deadline is that moment.
 //
@@ -164,7 +165,11 @@ func (a Async) Run(ctx context.Context, cb func(ctx context.Context) error) erro
 	if err != nil {
 		return err
 	}
-	return a.hold(ctx, l, r, token, start, cb)
+	valid := a.exp
+	if v, ok := l.(backend.Validity); ok {
+		valid = min(max(v.Validity(a.exp), 0), a.exp)
+	}
+	return a.hold(ctx, l, r, token, start, valid, cb)
 }
 
 // acquire makes up to 1+retries attempts. It returns the token and the time
@@ -263,7 +268,9 @@ var (
 )
 
 // hold runs cb while the lock is held and releases it afterwards.
-func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token int64, start time.Time, cb func(context.Context) error) (err error) {
+// valid is how long the lock can be trusted after start (exp, or less if
+// the backend says so).
+func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token int64, start time.Time, valid time.Duration, cb func(context.Context) error) (err error) {
 	var (
 		cbCtx       context.Context
 		cancel      context.CancelFunc      // without auto-extension
@@ -271,14 +278,14 @@ func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token i
 		renewed     chan struct{}           // closed when the renewal goroutine ends
 	)
 	if r == nil {
-		cbCtx, cancel = context.WithDeadlineCause(ctx, start.Add(a.exp), errExpired)
+		cbCtx, cancel = context.WithDeadlineCause(ctx, start.Add(valid), errExpired)
 	} else {
 		cbCtx, cancelCause = context.WithCancelCause(ctx)
 		renewed = make(chan struct{})
 		cp := *a // only this branch moves a copy of a to the heap
 		go func() {
 			defer close(renewed)
-			cp.renew(cbCtx, cancelCause, r, token, start)
+			cp.renew(cbCtx, cancelCause, r, token, start, valid)
 		}()
 	}
 
@@ -317,8 +324,8 @@ func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token i
 // each bounded by the lock's current validity. It cancels cbCtx with a
 // cause matching ErrLockLost when the lock is gone, when its validity runs
 // out without a successful refresh, or when maxHold is reached.
-func (a *Async) renew(cbCtx context.Context, cancel context.CancelCauseFunc, r backend.Refresher, token int64, start time.Time) {
-	deadline := start.Add(a.exp)
+func (a *Async) renew(cbCtx context.Context, cancel context.CancelCauseFunc, r backend.Refresher, token int64, start time.Time, valid time.Duration) {
+	deadline := start.Add(valid)
 	expiry := time.NewTimer(time.Until(deadline))
 	defer expiry.Stop()
 	tick := time.NewTimer(a.exp / 3)
@@ -365,7 +372,7 @@ func (a *Async) renew(cbCtx context.Context, cancel context.CancelCauseFunc, r b
 			return
 		default:
 			lastErr = nil
-			deadline = sent.Add(a.exp)
+			deadline = sent.Add(valid)
 			expiry.Reset(time.Until(deadline))
 		}
 		tick.Reset(a.exp / 3)

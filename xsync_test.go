@@ -341,3 +341,21 @@ func TestRegistryConcurrency(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+type validityLocker struct{ *faulty }
+
+func (validityLocker) Validity(ttl time.Duration) time.Duration { return ttl / 2 }
+
+func TestRunUsesBackendValidity(t *testing.T) {
+	f := &faulty{acquire: []result{{token: 1}}, release: result{ok: true}}
+	a := xsync.New(use(t, validityLocker{f}), "k")
+	require.NoError(t, a.SetExp(10*time.Second))
+	start := time.Now()
+	require.NoError(t, a.Run(t.Context(), func(ctx context.Context) error {
+		d, ok := ctx.Deadline()
+		require.True(t, ok)
+		assert.WithinRange(t, d, start, start.Add(5*time.Second+time.Second), "the deadline is the backend's validity, not the TTL")
+		assert.Greater(t, d, start.Add(4*time.Second))
+		return nil
+	}))
+}

@@ -13,6 +13,8 @@
 //   - [Refresher]: extend a held lock (needed for auto-extension).
 //   - [Watcher]: tell a waiter that a key may have become free, so that it
 //     can try at once instead of sleeping out its retry interval.
+//   - [Validity]: say that a lock can be trusted for less than its TTL
+//     (an allowance for clock drift between servers).
 //
 // # Division of labour
 //
@@ -99,4 +101,14 @@ type Watcher interface {
 	// stop must be called exactly once, releases every resource the watch
 	// holds, and must not block on the network for long.
 	Watch(ctx context.Context, key string) (ready <-chan struct{}, stop func(), err error)
+}
+
+// Validity is implemented by backends whose locks can be trusted for less
+// than their TTL, for example because the servers' clocks may drift apart.
+type Validity interface {
+	// Validity returns how long a lock taken or extended for ttl can be
+	// trusted, counted from just before the request was sent. It must be
+	// more than zero and at most ttl. The core ends the callback's context
+	// at that moment.
+	Validity(ttl time.Duration) time.Duration
 }

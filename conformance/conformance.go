@@ -65,6 +65,12 @@ type Options struct {
 	// instead of order.
 	NotFencing bool
 
+	// SplitVote declares that of several clients locking a free key at
+	// the same moment, possibly none wins (Redlock: each node grants the
+	// first request it sees, and no one may reach a majority). OneOfN then
+	// checks that at most one wins, instead of exactly one.
+	SplitVote bool
+
 	// Size, if set, returns how many keys the backend keeps in its store
 	// for l, including any per-key bookkeeping such as fencing counters.
 	// The suite checks that it returns to its starting value once locks
