@@ -17,7 +17,7 @@ import (
 	"github.com/xsync-go/xsync/internal/itest"
 )
 
-// BenchmarkPaired alternates, op by op on one server: xsync's Lock+Unlock;
+// BenchmarkPaired interleaves, op by op on one server (itest.Interleave): xsync's Lock+Unlock;
 // one Put (the unit: a write round trip); concurrency.Mutex Lock+Unlock on
 // one shared session; and concurrency.Mutex with a new session per lock
 // (what a per-lock TTL costs there). It reports each mean in Puts.
@@ -31,55 +31,51 @@ func BenchmarkPaired(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer shared.Close()
-	var ours, put, mutexShared, mutexNew time.Duration
-	n := 0
-	for b.Loop() {
-		t0 := time.Now()
-		item, err := xsync.Lock(ctx, "bench", "k", 10)
-		if err != nil || !item.HasLock() {
-			b.Fatal(item, err)
-		}
-		if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
-		t1 := time.Now()
-		if _, err := c.Put(ctx, "bench-put", "v"); err != nil {
-			b.Fatal(err)
-		}
-		t2 := time.Now()
-		m := concurrency.NewMutex(shared, "bench-mutex-shared")
-		if err := m.Lock(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := m.Unlock(ctx); err != nil {
-			b.Fatal(err)
-		}
-		t3 := time.Now()
-		s, err := concurrency.NewSession(c, concurrency.WithTTL(10))
-		if err != nil {
-			b.Fatal(err)
-		}
-		m = concurrency.NewMutex(s, "bench-mutex-new")
-		if err := m.Lock(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := m.Unlock(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Close(); err != nil {
-			b.Fatal(err)
-		}
-		t4 := time.Now()
-		ours += t1.Sub(t0)
-		put += t2.Sub(t1)
-		mutexShared += t3.Sub(t2)
-		mutexNew += t4.Sub(t3)
-		n++
-	}
-	b.ReportMetric(float64(put.Nanoseconds())/float64(n), "put-ns")
-	b.ReportMetric(float64(ours)/float64(put), "xsync-puts")
-	b.ReportMetric(float64(mutexShared)/float64(put), "mutex-shared-puts")
-	b.ReportMetric(float64(mutexNew)/float64(put), "mutex-new-session-puts")
+	m := itest.Interleave(b,
+		itest.Op{Name: "xsync", Fn: func() {
+			item, err := xsync.Lock(ctx, "bench", "k", 10)
+			if err != nil || !item.HasLock() {
+				b.Fatal(item, err)
+			}
+			if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}},
+		itest.Op{Name: "put", Fn: func() {
+			if _, err := c.Put(ctx, "bench-put", "v"); err != nil {
+				b.Fatal(err)
+			}
+		}},
+		itest.Op{Name: "mutex-shared", Fn: func() {
+			m := concurrency.NewMutex(shared, "bench-mutex-shared")
+			if err := m.Lock(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Unlock(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}},
+		itest.Op{Name: "mutex-new-session", Fn: func() {
+			s, err := concurrency.NewSession(c, concurrency.WithTTL(10))
+			if err != nil {
+				b.Fatal(err)
+			}
+			m := concurrency.NewMutex(s, "bench-mutex-new")
+			if err := m.Lock(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Unlock(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}},
+	)
+	b.ReportMetric(float64(m["put"].Nanoseconds()), "put-ns")
+	b.ReportMetric(itest.Ratio(m["xsync"], m["put"]), "xsync-puts")
+	b.ReportMetric(itest.Ratio(m["mutex-shared"], m["put"]), "mutex-shared-puts")
+	b.ReportMetric(itest.Ratio(m["mutex-new-session"], m["put"]), "mutex-new-session-puts")
 }
 
 // contend runs 8 workers, each with its own client, taking turns on one

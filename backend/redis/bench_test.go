@@ -20,51 +20,49 @@ import (
 // rawRelease is the compare-and-delete every Redis lock needs.
 var rawRelease = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 
-// BenchmarkPaired alternates, op by op, xsync's Lock+Unlock, the raw limit
-// (SET NX PX, then a compare-and-delete script: two round trips) and one
-// PING, each on the same client and server, and reports each one's mean
-// and the ratios. Separate benchmarks mislead on this machine; this does
-// not.
+// BenchmarkPaired interleaves, op by op (itest.Interleave), xsync's
+// Lock+Unlock, the raw limit (SET NX PX, then a compare-and-delete script:
+// two round trips) and one PING, each on the same client and server, and
+// reports each one's mean and the ratios. Separate benchmarks mislead on
+// this machine; this does not.
 func BenchmarkPaired(b *testing.B) {
 	srv := itest.StartRedis(b)
 	c := itest.RedisClient(b, srv)
 	b.Cleanup(xsync.Swap("bench", xredis.New(c, xredis.WithPrefix(newPrefix()))))
 	ctx := context.Background()
-	var ours, raw, ping time.Duration
 	n := 0
-	for b.Loop() {
-		t0 := time.Now()
-		item, err := xsync.Lock(ctx, "bench", "k", 10)
-		if err != nil || !item.HasLock() {
-			b.Fatal(item, err)
-		}
-		if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
-		t1 := time.Now()
-		val := strconv.Itoa(n)
-		if ok, err := c.SetNX(ctx, "raw:k", val, 10*time.Second).Result(); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
-		if n, err := rawRelease.Run(ctx, c, []string{"raw:k"}, val).Int(); n != 1 || err != nil {
-			b.Fatal(n, err)
-		}
-		t2 := time.Now()
-		if err := c.Ping(ctx).Err(); err != nil {
-			b.Fatal(err)
-		}
-		t3 := time.Now()
-		ours += t1.Sub(t0)
-		raw += t2.Sub(t1)
-		ping += t3.Sub(t2)
-		n++
-	}
-	b.ReportMetric(float64(ours.Nanoseconds())/float64(n), "xsync-ns")
-	b.ReportMetric(float64(raw.Nanoseconds())/float64(n), "raw-ns")
-	b.ReportMetric(float64(ping.Nanoseconds())/float64(n), "ping-ns")
-	b.ReportMetric(float64(ours)/float64(raw), "xsync/raw")
-	b.ReportMetric(float64(ours)/float64(ping), "xsync-RTTs")
-	b.ReportMetric(float64(raw)/float64(ping), "raw-RTTs")
+	m := itest.Interleave(b,
+		itest.Op{Name: "xsync", Fn: func() {
+			item, err := xsync.Lock(ctx, "bench", "k", 10)
+			if err != nil || !item.HasLock() {
+				b.Fatal(item, err)
+			}
+			if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}},
+		itest.Op{Name: "raw", Fn: func() {
+			n++
+			val := strconv.Itoa(n)
+			if ok, err := c.SetNX(ctx, "raw:k", val, 10*time.Second).Result(); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+			if n, err := rawRelease.Run(ctx, c, []string{"raw:k"}, val).Int(); n != 1 || err != nil {
+				b.Fatal(n, err)
+			}
+		}},
+		itest.Op{Name: "ping", Fn: func() {
+			if err := c.Ping(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}},
+	)
+	b.ReportMetric(float64(m["xsync"].Nanoseconds()), "xsync-ns")
+	b.ReportMetric(float64(m["raw"].Nanoseconds()), "raw-ns")
+	b.ReportMetric(float64(m["ping"].Nanoseconds()), "ping-ns")
+	b.ReportMetric(itest.Ratio(m["xsync"], m["raw"]), "xsync/raw")
+	b.ReportMetric(itest.Ratio(m["xsync"], m["ping"]), "xsync-RTTs")
+	b.ReportMetric(itest.Ratio(m["raw"], m["ping"]), "raw-RTTs")
 }
 
 // BenchmarkLockUnlock is one uncontended Lock+Unlock, for allocations.

@@ -1,0 +1,116 @@
+package redlock
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/xsync-go/xsync/backend"
+)
+
+// Importing this package registers the URL scheme "redlock" with
+// xsync.Open:
+//
+//	redlock://[[user]:password@]host1:6379,host2:6379,host3:6379[?options]
+//
+// Every node gets the same credentials and options. Options: prefix,
+// node_timeout (a duration), drift_factor (see the With* options); db;
+// dial_timeout, read_timeout, write_timeout (durations); tls=true and
+// skip_verify=true. The clients Open builds honour contexts and are closed
+// by the Closer Open returns.
+func init() {
+	backend.RegisterScheme("redlock", openURL)
+}
+
+func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
+	if u.Host == "" {
+		return nil, nil, errors.New("no nodes: want redlock://host1:6379,host2:6379,host3:6379")
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, nil, fmt.Errorf("unexpected path %q (the database is the db option)", u.Path)
+	}
+	base := goredis.Options{ContextTimeoutEnabled: true, MaxRetries: -1}
+	if u.User != nil {
+		base.Username = u.User.Username()
+		base.Password, _ = u.User.Password()
+	}
+	var (
+		opts               []Option
+		useTLS, skipVerify bool
+	)
+	for name, vals := range u.Query() {
+		v := vals[0]
+		var err error
+		switch name {
+		case "prefix":
+			opts = append(opts, WithPrefix(v))
+		case "node_timeout":
+			var d time.Duration
+			if d, err = time.ParseDuration(v); err == nil && d <= 0 {
+				err = errors.New("must be > 0")
+			}
+			opts = append(opts, WithNodeTimeout(d))
+		case "drift_factor":
+			var f float64
+			if f, err = strconv.ParseFloat(v, 64); err == nil && (f < 0 || f >= 0.5) {
+				err = errors.New("must be in [0, 0.5)")
+			}
+			opts = append(opts, WithDriftFactor(f))
+		case "db":
+			base.DB, err = strconv.Atoi(v)
+		case "dial_timeout":
+			base.DialTimeout, err = time.ParseDuration(v)
+		case "read_timeout":
+			base.ReadTimeout, err = time.ParseDuration(v)
+		case "write_timeout":
+			base.WriteTimeout, err = time.ParseDuration(v)
+		case "tls":
+			useTLS, err = strconv.ParseBool(v)
+		case "skip_verify":
+			skipVerify, err = strconv.ParseBool(v)
+		default:
+			return nil, nil, fmt.Errorf("unknown option %q", name)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("option %s=%q: %w", name, v, err)
+		}
+	}
+	if skipVerify && !useTLS {
+		return nil, nil, errors.New("skip_verify without tls=true")
+	}
+	var clients []goredis.UniversalClient
+	closer := closers{}
+	for _, addr := range strings.Split(u.Host, ",") {
+		if addr == "" {
+			return nil, nil, errors.New("empty node address")
+		}
+		o := base
+		o.Addr = addr
+		if useTLS {
+			host, _, _ := strings.Cut(addr, ":")
+			o.TLSConfig = &tls.Config{ServerName: host, InsecureSkipVerify: skipVerify, MinVersion: tls.VersionTLS12}
+		}
+		c := goredis.NewClient(&o)
+		clients = append(clients, c)
+		closer = append(closer, c)
+	}
+	return New(clients, opts...), closer, nil
+}
+
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
