@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/xsync-go/xsync/backend"
@@ -51,9 +52,10 @@ func (a *Async) SetExp(exp time.Duration) error {
 
 // SetRetry sets how many times Run tries again after the first attempt
 // finds the key held (cnt), and the longest wait between two attempts
-// (interval). With a backend that reports releases, a waiter tries as soon
-// as the key is released or expires, so interval bounds the wait rather
-// than fixing it. The default is no retry. cnt and interval must be >= 0;
+// (interval). Run waits a random time between interval/2 and interval, so
+// that contenders do not retry in step; with a backend that reports
+// releases, a waiter tries as soon as the key is released or expires. The
+// default is no retry. cnt and interval must be >= 0;
 // otherwise SetRetry returns an error matching [ErrInvalid] and changes
 // nothing.
 func (a *Async) SetRetry(cnt int32, interval time.Duration) error {
@@ -183,7 +185,7 @@ func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error)
 	var (
 		ready   <-chan struct{}
 		watched bool
-		timer   = time.NewTimer(a.interval)
+		timer   = time.NewTimer(a.wait())
 	)
 	defer timer.Stop()
 	for attempt := int32(1); ; attempt++ {
@@ -209,8 +211,18 @@ func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error)
 		if token, start, err, done = a.attempt(ctx, l, attempt); done {
 			return token, start, err
 		}
-		timer.Reset(a.interval)
+		timer.Reset(a.wait())
 	}
+}
+
+// wait returns how long to wait before the next attempt at most: a random
+// time between interval/2 and interval, so that contenders that failed
+// together do not retry together (Redlock's split votes need this).
+func (a *Async) wait() time.Duration {
+	if a.interval <= 1 {
+		return a.interval
+	}
+	return a.interval/2 + rand.N(a.interval/2+1)
 }
 
 // attempt makes attempt number n (from 0). done reports that acquire must

@@ -52,9 +52,14 @@
 //     in use (or run it with fsync'd persistence).
 //   - Release notification: none; waiters wait their retry interval.
 //
+// Simultaneous contenders can split the vote so that none of them gets a
+// majority; retry with xsync's Async.SetRetry, whose waits are randomised.
+//
 // The clients should honour contexts (go-redis ContextTimeoutEnabled:
 // true); otherwise a frozen node holds each call for the client's read
-// timeout (3s by default) instead of the node timeout.
+// timeout (3s by default) instead of the node timeout. Dialling counts
+// against the node timeout: a burst of calls on cold connection pools may
+// need WithNodeTimeout of a few hundred milliseconds.
 package redlock
 
 import (

@@ -12,6 +12,8 @@
 //
 //	go run ./examples/checkin                              # in-memory backend
 //	go run ./examples/checkin -url redis://localhost:6379  # one Redis
+//	go run ./examples/checkin -url redlock://r1:6379,r2:6379,r3:6379
+//	go run ./examples/checkin -url etcd://localhost:2379
 //	go run ./examples/checkin -requests 500 -user 7
 package main
 
@@ -28,12 +30,14 @@ import (
 	"time"
 
 	"github.com/xsync-go/xsync"
-	_ "github.com/xsync-go/xsync/backend/memory" // mem://
-	_ "github.com/xsync-go/xsync/backend/redis"  // redis://, rediss://
+	_ "github.com/xsync-go/xsync/backend/etcd"    // etcd://
+	_ "github.com/xsync-go/xsync/backend/memory"  // mem://
+	_ "github.com/xsync-go/xsync/backend/redis"   // redis://, rediss://
+	_ "github.com/xsync-go/xsync/backend/redlock" // redlock://
 )
 
 func main() {
-	lockURL := flag.String("url", "mem://", "lock backend URL: mem://, redis://host:port, rediss://...")
+	lockURL := flag.String("url", "mem://", "lock backend URL: mem://, redis://host:port, rediss://..., redlock://h1,h2,h3, etcd://h1:2379,...")
 	requests := flag.Int("requests", 100, "concurrent duplicate check-in requests")
 	user := flag.Int("user", 42, "user id")
 	flag.Parse()
@@ -95,6 +99,12 @@ func checkIn(ctx context.Context, l *ledger, uid int, day string) error {
 	key := fmt.Sprintf("checkin:%d:%s", uid, day)
 	a := xsync.New("default", key)
 	if err := a.SetExp(3 * time.Second); err != nil { // the request's own timeout
+		return err
+	}
+	// Wait a little for a concurrent duplicate to finish: it then finds the
+	// check-in done. (On Redlock this also breaks split votes, where
+	// simultaneous requests each got a minority of the nodes.)
+	if err := a.SetRetry(5, 100*time.Millisecond); err != nil {
 		return err
 	}
 	return a.Run(ctx, func(ctx context.Context) error {
