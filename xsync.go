@@ -50,10 +50,19 @@
 // provides:
 //
 //   - backend/memory: in-process, for unit tests and single-process apps.
+//   - backend/redis: one Redis (single node, Sentinel, Cluster); fencing
+//     tokens; not highly available.
+//   - backend/redlock: Redlock over N independent Redis nodes, with
+//     redsync; survives the loss of a minority; tokens are not fencing.
+//   - backend/etcd: etcd leases and transactions; consensus-backed, with
+//     the key's create revision as the fencing token.
 //
-// Backends are registered by name with [Register], as database/sql
-// registers drivers; [Swap] puts a backend behind a name for the length of
-// one test.
+// Each backend's package documentation says what it guarantees and under
+// which faults it does not. Backends are registered by name with
+// [Register], as database/sql registers drivers; [Swap] puts a backend
+// behind a name for the length of one test. [Open] builds one from a URL
+// (mem://, redis://, rediss://, redlock://, etcd://), so that each
+// environment can pick its own by configuration.
 //
 // # Errors
 //

@@ -16,9 +16,10 @@
 //     "the key does not exist", attached to a lease of the lock's TTL.
 //   - Fencing tokens: the token is the key's create revision, which grows
 //     across the whole cluster with every write. Every later acquisition of
-//     any key gets a larger token. A protected resource in etcd itself can
-//     compare it in its own transaction; elsewhere, store it with the data
-//     and refuse smaller ones (UPDATE ... WHERE fence < $token).
+//     any key gets a larger token. Data in etcd itself is fenced by
+//     [Locker.OwnerCmp] in the transaction that writes it; elsewhere, store
+//     the token with the data and refuse smaller ones (UPDATE ... WHERE
+//     fence < $token).
 //   - Owner-only release: release is a transaction guarded on the key's
 //     create revision being the token; an expired holder's token no longer
 //     matches, so its release returns false.
@@ -383,4 +384,16 @@ func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func()
 		})
 	}
 	return ready, stop, nil
+}
+
+// OwnerCmp returns a comparison that holds while token holds the lock on
+// key. Put it in the transaction that writes the protected data, and the
+// write happens only if the lock is still the caller's: fencing without a
+// separate token check.
+//
+//	cmp := locker.OwnerCmp("order:1001", int64(xsync.ItemFromContext(ctx)))
+//	resp, err := cli.Txn(ctx).If(cmp).Then(clientv3.OpPut("order/1001/paid", "yes")).Commit()
+//	// resp.Succeeded is false if the lock was lost
+func (l *Locker) OwnerCmp(key string, token int64) clientv3.Cmp {
+	return clientv3.Compare(clientv3.CreateRevision(l.prefix+key), "=", token)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/xsync-go/xsync"
 	xetcd "github.com/xsync-go/xsync/backend/etcd"
@@ -57,4 +58,32 @@ func TestOpenURLWorks(t *testing.T) {
 	ok, err := item.Unlock(ctx, "url", "user:1")
 	require.NoError(t, err)
 	assert.True(t, ok)
+}
+
+// OwnerCmp fences writes in etcd itself: a write guarded by it succeeds
+// while the lock is held and fails once another holder has it.
+func TestOwnerCmpFencesWrites(t *testing.T) {
+	srv := itest.StartEtcd(t)
+	c := itest.EtcdClient(t, srv)
+	l := xetcd.New(c, xetcd.WithPrefix(newPrefix()))
+	t.Cleanup(xsync.Swap("fence", l))
+	ctx := context.Background()
+	write := func(item xsync.Item, v string) bool {
+		resp, err := c.Txn(ctx).If(l.OwnerCmp("order:1", int64(item))).Then(clientv3.OpPut("data/order1", v)).Commit()
+		require.NoError(t, err)
+		return resp.Succeeded
+	}
+	old, err := xsync.Lock(ctx, "fence", "order:1", 2)
+	require.NoError(t, err)
+	assert.True(t, write(old, "from old"), "the holder writes")
+	ok, err := old.Unlock(ctx, "fence", "order:1")
+	require.NoError(t, err)
+	require.True(t, ok)
+	cur, err := xsync.Lock(ctx, "fence", "order:1", 2)
+	require.NoError(t, err)
+	assert.False(t, write(old, "late write"), "the former holder's write is refused")
+	assert.True(t, write(cur, "from new"))
+	got, err := c.Get(ctx, "data/order1")
+	require.NoError(t, err)
+	assert.Equal(t, "from new", string(got.Kvs[0].Value))
 }
