@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,7 +102,7 @@ func TestAutoExtendOutageCancelsCallback(t *testing.T) {
 	require.NoError(t, a.SetAutoExtend(true, 0))
 
 	holding := make(chan struct{})
-	var killed time.Time
+	var killed atomic.Int64 // unix nanos; written here, read in the callback
 	var cause error
 	var lostAfter time.Duration
 	done := make(chan error, 1)
@@ -110,7 +111,7 @@ func TestAutoExtendOutageCancelsCallback(t *testing.T) {
 			close(holding)
 			select {
 			case <-ctx.Done():
-				cause, lostAfter = context.Cause(ctx), time.Since(killed)
+				cause, lostAfter = context.Cause(ctx), time.Since(time.Unix(0, killed.Load()))
 				return nil
 			case <-time.After(30 * time.Second):
 				return errors.New("callback context still alive 30s into the outage")
@@ -118,7 +119,7 @@ func TestAutoExtendOutageCancelsCallback(t *testing.T) {
 		})
 	}()
 	<-holding
-	killed = time.Now()
+	killed.Store(time.Now().UnixNano())
 	srv.Kill()
 	err := <-done
 	assert.ErrorIs(t, err, xsync.ErrLockLost)
