@@ -2,14 +2,12 @@ package xsync_test
 
 import (
 	"context"
-	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend/memory"
+	"github.com/xsync-go/xsync/internal/benchutil"
 )
 
 // BenchmarkLockUnlock is one uncontended Lock and Unlock through the core
@@ -96,61 +94,16 @@ func BenchmarkRunAutoExtend(b *testing.B) {
 
 // BenchmarkContended8 runs 8 goroutines that take turns on one key with
 // Run and a long retry interval, so every handoff goes through the
-// backend's release notification. It reports the wait from one holder's
-// callback end to the next holder's callback start (p50 and p99), and the
-// share of acquisitions that changed owner.
+// backend's release notification (see benchutil.Contend for the metrics).
 func BenchmarkContended8(b *testing.B) {
 	b.Cleanup(xsync.Swap("bench", memory.New()))
-	ctx := context.Background()
-	const workers = 8
-	var (
-		lastEnd   atomic.Int64 // unix nanos when the previous callback ended
-		lastOwner atomic.Int32
-		changes   atomic.Int64
-		mu        sync.Mutex
-		waits     []time.Duration
-		remaining atomic.Int64
-	)
-	remaining.Store(int64(b.N))
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			a := xsync.New("bench", "k")
-			if err := a.SetRetry(1<<30, time.Second); err != nil {
-				b.Error(err)
-				return
-			}
-			var local []time.Duration
-			cb := func(context.Context) error {
-				now := time.Now().UnixNano()
-				if prev := lastEnd.Load(); prev != 0 {
-					local = append(local, time.Duration(now-prev))
-				}
-				if lastOwner.Swap(int32(w)) != int32(w) {
-					changes.Add(1)
-				}
-				lastEnd.Store(time.Now().UnixNano())
-				return nil
-			}
-			for remaining.Add(-1) >= 0 {
-				if err := a.Run(ctx, cb); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-			mu.Lock()
-			waits = append(waits, local...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	if len(waits) == 0 {
-		return
-	}
-	slices.Sort(waits)
-	b.ReportMetric(float64(waits[len(waits)/2].Nanoseconds()), "p50-wait-ns")
-	b.ReportMetric(float64(waits[len(waits)*99/100].Nanoseconds()), "p99-wait-ns")
-	b.ReportMetric(100*float64(changes.Load())/float64(b.N), "%owner-change")
+	benchutil.Contend(b, 8, func(int) func(context.Context, func()) error {
+		a := xsync.New("bench", "k")
+		if err := a.SetRetry(1<<30, time.Second); err != nil {
+			b.Fatal(err)
+		}
+		return func(ctx context.Context, work func()) error {
+			return a.Run(ctx, func(context.Context) error { work(); return nil })
+		}
+	})
 }

@@ -625,16 +625,25 @@ func needRefresher(e *env) {
 	}
 }
 
-func autoExtend(e *env) {
+// extending returns an Async on key with the minimum TTL and auto-extension
+// on, capped at maxHold (0: no cap), after skipping backends that cannot
+// refresh.
+func (e *env) extending(key string, maxHold time.Duration) *xsync.Async {
+	e.t.Helper()
 	needRefresher(e)
-	key := e.key("k")
 	a := xsync.New(e.name, key)
 	if err := a.SetExp(e.ttl()); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := a.SetAutoExtend(true, 0); err != nil {
+	if err := a.SetAutoExtend(true, maxHold); err != nil {
 		e.t.Fatal(err)
 	}
+	return a
+}
+
+func autoExtend(e *env) {
+	key := e.key("k")
+	a := e.extending(key, 0)
 	start := time.Now()
 	err := a.Run(e.ctx, func(ctx context.Context) error {
 		// Time must pass here: the lock has to outlive its own TTL.
@@ -654,15 +663,8 @@ func autoExtend(e *env) {
 }
 
 func autoExtendLoss(e *env) {
-	needRefresher(e)
 	key := e.key("k")
-	a := xsync.New(e.name, key)
-	if err := a.SetExp(e.ttl()); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := a.SetAutoExtend(true, 0); err != nil {
-		e.t.Fatal(err)
-	}
+	a := e.extending(key, 0)
 	var cause error
 	err := a.Run(e.ctx, func(ctx context.Context) error {
 		// Lose the lock behind the renewal's back.
@@ -688,16 +690,9 @@ func autoExtendLoss(e *env) {
 }
 
 func autoExtendMaxHold(e *env) {
-	needRefresher(e)
 	key := e.key("k")
-	a := xsync.New(e.name, key)
-	if err := a.SetExp(e.ttl()); err != nil {
-		e.t.Fatal(err)
-	}
 	maxHold := e.ttl() + e.ttl()/2
-	if err := a.SetAutoExtend(true, maxHold); err != nil {
-		e.t.Fatal(err)
-	}
+	a := e.extending(key, maxHold)
 	start := time.Now()
 	var cause error
 	var elapsed time.Duration

@@ -5,7 +5,7 @@
 #
 #   COUNT=6 docs/run-benchmarks.sh
 #
-# Ratios come from the interleaved BenchmarkPaired loops (itest.Interleave),
+# Ratios come from the interleaved BenchmarkPaired loops (benchutil.Interleave),
 # not from comparing separate benchmarks. Needs Docker; builds the test
 # images if missing.
 set -euo pipefail

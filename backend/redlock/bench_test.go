@@ -11,12 +11,13 @@ import (
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend/redlock"
+	"github.com/xsync-go/xsync/internal/benchutil"
 	"github.com/xsync-go/xsync/internal/itest"
 )
 
 // BenchmarkPaired alternates, op by op on the same 5 nodes and clients,
 // xsync's Lock+Unlock on the Redlock backend, redsync used directly (its
-// defaults, one try) and one PING to the first node (itest.Interleave),
+// defaults, one try) and one PING to the first node (benchutil.Interleave),
 // and reports the ratio.
 func BenchmarkPaired(b *testing.B) {
 	nodes := itest.StartRedisN(b, 5)
@@ -28,8 +29,8 @@ func BenchmarkPaired(b *testing.B) {
 	}
 	rs := redsync.New(pools...)
 	ctx := context.Background()
-	m := itest.Interleave(b,
-		itest.Op{Name: "xsync", Fn: func() {
+	m := benchutil.Interleave(b,
+		benchutil.Op{Name: "xsync", Fn: func() {
 			item, err := xsync.Lock(ctx, "bench", "k", 10)
 			if err != nil || !item.HasLock() {
 				b.Fatal(item, err)
@@ -38,7 +39,7 @@ func BenchmarkPaired(b *testing.B) {
 				b.Fatal(ok, err)
 			}
 		}},
-		itest.Op{Name: "redsync", Fn: func() {
+		benchutil.Op{Name: "redsync", Fn: func() {
 			m := rs.NewMutex("direct:k", redsync.WithExpiry(10*time.Second), redsync.WithTries(1))
 			if err := m.LockContext(ctx); err != nil {
 				b.Fatal(err)
@@ -47,7 +48,7 @@ func BenchmarkPaired(b *testing.B) {
 				b.Fatal(ok, err)
 			}
 		}},
-		itest.Op{Name: "ping", Fn: func() {
+		benchutil.Op{Name: "ping", Fn: func() {
 			if err := cs[0].Ping(ctx).Err(); err != nil {
 				b.Fatal(err)
 			}
@@ -55,6 +56,6 @@ func BenchmarkPaired(b *testing.B) {
 	)
 	b.ReportMetric(float64(m["xsync"].Nanoseconds()), "xsync-ns")
 	b.ReportMetric(float64(m["redsync"].Nanoseconds()), "redsync-ns")
-	b.ReportMetric(itest.Ratio(m["xsync"], m["redsync"]), "xsync/redsync")
-	b.ReportMetric(itest.Ratio(m["xsync"], m["ping"]), "xsync-RTTs")
+	b.ReportMetric(benchutil.Ratio(m["xsync"], m["redsync"]), "xsync/redsync")
+	b.ReportMetric(benchutil.Ratio(m["xsync"], m["ping"]), "xsync-RTTs")
 }
