@@ -189,10 +189,11 @@ func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error)
 	)
 	defer timer.Stop()
 	for attempt := int32(1); ; attempt++ {
-		// Watch the key from the first contended attempt on. A watch that
-		// fails to start is not an error: the interval bounds every wait,
-		// the watch's set-up included.
-		if w, ok := l.(backend.Watcher); ok && !watched && err == nil {
+		// Watch the key from the first contended attempt on (with a zero
+		// interval there is no wait to cut short). A watch that fails to
+		// start is not an error: the interval bounds every wait, the
+		// watch's set-up included.
+		if w, ok := l.(backend.Watcher); ok && !watched && err == nil && a.interval > 0 {
 			watched = true
 			wctx, cancel := context.WithTimeout(ctx, a.interval)
 			ch, stop, werr := w.Watch(wctx, a.key)

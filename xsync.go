@@ -94,6 +94,7 @@
 package xsync
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -222,4 +223,25 @@ func unregister(name string) {
 	registryMu.Lock()
 	defer registryMu.Unlock()
 	delete(registry, name)
+}
+
+// Ping checks that the backend registered as name can serve locks right
+// now, for readiness probes: one round trip to its server (Redis), a quorum
+// of its servers (Redlock), or its cluster's leader (etcd). It returns nil
+// if so, [ErrUnknownBackend] for an unknown name, an error matching
+// errors.ErrUnsupported if the backend cannot tell, and otherwise the
+// backend's error, wrapped.
+func Ping(ctx context.Context, name string) error {
+	l, err := lookup(name)
+	if err != nil {
+		return err
+	}
+	p, ok := l.(backend.Pinger)
+	if !ok {
+		return fmt.Errorf("xsync: ping: backend %q cannot tell: %w", name, errors.ErrUnsupported)
+	}
+	if err := p.Ping(ctx); err != nil {
+		return fmt.Errorf("xsync: ping backend %q: %w", name, err)
+	}
+	return nil
 }

@@ -359,3 +359,11 @@ func TestRunUsesBackendValidity(t *testing.T) {
 		return nil
 	}))
 }
+
+func TestPing(t *testing.T) {
+	assert.NoError(t, xsync.Ping(t.Context(), use(t, memory.New())))
+	assert.ErrorIs(t, xsync.Ping(t.Context(), "nope"), xsync.ErrUnknownBackend)
+	t.Run("without Pinger", func(t *testing.T) {
+		assert.ErrorIs(t, xsync.Ping(t.Context(), use(t, &faulty{})), errors.ErrUnsupported)
+	})
+}

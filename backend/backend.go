@@ -15,6 +15,8 @@
 //     can try at once instead of sleeping out its retry interval.
 //   - [Validity]: say that a lock can be trusted for less than its TTL
 //     (an allowance for clock drift between servers).
+//   - [Pinger]: say whether the backend can serve locks right now (for
+//     readiness probes).
 //
 // # Division of labour
 //
@@ -111,4 +113,13 @@ type Validity interface {
 	// more than zero and at most ttl. The core ends the callback's context
 	// at that moment.
 	Validity(ttl time.Duration) time.Duration
+}
+
+// Pinger is implemented by backends that can tell whether they can serve
+// locks right now.
+type Pinger interface {
+	// Ping makes one check that the backend could take a lock now (its
+	// server, or a quorum of its servers, answers) and returns nil if so,
+	// or the error that says why not. It changes no lock.
+	Ping(ctx context.Context) error
 }

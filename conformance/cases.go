@@ -37,6 +37,7 @@ var cases = []testCase{
 	{"AutoExtendLoss", "with auto-extension, a renewal that finds the lock gone cancels the callback's context with ErrLockLost", autoExtendLoss},
 	{"AutoExtendMaxHold", "with auto-extension and a max hold time, the callback's context is cancelled with ErrLockLost at that time", autoExtendMaxHold},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
+	{"Ping", "a healthy backend answers xsync.Ping with nil", ping},
 }
 
 func badInput(e *env) {
@@ -733,5 +734,20 @@ func noKeyLeak(e *env) {
 	e.sleepUntil(start.Add(e.ttl() + e.opts.SizeSettle))
 	if n := e.opts.Size(e.t, e.l); n != base {
 		e.t.Errorf("Size = %d after every lock was released or expired; want %d as before", n, base)
+	}
+}
+
+func ping(e *env) {
+	if _, ok := e.l.(backend.Pinger); !ok {
+		if err := xsync.Ping(e.ctx, e.name); !errors.Is(err, errors.ErrUnsupported) {
+			e.t.Errorf("Ping on a backend without backend.Pinger = %v; want errors.ErrUnsupported", err)
+		}
+		e.t.Skip("backend does not implement backend.Pinger")
+	}
+	if err := xsync.Ping(e.ctx, e.name); err != nil {
+		e.t.Errorf("Ping = %v; want nil", err)
+	}
+	if err := xsync.Ping(e.ctx, "conformance: no such backend"); !errors.Is(err, xsync.ErrUnknownBackend) {
+		e.t.Errorf("Ping on an unknown name = %v; want ErrUnknownBackend", err)
 	}
 }

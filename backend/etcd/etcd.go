@@ -76,6 +76,7 @@ var (
 	_ backend.Locker    = (*Locker)(nil)
 	_ backend.Refresher = (*Locker)(nil)
 	_ backend.Watcher   = (*Locker)(nil)
+	_ backend.Pinger    = (*Locker)(nil)
 )
 
 // DefaultPrefix is where locks live unless [WithPrefix] says otherwise.
@@ -384,6 +385,15 @@ func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func()
 		})
 	}
 	return ready, stop, nil
+}
+
+// Ping implements [backend.Pinger] with one linearizable read, which needs
+// a leader and a quorum: what a lock needs.
+func (l *Locker) Ping(ctx context.Context) error {
+	if _, err := l.client.Get(ctx, l.prefix, clientv3.WithCountOnly()); err != nil {
+		return fmt.Errorf("etcd: ping: %w", err)
+	}
+	return nil
 }
 
 // OwnerCmp returns a comparison that holds while token holds the lock on

@@ -74,6 +74,10 @@ func TestHolderCutOff(t *testing.T) {
 	held := <-holding
 	members[0].Pause()
 	paused := time.Now()
+	pctx, pcancel := context.WithTimeout(t.Context(), time.Second)
+	assert.Error(t, xsync.Ping(pctx, holderName), "Ping through the cut-off member fails")
+	pcancel()
+	require.NoError(t, xsync.Ping(t.Context(), otherName), "the majority side is healthy")
 
 	b := xsync.New(otherName, "k")
 	require.NoError(t, b.SetExp(10*time.Second))

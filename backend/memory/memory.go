@@ -46,6 +46,7 @@ var (
 	_ backend.Locker    = (*Locker)(nil)
 	_ backend.Refresher = (*Locker)(nil)
 	_ backend.Watcher   = (*Locker)(nil)
+	_ backend.Pinger    = (*Locker)(nil)
 )
 
 // Option configures a Locker.
@@ -178,6 +179,9 @@ func (l *Locker) Watch(_ context.Context, key string) (<-chan struct{}, func(), 
 	stop := func() { once.Do(func() { l.unwatch(key, ch) }) }
 	return ch, stop, nil
 }
+
+// Ping implements [backend.Pinger]: an in-process Locker can always serve.
+func (l *Locker) Ping(context.Context) error { return nil }
 
 // Len reports how many locks the Locker holds now. Released and expired
 // locks are not counted: they are forgotten.

@@ -57,6 +57,7 @@ func TestKillAndRestartWithoutPersistence(t *testing.T) {
 
 	srv.Kill()
 	start := time.Now()
+	assert.Error(t, xsync.Ping(ctx, name), "Ping reports the outage")
 	_, err = xsync.Lock(ctx, name, "k2", 5)
 	assertOutage(t, "Lock", err)
 	_, err = held.Unlock(ctx, name, "k")
@@ -70,6 +71,7 @@ func TestKillAndRestartWithoutPersistence(t *testing.T) {
 
 	srv.Start()
 	waitUp(t, c)
+	require.NoError(t, xsync.Ping(ctx, name))
 	after, err := xsync.Lock(ctx, name, "k", 60)
 	require.NoError(t, err)
 	require.True(t, after.HasLock(), "the restart forgot the held lock: the key is free")

@@ -63,6 +63,7 @@ var (
 	_ backend.Locker    = (*Locker)(nil)
 	_ backend.Refresher = (*Locker)(nil)
 	_ backend.Watcher   = (*Locker)(nil)
+	_ backend.Pinger    = (*Locker)(nil)
 )
 
 var (
@@ -80,13 +81,14 @@ var (
 	heldScript = goredis.NewScript(heldLua)
 )
 
-// Client is what the backend needs of a go-redis v9 client: scripts and
-// pub/sub. *goredis.Client (including one from NewFailoverClient),
+// Client is what the backend needs of a go-redis v9 client: scripts,
+// pub/sub and PING. *goredis.Client (including one from NewFailoverClient),
 // *goredis.ClusterClient, *goredis.Ring and goredis.UniversalClient all
 // satisfy it.
 type Client interface {
 	goredis.Scripter
 	Subscribe(ctx context.Context, channels ...string) *goredis.PubSub
+	Ping(ctx context.Context) *goredis.StatusCmd
 }
 
 // Defaults of the options.
@@ -163,6 +165,14 @@ func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.
 		return false, fmt.Errorf("redis: refresh: %w", err)
 	}
 	return n == 1, nil
+}
+
+// Ping implements [backend.Pinger] with one PING.
+func (l *Locker) Ping(ctx context.Context) error {
+	if err := l.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: ping: %w", err)
+	}
+	return nil
 }
 
 // Watch implements [backend.Watcher]. Waiters on one key share one pub/sub

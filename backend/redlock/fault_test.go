@@ -34,6 +34,7 @@ func TestTwoOfFiveStopped(t *testing.T) {
 	nodes[0].Stop()
 	nodes[3].Stop()
 	ctx := t.Context()
+	require.NoError(t, xsync.Ping(ctx, name), "3 of 5 answer: a quorum")
 	item, err := xsync.Lock(ctx, name, "k", 5)
 	require.NoError(t, err)
 	require.True(t, item.HasLock())
@@ -52,6 +53,9 @@ func TestThreeOfFiveStopped(t *testing.T) {
 	for _, i := range []int{0, 2, 4} {
 		nodes[i].Stop()
 	}
+	err := xsync.Ping(t.Context(), name)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "quorum unreachable (2 of 5 nodes answered, 3 needed)")
 	start := time.Now()
 	item, err := xsync.Lock(t.Context(), name, "k", 5)
 	elapsed := time.Since(start)

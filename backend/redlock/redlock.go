@@ -69,6 +69,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-redsync/redsync/v4"
@@ -83,6 +84,7 @@ var (
 	_ backend.Locker    = (*Locker)(nil)
 	_ backend.Refresher = (*Locker)(nil)
 	_ backend.Validity  = (*Locker)(nil)
+	_ backend.Pinger    = (*Locker)(nil)
 )
 
 // Defaults of the options.
@@ -125,6 +127,7 @@ func WithDriftFactor(f float64) Option {
 // Locker is the Redlock backend. It never closes its clients. It is safe
 // for concurrent use.
 type Locker struct {
+	clients     []goredis.UniversalClient
 	rs          *redsync.Redsync
 	n, quorum   int
 	prefix      string
@@ -135,7 +138,7 @@ type Locker struct {
 // New returns a backend over the given independent Redis nodes (use an
 // odd number: 3 or 5). With no clients, every call fails with ErrNoNodes.
 func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
-	l := &Locker{prefix: DefaultPrefix, nodeTimeout: DefaultNodeTimeout, drift: DefaultDriftFactor}
+	l := &Locker{clients: clients, prefix: DefaultPrefix, nodeTimeout: DefaultNodeTimeout, drift: DefaultDriftFactor}
 	for _, o := range opts {
 		o(l)
 	}
@@ -278,4 +281,29 @@ func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.
 		return false, fmt.Errorf("redlock: refresh took longer than the lock's validity: %w", err)
 	}
 	return false, l.notHeld("refresh", err)
+}
+
+// Ping implements [backend.Pinger]: every node is pinged in parallel, each
+// bounded by the node timeout, and a quorum must answer.
+func (l *Locker) Ping(ctx context.Context) error {
+	if l.n == 0 {
+		return ErrNoNodes
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.nodeTimeout)
+	defer cancel()
+	errs := make([]error, l.n)
+	var wg sync.WaitGroup
+	for i, c := range l.clients {
+		wg.Go(func() {
+			if err := c.Ping(ctx).Err(); err != nil {
+				errs[i] = &redsync.RedisError{Node: i, Err: err}
+			}
+		})
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if failed, _ := count(err); l.n-failed < l.quorum {
+		return l.unreachable("ping", failed, err)
+	}
+	return nil
 }
