@@ -14,16 +14,10 @@ import (
 // on the memory backend.
 func BenchmarkLockUnlock(b *testing.B) {
 	b.Cleanup(xsync.Swap("bench", memory.New()))
-	ctx := context.Background()
 	b.ReportAllocs()
+	op := benchutil.LockUnlock(b, "bench", "k")
 	for b.Loop() {
-		item, err := xsync.Lock(ctx, "bench", "k", 10)
-		if err != nil || !item.HasLock() {
-			b.Fatal(item, err)
-		}
-		if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
+		op()
 	}
 }
 

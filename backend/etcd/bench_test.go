@@ -30,15 +30,7 @@ func BenchmarkPaired(b *testing.B) {
 	}
 	defer shared.Close()
 	m := benchutil.Interleave(b,
-		benchutil.Op{Name: "xsync", Fn: func() {
-			item, err := xsync.Lock(ctx, "bench", "k", 10)
-			if err != nil || !item.HasLock() {
-				b.Fatal(item, err)
-			}
-			if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
-				b.Fatal(ok, err)
-			}
-		}},
+		benchutil.Op{Name: "xsync", Fn: benchutil.LockUnlock(b, "bench", "k")},
 		benchutil.Op{Name: "put", Fn: func() {
 			if _, err := c.Put(ctx, "bench-put", "v"); err != nil {
 				b.Fatal(err)

@@ -31,15 +31,7 @@ func BenchmarkPaired(b *testing.B) {
 	ctx := context.Background()
 	n := 0
 	m := benchutil.Interleave(b,
-		benchutil.Op{Name: "xsync", Fn: func() {
-			item, err := xsync.Lock(ctx, "bench", "k", 10)
-			if err != nil || !item.HasLock() {
-				b.Fatal(item, err)
-			}
-			if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
-				b.Fatal(ok, err)
-			}
-		}},
+		benchutil.Op{Name: "xsync", Fn: benchutil.LockUnlock(b, "bench", "k")},
 		benchutil.Op{Name: "raw", Fn: func() {
 			n++
 			val := strconv.Itoa(n)
@@ -68,16 +60,10 @@ func BenchmarkPaired(b *testing.B) {
 func BenchmarkLockUnlock(b *testing.B) {
 	srv := itest.StartRedis(b)
 	b.Cleanup(xsync.Swap("bench", xredis.New(itest.RedisClient(b, srv), xredis.WithPrefix(newPrefix()))))
-	ctx := context.Background()
 	b.ReportAllocs()
+	op := benchutil.LockUnlock(b, "bench", "k")
 	for b.Loop() {
-		item, err := xsync.Lock(ctx, "bench", "k", 10)
-		if err != nil || !item.HasLock() {
-			b.Fatal(item, err)
-		}
-		if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
-			b.Fatal(ok, err)
-		}
+		op()
 	}
 }
 

@@ -30,15 +30,7 @@ func BenchmarkPaired(b *testing.B) {
 	rs := redsync.New(pools...)
 	ctx := context.Background()
 	m := benchutil.Interleave(b,
-		benchutil.Op{Name: "xsync", Fn: func() {
-			item, err := xsync.Lock(ctx, "bench", "k", 10)
-			if err != nil || !item.HasLock() {
-				b.Fatal(item, err)
-			}
-			if ok, err := item.Unlock(ctx, "bench", "k"); !ok || err != nil {
-				b.Fatal(ok, err)
-			}
-		}},
+		benchutil.Op{Name: "xsync", Fn: benchutil.LockUnlock(b, "bench", "k")},
 		benchutil.Op{Name: "redsync", Fn: func() {
 			m := rs.NewMutex("direct:k", redsync.WithExpiry(10*time.Second), redsync.WithTries(1))
 			if err := m.LockContext(ctx); err != nil {

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xsync-go/xsync"
 )
 
 // Op is one operation of an interleaved benchmark.
@@ -106,4 +108,20 @@ func Contend(b *testing.B, workers int, lock func(w int) func(ctx context.Contex
 	b.ReportMetric(float64(waits[len(waits)/2].Microseconds()), "p50-wait-µs")
 	b.ReportMetric(float64(waits[len(waits)*99/100].Microseconds()), "p99-wait-µs")
 	b.ReportMetric(100*float64(changes.Load())/float64(b.N), "%owner-change")
+}
+
+// LockUnlock returns an op that takes key on the backend registered as
+// name with xsync.Lock and releases it, failing the benchmark if either
+// does not succeed.
+func LockUnlock(b *testing.B, name, key string) func() {
+	ctx := context.Background()
+	return func() {
+		item, err := xsync.Lock(ctx, name, key, 10)
+		if err != nil || !item.HasLock() {
+			b.Fatal(item, err)
+		}
+		if ok, err := item.Unlock(ctx, name, key); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
 }
