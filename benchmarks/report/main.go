@@ -1,0 +1,239 @@
+// Command report turns the output of the peer benchmarks (run.sh) into
+// docs/peers.md and a bar chart (SVG): medians over rounds, with every
+// ratio taken within a round.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// result is one benchmark line: its name (without the -N suffix) and its
+// metrics by unit.
+type result struct {
+	name    string
+	metrics map[string]float64
+}
+
+func parse(path string) ([]result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []result
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
+			continue
+		}
+		name := fields[0]
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			name = name[:i]
+		}
+		r := result{name: strings.TrimPrefix(name, "Benchmark"), metrics: map[string]float64{}}
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				continue
+			}
+			r.metrics[fields[i+1]] = v
+		}
+		out = append(out, r)
+	}
+	return out, sc.Err()
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// byName collects every round's value of metric for each benchmark name.
+func byName(rs []result, metric string) map[string][]float64 {
+	out := map[string][]float64{}
+	for _, r := range rs {
+		if v, ok := r.metrics[metric]; ok {
+			out[r.name] = append(out[r.name], v)
+		}
+	}
+	return out
+}
+
+type bar struct {
+	label string
+	value float64
+	ours  bool
+}
+
+func main() {
+	in := flag.String("in", "docs/peers", "folder with the raw benchmark output")
+	md := flag.String("md", "docs/peers.md", "markdown to write")
+	svg := flag.String("svg", "docs/peers.svg", "chart to write")
+	flag.Parse()
+
+	unc, err := parse(filepath.Join(*in, "uncontended.txt"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	con, err := parse(filepath.Join(*in, "contended.txt"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	paused, _ := parse(filepath.Join(*in, "paused.txt"))
+	machine, _ := os.ReadFile(filepath.Join(*in, "machine.txt"))
+
+	var b strings.Builder
+	var uncBars, conBars []bar
+	fmt.Fprintf(&b, "# xsync beside its peers\n\n")
+	fmt.Fprintf(&b, "Written by `benchmarks/run.sh` (raw output and benchstat tables in [peers/](peers/)). %s\n\n", strings.TrimSpace(string(machine)))
+	fmt.Fprintf(&b, "Method: every contender runs against the same containers (host network) in the same run. Uncontended costs come from one loop that interleaves all contenders op by op, rotating the order (`benchutil.Interleave`), and are given in round trips of that same loop (Redis PING, etcd Put); ratios are taken within each round, then the median over rounds is shown. The 8-client workloads run each library in turn within every round, 8 workers with a client each on one key, each library waiting the way it does by default (xsync: its release notification, with a 1 s retry interval as the bound; on Redlock, which has none, a 250 ms interval, near redsync's default 50-250 ms; redislock: a 1 ms linear retry; redsync: its default randomised retry; etcd's Mutex: its watch).\n\n")
+	fmt.Fprintf(&b, "![per-acquisition cost](peers.svg)\n\n")
+
+	groups := []struct{ sub, unit, title string }{
+		{"Uncontended/redis", "ping", "One Redis: acquire + release"},
+		{"Uncontended/redis5", "ping", "Five Redis nodes: acquire + release"},
+		{"Uncontended/etcd", "put", "etcd (one node): acquire + release"},
+	}
+	for _, g := range groups {
+		var rounds []result
+		for _, r := range unc {
+			if r.name == g.sub {
+				rounds = append(rounds, r)
+			}
+		}
+		if len(rounds) == 0 {
+			continue
+		}
+		// contenders: metrics ending in -<unit>s
+		suffix := "-" + g.unit + "s"
+		var names []string
+		for m := range rounds[0].metrics {
+			if strings.HasSuffix(m, suffix) {
+				names = append(names, strings.TrimSuffix(m, suffix))
+			}
+		}
+		slices.Sort(names)
+		var ours string
+		for _, n := range names {
+			if strings.HasPrefix(n, "xsync-") {
+				ours = n
+			}
+		}
+		fmt.Fprintf(&b, "## %s\n\n%d rounds; the unit is one %s (median %.0f µs).\n\n", g.title, len(rounds), strings.ToUpper(g.unit), median(collect(rounds, g.unit+"-ns"))/1000)
+		fmt.Fprintf(&b, "| contender | time | in %ss | xsync ÷ contender |\n| --- | --- | --- | --- |\n", strings.ToUpper(g.unit))
+		for _, n := range names {
+			rtts := median(collect(rounds, n+suffix))
+			var ratios []float64
+			for _, r := range rounds {
+				ratios = append(ratios, r.metrics[ours+"-ns"]/r.metrics[n+"-ns"])
+			}
+			fmt.Fprintf(&b, "| %s | %.0f µs | %.2f | %.3f |\n", n, median(collect(rounds, n+"-ns"))/1000, rtts, median(ratios))
+			uncBars = append(uncBars, bar{fmt.Sprintf("%s (%s)", n, g.sub[len("Uncontended/"):]), rtts, n == ours})
+		}
+		fmt.Fprintln(&b)
+	}
+	if mem := collect(filter(unc, "Uncontended/memory"), "xsync-memory-ns"); len(mem) > 0 {
+		fmt.Fprintf(&b, "In-process, xsync's memory backend: %.0f ns per Lock+Unlock (median of %d rounds).\n\n", median(mem), len(mem))
+	}
+
+	fmt.Fprintf(&b, "## 8 clients, one key\n\n| library | acquisitions/s | p50 wait | p99 wait | owner changes |\n| --- | --- | --- | --- | --- |\n")
+	acq := byName(con, "acq/s")
+	var libs []string
+	for n := range acq {
+		libs = append(libs, n)
+	}
+	slices.Sort(libs)
+	for _, n := range libs {
+		a := median(acq[n])
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f ms | %.2f ms | %.0f%% |\n", strings.TrimPrefix(n, "Contended8/"), a,
+			median(byName(con, "p50-wait-µs")[n])/1000, median(byName(con, "p99-wait-µs")[n])/1000,
+			median(byName(con, "%owner-change")[n]))
+		conBars = append(conBars, bar{strings.TrimPrefix(n, "Contended8/"), 1000 / a, strings.Contains(n, "xsync")})
+	}
+	fmt.Fprintf(&b, "\nOwner changes: the share of acquisitions that went to a different worker than the previous one; low values mean the releasing worker barged straight back in while others waited.\n\n")
+
+	if len(paused) > 0 {
+		m := paused[0].metrics
+		fmt.Fprintf(&b, "## Redlock with 2 of 5 nodes frozen\n\n8 s TTL, clients with ContextTimeoutEnabled, %s.\n\n| library | lock | unlock | validity left |\n| --- | --- | --- | --- |\n", "one run")
+		fmt.Fprintf(&b, "| xsync redlock (50 ms node timeout) | %.0f ms | %.0f ms | %.1f%% |\n", m["xsync-lock-ms"], m["xsync-unlock-ms"], m["xsync-validity-%"])
+		fmt.Fprintf(&b, "| redsync (defaults) | %.0f ms | %.0f ms | %.1f%% |\n\n", m["redsync-lock-ms"], m["redsync-unlock-ms"], m["redsync-validity-%"])
+	}
+	if err := os.WriteFile(*md, []byte(b.String()), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(*svg, []byte(chart(uncBars, conBars)), 0o644); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func filter(rs []result, name string) []result {
+	var out []result
+	for _, r := range rs {
+		if r.name == name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func collect(rs []result, metric string) []float64 {
+	var out []float64
+	for _, r := range rs {
+		if v, ok := r.metrics[metric]; ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// chart draws two panels of horizontal bars: uncontended cost in round
+// trips, and milliseconds per acquisition with 8 clients on one key.
+func chart(unc, con []bar) string {
+	const w, rowH, labelW, barW = 760, 22, 250, 440
+	var s strings.Builder
+	h := 90 + rowH*(len(unc)+len(con)) + 40
+	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&s, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	y := 20
+	panel := func(title, unit string, bars []bar) {
+		fmt.Fprintf(&s, `<text x="10" y="%d" font-weight="bold">%s</text>`+"\n", y, title)
+		y += 12
+		maxV := 0.0
+		for _, b := range bars {
+			maxV = math.Max(maxV, b.value)
+		}
+		for _, b := range bars {
+			fill := "#9aa5b1"
+			if b.ours {
+				fill = "#2f6fde"
+			}
+			bw := int(float64(barW) * b.value / maxV)
+			fmt.Fprintf(&s, `<text x="%d" y="%d" text-anchor="end">%s</text>`, labelW-6, y+15, b.label)
+			fmt.Fprintf(&s, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`, labelW, y+3, bw, rowH-6, fill)
+			fmt.Fprintf(&s, `<text x="%d" y="%d">%.2f %s</text>`+"\n", labelW+bw+4, y+15, b.value, unit)
+			y += rowH
+		}
+		y += 24
+	}
+	panel("Uncontended acquire+release, in round trips (PING or Put; lower is better)", "RTT", unc)
+	panel("8 clients on one key: milliseconds per acquisition (lower is better)", "ms", con)
+	s.WriteString("</svg>\n")
+	return s.String()
+}
