@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,4 +188,36 @@ func register2(t *testing.T, c xredis.Client) string {
 	name := "redis-plain:" + t.Name()
 	t.Cleanup(xsync.Swap(name, xredis.New(c, xredis.WithPrefix(newPrefix()))))
 	return name
+}
+
+// A server cut off the network (no refusal: packets vanish) makes calls end
+// by their context; once it is back, the same client works again and the
+// lock taken before the cut is still held.
+func TestNetworkDisconnect(t *testing.T) {
+	if os.Getenv(itest.NetworkEnv) == "host" {
+		t.Skip("a server on the host network cannot be cut off")
+	}
+	srv := itest.StartRedis(t)
+	c := itest.RedisClient(t, srv)
+	name := register(t, c)
+	item, err := xsync.Lock(t.Context(), name, "k", 60)
+	require.NoError(t, err)
+
+	srv.Disconnect()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = xsync.Lock(ctx, name, "k2", 5)
+	require.Error(t, err)
+	assert.False(t, xsync.IsMissingLockErr(err), "a cut network is a failure, not contention: %v", err)
+	assert.Less(t, time.Since(start), time.Second, "ended by its 300ms context")
+	pctx, pcancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer pcancel()
+	assert.Error(t, xsync.Ping(pctx, name), "Ping reports the cut")
+
+	srv.Connect()
+	waitUp(t, c)
+	ok, err := item.Unlock(t.Context(), name, "k")
+	require.NoError(t, err)
+	assert.True(t, ok, "the lock survived the cut")
 }

@@ -126,6 +126,7 @@ type Server struct {
 	endpoint string // host:port on 127.0.0.1
 	mu       sync.Mutex
 	paused   bool
+	cut      map[string][]string // networks (and aliases) Disconnect cut it off
 }
 
 // NetworkEnv selects how test servers are reached. Unset (the default):
@@ -269,6 +270,50 @@ func (s *Server) Unpause() {
 		s.t.Fatalf("unpause: %v", err)
 	}
 	s.paused = false
+}
+
+// Disconnect cuts the container off its networks: open connections hang
+// (nothing answers, nothing is refused) until Connect. It fails the test on
+// the host network, which cannot be cut. The test's clean-up reconnects.
+func (s *Server) Disconnect() {
+	s.t.Helper()
+	if hostNetwork() {
+		s.t.Fatalf("Disconnect: the server is on the host network (%s=host)", NetworkEnv)
+	}
+	ctx := context.Background()
+	aliases, err := s.ctr.NetworkAliases(ctx)
+	if err != nil {
+		s.t.Fatalf("disconnect: %v", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for nw := range aliases {
+		if _, err := docker(s.t).NetworkDisconnect(ctx, nw, client.NetworkDisconnectOptions{Container: s.ID(), Force: true}); err != nil {
+			s.t.Fatalf("disconnect from %s: %v", nw, err)
+		}
+	}
+	if s.cut == nil {
+		s.t.Cleanup(s.Connect)
+	}
+	s.cut = aliases
+}
+
+// Connect undoes Disconnect, with the same aliases; it does nothing if the
+// container is connected. The host port stays the same.
+func (s *Server) Connect() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for nw, aliases := range s.cut {
+		_, err := docker(s.t).NetworkConnect(context.Background(), nw, client.NetworkConnectOptions{
+			Container:      s.ID(),
+			EndpointConfig: &network.EndpointSettings{Aliases: aliases},
+		})
+		if err != nil {
+			s.t.Fatalf("connect to %s: %v", nw, err)
+		}
+	}
+	s.cut = map[string][]string{}
 }
 
 // redisSpec starts the official image and ours alike: no persistence, no
