@@ -1,6 +1,8 @@
 // Package itest starts the real servers that the backends' integration
-// tests run against (Redis, etcd), with testcontainers, and injects faults
-// into them: stop and start, pause and unpause, kill.
+// tests run against (Redis, a single etcd, a 3-member etcd cluster), with
+// testcontainers, and injects faults into them: stop and start, kill and
+// start, pause and unpause, network disconnect and connect. A server keeps
+// its host port across all of them.
 //
 // Image names come from XSYNC_REDIS_IMAGE and XSYNC_ETCD_IMAGE, whose
 // defaults are the official images. On a machine without a registry,
