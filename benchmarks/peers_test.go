@@ -336,3 +336,78 @@ func BenchmarkRedlockTwoPaused(b *testing.B) {
 	b.ReportMetric(float64(ru.Milliseconds())/float64(n), "redsync-unlock-ms")
 	b.ReportMetric(100*rv/float64(n), "redsync-validity-%")
 }
+
+// BenchmarkParallelKeys runs acquire+release from 4 goroutines at once,
+// each on a key of its own, for every library on the same servers: ops/s
+// on distinct keys, where only the library's own cost and round trips
+// count.
+func BenchmarkParallelKeys(b *testing.B) {
+	redisSrv := itest.StartRedis(b)
+	etcdSrv := itest.StartEtcd(b)
+	ctx := context.Background()
+	type libOp = func(key string) func() // one acquire+release of key
+	libs := []struct {
+		name string
+		op   func(b *testing.B) libOp
+	}{
+		{"xsync-redis", func(b *testing.B) libOp {
+			n := unique("xsync-redis")
+			b.Cleanup(xsync.Swap(n, xredis.New(itest.RedisClient(b, redisSrv), xredis.WithPrefix(unique("p")+":"))))
+			return func(key string) func() { return benchutil.LockUnlock(b, n, key) }
+		}},
+		{"redislock", func(b *testing.B) libOp {
+			rl := redislock.New(itest.RedisClient(b, redisSrv))
+			return func(key string) func() {
+				return func() {
+					l, err := rl.Obtain(ctx, "redislock:"+key, 10*time.Second, nil)
+					must(b, err)
+					must(b, l.Release(ctx))
+				}
+			}
+		}},
+		{"redsync-1", func(b *testing.B) libOp {
+			rs := redsyncOf(itest.RedisClient(b, redisSrv))
+			return func(key string) func() {
+				return func() {
+					m := rs.NewMutex("redsync:"+key, redsync.WithExpiry(10*time.Second), redsync.WithTries(1))
+					must(b, m.LockContext(ctx))
+					if ok, err := m.UnlockContext(ctx); !ok || err != nil {
+						b.Fatal(ok, err)
+					}
+				}
+			}
+		}},
+		{"xsync-etcd", func(b *testing.B) libOp {
+			n := unique("xsync-etcd")
+			b.Cleanup(xsync.Swap(n, xetcd.New(itest.EtcdClient(b, etcdSrv), xetcd.WithPrefix(unique("p")+"/"))))
+			return func(key string) func() { return benchutil.LockUnlock(b, n, key) }
+		}},
+		{"etcd-mutex", func(b *testing.B) libOp {
+			s, err := concurrency.NewSession(itest.EtcdClient(b, etcdSrv), concurrency.WithTTL(10))
+			must(b, err)
+			b.Cleanup(func() { s.Close() })
+			return func(key string) func() {
+				return func() {
+					m := concurrency.NewMutex(s, "mutex/"+key)
+					must(b, m.Lock(ctx))
+					must(b, m.Unlock(ctx))
+				}
+			}
+		}},
+	}
+	for _, l := range libs {
+		b.Run(l.name, func(b *testing.B) {
+			op := l.op(b)
+			var ids atomic.Int64
+			b.SetParallelism(2) // 4 goroutines on 2 cores
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				one := op(fmt.Sprint("k", ids.Add(1)))
+				for pb.Next() {
+					one()
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+		})
+	}
+}

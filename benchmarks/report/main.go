@@ -97,6 +97,7 @@ func main() {
 		log.Fatal(err)
 	}
 	paused, _ := parse(filepath.Join(*in, "paused.txt"))
+	parallel, _ := parse(filepath.Join(*in, "parallel.txt"))
 	machine, _ := os.ReadFile(filepath.Join(*in, "machine.txt"))
 
 	var b strings.Builder
@@ -169,6 +170,18 @@ func main() {
 	}
 	fmt.Fprintf(&b, "\nOwner changes: the share of acquisitions that went to a different worker than the previous one; low values mean the releasing worker barged straight back in while others waited.\n\n")
 
+	if ops := byName(parallel, "ops/s"); len(ops) > 0 {
+		fmt.Fprintf(&b, "## Distinct keys, 4 goroutines in parallel\n\nEach goroutine locks and unlocks a key of its own; one client per library.\n\n| library | ops/s |\n| --- | --- |\n")
+		var names []string
+		for n := range ops {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, "| %s | %.0f |\n", strings.TrimPrefix(n, "ParallelKeys/"), median(ops[n]))
+		}
+		fmt.Fprintln(&b)
+	}
 	if len(paused) > 0 {
 		m := paused[0].metrics
 		fmt.Fprintf(&b, "## Redlock with 2 of 5 nodes frozen\n\n8 s TTL, clients with ContextTimeoutEnabled, %s.\n\n| library | lock | unlock | validity left |\n| --- | --- | --- | --- |\n", "one run")
