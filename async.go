@@ -141,7 +141,9 @@ func ItemFromContext(ctx context.Context) Item {
 // before cb returned (or the backend no longer held it at release), the
 // returned error also matches ErrLockLost: mutual exclusion may not have
 // held, so the caller should treat the work as unprotected. A failed
-// release is not reported: the lock expires after its TTL anyway.
+// release is not reported: the lock expires after its TTL anyway. (Unlocking
+// the Item inside cb is therefore reported as a loss too: Run's own release
+// finds nothing to release. Let Run release.)
 //
 // Bad input (empty key, nil cb, unknown backend) returns an error matching
 // [ErrInvalid] or [ErrUnknownBackend] without reaching the backend.
