@@ -33,6 +33,7 @@ var cases = []testCase{
 	{"RunCancelWhileWaiting", "cancelling ctx while Run waits to retry ends the wait at once with ErrMissingLock and ctx's error", runCancelWhileWaiting},
 	{"RunRetryCount", "Run makes at most 1+cnt attempts, between interval/2 and interval apart, then returns ErrMissingLock", runRetryCount},
 	{"RunRetryHandoff", "a waiting Run obtains the lock soon after it is released; with release notification, well before its retry interval", runRetryHandoff},
+	{"RunRetryAfterExpiry", "a waiting Run obtains a lock whose holder vanished once its TTL passes; with release notification, without sleeping out its retry interval", runRetryAfterExpiry},
 	{"AutoExtend", "with auto-extension the lock outlives its TTL while the callback runs", autoExtend},
 	{"AutoExtendLoss", "with auto-extension, a renewal that finds the lock gone cancels the callback's context with ErrLockLost", autoExtendLoss},
 	{"AutoExtendMaxHold", "with auto-extension and a max hold time, the callback's context is cancelled with ErrLockLost at that time", autoExtendMaxHold},
@@ -750,4 +751,38 @@ func ping(e *env) {
 	if err := xsync.Ping(e.ctx, "conformance: no such backend"); !errors.Is(err, xsync.ErrUnknownBackend) {
 		e.t.Errorf("Ping on an unknown name = %v; want ErrUnknownBackend", err)
 	}
+}
+
+func runRetryAfterExpiry(e *env) {
+	key := e.key("k")
+	start := time.Now()
+	abandoned := e.lock(e.peer, key, e.exp) // never released: a crashed holder
+	_, notifies := e.l.(backend.Watcher)
+	interval := time.Second
+	if notifies {
+		interval = time.Minute
+	}
+	a := xsync.New(e.name, key)
+	if err := a.SetRetry(2, interval); err != nil {
+		e.t.Fatal(err)
+	}
+	var got xsync.Item
+	err := a.Run(e.ctx, func(ctx context.Context) error {
+		got = xsync.ItemFromContext(ctx)
+		return nil
+	})
+	waited := time.Since(start)
+	if err != nil {
+		e.t.Fatalf("waiting Run = %v; want it to obtain the lock once the holder's TTL passed", err)
+	}
+	e.checkNewer(abandoned, got)
+	if waited < e.ttl()-e.opts.ExpiryTolerance {
+		e.t.Errorf("obtained after %v, before the holder's %v TTL ran out", waited, e.ttl())
+	}
+	// A backend that reports expiry wakes the waiter at the TTL, not at its
+	// one-minute interval. Generous: this tells the two apart, nothing more.
+	if notifies && waited > e.ttl()+interval/4 {
+		e.t.Errorf("with release notification the waiter took %v; the TTL was %v and its interval %v", waited, e.ttl(), interval)
+	}
+	e.t.Logf("obtained %v after the abandoned lock was taken (TTL %v, notification: %v)", waited, e.ttl(), notifies)
 }

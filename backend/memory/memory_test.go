@@ -136,18 +136,6 @@ func TestWatchStopReleasesTimer(t *testing.T) {
 	assert.Zero(t, l.Len())
 }
 
-func TestWaiterWokenByExpiryThroughRun(t *testing.T) {
-	t.Cleanup(xsync.Swap("test-expiry-wake", memory.New()))
-	_, err := xsync.Lock(t.Context(), "test-expiry-wake", "k", 1)
-	require.NoError(t, err)
-	a := xsync.New("test-expiry-wake", "k")
-	require.NoError(t, a.SetRetry(1, time.Minute))
-	start := time.Now()
-	require.NoError(t, a.Run(t.Context(), func(context.Context) error { return nil }))
-	// Woken by the 1s expiry, not by the one-minute interval.
-	assert.Less(t, time.Since(start), 30*time.Second)
-}
-
 // BenchmarkAcquireRelease is the backend alone, without the core.
 func BenchmarkAcquireRelease(b *testing.B) {
 	l := memory.New()
