@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/xsync-go/xsync/backend"
@@ -50,14 +51,14 @@ func (a *Async) SetExp(exp time.Duration) error {
 	return nil
 }
 
-// SetRetry sets how many times Run tries again after the first attempt
-// finds the key held (cnt), and the longest wait between two attempts
-// (interval). Run waits a random time between interval/2 and interval, so
-// that contenders do not retry in step; with a backend that reports
-// releases, a waiter tries as soon as the key is released or expires. The
-// default is no retry. cnt and interval must be >= 0;
-// otherwise SetRetry returns an error matching [ErrInvalid] and changes
-// nothing.
+// SetRetry sets how long Run waits for a held key: up to cnt more timed
+// attempts after the first one, each after a random wait between
+// interval/2 and interval (so that contenders do not retry in step), in all
+// at most about cnt × interval. With a backend that reports releases, a
+// waiter also tries as soon as the key is released or expires; such an
+// attempt does not use up one of the cnt. The default is no retry. cnt and
+// interval must be >= 0; otherwise SetRetry returns an error matching
+// [ErrInvalid] and changes nothing.
 func (a *Async) SetRetry(cnt int32, interval time.Duration) error {
 	if cnt < 0 {
 		return fmt.Errorf("%w: retry count %d: must be >= 0", ErrInvalid, cnt)
@@ -118,21 +119,39 @@ func ItemFromContext(ctx context.Context) Item {
 
 // Run obtains the lock, calls cb while holding it, and releases it.
 //
-// Obtaining: Run makes at most 1+cnt attempts (see [Async.SetRetry]),
-// waiting at most interval between two of them, and less when the backend
-// reports that the key became free. If the lock is not obtained, Run
-// returns an error matching [ErrMissingLock]; if ctx ends first, the error
-// matches both ErrMissingLock and ctx's error. If the last attempt failed
-// because the backend failed, Run returns that error, wrapped, and it does
-// not match ErrMissingLock.
+// Obtaining: Run makes one attempt and, if the key is held, waits and tries
+// again (see [Async.SetRetry]): in all about cnt × interval. Each of the cnt
+// retries waits between interval/2 and interval; with a backend that reports
+// releases, a waiter also tries as soon as the key is released or expires,
+// and such an attempt does not use up a retry. The error says what happened:
+//
+//   - the key was held at the last attempt: [ErrMissingLock];
+//   - ctx ended while Run waited for a held key, or before an attempt could
+//     tell (a deadline that passed during the request counts as ctx's
+//     error even if the client reported a read timeout first): ErrMissingLock
+//     and ctx's error;
+//   - the last attempt failed on the backend (server down, network): that
+//     error, wrapped, and ctx's error too if ctx ended while Run waited to
+//     try again. It does not match ErrMissingLock: an outage is not
+//     contention.
+//
+// An attempt whose outcome is unknown (ctx ended or the call failed after
+// the request may have reached the server) is cleaned up by the backend,
+// best effort and bounded, so that a lock taken by it does not stay held
+// for its TTL; each backend's documentation states the window that
+// remains.
 //
 // Holding: cb receives a context derived from ctx that carries the Item
 // ([ItemFromContext]) and that is cancelled, with a cause matching
 // [ErrLockLost], when the lock can no longer be trusted: when its TTL
 // (measured from just before the request to lock, and shortened by the
 // backend's allowance for clock drift if it has one) runs out, or with
-// auto-extension on when renewal fails or maxHold is reached. Without
-// auto-extension the context's Deadline is that moment.
+// auto-extension on when renewal finds the lock gone, when no renewal
+// succeeded before that moment, or when maxHold is reached. The moment is
+// kept by a timer of the core: a renewal call that hangs, or a client that
+// ignores its context, cannot keep the context alive past it, and a
+// renewal that answers after it cannot revive it. Without auto-extension
+// the context's Deadline is that moment.
 //
 // Releasing: the lock is released when cb returns, also when it panics (the
 // panic then goes on) and also when ctx has ended: the release runs on a
@@ -143,10 +162,14 @@ func ItemFromContext(ctx context.Context) Item {
 // held, so the caller should treat the work as unprotected. A failed
 // release is not reported: the lock expires after its TTL anyway. (Unlocking
 // the Item inside cb is therefore reported as a loss too: Run's own release
-// finds nothing to release. Let Run release.)
+// finds nothing to release. Let Run release.) Run returns once the renewal
+// and the release have returned: with a client that ignores contexts and a
+// frozen server, that is the client's own timeout, although cb's context
+// ended on time.
 //
-// Bad input (empty key, nil cb, unknown backend) returns an error matching
-// [ErrInvalid] or [ErrUnknownBackend] without reaching the backend.
+// Bad input (empty key, key over [MaxKeyLen], nil cb, unknown backend)
+// returns an error matching [ErrInvalid] or [ErrUnknownBackend] without
+// reaching the backend.
 func (a Async) Run(ctx context.Context, cb func(ctx context.Context) error) error {
 	if cb == nil {
 		return fmt.Errorf("%w: nil callback", ErrInvalid)
@@ -173,29 +196,73 @@ func (a Async) Run(ctx context.Context, cb func(ctx context.Context) error) erro
 	if v, ok := l.(backend.Validity); ok {
 		valid = min(max(v.Validity(a.exp), 0), a.exp)
 	}
-	return a.hold(ctx, l, r, token, start, valid, cb)
+	if r != nil {
+		return a.holdRenewing(ctx, l, r, token, start, valid, cb)
+	}
+	cbCtx, cancel := context.WithDeadlineCause(ctx, start.Add(valid), errExpired)
+	return a.hold(ctx, l, token, cbCtx, cancel, cb)
 }
 
-// acquire makes up to 1+retries attempts. It returns the token and the time
-// just before the successful request was sent.
-func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error) {
-	// The first attempt, without set-up: the uncontended path.
-	token, start, err, done := a.attempt(ctx, l, 0)
-	if done {
-		return token, start, err
+// ended reports whether ctx has ended, or its deadline has passed although
+// its timer has not fired yet (a client's read deadline can fire first).
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
 	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
+}
+
+// ctxError is ctx's error once [ended] is true.
+func ctxError(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
+}
+
+// acquire makes the first attempt and, while the key is held, up to
+// a.retries more at timed intervals, plus one whenever the backend reports
+// that the key may have become free. It returns the token and the time just
+// before the successful request was sent.
+func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error) {
 	var (
+		failure error // the last attempt's backend error; nil if it found the key held
+		retries int32 // timed retries made
 		ready   <-chan struct{}
 		watched bool
-		timer   = time.NewTimer(a.wait())
+		timer   *time.Timer
 	)
-	defer timer.Stop()
-	for attempt := int32(1); ; attempt++ {
+	for {
+		if ended(ctx) {
+			return 0, time.Time{}, a.endedErr(ctx, failure)
+		}
+		start := time.Now()
+		token, err := l.Acquire(ctx, a.key, a.exp)
+		switch {
+		case err == nil && token > 0:
+			return token, start, nil
+		case err != nil && ended(ctx) && !errors.Is(err, backend.ErrUnavailable):
+			// Cut short by ctx: the outcome is unknown (the backend cleaned
+			// up), and what came before decides the error.
+			return 0, time.Time{}, a.endedErr(ctx, failure)
+		}
+		failure = err
+		if retries >= a.retries {
+			if failure != nil {
+				return 0, time.Time{}, fmt.Errorf("xsync: lock %s on backend %q: %w", keyString(a.key), a.name, failure)
+			}
+			return 0, time.Time{}, fmt.Errorf("%w: %s is held", ErrMissingLock, keyString(a.key))
+		}
+		if timer == nil {
+			timer = time.NewTimer(a.wait())
+			defer timer.Stop()
+		}
 		// Watch the key from the first contended attempt on (with a zero
 		// interval there is no wait to cut short). A watch that fails to
 		// start is not an error: the interval bounds every wait, the
 		// watch's set-up included.
-		if w, ok := l.(backend.Watcher); ok && !watched && err == nil && a.interval > 0 {
+		if w, ok := l.(backend.Watcher); ok && !watched && failure == nil && a.interval > 0 {
 			watched = true
 			wctx, cancel := context.WithTimeout(ctx, a.interval)
 			ch, stop, werr := w.Watch(wctx, a.key)
@@ -205,22 +272,23 @@ func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error)
 				defer stop()
 			}
 		}
+		// A notification leaves the timer running: attempts it causes do
+		// not use up a retry, and the timed retries keep their pace, so the
+		// whole wait stays within about retries × interval.
 		select {
 		case <-ready:
 		case <-timer.C:
+			retries++
+			timer.Reset(a.wait())
 		case <-ctx.Done():
-			return 0, time.Time{}, a.ctxEnded(ctx)
+			return 0, time.Time{}, a.endedErr(ctx, failure)
 		}
-		if token, start, err, done = a.attempt(ctx, l, attempt); done {
-			return token, start, err
-		}
-		timer.Reset(a.wait())
 	}
 }
 
-// wait returns how long to wait before the next attempt at most: a random
-// time between interval/2 and interval, so that contenders that failed
-// together do not retry together (Redlock's split votes need this).
+// wait returns how long to wait before the next timed attempt at most: a
+// random time between interval/2 and interval, so that contenders that
+// failed together do not retry together (Redlock's split votes need this).
 func (a *Async) wait() time.Duration {
 	if a.interval <= 1 {
 		return a.interval
@@ -228,30 +296,14 @@ func (a *Async) wait() time.Duration {
 	return a.interval/2 + rand.N(a.interval/2+1)
 }
 
-// attempt makes attempt number n (from 0). done reports that acquire must
-// return token, start and err; otherwise err is the attempt's backend
-// error, if any, and another attempt follows.
-func (a *Async) attempt(ctx context.Context, l Locker, n int32) (token int64, start time.Time, err error, done bool) {
-	if ctx.Err() != nil {
-		return 0, time.Time{}, a.ctxEnded(ctx), true
+// endedErr is the error of an acquire that ctx ended: the last backend
+// failure if the last attempt that told anything failed, ErrMissingLock
+// otherwise; and ctx's error in both cases.
+func (a *Async) endedErr(ctx context.Context, failure error) error {
+	if failure != nil {
+		return fmt.Errorf("xsync: lock %s on backend %q: %w (then the context ended: %w)", keyString(a.key), a.name, failure, ctxError(ctx))
 	}
-	start = time.Now()
-	token, err = l.Acquire(ctx, a.key, a.exp)
-	switch {
-	case err == nil && token > 0:
-		return token, start, nil, true
-	case err != nil && ctx.Err() != nil:
-		return 0, time.Time{}, a.ctxEnded(ctx), true
-	case n >= a.retries && err != nil:
-		return 0, time.Time{}, fmt.Errorf("xsync: lock %q on backend %q: %w", a.key, a.name, err), true
-	case n >= a.retries:
-		return 0, time.Time{}, fmt.Errorf("%w: %q is held", ErrMissingLock, a.key), true
-	}
-	return 0, time.Time{}, err, false
-}
-
-func (a *Async) ctxEnded(ctx context.Context) error {
-	return fmt.Errorf("%w: %q: %w", ErrMissingLock, a.key, context.Cause(ctx))
+	return fmt.Errorf("%w: %s: %w", ErrMissingLock, keyString(a.key), ctxError(ctx))
 }
 
 // lostError is the cause of a callback context's cancellation when the
@@ -282,28 +334,9 @@ var (
 	errNotFreed = &lostError{why: "the backend no longer held it at release"}
 )
 
-// hold runs cb while the lock is held and releases it afterwards.
-// valid is how long the lock can be trusted after start (exp, or less if
-// the backend says so).
-func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token int64, start time.Time, valid time.Duration, cb func(context.Context) error) (err error) {
-	var (
-		cbCtx       context.Context
-		cancel      context.CancelFunc      // without auto-extension
-		cancelCause context.CancelCauseFunc // with it
-		renewed     chan struct{}           // closed when the renewal goroutine ends
-	)
-	if r == nil {
-		cbCtx, cancel = context.WithDeadlineCause(ctx, start.Add(valid), errExpired)
-	} else {
-		cbCtx, cancelCause = context.WithCancelCause(ctx)
-		renewed = make(chan struct{})
-		cp := *a // only this branch moves a copy of a to the heap
-		go func() {
-			defer close(renewed)
-			cp.renew(cbCtx, cancelCause, r, token, start, valid)
-		}()
-	}
-
+// hold runs cb with cbCtx while the lock is held and releases it
+// afterwards. cancel ends cbCtx and whatever keeps the lock (renewal).
+func (a *Async) hold(ctx context.Context, l Locker, token int64, cbCtx context.Context, cancel func(), cb func(context.Context) error) (err error) {
 	defer func() {
 		// Decide whether the lock was lost before cb returned, then stop
 		// the renewal and release. This runs when cb panics too; the panic
@@ -312,12 +345,7 @@ func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token i
 		if cause := context.Cause(cbCtx); cause != nil && errors.Is(cause, ErrLockLost) {
 			lost = cause
 		}
-		if cancel != nil {
-			cancel()
-		} else {
-			cancelCause(nil)
-			<-renewed
-		}
+		cancel()
 		rctx := newDetached(ctx, min(a.exp, maxReleaseTimeout))
 		released, rerr := l.Release(rctx, a.key, token)
 		rctx.stop()
@@ -335,61 +363,115 @@ func (a *Async) hold(ctx context.Context, l Locker, r backend.Refresher, token i
 	return cb(&itemCtx{Context: cbCtx, item: Item(token)})
 }
 
-// renew keeps the lock alive while cbCtx lives: a refresh every exp/3,
-// each bounded by the lock's current validity. It cancels cbCtx with a
-// cause matching ErrLockLost when the lock is gone, when its validity runs
-// out without a successful refresh, or when maxHold is reached.
-func (a *Async) renew(cbCtx context.Context, cancel context.CancelCauseFunc, r backend.Refresher, token int64, start time.Time, valid time.Duration) {
-	deadline := start.Add(valid)
-	expiry := time.NewTimer(time.Until(deadline))
-	defer expiry.Stop()
-	tick := time.NewTimer(a.exp / 3)
-	defer tick.Stop()
-	var capC <-chan time.Time
+// renewal keeps one lock alive while its callback runs: the state of
+// auto-extension, shared by the renewing goroutine and the expiry timer.
+type renewal struct {
+	a      *Async // a copy: the Set* methods may run after Run returns
+	r      backend.Refresher
+	token  int64
+	valid  time.Duration // how long the lock is trusted after each request
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the renewing goroutine ends
+
+	mu       sync.Mutex
+	deadline time.Time   // the lock is trusted until then
+	expiry   *time.Timer // fires at deadline: cancels ctx
+	lastErr  error       // why renewals failed since the last success
+}
+
+// holdRenewing is hold with auto-extension: a goroutine refreshes the lock
+// every exp/3, and a timer of its own cancels the callback's context at the
+// lock's validity deadline, whatever the refresh calls are doing.
+func (a *Async) holdRenewing(ctx context.Context, l Locker, r backend.Refresher, token int64, start time.Time, valid time.Duration, cb func(context.Context) error) error {
+	parent := ctx
+	var stopCap context.CancelFunc = func() {}
 	if a.maxHold > 0 {
-		capT := time.NewTimer(time.Until(start.Add(a.maxHold)))
-		defer capT.Stop()
-		capC = capT.C
+		parent, stopCap = context.WithDeadlineCause(ctx, start.Add(a.maxHold), errMaxHold)
 	}
-	var lastErr error
+	cp := *a
+	rn := &renewal{a: &cp, r: r, token: token, valid: valid, done: make(chan struct{}), deadline: start.Add(valid)}
+	rn.ctx, rn.cancel = context.WithCancelCause(parent)
+	rn.mu.Lock()
+	rn.expiry = time.AfterFunc(time.Until(rn.deadline), rn.expire)
+	rn.mu.Unlock()
+	go rn.run()
+	return a.hold(ctx, l, token, rn.ctx, func() {
+		rn.cancel(nil)
+		rn.mu.Lock()
+		rn.expiry.Stop()
+		rn.mu.Unlock()
+		<-rn.done
+		stopCap()
+	}, cb)
+}
+
+// expire cancels the callback's context: the lock's validity ran out
+// before a renewal succeeded.
+func (rn *renewal) expire() {
+	rn.mu.Lock()
+	defer rn.mu.Unlock()
+	if time.Now().Before(rn.deadline) {
+		return // a renewal moved the deadline while this call was starting
+	}
+	rn.expireLocked()
+}
+
+func (rn *renewal) expireLocked() {
+	if rn.lastErr != nil {
+		rn.cancel(&lostError{why: "its TTL ran out after failed renewals", err: rn.lastErr})
+	} else {
+		rn.cancel(errExpired)
+	}
+}
+
+// run refreshes the lock every exp/3 until the callback's context ends.
+func (rn *renewal) run() {
+	defer close(rn.done)
+	tick := time.NewTimer(rn.a.exp / 3)
+	defer tick.Stop()
 	for {
 		select {
-		case <-cbCtx.Done():
-			return
-		case <-capC:
-			cancel(errMaxHold)
-			return
-		case <-expiry.C:
-			if lastErr != nil {
-				cancel(&lostError{why: "its TTL ran out after failed renewals", err: lastErr})
-			} else {
-				cancel(errExpired)
-			}
+		case <-rn.ctx.Done():
 			return
 		case <-tick.C:
 		}
+		rn.mu.Lock()
+		deadline := rn.deadline
+		rn.mu.Unlock()
 		sent := time.Now()
-		rctx, rcancel := context.WithDeadline(cbCtx, deadline)
-		ok, err := r.Refresh(rctx, a.key, token, a.exp)
+		rctx, rcancel := context.WithDeadline(rn.ctx, deadline)
+		ok, err := rn.r.Refresh(rctx, rn.a.key, rn.token, rn.a.exp)
 		rcancel()
+		if rn.ctx.Err() != nil {
+			return
+		}
 		switch {
 		case err != nil:
-			if cbCtx.Err() != nil {
-				return
-			}
+			rn.mu.Lock()
 			// Keep the first failure's cause: a later renewal that ran into
 			// the lock's own deadline says less.
-			if lastErr == nil || !errors.Is(err, context.DeadlineExceeded) {
-				lastErr = err
+			if rn.lastErr == nil || !errors.Is(err, context.DeadlineExceeded) {
+				rn.lastErr = err
 			}
+			rn.mu.Unlock()
 		case !ok:
-			cancel(errNotHeld)
+			rn.cancel(errNotHeld)
 			return
 		default:
-			lastErr = nil
-			deadline = sent.Add(valid)
-			expiry.Reset(time.Until(deadline))
+			rn.mu.Lock()
+			// A renewal that answers after the deadline revives nothing:
+			// the expiry timer has fired, or is about to.
+			if !time.Now().Before(rn.deadline) || !rn.expiry.Stop() {
+				rn.expireLocked()
+				rn.mu.Unlock()
+				return
+			}
+			rn.lastErr = nil
+			rn.deadline = sent.Add(rn.valid)
+			rn.expiry.Reset(time.Until(rn.deadline))
+			rn.mu.Unlock()
 		}
-		tick.Reset(a.exp / 3)
+		tick.Reset(rn.a.exp / 3)
 	}
 }

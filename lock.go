@@ -23,9 +23,13 @@ func (item Item) HasLock() bool {
 //
 // It returns a held Item (HasLock true) if it obtained the lock, (0, nil) if
 // the key is held by someone else, and (0, err) if the backend failed (err
-// wraps the backend's error), ctx had already ended, or the input was bad:
-// an empty key, exp < 1 ([ErrInvalid]) or an unknown name
-// ([ErrUnknownBackend]). Bad input never reaches the backend.
+// wraps the backend's error, and ctx's error as well if ctx ended during the
+// call, even when the client reported its own read timeout first), ctx had
+// already ended, or the input was bad: an empty key, a key over
+// [MaxKeyLen], exp < 1 ([ErrInvalid]) or an unknown name
+// ([ErrUnknownBackend]). Bad input never reaches the backend. A call whose
+// outcome is unknown (ctx ended mid-request) is cleaned up by the backend,
+// best effort, so that it leaves no lock behind that nobody can release.
 //
 // The caller must release the lock with [Item.Unlock], or let it expire.
 func Lock(ctx context.Context, name string, key string, exp int32) (Item, error) {
@@ -37,11 +41,15 @@ func Lock(ctx context.Context, name string, key string, exp int32) (Item, error)
 		return 0, fmt.Errorf("%w: exp %d: must be at least 1 (second)", ErrInvalid, exp)
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("xsync: lock %q: %w", key, context.Cause(ctx))
+		return 0, fmt.Errorf("xsync: lock %s: %w", keyString(key), context.Cause(ctx))
 	}
 	token, err := l.Acquire(ctx, key, time.Duration(exp)*time.Second)
 	if err != nil {
-		return 0, fmt.Errorf("xsync: lock %q on backend %q: %w", key, name, err)
+		if ended(ctx) {
+			// The client may report its read deadline rather than ctx's.
+			return 0, fmt.Errorf("xsync: lock %s on backend %q: %w (the context ended: %w)", keyString(key), name, err, ctxError(ctx))
+		}
+		return 0, fmt.Errorf("xsync: lock %s on backend %q: %w", keyString(key), name, err)
 	}
 	if token <= 0 {
 		return 0, nil
@@ -67,7 +75,7 @@ func (item Item) Unlock(ctx context.Context, name string, key string) (isSuccess
 	}
 	ok, err := l.Release(ctx, key, int64(item))
 	if err != nil {
-		return false, fmt.Errorf("xsync: unlock %q on backend %q: %w", key, name, err)
+		return false, fmt.Errorf("xsync: unlock %s on backend %q: %w", keyString(key), name, err)
 	}
 	return ok, nil
 }

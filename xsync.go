@@ -97,7 +97,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/xsync-go/xsync/backend"
@@ -210,12 +212,36 @@ func lookup(name string) (Locker, error) {
 	return l, nil
 }
 
+// MaxKeyLen is the longest key xsync accepts, in bytes, on every backend.
+// A lock key names a resource ("checkin:42:20261127"); a longer one is
+// refused with [ErrInvalid] before it reaches a backend (etcd, for one,
+// refuses requests from about 0.7 MiB of key).
+const MaxKeyLen = 64 << 10
+
 // check validates what every call needs and finds the backend.
 func check(name, key string) (Locker, error) {
 	if key == "" {
 		return nil, fmt.Errorf("%w: empty key", ErrInvalid)
 	}
+	if len(key) > MaxKeyLen {
+		return nil, fmt.Errorf("%w: key %s: longer than MaxKeyLen (%d bytes)", ErrInvalid, keyString(key), MaxKeyLen)
+	}
 	return lookup(name)
+}
+
+// keyShown is how many bytes of a key error messages show.
+const keyShown = 64
+
+// keyString is key as error messages show it: quoted, and if it is long,
+// cut to its first bytes plus its length and a hash, so that no message
+// grows with the key.
+func keyString(key string) string {
+	if len(key) <= keyShown {
+		return strconv.Quote(key)
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return fmt.Sprintf("%q... (%d bytes, fnv32a %08x)", key[:keyShown-16], len(key), h.Sum32())
 }
 
 // unregister removes name from the registry; tests use it (export_test.go).

@@ -53,8 +53,18 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrUnavailable marks an error that says the store could not be reached:
+// connections refused or cut, no quorum of nodes answering, no connection
+// to any member. A backend wraps it into an error (with %w, beside the
+// client's own error) when it knows that this, and not the caller's
+// context, ended a call. The core then reports the call as a failure of the
+// backend even if ctx ended meanwhile, never as a lock that was not
+// obtained in time (xsync.ErrMissingLock).
+var ErrUnavailable = errors.New("store unavailable")
 
 // Locker is the interface every backend implements. Its methods may be
 // called concurrently from many goroutines.
@@ -63,9 +73,17 @@ type Locker interface {
 	// wait if the key is held.
 	//
 	// It returns the new lock's token (> 0) on success; (0, nil) if the key
-	// is held by someone else; (0, err) if the backend failed, in which case
-	// the caller does not know whether the lock was taken (it will expire
-	// after ttl if it was).
+	// is held by someone else; (0, err) if the backend failed. (0, nil) must
+	// mean that the store answered that the key is held, never that it
+	// could not be asked.
+	//
+	// If the outcome is unknown when Acquire is about to return an error
+	// (ctx ended, or the call failed after the request may have reached the
+	// store), Acquire must first undo what this attempt may have taken, best
+	// effort and bounded (a context detached from ctx, with a short timeout
+	// of the backend's choosing), so that a lock nobody can release does
+	// not stay held for its TTL; its package documentation states the
+	// window that remains.
 	Acquire(ctx context.Context, key string, ttl time.Duration) (token int64, err error)
 
 	// Release releases key if and only if token still holds it, atomically

@@ -37,6 +37,12 @@ var cases = []testCase{
 	{"AutoExtend", "with auto-extension the lock outlives its TTL while the callback runs", autoExtend},
 	{"AutoExtendLoss", "with auto-extension, a renewal that finds the lock gone cancels the callback's context with ErrLockLost", autoExtendLoss},
 	{"AutoExtendMaxHold", "with auto-extension and a max hold time, the callback's context is cancelled with ErrLockLost at that time", autoExtendMaxHold},
+	{"LostSignalOnTime", "with auto-extension and a renewal call that hangs (ignoring its context), the callback's context still ends with ErrLockLost at the lock's validity deadline, and a late \"extended\" does not revive it", lostSignalOnTime},
+	{"DeadlineDuringAttempt", "a ctx deadline that passes during an attempt is reported as ErrMissingLock and context.DeadlineExceeded (Run) or context.DeadlineExceeded (Lock), even when the client's read timeout fired first", deadlineDuringAttempt},
+	{"OutageIsNotContention", "a store that cannot be reached is reported as the backend's error, never as ErrMissingLock, also when ctx ends while Run retries", outageIsNotContention},
+	{"NoOrphanAfterCancelledAcquire", "an acquire that ctx cut short after the request reached the store leaves no lock behind: the key is free again soon after the call returns, not after its TTL", noOrphanAfterCancelledAcquire},
+	{"RetryBudget", "SetRetry(cnt, interval) waits about cnt × interval: attempts made because a release woke the waiter do not use up the count", retryBudget},
+	{"KeyLimits", "a key of MaxKeyLen bytes locks on every backend, a longer one is ErrInvalid without reaching the backend, and no error message grows with the key", keyLimits},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
 	{"Ping", "a healthy backend answers xsync.Ping with nil", ping},
 }

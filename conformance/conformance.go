@@ -82,6 +82,15 @@ type Options struct {
 	// counters). Zero means ExpiryTolerance.
 	SizeSettle time.Duration
 
+	// Faulty, if set, returns another client of the same store as l whose
+	// link to the store goes through a fault injector the suite controls
+	// (for a network backend, a TCP proxy between client and server). The
+	// subtests that check outcomes under faults use it: a failing store is
+	// not reported as contention, and an acquire cut short by its context
+	// leaves no lock behind. A backend without a network (memory) leaves it
+	// nil, and those subtests skip.
+	Faulty func(t *testing.T, l backend.Locker) (backend.Locker, Fault)
+
 	// IgnoreGoroutines names the top functions of goroutines that the
 	// backend's clients start and keep beyond one subtest; the goroutine
 	// leak check ignores them.
@@ -89,6 +98,19 @@ type Options struct {
 
 	// Timeout guards each subtest. Zero means 60 seconds.
 	Timeout time.Duration
+}
+
+// Fault breaks the link between one client and its store. The suite
+// calls its methods from one goroutine at a time.
+type Fault interface {
+	// Delay holds every reply from the store for d before the client sees
+	// it; requests still reach the store at once. Delay(0) ends it.
+	Delay(d time.Duration)
+	// Down makes the store unreachable for this client: open connections
+	// are cut, and new ones are cut as soon as they are made.
+	Down()
+	// Heal ends Delay and Down.
+	Heal()
 }
 
 // Run runs the suite. newLocker must return a fresh backend on each call
@@ -248,10 +270,9 @@ func (e *env) sleepUntil(t time.Time) {
 	}
 }
 
-// counting wraps a backend and reports every Acquire and its outcome. It
-// keeps the optional interfaces of the backend it wraps, and only those.
+// counting counts every call a wrapped backend gets and records every
+// Acquire and its outcome.
 type counting struct {
-	backend.Locker
 	mu       sync.Mutex
 	acquires []acquireCall
 	calls    atomic.Int64
@@ -264,24 +285,6 @@ type acquireCall struct {
 	err   error
 }
 
-func (c *counting) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-	c.calls.Add(1)
-	tok, err := c.Locker.Acquire(ctx, key, ttl)
-	c.mu.Lock()
-	c.acquires = append(c.acquires, acquireCall{at: time.Now(), token: tok, err: err})
-	onHeld := c.onHeld
-	c.mu.Unlock()
-	if err == nil && tok <= 0 && onHeld != nil {
-		onHeld()
-	}
-	return tok, err
-}
-
-func (c *counting) Release(ctx context.Context, key string, token int64) (bool, error) {
-	c.calls.Add(1)
-	return c.Locker.Release(ctx, key, token)
-}
-
 func (c *counting) attempts() []acquireCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -290,32 +293,33 @@ func (c *counting) attempts() []acquireCall {
 
 // instrument registers a counting wrapper of e.l under a new name.
 func (e *env) instrument(onHeld func()) (string, *counting) {
-	c := &counting{Locker: e.l, onHeld: onHeld}
-	var l backend.Locker = c
-	r, isR := e.l.(backend.Refresher)
-	w, isW := e.l.(backend.Watcher)
-	switch {
-	case isR && isW:
-		l = struct {
-			*counting
-			backend.Refresher
-			backend.Watcher
-		}{c, r, w}
-	case isR:
-		l = struct {
-			*counting
-			backend.Refresher
-		}{c, r}
-	case isW:
-		l = struct {
-			*counting
-			backend.Watcher
-		}{c, w}
+	c := &counting{onHeld: onHeld}
+	w := &wrapped{base: e.l}
+	w.acquire = func(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+		c.calls.Add(1)
+		tok, err := e.l.Acquire(ctx, key, ttl)
+		c.mu.Lock()
+		c.acquires = append(c.acquires, acquireCall{at: time.Now(), token: tok, err: err})
+		onHeld := c.onHeld
+		c.mu.Unlock()
+		if err == nil && tok <= 0 && onHeld != nil {
+			onHeld()
+		}
+		return tok, err
 	}
+	w.release = func(ctx context.Context, key string, token int64) (bool, error) {
+		c.calls.Add(1)
+		return e.l.Release(ctx, key, token)
+	}
+	return e.register("counting", w), c
+}
+
+// register puts a wrapper of e.l behind a new xsync name for the subtest.
+func (e *env) register(kind string, w *wrapped) string {
 	e.wraps++
-	name := fmt.Sprintf("conformance-counting-%d:%s", e.wraps, e.t.Name())
-	e.t.Cleanup(xsync.Swap(name, l))
-	return name, c
+	name := fmt.Sprintf("conformance-%s-%d:%s", kind, e.wraps, e.t.Name())
+	e.t.Cleanup(xsync.Swap(name, w.locker()))
+	return name
 }
 
 // signal is a one-shot event usable from any goroutine.

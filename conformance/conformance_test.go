@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"regexp"
@@ -45,7 +46,7 @@ func (b *toy) live(key string, now time.Time) (toyLock, bool) {
 	return l, ok
 }
 
-func (b *toy) Acquire(_ context.Context, key string, ttl time.Duration) (int64, error) {
+func (b *toy) acquire(key string, ttl time.Duration) (int64, error) {
 	if b.defect == "leaks-goroutines" {
 		go func() { select {} }()
 	}
@@ -92,6 +93,92 @@ func (b *toy) Refresh(_ context.Context, key string, token int64, ttl time.Durat
 	return true, nil
 }
 
+// toyClient is a client of a toy store whose link can be broken: the toy's
+// Options.Faulty.
+type toyClient struct {
+	*toy
+	mu    sync.Mutex
+	delay time.Duration
+	down  bool
+}
+
+var errToyDown = errors.New("toy: store unreachable")
+
+func (c *toyClient) Delay(d time.Duration) { c.mu.Lock(); c.delay = d; c.mu.Unlock() }
+func (c *toyClient) Down()                 { c.mu.Lock(); c.down = true; c.mu.Unlock() }
+func (c *toyClient) Heal()                 { c.mu.Lock(); c.delay, c.down = 0, false; c.mu.Unlock() }
+
+func (c *toyClient) link() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.delay, c.down
+}
+
+// reply waits out the delay of a reply; false if ctx ended first.
+func reply(ctx context.Context, d time.Duration) bool {
+	if d == 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *toyClient) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	d, down := c.link()
+	if down {
+		if c.defect == "outage-as-contention" {
+			return 0, nil
+		}
+		return 0, errToyDown
+	}
+	tok, err := c.toy.Acquire(ctx, key, ttl)
+	if !reply(ctx, d) {
+		// The request was applied; its reply is lost. Undo it.
+		if tok > 0 && c.defect != "orphans" {
+			c.toy.Release(context.Background(), key, tok)
+		}
+		return 0, ctx.Err()
+	}
+	return tok, err
+}
+
+func (c *toyClient) Release(ctx context.Context, key string, token int64) (bool, error) {
+	d, down := c.link()
+	if down {
+		return false, errToyDown
+	}
+	ok, err := c.toy.Release(ctx, key, token)
+	if !reply(ctx, d) {
+		return false, ctx.Err()
+	}
+	return ok, err
+}
+
+func (c *toyClient) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+	d, down := c.link()
+	if down {
+		return false, errToyDown
+	}
+	ok, err := c.toy.Refresh(ctx, key, token, ttl)
+	if !reply(ctx, d) {
+		return false, ctx.Err()
+	}
+	return ok, err
+}
+
+func (b *toy) Acquire(_ context.Context, key string, ttl time.Duration) (int64, error) {
+	if b.defect == "huge-keys-fail" && len(key) > 1<<10 {
+		return 0, errors.New("toy: key too large")
+	}
+	return b.acquire(key, ttl)
+}
+
 func (b *toy) size() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -110,6 +197,10 @@ func TestToy(t *testing.T) {
 	defect := os.Getenv(defectEnv)
 	conformance.Run(t, func(t *testing.T) backend.Locker { return newToy(defect) }, conformance.Options{
 		Size: func(t *testing.T, l backend.Locker) int { return l.(*toy).size() },
+		Faulty: func(t *testing.T, l backend.Locker) (backend.Locker, conformance.Fault) {
+			c := &toyClient{toy: l.(*toy)}
+			return c, c
+		},
 	})
 }
 
@@ -129,6 +220,9 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"no-exclusion", []string{"LockUnlock", "OneOfN", "MutualExclusion", "ContentionIsQuick", "KeyIsolation"}},
 		{"refresh-lies", []string{"AutoExtendLoss"}},
 		{"leaks-goroutines", []string{"LockUnlock", "OneOfN"}},
+		{"outage-as-contention", []string{"OutageIsNotContention"}},
+		{"orphans", []string{"NoOrphanAfterCancelledAcquire"}},
+		{"huge-keys-fail", []string{"KeyLimits"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()
