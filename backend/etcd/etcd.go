@@ -45,8 +45,12 @@
 //     when its TTL runs out; fence writes with the token to be safe.
 //   - After a leader change etcd extends every lease by an election timeout,
 //     so a lock can outlive its TTL by that much.
-//   - A write whose call timed out may still be applied later: an Acquire
-//     that returned an error may have taken the lock, which then expires.
+//   - A write whose call failed or timed out may have been applied, or may
+//     still be applied later. An Acquire that fails therefore revokes its
+//     lease before it returns (one more request, at most 250ms): that
+//     deletes the key if the put was applied, and makes a put that comes
+//     later fail. The lock stays orphaned, until its TTL, only if the
+//     revocation cannot reach the cluster either.
 //
 // # Round trips
 //
@@ -68,6 +72,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/connectivity"
 
 	"github.com/xsync-go/xsync/backend"
 )
@@ -143,7 +148,8 @@ func seconds(ttl time.Duration) int64 {
 func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	le, err := l.lease(ctx, seconds(ttl))
 	if err != nil {
-		return 0, fmt.Errorf("etcd: lease: %w", err)
+		// A lease granted without our knowing holds no key: it expires.
+		return 0, fmt.Errorf("etcd: lease: %w", l.classify(err))
 	}
 	k := l.prefix + key
 	resp, err := l.client.Txn(ctx).
@@ -151,9 +157,11 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 		Then(clientv3.OpPut(k, "", clientv3.WithLease(le.id))).
 		Commit()
 	if err != nil {
-		// The put may still be applied later: the lease is not reused,
-		// so that a late lock still expires on its own.
-		return 0, fmt.Errorf("etcd: acquire: %w", err)
+		// The put may have been applied, or may still be: revoking the
+		// lease deletes the key if it was, and makes the put fail if it
+		// comes later (its lease is gone).
+		l.revoke(ctx, le)
+		return 0, fmt.Errorf("etcd: acquire: %w", l.classify(err))
 	}
 	if !resp.Succeeded {
 		l.putIdle(le)
@@ -166,6 +174,31 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 	l.sweepLocked()
 	l.mu.Unlock()
 	return token, nil
+}
+
+// cleanupTimeout bounds the revocation of an acquire's lease when the
+// acquire failed.
+const cleanupTimeout = 250 * time.Millisecond
+
+// revoke revokes the lease of a failed acquire, best effort and bounded.
+func (l *Locker) revoke(ctx context.Context, le lease) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	_, _ = l.client.Revoke(ctx, le.id)
+}
+
+// classify marks err as [backend.ErrUnavailable] when the client has no
+// working connection to the cluster (its connection is failing or being
+// re-established), which is what ended the call rather than its context:
+// the etcd client waits for a connection until the context ends.
+func (l *Locker) classify(err error) error {
+	if conn := l.client.ActiveConnection(); conn != nil {
+		switch conn.GetState() {
+		case connectivity.TransientFailure:
+			return fmt.Errorf("%w: no connection to the cluster: %w", backend.ErrUnavailable, err)
+		}
+	}
+	return err
 }
 
 // lease returns a lease whose TTL (ttl seconds) starts now.
@@ -262,7 +295,7 @@ func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, er
 		Then(clientv3.OpDelete(k)).
 		Commit()
 	if err != nil {
-		return false, fmt.Errorf("etcd: release: %w", err)
+		return false, fmt.Errorf("etcd: release: %w", l.classify(err))
 	}
 	if !resp.Succeeded {
 		return false, nil
@@ -290,7 +323,7 @@ func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.
 		// the key itself.
 		resp, err := l.client.Get(ctx, k)
 		if err != nil {
-			return false, fmt.Errorf("etcd: refresh: %w", err)
+			return false, fmt.Errorf("etcd: refresh: %w", l.classify(err))
 		}
 		if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != token {
 			return false, nil
@@ -304,12 +337,12 @@ func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.
 		l.takeHeld(token)
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("etcd: refresh: %w", err)
+		return false, fmt.Errorf("etcd: refresh: %w", l.classify(err))
 	}
 	if ok {
 		check, err := l.client.Get(ctx, k, clientv3.WithKeysOnly())
 		if err != nil {
-			return false, fmt.Errorf("etcd: refresh: %w", err)
+			return false, fmt.Errorf("etcd: refresh: %w", l.classify(err))
 		}
 		if len(check.Kvs) == 0 || check.Kvs[0].CreateRevision != token {
 			l.takeHeld(token) // its lease dies with nothing attached
@@ -391,7 +424,7 @@ func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func()
 // a leader and a quorum: what a lock needs.
 func (l *Locker) Ping(ctx context.Context) error {
 	if _, err := l.client.Get(ctx, l.prefix, clientv3.WithCountOnly()); err != nil {
-		return fmt.Errorf("etcd: ping: %w", err)
+		return fmt.Errorf("etcd: ping: %w", l.classify(err))
 	}
 	return nil
 }

@@ -54,6 +54,10 @@ func TestConformance(t *testing.T) {
 			}
 			return int(keys.Count)
 		},
+		Faulty: func(t *testing.T, l backend.Locker) (backend.Locker, conformance.Fault) {
+			p := itest.NewProxy(t, srv.Endpoint())
+			return xetcd.New(itest.EtcdClientAt(t, p.Addr()), xetcd.WithPrefix(prefixOf[l])), p
+		},
 	})
 }
 

@@ -1,11 +1,15 @@
 -- acquire.lua: take the lock if it is free, in one atomic step.
 --
 -- KEYS[1]  the lock's hash: tok (holder's token), exp (holder's expiry,
---          microseconds of server time), fence (last token issued)
+--          microseconds of server time), own (the holder's attempt nonce),
+--          fence (last token issued), void (the nonce of an attempt that
+--          was abandoned before it arrived; see abandon.lua)
 -- ARGV[1]  lock TTL in milliseconds
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
+-- ARGV[3]  this attempt's nonce, random per attempt
 --
--- Returns the new token (> 0), or 0 if the lock is held.
+-- Returns the new token (> 0), or 0 if the lock is held (or this attempt
+-- was abandoned already).
 --
 -- The token is max(fence + 1, server time in microseconds): strictly larger
 -- than every earlier token while the counter lives, and, once the idle key
@@ -13,8 +17,8 @@
 -- as long as the server clock has not gone back.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'fence')
-if h[1] and tonumber(h[2]) > now then
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'fence', 'void')
+if (h[1] and tonumber(h[2]) > now) or h[4] == ARGV[3] then
   return 0
 end
 local tok = now
@@ -26,6 +30,7 @@ local ttl = tonumber(ARGV[1])
 -- '%.0f': numbers reach Redis as exact integer strings (doubles hold
 -- integers up to 2^53 exactly; microsecond timestamps are about 2^51).
 redis.call('HSET', KEYS[1], 'tok', string.format('%.0f', tok),
-  'exp', string.format('%.0f', now + ttl * 1000), 'fence', string.format('%.0f', tok))
+  'exp', string.format('%.0f', now + ttl * 1000), 'own', ARGV[3],
+  'fence', string.format('%.0f', tok))
 redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[2]))
 return tok

@@ -2,8 +2,17 @@
 // server, a Sentinel-managed primary, or a Redis Cluster, through any
 // go-redis v9 client.
 //
-//	client := goredis.NewClient(&goredis.Options{Addr: "localhost:6379"})
+//	client := goredis.NewClient(&goredis.Options{
+//		Addr:                  "localhost:6379",
+//		ContextTimeoutEnabled: true, // calls end with their context, not the 3s read timeout
+//	})
 //	xsync.Register("default", redis.New(client))
+//
+// Build the client with ContextTimeoutEnabled: without it, go-redis ends a
+// call to a frozen server by its read timeout (3s by default), not by the
+// caller's context: Lock and Run then return late, and the clean-up of an
+// acquire cut short waits as long. (The callback's context of Run ends on
+// time either way: the core keeps that deadline.)
 //
 // # What is guaranteed
 //
@@ -42,6 +51,21 @@
 //     (backend/redlock) or etcd (backend/etcd).
 //   - A release notification lost while the subscription reconnects delays
 //     a waiter until its retry interval, never longer.
+//   - Eviction: with maxmemory set, every maxmemory-policy but noeviction
+//     (allkeys-* and volatile-* alike: lock keys always carry a TTL) lets
+//     Redis delete a held lock to free memory, and a second caller then
+//     gets it. Run Redis for locks with maxmemory-policy noeviction (or no
+//     maxmemory); [Locker.Ping] reports an unsafe policy as
+//     [ErrEvictionPolicy].
+//   - An acquire whose caller gave up (its context ended) or whose
+//     connection broke may still have taken the lock. Acquire then waits up
+//     to 250ms more for the reply and releases what it took, or, without a
+//     reply, sends a clean-up script (250ms more at most) that releases
+//     what that attempt took or marks it void if it has not arrived yet;
+//     Acquire returns after that, so it can return up to 0.5s after ctx
+//     ended. The lock stays orphaned, until its TTL, only if neither the
+//     reply nor the clean-up gets through in that time (a server frozen
+//     for longer, a link that stays cut).
 //
 // Needs Redis 5 or later (scripts that call TIME and then write).
 package redis
@@ -51,6 +75,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,16 +107,30 @@ var (
 	//go:embed held.lua
 	heldLua    string
 	heldScript = goredis.NewScript(heldLua)
+	//go:embed abandon.lua
+	abandonLua    string
+	abandonScript = goredis.NewScript(abandonLua)
 )
 
+// cleanupTimeout bounds each step of the clean-up of an acquire whose
+// caller gave up: waiting for its late reply, and the clean-up script.
+const cleanupTimeout = 250 * time.Millisecond
+
+// ErrEvictionPolicy is what [Locker.Ping] reports when the server may evict
+// lock keys to free memory: maxmemory is set and maxmemory-policy is not
+// noeviction. An evicted lock is free to the next caller while its holder
+// still runs.
+var ErrEvictionPolicy = errors.New("redis: the server may evict held locks (maxmemory is set and maxmemory-policy is not noeviction)")
+
 // Client is what the backend needs of a go-redis v9 client: scripts,
-// pub/sub and PING. *goredis.Client (including one from NewFailoverClient),
+// pub/sub, PING and INFO. *goredis.Client (including one from NewFailoverClient),
 // *goredis.ClusterClient, *goredis.Ring and goredis.UniversalClient all
 // satisfy it.
 type Client interface {
 	goredis.Scripter
 	Subscribe(ctx context.Context, channels ...string) *goredis.PubSub
 	Ping(ctx context.Context) *goredis.StatusCmd
+	Info(ctx context.Context, section ...string) *goredis.StringCmd
 }
 
 // Defaults of the options.
@@ -141,19 +183,81 @@ func ms(d time.Duration) int64 {
 }
 
 // Acquire implements [backend.Locker] in one round trip.
+//
+// If ctx ends before the reply comes, Acquire still waits for it up to
+// 250ms (on the same connection: a reply is the only sure news of the
+// outcome) and releases a lock it turns out to have taken. If no reply
+// comes even then, or the connection broke, it sends a clean-up script,
+// with a budget of 250ms more, that releases what this attempt took (each
+// attempt carries a random nonce, stored with the lock) or marks the
+// attempt void should its request still be on the way.
 func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-	tok, err := acquireScript.Run(ctx, l.client, []string{l.prefix + key}, ms(ttl), l.idleArg).Int64()
-	if err != nil {
-		return 0, fmt.Errorf("redis: acquire: %w", err)
+	k := l.prefix + key
+	nonce := strconv.FormatUint(rand.Uint64(), 36)
+	rctx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), d.Add(cleanupTimeout))
+		defer cancel()
+	}
+	tok, err := acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce).Int64()
+	switch {
+	case err != nil:
+		if !isReply(err) {
+			l.abandon(ctx, k, nonce, ttl)
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("redis: acquire: %w (then: %w)", ctx.Err(), err)
+		}
+		return 0, fmt.Errorf("redis: acquire: %w", classify(err))
+	case ctx.Err() != nil:
+		// The reply came after the caller gave up: nobody will use this
+		// lock, so give it back.
+		if tok > 0 {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			_, _ = l.Release(cctx, key, tok)
+		}
+		return 0, fmt.Errorf("redis: acquire: %w", ctx.Err())
 	}
 	return tok, nil
+}
+
+// abandon undoes the acquire that carried nonce, best effort.
+func (l *Locker) abandon(ctx context.Context, k, nonce string, ttl time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	// EVAL with the source: one round trip even on a server that has
+	// not seen the script (this path is rare; EVALSHA could cost two).
+	_ = abandonScript.Eval(ctx, l.client, []string{k}, nonce, l.idleArg, ms(ttl)).Err()
+}
+
+// isReply reports whether err is the server's answer (the script ran, or
+// was refused as a whole), as opposed to a failure of the connection after
+// which the outcome is unknown.
+func isReply(err error) bool {
+	var reply goredis.Error
+	return errors.As(err, &reply)
+}
+
+// classify marks err as [backend.ErrUnavailable] when the server could not
+// be reached (refused, reset, closed), as opposed to a reply, a timeout or
+// the caller's context.
+func classify(err error) error {
+	var ne net.Error
+	switch {
+	case isReply(err), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return err
+	}
+	return fmt.Errorf("%w: %w", backend.ErrUnavailable, err)
 }
 
 // Release implements [backend.Locker] in one round trip.
 func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, error) {
 	n, err := releaseScript.Run(ctx, l.client, []string{l.prefix + key}, token, l.idleArg).Int64()
 	if err != nil {
-		return false, fmt.Errorf("redis: release: %w", err)
+		return false, fmt.Errorf("redis: release: %w", classify(err))
 	}
 	return n == 1, nil
 }
@@ -162,15 +266,37 @@ func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, er
 func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
 	n, err := refreshScript.Run(ctx, l.client, []string{l.prefix + key}, token, ms(ttl), l.idleArg).Int64()
 	if err != nil {
-		return false, fmt.Errorf("redis: refresh: %w", err)
+		return false, fmt.Errorf("redis: refresh: %w", classify(err))
 	}
 	return n == 1, nil
 }
 
-// Ping implements [backend.Pinger] with one PING.
+// Ping implements [backend.Pinger] with one INFO memory: the server
+// answers, and it will not evict lock keys. If maxmemory is set and
+// maxmemory-policy is anything but noeviction, Ping returns an error
+// matching [ErrEvictionPolicy]. Where INFO is not allowed (an ACL user
+// without it), Ping falls back to PING and cannot check the policy. With a
+// Cluster client, INFO reaches one node.
 func (l *Locker) Ping(ctx context.Context) error {
-	if err := l.client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis: ping: %w", err)
+	info, err := l.client.Info(ctx, "memory").Result()
+	if err != nil && isReply(err) {
+		err = l.client.Ping(ctx).Err()
+		info = ""
+	}
+	if err != nil {
+		return fmt.Errorf("redis: ping: %w", classify(err))
+	}
+	var maxmemory, policy string
+	for line := range strings.Lines(info) {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "maxmemory:"); ok {
+			maxmemory = v
+		} else if v, ok := strings.CutPrefix(line, "maxmemory_policy:"); ok {
+			policy = v
+		}
+	}
+	if maxmemory != "" && maxmemory != "0" && policy != "" && policy != "noeviction" {
+		return fmt.Errorf("%w: maxmemory %s, maxmemory-policy %s; set maxmemory-policy noeviction", ErrEvictionPolicy, maxmemory, policy)
 	}
 	return nil
 }

@@ -42,6 +42,10 @@ func TestConformance(t *testing.T) {
 			return countKeys(t, itest.RedisClient(t, srv), prefixOf[l])
 		},
 		SizeSettle: testIdle + 250*time.Millisecond,
+		Faulty: func(t *testing.T, l backend.Locker) (backend.Locker, conformance.Fault) {
+			p := itest.NewProxy(t, srv.Endpoint())
+			return xredis.New(itest.RedisClientAt(t, p.Addr(), nil), xredis.WithPrefix(prefixOf[l]), xredis.WithFenceIdle(testIdle)), p
+		},
 	})
 }
 

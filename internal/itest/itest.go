@@ -345,10 +345,24 @@ func StartRedis(t testing.TB) *Server {
 	return StartRedisN(t, 1)[0]
 }
 
+// StartRedisWith starts a Redis server for the test with extra
+// command-line arguments (such as "--maxmemory", "10mb").
+func StartRedisWith(t testing.TB, args ...string) *Server {
+	t.Helper()
+	return startRedis(t, 1, args)[0]
+}
+
 // StartRedisN starts n Redis servers concurrently.
 func StartRedisN(t testing.TB, n int) []*Server {
 	t.Helper()
+	return startRedis(t, n, nil)
+}
+
+func startRedis(t testing.TB, n int, args []string) []*Server {
+	t.Helper()
 	sp := redisSpec
+	base := sp.cmd
+	sp.cmd = func(listen string) []string { return append(base(listen), args...) }
 	sp.image = image(RedisImageEnv, DefaultRedisImage)
 	docker(t)
 	needImage(t, sp.image, sp.env)
@@ -383,7 +397,23 @@ func RedisClient(t testing.TB, s *Server) *goredis.Client {
 // is set here), closed when the test ends.
 func RedisClientWith(t testing.TB, s *Server, opts *goredis.Options) *goredis.Client {
 	t.Helper()
-	opts.Addr = s.Endpoint()
+	return RedisClientAt(t, s.Endpoint(), opts)
+}
+
+// RedisClientAt is RedisClientWith for any address (a [Proxy]'s, say); nil
+// opts are RedisClient's.
+func RedisClientAt(t testing.TB, addr string, opts *goredis.Options) *goredis.Client {
+	t.Helper()
+	if opts == nil {
+		opts = &goredis.Options{
+			DialTimeout:           time.Second,
+			ReadTimeout:           time.Second,
+			WriteTimeout:          time.Second,
+			ContextTimeoutEnabled: true,
+			MaxRetries:            -1,
+		}
+	}
+	opts.Addr = addr
 	c := goredis.NewClient(opts)
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -484,6 +514,12 @@ func EtcdClient(t testing.TB, servers ...*Server) *clientv3.Client {
 	for _, s := range servers {
 		eps = append(eps, s.Endpoint())
 	}
+	return EtcdClientAt(t, eps...)
+}
+
+// EtcdClientAt is EtcdClient for any endpoints (a [Proxy]'s, say).
+func EtcdClientAt(t testing.TB, eps ...string) *clientv3.Client {
+	t.Helper()
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:            eps,
 		DialTimeout:          2 * time.Second,

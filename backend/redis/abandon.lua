@@ -1,0 +1,32 @@
+-- abandon.lua: undo an acquire whose reply never came (the caller's
+-- context ended, or the connection broke): release the lock if that
+-- attempt took it, or else mark the attempt void, so that it takes nothing
+-- if it is still on its way.
+--
+-- KEYS[1]  the lock's hash (see acquire.lua)
+-- ARGV[1]  the abandoned attempt's nonce
+-- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
+-- ARGV[3]  the attempt's lock TTL in milliseconds: how long the mark lasts
+--          at least
+--
+-- Returns 1 if it released the attempt's lock, 0 if it marked it void.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'own')
+if h[1] and tonumber(h[2]) > now and h[3] == ARGV[1] then
+  local idle = tonumber(ARGV[2])
+  if idle > 0 then
+    redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own')
+    redis.call('PEXPIRE', KEYS[1], idle)
+  else
+    redis.call('DEL', KEYS[1])
+  end
+  redis.call('PUBLISH', KEYS[1], 'released')
+  return 1
+end
+redis.call('HSET', KEYS[1], 'void', ARGV[1])
+local ttl = tonumber(ARGV[3])
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
+return 0
