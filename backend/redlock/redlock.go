@@ -20,8 +20,12 @@
 //   - Owner-only release and extend: each node checks the holder's value (a
 //     random 63-bit token) in a script.
 //   - Availability: locking goes on with up to (N-1)/2 nodes down, slow or
-//     partitioned away; each node is given at most the node timeout (50ms
-//     by default) per call, so frozen nodes do not stall a call.
+//     partitioned away. Once a majority of the nodes has answered a call,
+//     the others are given at most the node timeout (50ms by default) from
+//     the start of the call, so a frozen minority costs at most that. Until
+//     a majority has answered, a call waits up to the quorum timeout (1s
+//     by default; dialling counts, so a burst on cold connections is not
+//     failed) and then fails with "quorum unreachable".
 //   - Validity: the lock is trusted for its TTL minus the time the
 //     acquisition took minus an allowance for clock drift (1% of the TTL
 //     plus 2ms). The callback of xsync's Run is cancelled at that moment.
@@ -29,7 +33,30 @@
 // Contention and failure are told apart: if a majority of the nodes
 // answered and the lock was not obtained, someone else holds it ((0, nil),
 // so xsync.ErrMissingLock from Run); if fewer than a majority answered, the
-// error says the quorum was unreachable (and is not ErrMissingLock).
+// error says the quorum was unreachable (it matches backend.ErrUnavailable,
+// not ErrMissingLock). Release and refresh say (false, nil) only when a
+// majority answered that the token no longer holds the key; when too few
+// answered to tell, they return an error, and xsync does not report a
+// lost lock for it.
+//
+// # Split votes
+//
+// Contenders that lock a free key at the same moment can split the nodes
+// so that none has a majority. Redlock as specified then fails them all;
+// here the contender that holds the lowest-numbered node that answered
+// keeps its nodes and claims the others, which every other contender
+// releases at once. A burst of simultaneous contenders thus elects one
+// winner (measured: TestSplitVoteBursts), at the cost of about one more
+// round trip for the winner in that case only; the uncontended path is
+// unchanged.
+//
+// # Clean-up
+//
+// A failed acquire (contention, a quorum unreachable, the caller's context
+// ended) releases every node that granted it or did not answer, before it
+// returns: up to one more node timeout when nodes are frozen. A node that
+// was frozen throughout may still apply the request when it wakes; the
+// key then stays held on that node alone (a minority) until its TTL.
 //
 // # What is not guaranteed
 //
@@ -52,24 +79,28 @@
 //     in use (or run it with fsync'd persistence).
 //   - Release notification: none; waiters wait their retry interval.
 //
-// Simultaneous contenders can split the vote so that none of them gets a
-// majority; retry with xsync's Async.SetRetry, whose waits are randomised.
-//
 // The clients should honour contexts (go-redis ContextTimeoutEnabled:
 // true); otherwise a frozen node holds each call for the client's read
-// timeout (3s by default) instead of the node timeout. Dialling counts
-// against the node timeout: a burst of calls on cold connection pools may
-// need WithNodeTimeout of a few hundred milliseconds.
+// timeout (3s by default) instead of the node timeout.
+//
+// The nodes are reached through redsync's connection layer
+// (github.com/go-redsync/redsync/v4/redis and its go-redis v9 pool); the
+// rounds are this package's own, because redsync's Mutex cannot tell "the
+// nodes said no" from "too few nodes answered" on release and extend, and
+// has no answer to split votes.
 package redlock
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redsync/redsync/v4"
@@ -89,9 +120,10 @@ var (
 
 // Defaults of the options.
 const (
-	DefaultPrefix      = "xsync:"
-	DefaultNodeTimeout = 50 * time.Millisecond
-	DefaultDriftFactor = 0.01
+	DefaultPrefix        = "xsync:"
+	DefaultNodeTimeout   = 50 * time.Millisecond
+	DefaultQuorumTimeout = time.Second
+	DefaultDriftFactor   = 0.01
 )
 
 // ErrNoNodes is returned by every call of a Locker built without clients.
@@ -103,12 +135,24 @@ type Option func(*Locker)
 // WithPrefix puts every key under prefix (default "xsync:").
 func WithPrefix(prefix string) Option { return func(l *Locker) { l.prefix = prefix } }
 
-// WithNodeTimeout bounds each node's part of a call (default 50ms). Values
-// <= 0 keep the default.
+// WithNodeTimeout sets how long, from the start of a call, nodes that have
+// not answered are waited for once a majority has answered (default
+// 50ms). Values <= 0 keep the default.
 func WithNodeTimeout(d time.Duration) Option {
 	return func(l *Locker) {
 		if d > 0 {
 			l.nodeTimeout = d
+		}
+	}
+}
+
+// WithQuorumTimeout sets how long a call waits for a majority of the
+// nodes to answer before it fails with "quorum unreachable" (default 1s;
+// never less than the node timeout). Values <= 0 keep the default.
+func WithQuorumTimeout(d time.Duration) Option {
+	return func(l *Locker) {
+		if d > 0 {
+			l.quorumTimeout = d
 		}
 	}
 }
@@ -127,27 +171,29 @@ func WithDriftFactor(f float64) Option {
 // Locker is the Redlock backend. It never closes its clients. It is safe
 // for concurrent use.
 type Locker struct {
-	clients     []goredis.UniversalClient
-	rs          *redsync.Redsync
-	n, quorum   int
-	prefix      string
-	nodeTimeout time.Duration
-	drift       float64
+	clients       []goredis.UniversalClient
+	pools         []redis.Pool
+	n, quorum     int
+	prefix        string
+	nodeTimeout   time.Duration
+	quorumTimeout time.Duration
+	drift         float64
 }
 
 // New returns a backend over the given independent Redis nodes (use an
 // odd number: 3 or 5). With no clients, every call fails with ErrNoNodes.
 func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
-	l := &Locker{clients: clients, prefix: DefaultPrefix, nodeTimeout: DefaultNodeTimeout, drift: DefaultDriftFactor}
+	l := &Locker{clients: clients, prefix: DefaultPrefix, nodeTimeout: DefaultNodeTimeout,
+		quorumTimeout: DefaultQuorumTimeout, drift: DefaultDriftFactor}
 	for _, o := range opts {
 		o(l)
 	}
-	pools := make([]redis.Pool, len(clients))
+	l.quorumTimeout = max(l.quorumTimeout, l.nodeTimeout)
+	l.pools = make([]redis.Pool, len(clients))
 	for i, c := range clients {
-		pools[i] = rsgoredis.NewPool(c)
+		l.pools[i] = rsgoredis.NewPool(c)
 	}
-	l.rs = redsync.New(pools...)
-	l.n, l.quorum = len(pools), len(pools)/2+1
+	l.n, l.quorum = len(clients), len(clients)/2+1
 	return l
 }
 
@@ -156,14 +202,159 @@ func (l *Locker) Validity(ttl time.Duration) time.Duration {
 	return ttl - time.Duration(float64(ttl)*l.drift) - 2*time.Millisecond
 }
 
-func (l *Locker) mutex(key string, ttl time.Duration, opts ...redsync.Option) *redsync.Mutex {
-	opts = append(opts,
-		redsync.WithExpiry(ttl),
-		redsync.WithTries(1), // the core owns retries
-		redsync.WithDriftFactor(l.drift),
-		redsync.WithTimeoutFactor(float64(l.nodeTimeout)/float64(ttl)),
-	)
-	return l.rs.NewMutex(l.prefix+key, opts...)
+// The scripts each node runs, one atomic step per node.
+var (
+	// acquireScript sets the key if it is free; otherwise it says who
+	// holds it. Returns 1, or the holder's value.
+	acquireScript = redis.NewScript(1, `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return redis.call('GET', KEYS[1])
+`, "")
+	// releaseScript deletes the key if it holds the value. Returns 1 if
+	// it did, 0 if not.
+	releaseScript = redis.NewScript(1, `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`, "")
+	// extendScript sets a new TTL if the key holds the value. Returns 1
+	// if it did, 0 if not.
+	extendScript = redis.NewScript(1, `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+`, "")
+)
+
+func init() {
+	for _, s := range []*redis.Script{acquireScript, releaseScript, extendScript} {
+		s.Hash = sha1hex(s.Src)
+	}
+}
+
+// vote is one node's answer in a round.
+type vote struct {
+	answered bool
+	yes      bool   // granted, released or extended
+	holder   string // acquire refused: the value that holds the key
+	err      error  // the node failed or did not answer (a *redsync.RedisError)
+}
+
+var errNoAnswer = errors.New("no answer")
+
+// round runs op on the given nodes in parallel and collects their votes.
+//
+// Each node's call ends at the node timeout after start. A call that times
+// out while fewer than a majority of the nodes have answered is made again
+// with twice the time (a cold connection's dial, a burst of them, can take
+// longer than the node timeout), up to the quorum timeout after start.
+// round returns when every node has answered or given up, or earlier when
+// decided says the outcome is settled (the calls still running are then
+// cancelled and waited for: each ends by its own deadline, and a late
+// answer is recorded, since the clean-up needs to know).
+func (l *Locker) round(ctx context.Context, start time.Time, nodes []int, votes []vote, decided func() bool,
+	op func(ctx context.Context, node int) (vote, error)) {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	last := start.Add(l.quorumTimeout)
+	var more atomic.Bool // fewer than a majority answered: time-outs are retried
+	answered := 0
+	for i := range votes {
+		if votes[i].answered {
+			answered++
+		}
+	}
+	more.Store(answered < l.quorum)
+	type result struct {
+		node int
+		v    vote
+	}
+	ch := make(chan result, len(nodes))
+	for _, i := range nodes {
+		go func() {
+			deadline := start.Add(l.nodeTimeout)
+			for {
+				if deadline.After(last) {
+					deadline = last
+				}
+				actx, acancel := context.WithDeadline(rctx, deadline)
+				v, err := op(actx, i)
+				acancel()
+				if err == nil {
+					v.answered = true
+				} else if isTimeout(err) && more.Load() && rctx.Err() == nil && time.Now().Before(last) {
+					deadline = time.Now().Add(2 * deadline.Sub(start))
+					continue
+				} else {
+					v = vote{err: &redsync.RedisError{Node: i, Err: err}}
+				}
+				ch <- result{i, v}
+				return
+			}
+		}()
+	}
+	for _, i := range nodes {
+		if !votes[i].answered && votes[i].err == nil {
+			votes[i].err = &redsync.RedisError{Node: i, Err: errNoAnswer}
+		}
+	}
+	pending := len(nodes)
+	for pending > 0 {
+		r := <-ch
+		pending--
+		if r.v.answered || !votes[r.node].answered {
+			votes[r.node] = r.v
+		}
+		if r.v.answered {
+			answered++
+			if answered >= l.quorum {
+				more.Store(false)
+			}
+		}
+		if decided != nil && decided() {
+			break
+		}
+	}
+	cancel()
+	for ; pending > 0; pending-- {
+		r := <-ch
+		if r.v.answered {
+			votes[r.node] = r.v
+		}
+	}
+}
+
+// isTimeout reports whether err is a call that ran out of time.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// tally counts votes: yes, no (answered, not yes), failed (no answer).
+func tally(votes []vote) (yes, no, failed int) {
+	for _, v := range votes {
+		switch {
+		case !v.answered:
+			failed++
+		case v.yes:
+			yes++
+		default:
+			no++
+		}
+	}
+	return yes, no, failed
+}
+
+func all(n int) []int {
+	nodes := make([]int, n)
+	for i := range nodes {
+		nodes[i] = i
+	}
+	return nodes
 }
 
 // newToken returns a random token in [1, 2^63).
@@ -179,8 +370,15 @@ func newToken() (int64, error) {
 	}
 }
 
+// maxClaims bounds how often the winner of a split vote asks again for the
+// nodes the others are releasing.
+const maxClaims = 4
+
 // Acquire implements [backend.Locker]: one Redlock round over all nodes in
-// parallel; on failure, redsync releases the nodes it did get.
+// parallel. If nobody reached a majority (a split vote), the contender that
+// holds the lowest-numbered answering node claims the rest, and the others
+// release theirs. A failed acquire releases what it took before it
+// returns.
 func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	if l.n == 0 {
 		return 0, ErrNoNodes
@@ -189,121 +387,213 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 	if err != nil {
 		return 0, fmt.Errorf("redlock: token: %w", err)
 	}
-	m := l.mutex(key, ttl, redsync.WithGenValueFunc(func() (string, error) {
-		return strconv.FormatInt(token, 10), nil
-	}))
-	err = m.LockContext(ctx)
-	if err == nil {
-		return token, nil
+	k, value, px := l.prefix+key, strconv.FormatInt(token, 10), ttl.Milliseconds()
+	start := time.Now()
+	votes := make([]vote, l.n)
+	op := func(ctx context.Context, i int) (vote, error) {
+		r, err := l.eval(ctx, i, acquireScript, k, value, px)
+		if err != nil {
+			return vote{}, err
+		}
+		if s, ok := r.(string); ok {
+			// Our own value: an earlier try of this call that timed out
+			// had landed.
+			return vote{holder: s, yes: s == value}, nil
+		}
+		return vote{yes: r == int64(1)}, nil
 	}
-	var taken *redsync.ErrTaken
-	if errors.As(err, &taken) {
-		return 0, nil
-	}
-	failed, held := count(err)
-	switch {
-	case failed == 0 && held == 0:
-		// A majority granted it, but too late to leave any validity.
-		return 0, fmt.Errorf("redlock: acquire took longer than the lock's validity: %w", err)
-	case l.n-failed >= l.quorum:
-		return 0, nil // a majority answered: someone else holds it
-	default:
-		return 0, l.unreachable("acquire", failed, err)
-	}
-}
-
-func (l *Locker) unreachable(op string, failed int, err error) error {
-	return fmt.Errorf("redlock: %s: quorum unreachable (%d of %d nodes answered, %d needed): %w",
-		op, l.n-failed, l.n, l.quorum, err)
-}
-
-// count walks redsync's joined errors: failed nodes (RedisError) and nodes
-// that refused because of another holder's value (ErrNodeTaken).
-func count(err error) (failed, held int) {
-	switch e := err.(type) {
-	case *redsync.RedisError:
-		return 1, 0
-	case *redsync.ErrNodeTaken:
-		return 0, 1
-	case interface{ Unwrap() []error }:
-		for _, e := range e.Unwrap() {
-			f, h := count(e)
-			failed, held = failed+f, held+h
+	l.round(ctx, start, all(l.n), votes, func() bool {
+		yes, no, _ := tally(votes)
+		return yes >= l.quorum || no > l.n-l.quorum
+	}, op)
+	yes, no, _ := tally(votes)
+	if yes < l.quorum && yes+no >= l.quorum && ctx.Err() == nil && l.splitWinner(votes, value) {
+		// Ask again for the nodes the other contenders are releasing.
+		pause := min(max(time.Since(start), time.Millisecond), l.nodeTimeout)
+		for range maxClaims {
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			if ctx.Err() != nil {
+				break
+			}
+			var missing []int
+			for i, v := range votes {
+				if !v.yes {
+					missing = append(missing, i)
+				}
+			}
+			// A majority answered already: the nodes that do not answer
+			// now get one node timeout, no more.
+			l.round(ctx, time.Now(), missing, votes, func() bool {
+				yes, _, _ := tally(votes)
+				return yes >= l.quorum
+			}, op)
+			if yes, _, _ = tally(votes); yes >= l.quorum {
+				break
+			}
 		}
 	}
-	return failed, held
+	if yes >= l.quorum {
+		if time.Since(start) < l.Validity(ttl) {
+			return token, nil
+		}
+		l.cleanUp(ctx, k, value, votes)
+		return 0, fmt.Errorf("redlock: acquire took longer than the lock's validity (%v)", time.Since(start))
+	}
+	l.cleanUp(ctx, k, value, votes)
+	_, no, failed := tally(votes)
+	switch {
+	case ctx.Err() != nil:
+		return 0, fmt.Errorf("redlock: acquire: %w", ctx.Err())
+	case yes+no >= l.quorum:
+		return 0, nil // a majority answered: someone else holds it
+	default:
+		return 0, l.unreachable("acquire", failed, votes)
+	}
 }
 
-// Release implements [backend.Locker] on all nodes in parallel, each
-// bounded by the node timeout.
+// splitWinner reports whether a round that gave nobody a majority, and in
+// which a majority of the nodes answered, should be resolved in favour of
+// this contender: no other value holds a majority, and this contender
+// holds the lowest-numbered node that answered. Every contender applies the same rule to what it saw, and at
+// most one holds that node.
+func (l *Locker) splitWinner(votes []vote, value string) bool {
+	counts := make(map[string]int)
+	lowest := -1
+	for i, v := range votes {
+		if !v.answered {
+			continue
+		}
+		if lowest < 0 {
+			lowest = i
+		}
+		if !v.yes {
+			counts[v.holder]++
+		}
+	}
+	for holder, c := range counts {
+		if holder != "" && holder != value && c >= l.quorum {
+			return false
+		}
+	}
+	return lowest >= 0 && votes[lowest].yes
+}
+
+// cleanUp releases, within one node timeout, what a failed acquire took
+// or may have taken (nodes that did not answer).
+func (l *Locker) cleanUp(ctx context.Context, k, value string, votes []vote) {
+	var nodes []int
+	for i, v := range votes {
+		if v.yes || !v.answered {
+			nodes = append(nodes, i)
+		}
+	}
+	if len(nodes) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.nodeTimeout)
+	defer cancel()
+	rv := make([]vote, l.n)
+	l.round(cctx, time.Now(), nodes, rv, nil, func(ctx context.Context, i int) (vote, error) {
+		_, err := l.eval(ctx, i, releaseScript, k, value)
+		return vote{}, err
+	})
+}
+
+func (l *Locker) unreachable(op string, failed int, votes []vote) error {
+	var errs []error
+	for _, v := range votes {
+		if v.err != nil {
+			errs = append(errs, v.err)
+		}
+	}
+	return fmt.Errorf("redlock: %s: %w: quorum unreachable (%d of %d nodes answered, %d needed): %w",
+		op, backend.ErrUnavailable, l.n-failed, l.n, l.quorum, errors.Join(errs...))
+}
+
+// Release implements [backend.Locker] on all nodes in parallel. It returns
+// (true, nil) if a majority released the token's key, (false, nil) if
+// nodes enough to leave no majority answered that the token does not hold
+// it, and an error when too few nodes answered to tell.
 func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, error) {
-	if l.n == 0 {
-		return false, ErrNoNodes
-	}
-	ctx, cancel := context.WithTimeout(ctx, l.nodeTimeout)
-	defer cancel()
-	m := l.mutex(key, time.Second, redsync.WithValue(strconv.FormatInt(token, 10)))
-	ok, err := m.UnlockContext(ctx)
-	if ok {
-		return true, nil
-	}
-	return false, l.notHeld("release", err)
+	return l.each(ctx, "release", key, token, releaseScript)
 }
 
-// notHeld decides what a failed release or extend means: if the nodes that
-// answered leave no majority that could still hold the lock, the token no
-// longer holds it (false, nil); otherwise it cannot tell (an error).
-func (l *Locker) notHeld(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	failed, _ := count(err)
-	if l.n-failed >= l.quorum {
-		return nil
-	}
-	return l.unreachable(op, failed, err)
-}
-
-// Refresh implements [backend.Refresher]: the TTL is set anew on every node
-// that still has the token, in parallel, each bounded by the node timeout.
+// Refresh implements [backend.Refresher]: the TTL is set anew on every
+// node that still has the token, in parallel; the answers mean what
+// Release's do.
 func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+	start := time.Now()
+	ok, err := l.each(ctx, "refresh", key, token, extendScript, ttl.Milliseconds())
+	if ok && time.Since(start) >= l.Validity(ttl) {
+		return false, fmt.Errorf("redlock: refresh took longer than the lock's validity (%v)", time.Since(start))
+	}
+	return ok, err
+}
+
+// each runs script on every node with the token's value (and args) and
+// decides what the answers mean: see Release.
+func (l *Locker) each(ctx context.Context, op, key string, token int64, script *redis.Script, args ...any) (bool, error) {
 	if l.n == 0 {
 		return false, ErrNoNodes
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.nodeTimeout)
-	defer cancel()
-	m := l.mutex(key, ttl, redsync.WithValue(strconv.FormatInt(token, 10)))
-	ok, err := m.ExtendContext(ctx)
-	if ok {
+	k, value := l.prefix+key, strconv.FormatInt(token, 10)
+	votes := make([]vote, l.n)
+	keysAndArgs := append([]any{k, value}, args...)
+	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i int) (vote, error) {
+		r, err := l.eval(ctx, i, script, keysAndArgs...)
+		if err != nil {
+			return vote{}, err
+		}
+		return vote{yes: r == int64(1)}, nil
+	})
+	yes, _, failed := tally(votes)
+	switch {
+	case yes >= l.quorum:
 		return true, nil
+	case yes+failed < l.quorum:
+		return false, nil // no majority can still hold it
+	case ctx.Err() != nil:
+		return false, fmt.Errorf("redlock: %s: %w", op, ctx.Err())
+	default:
+		return false, fmt.Errorf("redlock: %s: cannot tell whether the lock is held: %w", op, l.unreachable(op, failed, votes))
 	}
-	if errors.Is(err, redsync.ErrExtendFailed) {
-		return false, fmt.Errorf("redlock: refresh took longer than the lock's validity: %w", err)
-	}
-	return false, l.notHeld("refresh", err)
 }
 
-// Ping implements [backend.Pinger]: every node is pinged in parallel, each
-// bounded by the node timeout, and a quorum must answer.
+// Ping implements [backend.Pinger]: every node is pinged in parallel, and
+// a quorum must answer.
 func (l *Locker) Ping(ctx context.Context) error {
 	if l.n == 0 {
 		return ErrNoNodes
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.nodeTimeout)
-	defer cancel()
-	errs := make([]error, l.n)
-	var wg sync.WaitGroup
-	for i, c := range l.clients {
-		wg.Go(func() {
-			if err := c.Ping(ctx).Err(); err != nil {
-				errs[i] = &redsync.RedisError{Node: i, Err: err}
-			}
-		})
-	}
-	wg.Wait()
-	err := errors.Join(errs...)
-	if failed, _ := count(err); l.n-failed < l.quorum {
-		return l.unreachable("ping", failed, err)
+	votes := make([]vote, l.n)
+	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i int) (vote, error) {
+		return vote{yes: true}, l.clients[i].Ping(ctx).Err()
+	})
+	if yes, _, failed := tally(votes); yes < l.quorum {
+		if ctx.Err() != nil {
+			return fmt.Errorf("redlock: ping: %w", ctx.Err())
+		}
+		return l.unreachable("ping", failed, votes)
 	}
 	return nil
+}
+
+// eval runs script on node i.
+func (l *Locker) eval(ctx context.Context, i int, script *redis.Script, keysAndArgs ...any) (any, error) {
+	conn, err := l.pools[i].Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.Eval(script, keysAndArgs...)
+}
+
+func sha1hex(src string) string {
+	h := sha1.Sum([]byte(src))
+	return hex.EncodeToString(h[:])
 }

@@ -48,6 +48,16 @@ func runConformance(t *testing.T, n int) {
 		},
 		NotFencing: true,
 		SplitVote:  true,
+		Faulty: func(t *testing.T, l backend.Locker) (backend.Locker, conformance.Fault) {
+			var f faults
+			var cs []goredis.UniversalClient
+			for _, n := range nodes {
+				p := itest.NewProxy(t, n.Endpoint())
+				f = append(f, p)
+				cs = append(cs, itest.RedisClientAt(t, p.Addr(), nil))
+			}
+			return redlock.New(cs, redlock.WithPrefix(prefixOf[l]), redlock.WithNodeTimeout(conformanceNodeTimeout)), f
+		},
 		Size: func(t *testing.T, l backend.Locker) int {
 			total := 0
 			for _, n := range nodes {
@@ -60,6 +70,27 @@ func runConformance(t *testing.T, n int) {
 			return total
 		},
 	})
+}
+
+// faults breaks the links to every node at once.
+type faults []*itest.Proxy
+
+func (f faults) Delay(d time.Duration) {
+	for _, p := range f {
+		p.Delay(d)
+	}
+}
+
+func (f faults) Down() {
+	for _, p := range f {
+		p.Down()
+	}
+}
+
+func (f faults) Heal() {
+	for _, p := range f {
+		p.Heal()
+	}
 }
 
 func TestConformance5(t *testing.T) { runConformance(t, 5) }

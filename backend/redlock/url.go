@@ -22,7 +22,8 @@ import (
 //	redlock://[[user]:password@]host1:6379,host2:6379,host3:6379[?options]
 //
 // Every node gets the same credentials and options. Options: prefix,
-// node_timeout (a duration), drift_factor (see the With* options); db;
+// node_timeout and quorum_timeout (durations), drift_factor (see the With*
+// options); db;
 // dial_timeout, read_timeout, write_timeout (durations); tls=true and
 // skip_verify=true. The clients Open builds honour contexts and are closed
 // by the Closer Open returns.
@@ -58,6 +59,12 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 				err = errors.New("must be > 0")
 			}
 			opts = append(opts, WithNodeTimeout(d))
+		case "quorum_timeout":
+			var d time.Duration
+			if d, err = time.ParseDuration(v); err == nil && d <= 0 {
+				err = errors.New("must be > 0")
+			}
+			opts = append(opts, WithQuorumTimeout(d))
 		case "drift_factor":
 			var f float64
 			if f, err = strconv.ParseFloat(v, 64); err == nil && (f < 0 || f >= 0.5) {
