@@ -205,7 +205,8 @@ func (l *Locker) Validity(ttl time.Duration) time.Duration {
 // The scripts each node runs, one atomic step per node.
 var (
 	// acquireScript sets the key if it is free; otherwise it says who
-	// holds it. Returns 1, or the holder's value.
+	// holds it. Returns 1, or the holder's value. (The first try on a node
+	// is a plain SET NX PX; this is for tries after a time-out.)
 	acquireScript = redis.NewScript(1, `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 1
@@ -257,10 +258,13 @@ var errNoAnswer = errors.New("no answer")
 // cancelled and waited for: each ends by its own deadline, and a late
 // answer is recorded, since the clean-up needs to know).
 func (l *Locker) round(ctx context.Context, start time.Time, nodes []int, votes []vote, decided func() bool,
-	op func(ctx context.Context, node int) (vote, error)) {
+	op func(ctx context.Context, node, try int) (vote, error)) {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	last := start.Add(l.quorumTimeout)
+	// Every node's first try shares one deadline (one timer per round).
+	first, cancelFirst := context.WithDeadline(rctx, start.Add(l.nodeTimeout)) // never after last: quorumTimeout >= nodeTimeout
+	defer cancelFirst()
 	var more atomic.Bool // fewer than a majority answered: time-outs are retried
 	answered := 0
 	for i := range votes {
@@ -277,13 +281,19 @@ func (l *Locker) round(ctx context.Context, start time.Time, nodes []int, votes 
 	for _, i := range nodes {
 		go func() {
 			deadline := start.Add(l.nodeTimeout)
-			for {
-				if deadline.After(last) {
-					deadline = last
+			for try := 0; ; try++ {
+				var v vote
+				var err error
+				if try == 0 {
+					v, err = op(first, i, 0)
+				} else {
+					if deadline.After(last) {
+						deadline = last
+					}
+					actx, acancel := context.WithDeadline(rctx, deadline)
+					v, err = op(actx, i, try)
+					acancel()
 				}
-				actx, acancel := context.WithDeadline(rctx, deadline)
-				v, err := op(actx, i)
-				acancel()
 				if err == nil {
 					v.answered = true
 				} else if isTimeout(err) && more.Load() && rctx.Err() == nil && time.Now().Before(last) {
@@ -390,7 +400,19 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 	k, value, px := l.prefix+key, strconv.FormatInt(token, 10), ttl.Milliseconds()
 	start := time.Now()
 	votes := make([]vote, l.n)
-	op := func(ctx context.Context, i int) (vote, error) {
+	op := func(ctx context.Context, i, try int) (vote, error) {
+		if try == 0 {
+			// The plain SET NX PX of Redlock: the cheapest command.
+			conn, err := l.pools[i].Get(ctx)
+			if err != nil {
+				return vote{}, err
+			}
+			defer conn.Close()
+			ok, err := conn.SetNX(k, value, ttl)
+			return vote{yes: ok}, err
+		}
+		// A try after a time-out: the first may have landed, so ask who
+		// holds the key.
 		r, err := l.eval(ctx, i, acquireScript, k, value, px)
 		if err != nil {
 			return vote{}, err
@@ -498,7 +520,7 @@ func (l *Locker) cleanUp(ctx context.Context, k, value string, votes []vote) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.nodeTimeout)
 	defer cancel()
 	rv := make([]vote, l.n)
-	l.round(cctx, time.Now(), nodes, rv, nil, func(ctx context.Context, i int) (vote, error) {
+	l.round(cctx, time.Now(), nodes, rv, nil, func(ctx context.Context, i, _ int) (vote, error) {
 		_, err := l.eval(ctx, i, releaseScript, k, value)
 		return vote{}, err
 	})
@@ -544,7 +566,7 @@ func (l *Locker) each(ctx context.Context, op, key string, token int64, script *
 	k, value := l.prefix+key, strconv.FormatInt(token, 10)
 	votes := make([]vote, l.n)
 	keysAndArgs := append([]any{k, value}, args...)
-	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i int) (vote, error) {
+	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i, _ int) (vote, error) {
 		r, err := l.eval(ctx, i, script, keysAndArgs...)
 		if err != nil {
 			return vote{}, err
@@ -571,7 +593,7 @@ func (l *Locker) Ping(ctx context.Context) error {
 		return ErrNoNodes
 	}
 	votes := make([]vote, l.n)
-	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i int) (vote, error) {
+	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i, _ int) (vote, error) {
 		return vote{yes: true}, l.clients[i].Ping(ctx).Err()
 	})
 	if yes, _, failed := tally(votes); yes < l.quorum {
