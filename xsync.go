@@ -66,18 +66,25 @@
 //
 // # Errors
 //
-//   - [ErrMissingLock]: the lock was not obtained (held by someone else, or
-//     ctx ended while waiting). Check with [IsMissingLockErr].
+//   - [ErrMissingLock]: the lock was not obtained because the key was held
+//     (at the last attempt, or while Run waited for it), or because ctx
+//     ended before an attempt could tell. With ctx's end it also matches
+//     ctx's error; a deadline that passed during a request counts, even if
+//     the client reported its own read timeout first. Check with
+//     [IsMissingLockErr].
 //   - [ErrLockLost]: the lock was lost while the callback of [Async.Run]
 //     ran (TTL ran out, renewal failed, the backend no longer held it), so
 //     mutual exclusion may not have held.
 //   - [ErrUnknownBackend]: no backend is registered under the name.
-//   - [ErrInvalid]: bad input (empty key, exp below one second, nil
-//     callback, ...). Bad input never reaches a backend.
+//   - [ErrInvalid]: bad input (empty key, key over [MaxKeyLen], exp below
+//     one second, nil callback, ...). Bad input never reaches a backend.
 //   - Any other error is the backend failing (network, server); it wraps
-//     the backend's own error, so errors.Is and errors.As reach it.
+//     the backend's own error, so errors.Is and errors.As reach it. It
+//     never matches ErrMissingLock: a store that is down is not contention,
+//     also when ctx ends while Run retries against it.
 //
-// Check errors with errors.Is, never with ==: they are wrapped.
+// Check errors with errors.Is, never with ==: they are wrapped. Messages
+// show at most the first 48 bytes of a key, with its length and a hash.
 //
 // # Testing
 //
@@ -112,8 +119,9 @@ type Locker = backend.Locker
 
 var (
 	// ErrMissingLock means the lock was not obtained: another holder has
-	// it, or ctx ended before it could be obtained. Use [IsMissingLockErr]
-	// or errors.Is to check for it.
+	// it, or ctx ended while waiting for it (or before an attempt could
+	// tell). It never means that the backend failed: those errors do not
+	// match it. Use [IsMissingLockErr] or errors.Is to check for it.
 	ErrMissingLock = errors.New("xsync: missing lock")
 
 	// ErrLockLost means a lock held by [Async.Run] was lost before the

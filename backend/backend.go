@@ -39,6 +39,9 @@
 // that no longer holds the key is (false, nil). A non-nil error always means
 // the backend could not do its job (network, server, timeout) and must wrap
 // the underlying cause with %w so that errors.Is and errors.As reach it.
+// An error that says the store could not be reached also wraps
+// [ErrUnavailable], so that the core never mistakes it for a call that the
+// caller's context cut short.
 //
 // # Fencing tokens
 //
