@@ -11,7 +11,12 @@ import (
 // the caller's ctx but not its cancellation, and it ends at a deadline.
 // Unlike context.WithTimeout(context.WithoutCancel(ctx), d) it starts a
 // timer only when somebody asks for Done, which an in-process backend
-// never does; that saves a timer and four allocations per Run.
+// never does; that saves a timer and four allocations per Run (Run's
+// overhead over Lock+Unlock on memory: about 0.65µs with it, 1.1µs or more
+// and 10 allocations instead of 6 with the standard composition). Contexts
+// derived from it (a client's per-call timeout, grpc's stream contexts)
+// register through its AfterFunc method, so the context package starts no
+// goroutine to watch it.
 type detached struct {
 	values   context.Context
 	deadline time.Time
@@ -19,6 +24,10 @@ type detached struct {
 	done     chan struct{}
 	timer    *time.Timer
 	stopped  atomic.Bool
+
+	mu     sync.Mutex
+	fired  bool
+	afters map[*func()]struct{}
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -37,7 +46,7 @@ func (d *detached) Done() <-chan struct{} {
 			return
 		}
 		d.done = make(chan struct{})
-		d.timer = time.AfterFunc(wait, func() { close(d.done) })
+		d.timer = time.AfterFunc(wait, func() { close(d.done); d.fire() })
 	})
 	return d.done
 }
@@ -65,5 +74,51 @@ func (d *detached) stop() {
 	d.once.Do(func() { d.done = closedChan })
 	if d.timer != nil && d.timer.Stop() {
 		close(d.done)
+	}
+	d.fire()
+}
+
+// AfterFunc arranges to call f once the context is done, and returns a
+// function that cancels the call (true if it did). The context package
+// uses it for contexts derived from this one, instead of a goroutine that
+// waits on Done. f runs on the goroutine that ends the context (the timer's,
+// or the one that calls stop); if the context is done already, f runs in a
+// goroutine of its own, as with context.AfterFunc.
+func (d *detached) AfterFunc(f func()) (stop func() bool) {
+	d.Done() // the timer must run for f to be called at the deadline
+	d.mu.Lock()
+	if d.fired {
+		d.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	if d.afters == nil {
+		d.afters = make(map[*func()]struct{})
+	}
+	key := &f
+	d.afters[key] = struct{}{}
+	d.mu.Unlock()
+	return func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		_, ok := d.afters[key]
+		delete(d.afters, key)
+		return ok
+	}
+}
+
+// fire calls the functions registered with AfterFunc, once.
+func (d *detached) fire() {
+	d.mu.Lock()
+	if d.fired {
+		d.mu.Unlock()
+		return
+	}
+	d.fired = true
+	afters := d.afters
+	d.afters = nil
+	d.mu.Unlock()
+	for f := range afters {
+		(*f)()
 	}
 }

@@ -3,6 +3,7 @@ package xsync
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -71,5 +72,52 @@ func TestDetachedStop(t *testing.T) {
 			<-done // a waiter is let go
 		}
 		<-d.Done()
+	}
+}
+
+// A context derived from the release context (a client's per-call
+// timeout) is cancelled with it, without a goroutine watching it.
+func TestDetachedDerivedWithoutGoroutine(t *testing.T) {
+	d := newDetached(t.Context(), time.Hour)
+	before := runtime.NumGoroutine()
+	child, cancel := context.WithCancel(d)
+	defer cancel()
+	grand, gcancel := context.WithTimeout(child, time.Hour)
+	defer gcancel()
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after deriving contexts; %d before: the context package watches the parent", n, before)
+	}
+	d.stop()
+	select {
+	case <-grand.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a derived context was not cancelled by stop")
+	}
+	if !errors.Is(grand.Err(), context.Canceled) {
+		t.Fatalf("derived Err = %v; want context.Canceled", grand.Err())
+	}
+	// Deriving from an ended context cancels at once.
+	late, lcancel := context.WithCancel(d)
+	defer lcancel()
+	select {
+	case <-late.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a context derived after stop was not cancelled")
+	}
+}
+
+// At the deadline, derived contexts end too.
+func TestDetachedDerivedAtDeadline(t *testing.T) {
+	d := newDetached(t.Context(), 20*time.Millisecond)
+	defer d.stop()
+	child, cancel := context.WithCancel(d)
+	defer cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a derived context outlived the deadline")
+	}
+	if !errors.Is(child.Err(), context.DeadlineExceeded) {
+		t.Fatalf("derived Err = %v; want context.DeadlineExceeded", child.Err())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/registry"
 )
 
 // Open builds a backend from a URL, so that each environment can choose
@@ -42,8 +43,9 @@ func Open(ctx context.Context, rawURL string) (Locker, io.Closer, error) {
 	if u.Scheme == "" {
 		return nil, nil, fmt.Errorf("%w: lock URL %q has no scheme (known: %s)", ErrInvalid, u.Redacted(), known())
 	}
-	open, ok := backend.LookupScheme(u.Scheme)
-	if !ok {
+	v, ok := registry.Schemes.Lookup(u.Scheme)
+	open, _ := v.(backend.OpenFunc)
+	if !ok || open == nil {
 		return nil, nil, fmt.Errorf("%w: unknown lock URL scheme %q (known: %s; forgotten import of the backend package?)",
 			ErrInvalid, u.Scheme, known())
 	}
@@ -61,7 +63,7 @@ func Open(ctx context.Context, rawURL string) (Locker, io.Closer, error) {
 }
 
 func known() string {
-	s := backend.Schemes()
+	s := registry.Schemes.Names()
 	if len(s) == 0 {
 		return "none: import a backend package"
 	}

@@ -105,11 +105,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"strconv"
-	"sync"
 
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/registry"
 )
 
 // Locker is a lock backend: what [Register] accepts. It is the interface of
@@ -147,10 +146,7 @@ func IsMissingLockErr(err error) bool {
 	return errors.Is(err, ErrMissingLock)
 }
 
-var (
-	registryMu sync.RWMutex
-	registry   = make(map[string]Locker)
-)
+var backends = registry.New[Locker]("Register", "backend")
 
 // Register makes a backend instance available under name. Register
 // panics if l is nil or if name is already registered, so that a
@@ -160,12 +156,7 @@ func Register(name string, l Locker) {
 	if l == nil {
 		panic("xsync: Register backend is nil")
 	}
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if _, dup := registry[name]; dup {
-		panic(fmt.Sprintf("xsync: Register called twice for backend %q", name))
-	}
-	registry[name] = l
+	backends.Register(name, l)
 }
 
 // Swap puts l behind name, whether or not name is registered, and returns
@@ -180,40 +171,14 @@ func Swap(name string, l Locker) (restore func()) {
 	if l == nil {
 		panic("xsync: Swap backend is nil")
 	}
-	registryMu.Lock()
-	prev, had := registry[name]
-	registry[name] = l
-	registryMu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			registryMu.Lock()
-			defer registryMu.Unlock()
-			if had {
-				registry[name] = prev
-			} else {
-				delete(registry, name)
-			}
-		})
-	}
+	return backends.Swap(name, l)
 }
 
 // Backends returns the sorted names of the registered backends.
-func Backends() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	names := make([]string, 0, len(registry))
-	for name := range registry {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
-}
+func Backends() []string { return backends.Names() }
 
 func lookup(name string) (Locker, error) {
-	registryMu.RLock()
-	l, ok := registry[name]
-	registryMu.RUnlock()
+	l, ok := backends.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("%w %q (forgotten Register?)", ErrUnknownBackend, name)
 	}
@@ -253,11 +218,7 @@ func keyString(key string) string {
 }
 
 // unregister removes name from the registry; tests use it (export_test.go).
-func unregister(name string) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	delete(registry, name)
-}
+func unregister(name string) { backends.Delete(name) }
 
 // Ping checks that the backend registered as name can serve locks right
 // now, for readiness probes: one round trip to its server (Redis), a quorum

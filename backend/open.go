@@ -2,11 +2,10 @@ package backend
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/url"
-	"slices"
-	"sync"
+
+	"github.com/xsync-go/xsync/internal/registry"
 )
 
 // OpenFunc opens a backend from a URL of a scheme it was registered for
@@ -20,42 +19,12 @@ import (
 // misspelt option does not go unnoticed.
 type OpenFunc func(ctx context.Context, u *url.URL) (Locker, io.Closer, error)
 
-var (
-	schemesMu sync.RWMutex
-	schemes   = make(map[string]OpenFunc)
-)
-
-// RegisterScheme makes open the opener of URLs with the given scheme. A
-// backend package calls it from its init function. It panics if open is
-// nil or the scheme is taken.
+// RegisterScheme makes open the opener of URLs with the given scheme, for
+// xsync.Open. A backend package calls it from its init function. It panics
+// if open is nil or the scheme is taken.
 func RegisterScheme(scheme string, open OpenFunc) {
 	if open == nil {
 		panic("backend: RegisterScheme opener is nil")
 	}
-	schemesMu.Lock()
-	defer schemesMu.Unlock()
-	if _, dup := schemes[scheme]; dup {
-		panic(fmt.Sprintf("backend: RegisterScheme called twice for scheme %q", scheme))
-	}
-	schemes[scheme] = open
-}
-
-// LookupScheme returns the opener registered for scheme.
-func LookupScheme(scheme string) (OpenFunc, bool) {
-	schemesMu.RLock()
-	defer schemesMu.RUnlock()
-	open, ok := schemes[scheme]
-	return open, ok
-}
-
-// Schemes returns the sorted registered schemes.
-func Schemes() []string {
-	schemesMu.RLock()
-	defer schemesMu.RUnlock()
-	out := make([]string, 0, len(schemes))
-	for s := range schemes {
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return out
+	registry.Schemes.Register(scheme, open)
 }

@@ -5,9 +5,13 @@
 // its host port across all of them.
 //
 // Image names come from XSYNC_REDIS_IMAGE and XSYNC_ETCD_IMAGE, whose
-// defaults are the official images. On a machine without a registry,
-// build-images.sh beside this file builds equivalent local images and
-// prints the variables to set.
+// defaults are the official images. On a machine without a registry, the
+// first test that needs an image builds an equivalent local one with
+// build-images.sh beside this file (once per machine; see resolveImage).
+//
+// Fault helpers: Server.Stop/Start, Kill, Pause/Unpause and
+// Disconnect/Connect act on containers; [Proxy] sits between a client and a
+// server and delays or cuts its traffic.
 //
 // Without a Docker engine the tests skip with a message; with CI set in the
 // environment they fail instead, so that CI never passes by skipping.
@@ -69,13 +73,6 @@ func setDefault(k, v string) {
 	}
 }
 
-func image(env, def string) string {
-	if v := os.Getenv(env); v != "" {
-		return v
-	}
-	return def
-}
-
 // unavailable skips the test, or fails it when CI is set.
 func unavailable(t testing.TB, format string, args ...any) {
 	t.Helper()
@@ -103,22 +100,6 @@ func docker(t testing.TB) *testcontainers.DockerClient {
 		unavailable(t, "no Docker engine answers: %v", dockerErr)
 	}
 	return dockerCli
-}
-
-// needImage fails early, with the fix in the message, when an image is
-// missing and cannot be pulled: a pull attempt where there is no registry
-// only produces a confusing daemon error.
-func needImage(t testing.TB, img, env string) {
-	t.Helper()
-	if _, err := docker(t).ImageInspect(t.Context(), img); err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" || os.Getenv(env) != "" {
-		t.Fatalf("image %s is not present; build it with internal/itest/build-images.sh "+
-			"and export the variables it prints (%s)", img, env)
-	}
-	t.Logf("image %s is not present locally; testcontainers will try to pull it "+
-		"(without a registry, run internal/itest/build-images.sh and set %s)", img, env)
 }
 
 // Server is one container of a test, removed when the test ends.
@@ -160,7 +141,7 @@ type spec struct {
 // Kill/Start, as a real server does, and clients reconnect by themselves.
 // ready must ask the server itself: behind docker-proxy a port accepts
 // connections before anything listens. start may be called from any
-// goroutine once needImage has run.
+// goroutine once resolveImage has run.
 func start(t testing.TB, sp spec) (*Server, error) {
 	hostPort, err := freePort()
 	if err != nil {
@@ -363,9 +344,7 @@ func startRedis(t testing.TB, n int, args []string) []*Server {
 	sp := redisSpec
 	base := sp.cmd
 	sp.cmd = func(listen string) []string { return append(base(listen), args...) }
-	sp.image = image(RedisImageEnv, DefaultRedisImage)
-	docker(t)
-	needImage(t, sp.image, sp.env)
+	sp.image = resolveImage(t, redisImage)
 	servers := make([]*Server, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -429,9 +408,7 @@ func etcdReady(string) wait.Strategy {
 // the container, so it survives Stop and Start.
 func StartEtcd(t testing.TB) *Server {
 	t.Helper()
-	img := image(EtcdImageEnv, DefaultEtcdImage)
-	docker(t)
-	needImage(t, img, EtcdImageEnv)
+	img := resolveImage(t, etcdImage)
 	sp := spec{
 		image: img, env: EtcdImageEnv, port: "2379", ready: etcdReady,
 		cmd: func(listen string) []string {
@@ -463,9 +440,7 @@ func StartEtcd(t testing.TB) *Server {
 // start concurrently: none is healthy before there is a leader.
 func StartEtcdCluster(t testing.TB, n int) []*Server {
 	t.Helper()
-	img := image(EtcdImageEnv, DefaultEtcdImage)
-	docker(t)
-	needImage(t, img, EtcdImageEnv)
+	img := resolveImage(t, etcdImage)
 	nw, err := tcnetwork.New(t.Context())
 	if err != nil {
 		t.Fatalf("network: %v", err)
