@@ -22,8 +22,15 @@ import (
 //	xsync.Register("default", l)
 //
 // A scheme is known once its backend package is imported (for its side
-// effect, if nothing else): mem:// (backend/memory), redis:// and rediss://
-// (backend/redis). Each package documents its URL's form and options.
+// effect, if nothing else):
+//
+//	mem://                                          backend/memory
+//	redis://[[user]:password@]host[:port][/db][?options]   backend/redis
+//	rediss://...                                    backend/redis, TLS
+//	redlock://[[user]:password@]h1:6379,h2:6379,h3:6379[?options]   backend/redlock
+//	etcd://[user:password@]h1:2379[,h2:2379...][?options]          backend/etcd
+//
+// Each package's documentation has a "# URLs" section with its options.
 //
 // Open does not contact a server. Every error it returns matches
 // [ErrInvalid] and never shows a password. The Closer closes what Open

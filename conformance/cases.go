@@ -19,7 +19,7 @@ var cases = []testCase{
 	{"ZeroItemUnlock", "Item(0).Unlock (and any Item <= 0) is (false, nil)", zeroItemUnlock},
 	{"ContentionIsQuick", "Lock and Run without retry do not wait for a held key to become free", contentionIsQuick},
 	{"OwnerOnlyRelease", "Unlock releases only a lock that this Item holds: other tokens, and the same token on another key, release nothing", ownerOnlyRelease},
-	{"OneOfN", "of N clients locking one free key at once, exactly one wins (at most one with Options.SplitVote)", oneOfN},
+	{"OneOfN", "of N clients locking one free key at once, exactly one wins (at most one with Limits.SplitVote)", oneOfN},
 	{"MutualExclusion", "Run callbacks on one key never overlap: a non-atomic read-modify-write counter loses no update", mutualExclusion},
 	{"Expiry", "a lock not released is held until its TTL and free after it; the old Item then no longer unlocks, and the next token is larger", expiry},
 	{"StaleItemAfterTakeover", "an expired holder's Unlock does not release the new holder's lock", staleItemAfterTakeover},
@@ -226,7 +226,7 @@ func oneOfN(e *env) {
 	case w > 1:
 		e.t.Fatalf("%d of %d clients obtained one free key at once; want at most 1", w, n)
 	case w == 0 && e.opts.SplitVote:
-		e.t.Logf("split vote: none of %d clients obtained the key (allowed by Options.SplitVote)", n)
+		e.t.Logf("split vote: none of %d clients obtained the key (allowed by Limits.SplitVote)", n)
 		return
 	case w == 0:
 		e.t.Fatalf("none of %d clients obtained one free key; want exactly 1", n)
@@ -724,10 +724,11 @@ func autoExtendMaxHold(e *env) {
 }
 
 func noKeyLeak(e *env) {
-	if e.opts.Size == nil {
-		e.t.Skip("Options.Size not set")
+	sz, ok := e.h.(Sizer)
+	if !ok {
+		e.t.Skip("the harness is not a Sizer")
 	}
-	base := e.opts.Size(e.t, e.l)
+	base := sz.Size(e.t)
 	for i := range 10 {
 		e.mustBeFree(e.name, e.key(fmt.Sprint("released", i)))
 	}
@@ -735,11 +736,11 @@ func noKeyLeak(e *env) {
 	for i := range 10 {
 		e.lock(e.peer, e.key(fmt.Sprint("expires", i)), e.exp)
 	}
-	if n := e.opts.Size(e.t, e.l); n <= base {
+	if n := sz.Size(e.t); n <= base {
 		e.t.Errorf("Size = %d with 10 locks held; want more than the %d before", n, base)
 	}
 	e.sleepUntil(start.Add(e.ttl() + e.opts.SizeSettle))
-	if n := e.opts.Size(e.t, e.l); n != base {
+	if n := sz.Size(e.t); n != base {
 		e.t.Errorf("Size = %d after every lock was released or expired; want %d as before", n, base)
 	}
 }

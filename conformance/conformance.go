@@ -1,18 +1,30 @@
 // Package conformance is the test suite every xsync backend must pass. A
-// backend's own tests call [Run] with a factory of fresh backends:
+// backend's own tests call [Run] with a function that makes a [Harness] for
+// each subtest, in the shape of gocloud.dev's drivertest:
 //
 //	func TestConformance(t *testing.T) {
-//		conformance.Run(t, func(t *testing.T) backend.Locker {
-//			return mybackend.New(newClient(t))
-//		}, conformance.Options{})
+//		srv := startServer(t)
+//		conformance.Run(t, func(t *testing.T) conformance.Harness {
+//			return &harness{srv: srv, prefix: uniquePrefix()} // a fresh namespace
+//		})
 //	}
+//
+// The harness hands out clients of one store and namespace (the Locker
+// under test and a peer, as a second process would have), declares the
+// backend's limits ([Limits]), and, if it can, counts the keys it keeps
+// ([Sizer]) and breaks the link between a client and the store
+// ([Faulter]).
 //
 // The suite drives the backend through package xsync (Lock, Unlock, Run),
 // so it checks the rules of the whole stack as an application sees them:
 // mutual exclusion, one winner of N, contention as a value, expiry,
 // owner-only release, fencing tokens, the callback context, retries and
-// waiting, release on error and panic, cancellation, bad input, odd keys,
-// and that no goroutine or key is leaked.
+// waiting, release on error and panic, cancellation, bad input, odd and
+// long keys, and that no goroutine or key is leaked; and at the edges: the
+// lost-lock signal on time while a renewal hangs, a deadline passing during
+// an attempt, an unreachable store never reported as contention, no lock
+// orphaned by an acquire cut short, and a retry budget that release
+// notifications do not use up.
 //
 // Each subtest says which rule it checks, runs with a timeout guard, and
 // fails if goroutines started during it are still running at its end.
@@ -20,11 +32,11 @@
 //
 // Capabilities are found by type assertion: subtests for auto-extension
 // need [backend.Refresher], and the handoff-speed check needs
-// [backend.Watcher]; they are skipped on backends without them. Limits the
-// suite cannot discover go in [Options].
+// [backend.Watcher]; they are skipped on backends without them, and so are
+// the subtests that need a [Sizer] or a [Faulter] harness.
 //
 // Subtests that wait for a TTL to pass take about MinTTL each; the whole
-// suite takes 15 to 30 seconds on a backend with one-second TTLs.
+// suite takes 30 to 60 seconds on a backend with one-second TTLs.
 package conformance
 
 import (
@@ -43,15 +55,43 @@ import (
 	"github.com/xsync-go/xsync/backend"
 )
 
-// Options describes what the suite cannot find out about a backend by
-// itself. The zero value describes a strict backend with one-second TTLs.
-type Options struct {
-	// Peer returns another client of the same store as l: a separate
-	// connection to the same server(s), as a second process would have.
-	// Tests of mutual exclusion, tokens and release use both. If nil, l
-	// itself plays the peer.
-	Peer func(t *testing.T, l backend.Locker) backend.Locker
+// Harness is one subtest's view of the store under test: a fresh
+// namespace (a key prefix, say) that no other subtest uses.
+type Harness interface {
+	// Locker returns a new client of the namespace: a separate connection
+	// to the same store, as another process would have. Lockers from one
+	// Harness share their locks. Clean-up goes to t.Cleanup.
+	Locker(t *testing.T) backend.Locker
 
+	// Limits declares what the suite cannot find out by itself.
+	Limits() Limits
+}
+
+// Sizer is implemented by harnesses that can count what the backend keeps
+// in the store for the namespace.
+type Sizer interface {
+	// Size returns how many keys the namespace holds, including any per-key
+	// bookkeeping such as fencing counters. The suite checks that it
+	// returns to its starting value once locks are released or have
+	// expired (plus Limits.SizeSettle).
+	Size(t *testing.T) int
+}
+
+// Faulter is implemented by harnesses that can break the link between a
+// client and the store (for a network backend, a TCP proxy between them).
+// The subtests that check outcomes under faults use it: a failing store is
+// not reported as contention, and an acquire cut short by its context
+// leaves no lock behind. A backend without a network (memory) has none,
+// and those subtests skip.
+type Faulter interface {
+	// Faulty returns a new client of the namespace whose link to the store
+	// goes through the returned Fault.
+	Faulty(t *testing.T) (backend.Locker, Fault)
+}
+
+// Limits describes what the suite cannot find out about a backend by
+// itself. The zero value describes a strict backend with one-second TTLs.
+type Limits struct {
 	// MinTTL is the shortest lock lifetime the backend honours as asked;
 	// tests that wait for expiry use it. Zero means one second.
 	MinTTL time.Duration
@@ -66,30 +106,14 @@ type Options struct {
 	NotFencing bool
 
 	// SplitVote declares that of several clients locking a free key at
-	// the same moment, possibly none wins (Redlock: each node grants the
-	// first request it sees, and no one may reach a majority). OneOfN then
-	// checks that at most one wins, instead of exactly one.
+	// the same moment, possibly none wins. OneOfN then checks that at most
+	// one wins, instead of exactly one.
 	SplitVote bool
 
-	// Size, if set, returns how many keys the backend keeps in its store
-	// for l, including any per-key bookkeeping such as fencing counters.
-	// The suite checks that it returns to its starting value once locks
-	// are released or have expired (plus the documented idle period).
-	Size func(t *testing.T, l backend.Locker) int
-
-	// SizeSettle is how long after the last lock expired Size may take to
-	// return to its starting value (for example the idle TTL of fencing
-	// counters). Zero means ExpiryTolerance.
+	// SizeSettle is how long after the last lock expired Sizer.Size may
+	// take to return to its starting value (for example the idle TTL of
+	// fencing counters). Zero means ExpiryTolerance.
 	SizeSettle time.Duration
-
-	// Faulty, if set, returns another client of the same store as l whose
-	// link to the store goes through a fault injector the suite controls
-	// (for a network backend, a TCP proxy between client and server). The
-	// subtests that check outcomes under faults use it: a failing store is
-	// not reported as contention, and an acquire cut short by its context
-	// leaves no lock behind. A backend without a network (memory) leaves it
-	// nil, and those subtests skip.
-	Faulty func(t *testing.T, l backend.Locker) (backend.Locker, Fault)
 
 	// IgnoreGoroutines names the top functions of goroutines that the
 	// backend's clients start and keep beyond one subtest; the goroutine
@@ -98,6 +122,22 @@ type Options struct {
 
 	// Timeout guards each subtest. Zero means 60 seconds.
 	Timeout time.Duration
+}
+
+func (o Limits) withDefaults() Limits {
+	if o.MinTTL == 0 {
+		o.MinTTL = time.Second
+	}
+	if o.ExpiryTolerance == 0 {
+		o.ExpiryTolerance = 250 * time.Millisecond
+	}
+	if o.SizeSettle == 0 {
+		o.SizeSettle = o.ExpiryTolerance
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	return o
 }
 
 // Fault breaks the link between one client and its store. The suite
@@ -113,28 +153,14 @@ type Fault interface {
 	Heal()
 }
 
-// Run runs the suite. newLocker must return a fresh backend on each call
-// (one per subtest), registering any clean-up with t.Cleanup. The suite
-// registers the backend with xsync under a name of its own for the length
-// of each subtest.
-func Run(t *testing.T, newLocker func(t *testing.T) backend.Locker, opts Options) {
+// Run runs the suite. newHarness is called once per subtest and must
+// return a harness with a namespace of its own.
+func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Helper()
-	if opts.MinTTL == 0 {
-		opts.MinTTL = time.Second
-	}
-	if opts.ExpiryTolerance == 0 {
-		opts.ExpiryTolerance = 250 * time.Millisecond
-	}
-	if opts.SizeSettle == 0 {
-		opts.SizeSettle = opts.ExpiryTolerance
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = 60 * time.Second
-	}
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e := setUp(t, newLocker, opts, run)
+			e := setUp(t, newHarness, run)
 			t.Logf("rule: %s", c.rule)
 			c.fn(e)
 		})
@@ -152,7 +178,8 @@ type testCase struct {
 type env struct {
 	t      *testing.T
 	ctx    context.Context
-	opts   Options
+	opts   Limits
+	h      Harness
 	l      backend.Locker
 	name   string // xsync name of l
 	peer   string // xsync name of the peer client
@@ -161,7 +188,12 @@ type env struct {
 	wraps  int    // counting wrappers registered so far
 }
 
-func setUp(t *testing.T, newLocker func(*testing.T) backend.Locker, opts Options, run string) *env {
+func setUp(t *testing.T, newHarness func(*testing.T) Harness, run string) *env {
+	h := newHarness(t)
+	if h == nil {
+		t.Fatal("newHarness returned nil")
+	}
+	opts := h.Limits().withDefaults()
 	// Registered first, so it runs last: after the backend's own clean-up.
 	ignore := []goleak.Option{goleak.IgnoreCurrent()}
 	for _, f := range opts.IgnoreGoroutines {
@@ -181,16 +213,12 @@ func setUp(t *testing.T, newLocker func(*testing.T) backend.Locker, opts Options
 	})
 	t.Cleanup(func() { guard.Stop(); cancel() })
 
-	l := newLocker(t)
-	if l == nil {
-		t.Fatal("newLocker returned nil")
-	}
-	p := l
-	if opts.Peer != nil {
-		p = opts.Peer(t, l)
+	l, p := h.Locker(t), h.Locker(t)
+	if l == nil || p == nil {
+		t.Fatal("Harness.Locker returned nil")
 	}
 	e := &env{
-		t: t, ctx: ctx, opts: opts, l: l,
+		t: t, ctx: ctx, opts: opts, h: h, l: l,
 		name:   "conformance:" + t.Name(),
 		peer:   "conformance-peer:" + t.Name(),
 		prefix: "xsync-conformance:" + run + ":" + t.Name() + ":",

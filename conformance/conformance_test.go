@@ -93,8 +93,8 @@ func (b *toy) Refresh(_ context.Context, key string, token int64, ttl time.Durat
 	return true, nil
 }
 
-// toyClient is a client of a toy store whose link can be broken: the toy's
-// Options.Faulty.
+// toyClient is a client of a toy store whose link can be broken: what the
+// toy harness's Faulty returns.
 type toyClient struct {
 	*toy
 	mu    sync.Mutex
@@ -195,13 +195,20 @@ const defectEnv = "XSYNC_CONFORMANCE_DEFECT"
 // broken one when TestSuiteCatchesDefects runs this binary as a child.
 func TestToy(t *testing.T) {
 	defect := os.Getenv(defectEnv)
-	conformance.Run(t, func(t *testing.T) backend.Locker { return newToy(defect) }, conformance.Options{
-		Size: func(t *testing.T, l backend.Locker) int { return l.(*toy).size() },
-		Faulty: func(t *testing.T, l backend.Locker) (backend.Locker, conformance.Fault) {
-			c := &toyClient{toy: l.(*toy)}
-			return c, c
-		},
-	})
+	conformance.Run(t, func(t *testing.T) conformance.Harness { return &toyHarness{store: newToy(defect)} })
+}
+
+// toyHarness gives every subtest a toy store of its own; all its Lockers
+// are that store.
+type toyHarness struct{ store *toy }
+
+func (h *toyHarness) Locker(*testing.T) backend.Locker { return h.store }
+func (h *toyHarness) Limits() conformance.Limits       { return conformance.Limits{} }
+func (h *toyHarness) Size(*testing.T) int              { return h.store.size() }
+
+func (h *toyHarness) Faulty(*testing.T) (backend.Locker, conformance.Fault) {
+	c := &toyClient{toy: h.store}
+	return c, c
 }
 
 // TestSuiteCatchesDefects tests the tester: each defect must fail the

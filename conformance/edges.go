@@ -35,14 +35,15 @@ func (timeoutError) Temporary() bool { return true }
 // returns.
 var errStoreDown = errors.New("conformance: dial tcp: connect: connection refused")
 
-// faulty registers the backend's faulty client (Options.Faulty) under a
-// name of its own, or skips the subtest if the backend has none.
+// faulty registers a faulty client of the harness (a [Faulter]) under a
+// name of its own, or skips the subtest if the harness cannot make one.
 func (e *env) faulty() (string, Fault) {
 	e.t.Helper()
-	if e.opts.Faulty == nil {
-		e.t.Skip("Options.Faulty not set: the backend has no link to break")
+	fh, ok := e.h.(Faulter)
+	if !ok {
+		e.t.Skip("the harness is not a Faulter: the backend has no link to break")
 	}
-	l, f := e.opts.Faulty(e.t, e.l)
+	l, f := fh.Faulty(e.t)
 	e.t.Cleanup(f.Heal)
 	e.wraps++
 	name := fmt.Sprintf("conformance-faulty-%d:%s", e.wraps, e.t.Name())
@@ -142,7 +143,7 @@ func deadlineDuringAttempt(e *env) {
 	}
 	e.mustBeFree(e.peer, key)
 
-	if e.opts.Faulty == nil {
+	if _, ok := e.h.(Faulter); !ok {
 		return
 	}
 	// The same through a real client whose replies come late.
@@ -192,7 +193,7 @@ func outageIsNotContention(e *env) {
 		e.t.Errorf("Run = %v; want it to wrap the client's error", err)
 	}
 
-	if e.opts.Faulty == nil {
+	if _, ok := e.h.(Faulter); !ok {
 		return
 	}
 	// The same through a real client whose store is gone.

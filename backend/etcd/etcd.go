@@ -61,6 +61,17 @@
 // transaction (a write); its lease is kept for the next lock and expires
 // on its own when unused. Refresh is one keep-alive and one read. An uncontended
 // Lock+Unlock costs about 2.4 Puts; see docs/benchmarks.md.
+//
+// # URLs
+//
+// Importing this package registers the URL scheme "etcd" with xsync.Open:
+//
+//	etcd://[user:password@]host1:2379[,host2:2379...][?options]
+//
+// Options: prefix (see [WithPrefix]); dial_timeout (a duration, default
+// 5s); tls=true to connect with TLS, with ca_file, cert_file and key_file
+// (PEM files) and skip_verify=true. The client Open builds is closed by the
+// Closer Open returns.
 package etcd
 
 import (
@@ -122,7 +133,13 @@ type lease struct {
 
 // New returns a backend that keeps its locks in the etcd cluster behind
 // client.
+//
+// It panics if client is nil: a programmer's error, as with database/sql's
+// Register.
 func New(client *clientv3.Client, opts ...Option) *Locker {
+	if client == nil {
+		panic("etcd: New: client is nil")
+	}
 	l := &Locker{
 		client: client,
 		prefix: DefaultPrefix,

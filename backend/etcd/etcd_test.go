@@ -33,32 +33,40 @@ func TestConformance(t *testing.T) {
 	if _, err := admin.Get(t.Context(), "warm-up"); err != nil {
 		t.Fatal(err)
 	}
-	prefixOf := map[backend.Locker]string{}
-	conformance.Run(t, func(t *testing.T) backend.Locker {
-		p := newPrefix()
-		l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(p))
-		prefixOf[l] = p
-		return l
-	}, conformance.Options{
-		Peer: func(t *testing.T, l backend.Locker) backend.Locker {
-			return xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefixOf[l]))
-		},
-		MinTTL:          xetcd.MinTTL,
-		ExpiryTolerance: time.Second,
-		// Keys under the prefix. Leases are checked by TestLeasesExpire on a
-		// server of its own: other subtests' idle leases expire meanwhile.
-		Size: func(t *testing.T, l backend.Locker) int {
-			keys, err := admin.Get(context.Background(), prefixOf[l], clientv3.WithPrefix(), clientv3.WithCountOnly())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int(keys.Count)
-		},
-		Faulty: func(t *testing.T, l backend.Locker) (backend.Locker, conformance.Fault) {
-			p := itest.NewProxy(t, srv.Endpoint())
-			return xetcd.New(itest.EtcdClientAt(t, p.Addr()), xetcd.WithPrefix(prefixOf[l])), p
-		},
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return &harness{srv: srv, admin: admin, prefix: newPrefix()}
 	})
+}
+
+// harness is one subtest's namespace (a key prefix) on the shared server.
+type harness struct {
+	srv    *itest.Server
+	admin  *clientv3.Client
+	prefix string
+}
+
+func (h *harness) Locker(t *testing.T) backend.Locker {
+	return xetcd.New(itest.EtcdClient(t, h.srv), xetcd.WithPrefix(h.prefix))
+}
+
+func (h *harness) Limits() conformance.Limits {
+	return conformance.Limits{MinTTL: xetcd.MinTTL, ExpiryTolerance: time.Second}
+}
+
+// Size counts keys under the prefix. Leases are checked by
+// TestLeasesExpire on a server of its own: other subtests' idle leases
+// expire meanwhile.
+func (h *harness) Size(t *testing.T) int {
+	keys, err := h.admin.Get(context.Background(), h.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(keys.Count)
+}
+
+func (h *harness) Faulty(t *testing.T) (backend.Locker, conformance.Fault) {
+	p := itest.NewProxy(t, h.srv.Endpoint())
+	return xetcd.New(itest.EtcdClientAt(t, p.Addr()), xetcd.WithPrefix(h.prefix)), p
 }
 
 // Leases are reused and bounded: a run of locks on one Locker uses one

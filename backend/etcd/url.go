@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -19,14 +20,7 @@ import (
 	"github.com/xsync-go/xsync/backend"
 )
 
-// Importing this package registers the URL scheme "etcd" with xsync.Open:
-//
-//	etcd://[user:password@]host1:2379[,host2:2379...][?options]
-//
-// Options: prefix (see [WithPrefix]); dial_timeout (a duration, default
-// 5s); tls=true to connect with TLS, with ca_file, cert_file and key_file
-// (PEM files) and skip_verify=true. The client Open builds is closed by the
-// Closer Open returns.
+// init registers the URL scheme(s) of the package doc's "# URLs" section.
 func init() {
 	backend.RegisterScheme("etcd", openURL)
 }
@@ -90,11 +84,110 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 		}
 		cfg.TLS = tc
 	}
+	if cfg.Username == "" {
+		// Without credentials clientv3.New does not dial (it connects
+		// in the background).
+		c, err := clientv3.New(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		return New(c, opts...), c, nil
+	}
+	// With credentials clientv3.New authenticates against the cluster:
+	// leave that to the first call, so that Open never dials and a cluster
+	// that is down at start-up is reported by Ping or the first lock, not
+	// as bad input.
+	z := &lazy{cfg: cfg, opts: opts}
+	return z, z, nil
+}
+
+// lazy is the backend of an etcd:// URL with credentials: it builds its
+// client on the first call, within that call's context.
+type lazy struct {
+	cfg  clientv3.Config
+	opts []Option
+
+	mu     sync.Mutex
+	l      *Locker
+	c      *clientv3.Client
+	closed bool
+}
+
+var errClosed = errors.New("etcd: the backend was closed")
+
+func (z *lazy) get(ctx context.Context) (*Locker, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	switch {
+	case z.closed:
+		return nil, errClosed
+	case z.l != nil:
+		return z.l, nil
+	}
+	cfg := z.cfg
+	if d, ok := ctx.Deadline(); ok {
+		cfg.DialTimeout = min(cfg.DialTimeout, time.Until(d))
+		if cfg.DialTimeout <= 0 {
+			return nil, ctx.Err()
+		}
+	}
 	c, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: connect: %w", err)
+	}
+	z.c, z.l = c, New(c, z.opts...)
+	return z.l, nil
+}
+
+func (z *lazy) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	l, err := z.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return l.Acquire(ctx, key, ttl)
+}
+
+func (z *lazy) Release(ctx context.Context, key string, token int64) (bool, error) {
+	l, err := z.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	return l.Release(ctx, key, token)
+}
+
+func (z *lazy) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+	l, err := z.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	return l.Refresh(ctx, key, token, ttl)
+}
+
+func (z *lazy) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
+	l, err := z.get(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	return New(c, opts...), c, nil
+	return l.Watch(ctx, key)
+}
+
+func (z *lazy) Ping(ctx context.Context) error {
+	l, err := z.get(ctx)
+	if err != nil {
+		return err
+	}
+	return l.Ping(ctx)
+}
+
+// Close closes the client, if one was built.
+func (z *lazy) Close() error {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.closed = true
+	if z.c != nil {
+		return z.c.Close()
+	}
+	return nil
 }
 
 func tlsConfig(skipVerify bool, ca, cert, key string) (*tls.Config, error) {

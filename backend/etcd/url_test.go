@@ -2,7 +2,9 @@ package etcd_test
 
 import (
 	"context"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -86,4 +88,35 @@ func TestOwnerCmpFencesWrites(t *testing.T) {
 	got, err := c.Get(ctx, "data/order1")
 	require.NoError(t, err)
 	assert.Equal(t, "from new", string(got.Kvs[0].Value))
+}
+
+// Opening a URL with credentials does not dial (clientv3.New would
+// authenticate at once): Open returns at once whatever the cluster does,
+// and a cluster that is not there is the first call's error, not bad input.
+func TestOpenURLWithCredentialsDoesNotDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	start := time.Now()
+	l, closer, err := xsync.Open(t.Context(), "etcd://user:secret@"+addr+"?dial_timeout=3s")
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), 100*time.Millisecond, "Open must not contact the cluster")
+	t.Cleanup(xsync.Swap("lazy", l))
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = xsync.Lock(ctx, "lazy", "k", 5)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, xsync.ErrInvalid, "a cluster that is down is not bad input")
+	assert.NotContains(t, err.Error(), "secret")
+	assert.Less(t, time.Since(start), 2*time.Second, "the first call connects within its context")
+	require.NoError(t, closer.Close())
+	_, err = xsync.Lock(t.Context(), "lazy", "k", 5)
+	assert.Error(t, err, "closed")
+}
+
+// A nil client is a programmer's error: New panics with a clear message.
+func TestNewNilClientPanics(t *testing.T) {
+	assert.PanicsWithValue(t, "etcd: New: client is nil", func() { xetcd.New(nil) })
 }

@@ -31,6 +31,12 @@
 // The manual clock governs the backend only. The xsync core measures the
 // callback context's deadline and the retry interval on the real clock, and
 // a waiter learns of an expiry caused by Advance on its next attempt.
+//
+// # URLs
+//
+// Importing this package registers the URL scheme "mem" with
+// xsync.Open: "mem://" opens a new, empty in-memory Locker. It takes no
+// host, path or options.
 package memory
 
 import (
@@ -54,7 +60,12 @@ type Option func(*Locker)
 
 // WithClock makes the Locker read the time from now instead of time.Now.
 // now must be safe for concurrent use and should not go backwards.
+//
+// It panics if now is nil.
 func WithClock(now func() time.Time) Option {
+	if now == nil {
+		panic("memory: WithClock(nil)")
+	}
 	return func(l *Locker) { l.now = now }
 }
 

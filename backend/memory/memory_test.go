@@ -20,12 +20,16 @@ func TestMain(m *testing.M) {
 }
 
 func TestConformance(t *testing.T) {
-	conformance.Run(t, func(t *testing.T) backend.Locker {
-		return memory.New()
-	}, conformance.Options{
-		Size: func(t *testing.T, l backend.Locker) int { return l.(*memory.Locker).Len() },
-	})
+	conformance.Run(t, func(t *testing.T) conformance.Harness { return &harness{l: memory.New()} })
 }
+
+// harness gives every subtest a Locker of its own; its "clients" are that
+// one Locker, as in a single process.
+type harness struct{ l *memory.Locker }
+
+func (h *harness) Locker(*testing.T) backend.Locker { return h.l }
+func (h *harness) Limits() conformance.Limits       { return conformance.Limits{} }
+func (h *harness) Size(*testing.T) int              { return h.l.Len() }
 
 func TestManualClockExpiresWithoutSleeping(t *testing.T) {
 	clock := memory.NewManualClock(time.Unix(1_700_000_000, 0))
@@ -147,4 +151,8 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			b.Fatal("release failed")
 		}
 	}
+}
+
+func TestWithClockNilPanics(t *testing.T) {
+	assert.PanicsWithValue(t, "memory: WithClock(nil)", func() { memory.WithClock(nil) })
 }

@@ -9,9 +9,7 @@ import (
 	"github.com/xsync-go/xsync/backend"
 )
 
-// Importing this package registers the URL scheme "mem" with
-// xsync.Open: "mem://" opens a new, empty in-memory Locker. It takes no
-// host, path or options.
+// init registers the URL scheme(s) of the package doc's "# URLs" section.
 func init() {
 	backend.RegisterScheme("mem", openURL)
 }

@@ -68,6 +68,21 @@
 //     for longer, a link that stays cut).
 //
 // Needs Redis 5 or later (scripts that call TIME and then write).
+//
+// # URLs
+//
+// Importing this package registers the URL schemes "redis" and "rediss"
+// (TLS) with xsync.Open:
+//
+//	redis://[[user]:password@]host[:port][/db][?options]
+//	rediss://...                     (TLS; skip_verify=true to skip certificate checks)
+//
+// The options are go-redis's (dial_timeout, read_timeout, write_timeout,
+// pool_size, client_name, ...; see goredis.ParseURL) plus two of this
+// package: prefix (see [WithPrefix]) and fence_idle, a duration (see
+// [WithFenceIdle]). The client Open builds honours contexts
+// (ContextTimeoutEnabled) and is closed by the Closer Open returns. For
+// Sentinel or Cluster, build the client yourself and call [New].
 package redis
 
 import (
@@ -77,6 +92,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -149,11 +165,14 @@ func WithPrefix(prefix string) Option {
 }
 
 // WithFenceIdle sets how long a key's fencing counter outlives its lock
-// (default one minute; negative values count as 0). Within that time,
+// (default one minute). It panics if d < 0. Within that time,
 // tokens for the key grow even if the server clock steps back; after it,
 // the key is gone from Redis and tokens rely on the server clock alone.
 func WithFenceIdle(d time.Duration) Option {
-	return func(l *Locker) { l.idle = max(d, 0) }
+	if d < 0 {
+		panic(fmt.Sprintf("redis: WithFenceIdle(%v): must be >= 0", d))
+	}
+	return func(l *Locker) { l.idle = d }
 }
 
 // Locker is the Redis backend. It never closes its client. It is safe for
@@ -167,7 +186,12 @@ type Locker struct {
 }
 
 // New returns a backend that keeps its locks in the Redis behind client.
+// It panics if client is nil: a programmer's error, as with database/sql's
+// Register.
 func New(client Client, opts ...Option) *Locker {
+	if client == nil || reflect.ValueOf(client).Kind() == reflect.Pointer && reflect.ValueOf(client).IsNil() {
+		panic("redis: New: client is nil")
+	}
 	l := &Locker{client: client, prefix: DefaultPrefix, idle: DefaultFenceIdle}
 	for _, o := range opts {
 		o(l)

@@ -27,26 +27,30 @@ func newPrefix() string { return fmt.Sprintf("xsync-test-%d:", prefixes.Add(1)) 
 
 func TestConformance(t *testing.T) {
 	srv := itest.StartRedis(t)
-	// Which prefix each backend uses, for Size and Peer.
-	prefixOf := map[backend.Locker]string{}
-	conformance.Run(t, func(t *testing.T) backend.Locker {
-		p := newPrefix()
-		l := xredis.New(itest.RedisClient(t, srv), xredis.WithPrefix(p), xredis.WithFenceIdle(testIdle))
-		prefixOf[l] = p
-		return l
-	}, conformance.Options{
-		Peer: func(t *testing.T, l backend.Locker) backend.Locker {
-			return xredis.New(itest.RedisClient(t, srv), xredis.WithPrefix(prefixOf[l]), xredis.WithFenceIdle(testIdle))
-		},
-		Size: func(t *testing.T, l backend.Locker) int {
-			return countKeys(t, itest.RedisClient(t, srv), prefixOf[l])
-		},
-		SizeSettle: testIdle + 250*time.Millisecond,
-		Faulty: func(t *testing.T, l backend.Locker) (backend.Locker, conformance.Fault) {
-			p := itest.NewProxy(t, srv.Endpoint())
-			return xredis.New(itest.RedisClientAt(t, p.Addr(), nil), xredis.WithPrefix(prefixOf[l]), xredis.WithFenceIdle(testIdle)), p
-		},
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return &harness{srv: srv, prefix: newPrefix()}
 	})
+}
+
+// harness is one subtest's namespace (a key prefix) on the shared server.
+type harness struct {
+	srv    *itest.Server
+	prefix string
+}
+
+func (h *harness) Locker(t *testing.T) backend.Locker {
+	return xredis.New(itest.RedisClient(t, h.srv), xredis.WithPrefix(h.prefix), xredis.WithFenceIdle(testIdle))
+}
+
+func (h *harness) Limits() conformance.Limits {
+	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond}
+}
+
+func (h *harness) Size(t *testing.T) int { return countKeys(t, itest.RedisClient(t, h.srv), h.prefix) }
+
+func (h *harness) Faulty(t *testing.T) (backend.Locker, conformance.Fault) {
+	p := itest.NewProxy(t, h.srv.Endpoint())
+	return xredis.New(itest.RedisClientAt(t, p.Addr(), nil), xredis.WithPrefix(h.prefix), xredis.WithFenceIdle(testIdle)), p
 }
 
 func countKeys(t *testing.T, c *goredis.Client, prefix string) int {

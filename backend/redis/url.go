@@ -12,18 +12,7 @@ import (
 	"github.com/xsync-go/xsync/backend"
 )
 
-// Importing this package registers the URL schemes "redis" and "rediss"
-// (TLS) with xsync.Open:
-//
-//	redis://[[user]:password@]host[:port][/db][?options]
-//	rediss://...                     (TLS; skip_verify=true to skip certificate checks)
-//
-// The options are go-redis's (dial_timeout, read_timeout, write_timeout,
-// pool_size, client_name, ...; see goredis.ParseURL) plus two of this
-// package: prefix (see [WithPrefix]) and fence_idle, a duration (see
-// [WithFenceIdle]). The client Open builds honours contexts
-// (ContextTimeoutEnabled) and is closed by the Closer Open returns. For
-// Sentinel or Cluster, build the client yourself and call [New].
+// init registers the URL scheme(s) of the package doc's "# URLs" section.
 func init() {
 	backend.RegisterScheme("redis", openURL)
 	backend.RegisterScheme("rediss", openURL)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -64,4 +65,13 @@ func TestOpenURLWorks(t *testing.T) {
 
 	_, _, err = xsync.Open(ctx, strings.Replace(u, "s3cret", "wrong", 1))
 	require.NoError(t, err, "Open does not contact the server")
+}
+
+// Programmer's errors panic at construction with a clear message; the same
+// values in a URL are errors.
+func TestConstructorPanics(t *testing.T) {
+	var nilClient *goredis.Client
+	assert.PanicsWithValue(t, "redis: New: client is nil", func() { xredis.New(nil) })
+	assert.PanicsWithValue(t, "redis: New: client is nil", func() { xredis.New(nilClient) })
+	assert.PanicsWithValue(t, "redis: WithFenceIdle(-1s): must be >= 0", func() { xredis.WithFenceIdle(-time.Second) })
 }

@@ -88,6 +88,20 @@
 // rounds are this package's own, because redsync's Mutex cannot tell "the
 // nodes said no" from "too few nodes answered" on release and extend, and
 // has no answer to split votes.
+//
+// # URLs
+//
+// Importing this package registers the URL scheme "redlock" with
+// xsync.Open:
+//
+//	redlock://[[user]:password@]host1:6379,host2:6379,host3:6379[?options]
+//
+// Every node gets the same credentials and options. Options: prefix,
+// node_timeout and quorum_timeout (durations), drift_factor (see the With*
+// options); db;
+// dial_timeout, read_timeout, write_timeout (durations); tls=true and
+// skip_verify=true. The clients Open builds honour contexts and are closed
+// by the Closer Open returns.
 package redlock
 
 import (
@@ -126,9 +140,6 @@ const (
 	DefaultDriftFactor   = 0.01
 )
 
-// ErrNoNodes is returned by every call of a Locker built without clients.
-var ErrNoNodes = errors.New("redlock: no nodes")
-
 // Option configures a Locker.
 type Option func(*Locker)
 
@@ -137,35 +148,31 @@ func WithPrefix(prefix string) Option { return func(l *Locker) { l.prefix = pref
 
 // WithNodeTimeout sets how long, from the start of a call, nodes that have
 // not answered are waited for once a majority has answered (default
-// 50ms). Values <= 0 keep the default.
+// 50ms). It panics unless d > 0.
 func WithNodeTimeout(d time.Duration) Option {
-	return func(l *Locker) {
-		if d > 0 {
-			l.nodeTimeout = d
-		}
+	if d <= 0 {
+		panic(fmt.Sprintf("redlock: WithNodeTimeout(%v): must be > 0", d))
 	}
+	return func(l *Locker) { l.nodeTimeout = d }
 }
 
 // WithQuorumTimeout sets how long a call waits for a majority of the
 // nodes to answer before it fails with "quorum unreachable" (default 1s;
-// never less than the node timeout). Values <= 0 keep the default.
+// never less than the node timeout). It panics unless d > 0.
 func WithQuorumTimeout(d time.Duration) Option {
-	return func(l *Locker) {
-		if d > 0 {
-			l.quorumTimeout = d
-		}
+	if d <= 0 {
+		panic(fmt.Sprintf("redlock: WithQuorumTimeout(%v): must be > 0", d))
 	}
+	return func(l *Locker) { l.quorumTimeout = d }
 }
 
 // WithDriftFactor sets the clock-drift allowance as a fraction of the TTL
-// (default 0.01); 2ms are added to it. Values outside [0, 0.5) keep the
-// default.
+// (default 0.01); 2ms are added to it. It panics unless 0 <= f < 0.5.
 func WithDriftFactor(f float64) Option {
-	return func(l *Locker) {
-		if f >= 0 && f < 0.5 {
-			l.drift = f
-		}
+	if !(f >= 0 && f < 0.5) {
+		panic(fmt.Sprintf("redlock: WithDriftFactor(%v): must be in [0, 0.5)", f))
 	}
+	return func(l *Locker) { l.drift = f }
 }
 
 // Locker is the Redlock backend. It never closes its clients. It is safe
@@ -181,8 +188,17 @@ type Locker struct {
 }
 
 // New returns a backend over the given independent Redis nodes (use an
-// odd number: 3 or 5). With no clients, every call fails with ErrNoNodes.
+// odd number: 3 or 5). It panics if there are no clients or one is nil: a
+// programmer's error, as with database/sql's Register.
 func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
+	if len(clients) == 0 {
+		panic("redlock: New needs at least one client")
+	}
+	for i, c := range clients {
+		if c == nil {
+			panic(fmt.Sprintf("redlock: New: client %d is nil", i))
+		}
+	}
 	l := &Locker{clients: clients, prefix: DefaultPrefix, nodeTimeout: DefaultNodeTimeout,
 		quorumTimeout: DefaultQuorumTimeout, drift: DefaultDriftFactor}
 	for _, o := range opts {
@@ -390,9 +406,6 @@ const maxClaims = 4
 // release theirs. A failed acquire releases what it took before it
 // returns.
 func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-	if l.n == 0 {
-		return 0, ErrNoNodes
-	}
 	token, err := newToken()
 	if err != nil {
 		return 0, fmt.Errorf("redlock: token: %w", err)
@@ -560,9 +573,6 @@ func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.
 // each runs script on every node with the token's value (and args) and
 // decides what the answers mean: see Release.
 func (l *Locker) each(ctx context.Context, op, key string, token int64, script *redis.Script, args ...any) (bool, error) {
-	if l.n == 0 {
-		return false, ErrNoNodes
-	}
 	k, value := l.prefix+key, strconv.FormatInt(token, 10)
 	votes := make([]vote, l.n)
 	keysAndArgs := append([]any{k, value}, args...)
@@ -589,9 +599,6 @@ func (l *Locker) each(ctx context.Context, op, key string, token int64, script *
 // Ping implements [backend.Pinger]: every node is pinged in parallel, and
 // a quorum must answer.
 func (l *Locker) Ping(ctx context.Context) error {
-	if l.n == 0 {
-		return ErrNoNodes
-	}
 	votes := make([]vote, l.n)
 	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i, _ int) (vote, error) {
 		return vote{yes: true}, l.clients[i].Ping(ctx).Err()

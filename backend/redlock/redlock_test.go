@@ -36,40 +36,46 @@ const conformanceNodeTimeout = time.Second
 
 func runConformance(t *testing.T, n int) {
 	nodes := itest.StartRedisN(t, n)
-	prefixOf := map[backend.Locker]string{}
-	conformance.Run(t, func(t *testing.T) backend.Locker {
-		p := newPrefix()
-		l := redlock.New(clients(t, nodes), redlock.WithPrefix(p), redlock.WithNodeTimeout(conformanceNodeTimeout))
-		prefixOf[l] = p
-		return l
-	}, conformance.Options{
-		Peer: func(t *testing.T, l backend.Locker) backend.Locker {
-			return redlock.New(clients(t, nodes), redlock.WithPrefix(prefixOf[l]), redlock.WithNodeTimeout(conformanceNodeTimeout))
-		},
-		NotFencing: true,
-		SplitVote:  true,
-		Faulty: func(t *testing.T, l backend.Locker) (backend.Locker, conformance.Fault) {
-			var f faults
-			var cs []goredis.UniversalClient
-			for _, n := range nodes {
-				p := itest.NewProxy(t, n.Endpoint())
-				f = append(f, p)
-				cs = append(cs, itest.RedisClientAt(t, p.Addr(), nil))
-			}
-			return redlock.New(cs, redlock.WithPrefix(prefixOf[l]), redlock.WithNodeTimeout(conformanceNodeTimeout)), f
-		},
-		Size: func(t *testing.T, l backend.Locker) int {
-			total := 0
-			for _, n := range nodes {
-				keys, err := itest.RedisClient(t, n).Keys(t.Context(), prefixOf[l]+"*").Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				total += len(keys)
-			}
-			return total
-		},
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return &harness{nodes: nodes, prefix: newPrefix()}
 	})
+}
+
+// harness is one subtest's namespace (a key prefix) on the shared nodes.
+type harness struct {
+	nodes  []*itest.Server
+	prefix string
+}
+
+func (h *harness) Locker(t *testing.T) backend.Locker {
+	return redlock.New(clients(t, h.nodes), redlock.WithPrefix(h.prefix), redlock.WithNodeTimeout(conformanceNodeTimeout))
+}
+
+func (h *harness) Limits() conformance.Limits {
+	return conformance.Limits{NotFencing: true, SplitVote: true}
+}
+
+func (h *harness) Size(t *testing.T) int {
+	total := 0
+	for _, n := range h.nodes {
+		keys, err := itest.RedisClient(t, n).Keys(t.Context(), h.prefix+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(keys)
+	}
+	return total
+}
+
+func (h *harness) Faulty(t *testing.T) (backend.Locker, conformance.Fault) {
+	var f faults
+	var cs []goredis.UniversalClient
+	for _, n := range h.nodes {
+		p := itest.NewProxy(t, n.Endpoint())
+		f = append(f, p)
+		cs = append(cs, itest.RedisClientAt(t, p.Addr(), nil))
+	}
+	return redlock.New(cs, redlock.WithPrefix(h.prefix), redlock.WithNodeTimeout(conformanceNodeTimeout)), f
 }
 
 // faults breaks the links to every node at once.

@@ -16,17 +16,7 @@ import (
 	"github.com/xsync-go/xsync/backend"
 )
 
-// Importing this package registers the URL scheme "redlock" with
-// xsync.Open:
-//
-//	redlock://[[user]:password@]host1:6379,host2:6379,host3:6379[?options]
-//
-// Every node gets the same credentials and options. Options: prefix,
-// node_timeout and quorum_timeout (durations), drift_factor (see the With*
-// options); db;
-// dial_timeout, read_timeout, write_timeout (durations); tls=true and
-// skip_verify=true. The clients Open builds honour contexts and are closed
-// by the Closer Open returns.
+// init registers the URL scheme(s) of the package doc's "# URLs" section.
 func init() {
 	backend.RegisterScheme("redlock", openURL)
 }
@@ -58,19 +48,25 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 			if d, err = time.ParseDuration(v); err == nil && d <= 0 {
 				err = errors.New("must be > 0")
 			}
-			opts = append(opts, WithNodeTimeout(d))
+			if err == nil {
+				opts = append(opts, WithNodeTimeout(d))
+			}
 		case "quorum_timeout":
 			var d time.Duration
 			if d, err = time.ParseDuration(v); err == nil && d <= 0 {
 				err = errors.New("must be > 0")
 			}
-			opts = append(opts, WithQuorumTimeout(d))
+			if err == nil {
+				opts = append(opts, WithQuorumTimeout(d))
+			}
 		case "drift_factor":
 			var f float64
-			if f, err = strconv.ParseFloat(v, 64); err == nil && (f < 0 || f >= 0.5) {
+			if f, err = strconv.ParseFloat(v, 64); err == nil && !(f >= 0 && f < 0.5) {
 				err = errors.New("must be in [0, 0.5)")
 			}
-			opts = append(opts, WithDriftFactor(f))
+			if err == nil {
+				opts = append(opts, WithDriftFactor(f))
+			}
 		case "db":
 			base.DB, err = strconv.Atoi(v)
 		case "dial_timeout":

@@ -2,8 +2,10 @@ package redlock_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -56,4 +58,31 @@ func TestOpenURLWorks(t *testing.T) {
 	ok, err := item.Unlock(ctx, "url", "user:1")
 	require.NoError(t, err)
 	assert.True(t, ok)
+}
+
+// Programmer's errors panic at construction with a clear message; the same
+// values in a URL are errors (see TestOpenURLBad).
+func TestConstructorPanics(t *testing.T) {
+	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { c.Close() })
+	for _, tc := range []struct {
+		name string
+		fn   func()
+		want string
+	}{
+		{"no clients", func() { redlock.New(nil) }, "at least one client"},
+		{"nil client", func() { redlock.New([]goredis.UniversalClient{c, nil}) }, "client 1 is nil"},
+		{"node timeout", func() { redlock.WithNodeTimeout(0) }, "WithNodeTimeout(0s)"},
+		{"quorum timeout", func() { redlock.WithQuorumTimeout(-time.Second) }, "WithQuorumTimeout(-1s)"},
+		{"drift factor", func() { redlock.WithDriftFactor(0.5) }, "WithDriftFactor(0.5)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				require.NotNil(t, r, "no panic")
+				assert.Contains(t, fmt.Sprint(r), tc.want)
+			}()
+			tc.fn()
+		})
+	}
 }
