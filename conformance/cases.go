@@ -36,6 +36,7 @@ var cases = []testCase{
 	{"RunRetryAfterExpiry", "a waiting Run obtains a lock whose holder vanished once its TTL passes; with release notification, without sleeping out its retry interval", runRetryAfterExpiry},
 	{"AutoExtend", "with auto-extension the lock outlives its TTL while the callback runs", autoExtend},
 	{"AutoExtendLoss", "with auto-extension, a renewal that finds the lock gone cancels the callback's context with ErrLockLost", autoExtendLoss},
+	{"RefreshSetsTTL", "Refresh sets the lock's remaining lifetime to the TTL it is given, longer or shorter than the one it was taken with, and keeps the token", refreshSetsTTL},
 	{"AutoExtendMaxHold", "with auto-extension and a max hold time, the callback's context is cancelled with ErrLockLost at that time", autoExtendMaxHold},
 	{"LostSignalOnTime", "with auto-extension and a renewal call that hangs (ignoring its context), the callback's context still ends with ErrLockLost at the lock's validity deadline, and a late \"extended\" does not revive it", lostSignalOnTime},
 	{"DeadlineDuringAttempt", "a ctx deadline that passes during an attempt is reported as ErrMissingLock and context.DeadlineExceeded (Run) or context.DeadlineExceeded (Lock), even when the client's read timeout fired first", deadlineDuringAttempt},
@@ -792,4 +793,31 @@ func runRetryAfterExpiry(e *env) {
 		e.t.Errorf("with release notification the waiter took %v; the TTL was %v and its interval %v", waited, e.ttl(), interval)
 	}
 	e.t.Logf("obtained %v after the abandoned lock was taken (TTL %v, notification: %v)", waited, e.ttl(), notifies)
+}
+
+func refreshSetsTTL(e *env) {
+	needRefresher(e)
+	r := e.l.(backend.Refresher)
+	key := e.key("k")
+	item := e.lock(e.name, key, e.exp)
+	// Longer: held past its first TTL.
+	start := time.Now()
+	if ok, err := r.Refresh(e.ctx, key, int64(item), 3*e.ttl()); !ok || err != nil {
+		e.t.Fatalf("Refresh to 3 TTLs = (%v, %v); want (true, nil)", ok, err)
+	}
+	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
+	e.mustBeHeld(e.peer, key)
+	// Shorter: free one TTL after.
+	start = time.Now()
+	if ok, err := r.Refresh(e.ctx, key, int64(item), e.ttl()); !ok || err != nil {
+		e.t.Fatalf("Refresh back to one TTL = (%v, %v); want (true, nil)", ok, err)
+	}
+	if time.Since(start) < e.ttl()-e.opts.ExpiryTolerance {
+		e.mustBeHeld(e.peer, key)
+	}
+	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
+	next := e.lock(e.peer, key, e.exp)
+	e.checkNewer(item, next)
+	e.unlock(e.name, key, item, false)
+	e.unlock(e.peer, key, next, true)
 }

@@ -30,6 +30,7 @@ type toy struct {
 type toyLock struct {
 	token   int64
 	expires time.Time
+	ttl     time.Duration
 }
 
 func newToy(defect string) *toy {
@@ -64,7 +65,7 @@ func (b *toy) acquire(key string, ttl time.Duration) (int64, error) {
 		b.seq++
 		tok = b.seq
 	}
-	b.locks[key] = toyLock{token: tok, expires: now.Add(ttl)}
+	b.locks[key] = toyLock{token: tok, expires: now.Add(ttl), ttl: ttl}
 	return tok, nil
 }
 
@@ -87,6 +88,9 @@ func (b *toy) Refresh(_ context.Context, key string, token int64, ttl time.Durat
 	l, ok := b.live(key, now)
 	if !ok || l.token != token {
 		return b.defect == "refresh-lies", nil
+	}
+	if b.defect == "refresh-ignores-ttl" {
+		ttl = l.ttl
 	}
 	l.expires = now.Add(ttl)
 	b.locks[key] = l
@@ -230,6 +234,7 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"outage-as-contention", []string{"OutageIsNotContention"}},
 		{"orphans", []string{"NoOrphanAfterCancelledAcquire"}},
 		{"huge-keys-fail", []string{"KeyLimits"}},
+		{"refresh-ignores-ttl", []string{"RefreshSetsTTL"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()

@@ -325,11 +325,13 @@ func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, er
 
 // Refresh implements [backend.Refresher]: one keep-alive of the lock's
 // lease, then a read that the key still has token as its create revision.
+// If the lease was granted for another TTL than ttl (a lease's TTL is fixed
+// in etcd), the key moves to a new lease of ttl instead: a grant and a
+// transaction guarded on the token, which keeps the key's create revision
+// and so the token.
 // In that order the answer is sound: a key that exists after its lease was
 // extended lives on with it. (A lease can outlive its key: a release through
-// another Locker deletes the key but knows nothing of the lease.) etcd
-// renews a lease to the TTL it was granted with; the core always asks for
-// that same TTL.
+// another Locker deletes the key but knows nothing of the lease.)
 func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
 	k := l.prefix + key
 	l.mu.Lock()
@@ -356,6 +358,11 @@ func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.
 	case err != nil:
 		return false, fmt.Errorf("etcd: refresh: %w", l.classify(err))
 	}
+	if want := seconds(ttl); resp.TTL < want || resp.TTL > want && resp.TTL > int64(MinTTL/time.Second) {
+		// The lease was granted for another TTL, and a lease's TTL is
+		// fixed: move the key to a lease of the TTL asked for.
+		return l.rebind(ctx, k, token, want)
+	}
 	if ok {
 		check, err := l.client.Get(ctx, k, clientv3.WithKeysOnly())
 		if err != nil {
@@ -373,6 +380,36 @@ func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.
 			l.held[token] = le
 		}
 		l.mu.Unlock()
+	}
+	return true, nil
+}
+
+// rebind attaches the key that token holds to a new lease of ttl seconds.
+func (l *Locker) rebind(ctx context.Context, k string, token, ttl int64) (bool, error) {
+	sent := time.Now()
+	g, err := l.client.Grant(ctx, ttl)
+	if err != nil {
+		return false, fmt.Errorf("etcd: refresh: %w", l.classify(err))
+	}
+	le := lease{key: k, id: g.ID, ttl: ttl, expires: sent.Add(time.Duration(g.TTL) * time.Second)}
+	resp, err := l.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(k), "=", token)).
+		Then(clientv3.OpPut(k, "", clientv3.WithLease(g.ID))).
+		Commit()
+	if err != nil || !resp.Succeeded {
+		l.revoke(ctx, le)
+		if err != nil {
+			return false, fmt.Errorf("etcd: refresh: %w", l.classify(err))
+		}
+		l.takeHeld(token)
+		return false, nil
+	}
+	l.mu.Lock()
+	old, ours := l.held[token]
+	l.held[token] = le
+	l.mu.Unlock()
+	if ours && old.key == k {
+		l.putIdle(old) // nothing is attached to it any more
 	}
 	return true, nil
 }
