@@ -192,15 +192,28 @@ func (a Async) Run(ctx context.Context, cb func(ctx context.Context) error) erro
 	if err != nil {
 		return err
 	}
-	valid := a.exp
+	h := held{a: a, l: l, token: token, deadline: start.Add(a.exp)}
 	if v, ok := l.(backend.Validity); ok {
-		valid = min(max(v.Validity(a.exp), 0), a.exp)
+		h.deadline = start.Add(min(max(v.Validity(a.exp), 0), a.exp))
 	}
 	if r != nil {
-		return a.holdRenewing(ctx, l, r, token, start, valid, cb)
+		return h.runRenewing(ctx, r, start, cb)
 	}
-	cbCtx, cancel := context.WithDeadlineCause(ctx, start.Add(valid), errExpired)
-	return a.hold(ctx, l, token, cbCtx, cancel, cb)
+	return h.run(ctx, cb)
+}
+
+// held is one lock that Run obtained: what holding and releasing it need.
+type held struct {
+	a        Async // a copy: the Set* methods may run after Run returns
+	l        Locker
+	token    int64
+	deadline time.Time // the lock can be trusted until then (its first validity)
+}
+
+// run calls cb with a context that ends at the lock's deadline.
+func (h *held) run(ctx context.Context, cb func(context.Context) error) error {
+	cbCtx, cancel := context.WithDeadlineCause(ctx, h.deadline, errExpired)
+	return h.call(ctx, cbCtx, cancel, cb)
 }
 
 // ended reports whether ctx has ended, or its deadline has passed although
@@ -334,9 +347,10 @@ var (
 	errNotFreed = &lostError{why: "the backend no longer held it at release"}
 )
 
-// hold runs cb with cbCtx while the lock is held and releases it
-// afterwards. cancel ends cbCtx and whatever keeps the lock (renewal).
-func (a *Async) hold(ctx context.Context, l Locker, token int64, cbCtx context.Context, cancel func(), cb func(context.Context) error) (err error) {
+// call runs cb with cbCtx while the lock is held and releases it
+// afterwards, on a context detached from ctx. stop ends cbCtx and whatever
+// keeps the lock (renewal).
+func (h *held) call(ctx, cbCtx context.Context, stop func(), cb func(context.Context) error) (err error) {
 	defer func() {
 		// Decide whether the lock was lost before cb returned, then stop
 		// the renewal and release. This runs when cb panics too; the panic
@@ -345,9 +359,9 @@ func (a *Async) hold(ctx context.Context, l Locker, token int64, cbCtx context.C
 		if cause := context.Cause(cbCtx); cause != nil && errors.Is(cause, ErrLockLost) {
 			lost = cause
 		}
-		cancel()
-		rctx := newDetached(ctx, min(a.exp, maxReleaseTimeout))
-		released, rerr := l.Release(rctx, a.key, token)
+		stop()
+		rctx := newDetached(ctx, min(h.a.exp, maxReleaseTimeout))
+		released, rerr := h.l.Release(rctx, h.a.key, h.token)
 		rctx.stop()
 		if lost == nil && rerr == nil && !released {
 			lost = errNotFreed
@@ -360,7 +374,7 @@ func (a *Async) hold(ctx context.Context, l Locker, token int64, cbCtx context.C
 			}
 		}
 	}()
-	return cb(&itemCtx{Context: cbCtx, item: Item(token)})
+	return cb(&itemCtx{Context: cbCtx, item: Item(h.token)})
 }
 
 // renewal keeps one lock alive while its callback runs: the state of
@@ -380,23 +394,24 @@ type renewal struct {
 	lastErr  error       // why renewals failed since the last success
 }
 
-// holdRenewing is hold with auto-extension: a goroutine refreshes the lock
+// runRenewing is run with auto-extension: a goroutine refreshes the lock
 // every exp/3, and a timer of its own cancels the callback's context at the
-// lock's validity deadline, whatever the refresh calls are doing.
-func (a *Async) holdRenewing(ctx context.Context, l Locker, r backend.Refresher, token int64, start time.Time, valid time.Duration, cb func(context.Context) error) error {
+// lock's validity deadline, whatever the refresh calls are doing. start is
+// when the lock was requested (maxHold counts from then).
+func (h *held) runRenewing(ctx context.Context, r backend.Refresher, start time.Time, cb func(context.Context) error) error {
 	parent := ctx
 	var stopCap context.CancelFunc = func() {}
-	if a.maxHold > 0 {
-		parent, stopCap = context.WithDeadlineCause(ctx, start.Add(a.maxHold), errMaxHold)
+	if h.a.maxHold > 0 {
+		parent, stopCap = context.WithDeadlineCause(ctx, start.Add(h.a.maxHold), errMaxHold)
 	}
-	cp := *a
-	rn := &renewal{a: &cp, r: r, token: token, valid: valid, done: make(chan struct{}), deadline: start.Add(valid)}
+	cp := h.a
+	rn := &renewal{a: &cp, r: r, token: h.token, valid: h.deadline.Sub(start), done: make(chan struct{}), deadline: h.deadline}
 	rn.ctx, rn.cancel = context.WithCancelCause(parent)
 	rn.mu.Lock()
 	rn.expiry = time.AfterFunc(time.Until(rn.deadline), rn.expire)
 	rn.mu.Unlock()
 	go rn.run()
-	return a.hold(ctx, l, token, rn.ctx, func() {
+	return h.call(ctx, rn.ctx, func() {
 		rn.cancel(nil)
 		rn.mu.Lock()
 		rn.expiry.Stop()
