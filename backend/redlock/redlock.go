@@ -257,7 +257,7 @@ func init() {
 type vote struct {
 	answered bool
 	yes      bool   // granted, released or extended
-	holder   string // acquire refused: the value that holds the key
+	holder   string // acquire refused on a retry: the value that holds the key (a first try, SET NX, does not say)
 	err      error  // the node failed or did not answer (a *redsync.RedisError)
 }
 
