@@ -188,11 +188,36 @@ func (a Async) Run(ctx context.Context, cb func(ctx context.Context) error) erro
 			return fmt.Errorf("xsync: auto-extension: backend %q cannot refresh locks: %w", a.name, errors.ErrUnsupported)
 		}
 	}
-	token, start, err := a.acquire(ctx, l)
+	o := observer(a.name)
+	var began time.Time
+	if o != nil {
+		began = time.Now()
+		if rs, ok := o.(RunStarter); ok {
+			ctx = rs.StartRun(ctx, a.name, a.key)
+		}
+	}
+	token, start, attempts, err := a.acquire(ctx, l, o)
+	if o != nil {
+		out := OutcomeAcquired
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrMissingLock) && ended(ctx):
+			out = OutcomeCtxEnded
+		case errors.Is(err, ErrMissingLock):
+			out = OutcomeHeld
+		default:
+			out = OutcomeFailed
+		}
+		o.Observe(ctx, Event{Kind: KindWait, Backend: a.name, Key: a.key, Outcome: out, Start: began,
+			Duration: time.Since(began), Attempts: attempts, Token: Item(token), Run: true, Err: err})
+	}
 	if err != nil {
 		return err
 	}
-	h := held{a: a, l: l, token: token, deadline: start.Add(a.exp)}
+	h := held{a: a, l: l, o: o, token: token, deadline: start.Add(a.exp)}
+	if o != nil {
+		h.acquired = time.Now()
+	}
 	if v, ok := l.(backend.Validity); ok {
 		h.deadline = start.Add(min(max(v.Validity(a.exp), 0), a.exp))
 	}
@@ -206,8 +231,10 @@ func (a Async) Run(ctx context.Context, cb func(ctx context.Context) error) erro
 type held struct {
 	a        Async // a copy: the Set* methods may run after Run returns
 	l        Locker
+	o        Observer // nil: nothing observes
 	token    int64
 	deadline time.Time // the lock can be trusted until then (its first validity)
+	acquired time.Time // when acquire returned (set only for an observer)
 }
 
 // run calls cb with a context that ends at the lock's deadline.
@@ -236,10 +263,11 @@ func ctxError(ctx context.Context) error {
 
 // acquire makes the first attempt and, while the key is held, up to
 // a.retries more at timed intervals, plus one whenever the backend reports
-// that the key may have become free. It returns the token and the time just
-// before the successful request was sent.
-func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error) {
+// that the key may have become free. It returns the token, the time just
+// before the successful request was sent, and how many attempts it made.
+func (a *Async) acquire(ctx context.Context, l Locker, o Observer) (int64, time.Time, int, error) {
 	var (
+		n       int
 		failure error // the last attempt's backend error; nil if it found the key held
 		retries int32 // timed retries made
 		ready   <-chan struct{}
@@ -248,24 +276,29 @@ func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error)
 	)
 	for {
 		if ended(ctx) {
-			return 0, time.Time{}, a.endedErr(ctx, failure)
+			return 0, time.Time{}, n, a.endedErr(ctx, failure)
 		}
 		start := time.Now()
 		token, err := l.Acquire(ctx, a.key, a.exp)
+		n++
+		if o != nil {
+			o.Observe(ctx, Event{Kind: KindAttempt, Backend: a.name, Key: a.key, Outcome: attemptOutcome(ctx, token, err),
+				Start: start, Duration: time.Since(start), Token: Item(max(token, 0)), Run: true, Err: err})
+		}
 		switch {
 		case err == nil && token > 0:
-			return token, start, nil
+			return token, start, n, nil
 		case err != nil && ended(ctx) && !errors.Is(err, backend.ErrUnavailable):
 			// Cut short by ctx: the outcome is unknown (the backend cleaned
 			// up), and what came before decides the error.
-			return 0, time.Time{}, a.endedErr(ctx, failure)
+			return 0, time.Time{}, n, a.endedErr(ctx, failure)
 		}
 		failure = err
 		if retries >= a.retries {
 			if failure != nil {
-				return 0, time.Time{}, fmt.Errorf("xsync: lock %s on backend %q: %w", keyString(a.key), a.name, failure)
+				return 0, time.Time{}, n, fmt.Errorf("xsync: lock %s on backend %q: %w", keyString(a.key), a.name, failure)
 			}
-			return 0, time.Time{}, fmt.Errorf("%w: %s is held", ErrMissingLock, keyString(a.key))
+			return 0, time.Time{}, n, fmt.Errorf("%w: %s is held", ErrMissingLock, keyString(a.key))
 		}
 		if timer == nil {
 			timer = time.NewTimer(a.wait())
@@ -294,7 +327,7 @@ func (a *Async) acquire(ctx context.Context, l Locker) (int64, time.Time, error)
 			retries++
 			timer.Reset(a.wait())
 		case <-ctx.Done():
-			return 0, time.Time{}, a.endedErr(ctx, failure)
+			return 0, time.Time{}, n, a.endedErr(ctx, failure)
 		}
 	}
 }
@@ -360,11 +393,18 @@ func (h *held) call(ctx, cbCtx context.Context, stop func(), cb func(context.Con
 			lost = cause
 		}
 		stop()
+		var returned time.Time
+		if h.o != nil {
+			returned = time.Now()
+		}
 		rctx := newDetached(ctx, min(h.a.exp, maxReleaseTimeout))
 		released, rerr := h.l.Release(rctx, h.a.key, h.token)
 		rctx.stop()
 		if lost == nil && rerr == nil && !released {
 			lost = errNotFreed
+		}
+		if h.o != nil {
+			h.observeEnd(ctx, returned, released, rerr, lost)
 		}
 		if lost != nil {
 			if err == nil {
@@ -377,11 +417,32 @@ func (h *held) call(ctx, cbCtx context.Context, stop func(), cb func(context.Con
 	return cb(&itemCtx{Context: cbCtx, item: Item(h.token)})
 }
 
+// observeEnd reports the end of a hold: the hold, the loss if any, and
+// the release.
+func (h *held) observeEnd(ctx context.Context, returned time.Time, released bool, rerr, lost error) {
+	e := Event{Backend: h.a.name, Key: h.a.key, Token: Item(h.token), Run: true}
+	hold := e
+	hold.Kind, hold.Start, hold.Duration, hold.Outcome = KindHold, h.acquired, returned.Sub(h.acquired), OutcomeKept
+	if lost != nil {
+		hold.Outcome = OutcomeLost
+	}
+	h.o.Observe(ctx, hold)
+	if lost != nil {
+		l := e
+		l.Kind, l.Outcome, l.Start, l.Err = KindLost, OutcomeLost, returned, lost
+		h.o.Observe(ctx, l)
+	}
+	r := e
+	r.Kind, r.Outcome, r.Start, r.Duration, r.Err = KindRelease, releaseOutcome(released, rerr), returned, time.Since(returned), rerr
+	h.o.Observe(ctx, r)
+}
+
 // renewal keeps one lock alive while its callback runs: the state of
 // auto-extension, shared by the renewing goroutine and the expiry timer.
 type renewal struct {
 	a      *Async // a copy: the Set* methods may run after Run returns
 	r      backend.Refresher
+	o      Observer // nil: nothing observes
 	token  int64
 	valid  time.Duration // how long the lock is trusted after each request
 	ctx    context.Context
@@ -405,7 +466,7 @@ func (h *held) runRenewing(ctx context.Context, r backend.Refresher, start time.
 		parent, stopCap = context.WithDeadlineCause(ctx, start.Add(h.a.maxHold), errMaxHold)
 	}
 	cp := h.a
-	rn := &renewal{a: &cp, r: r, token: h.token, valid: h.deadline.Sub(start), done: make(chan struct{}), deadline: h.deadline}
+	rn := &renewal{a: &cp, r: r, o: h.o, token: h.token, valid: h.deadline.Sub(start), done: make(chan struct{}), deadline: h.deadline}
 	rn.ctx, rn.cancel = context.WithCancelCause(parent)
 	rn.mu.Lock()
 	rn.expiry = time.AfterFunc(time.Until(rn.deadline), rn.expire)
@@ -460,6 +521,17 @@ func (rn *renewal) run() {
 		rcancel()
 		if rn.ctx.Err() != nil {
 			return
+		}
+		if rn.o != nil {
+			out := OutcomeExtended
+			switch {
+			case err != nil:
+				out = OutcomeFailed
+			case !ok:
+				out = OutcomeNotHeld
+			}
+			rn.o.Observe(rn.ctx, Event{Kind: KindRenew, Backend: rn.a.name, Key: rn.a.key, Outcome: out, Start: sent,
+				Duration: time.Since(sent), Token: Item(rn.token), Run: true, Err: err})
 		}
 		switch {
 		case err != nil:

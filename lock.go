@@ -43,7 +43,16 @@ func Lock(ctx context.Context, name string, key string, exp int32) (Item, error)
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("xsync: lock %s: %w", keyString(key), context.Cause(ctx))
 	}
+	var start time.Time
+	o := observer(name)
+	if o != nil {
+		start = time.Now()
+	}
 	token, err := l.Acquire(ctx, key, time.Duration(exp)*time.Second)
+	if o != nil {
+		o.Observe(ctx, Event{Kind: KindAttempt, Backend: name, Key: key, Outcome: attemptOutcome(ctx, token, err),
+			Start: start, Duration: time.Since(start), Token: Item(max(token, 0)), Err: err})
+	}
 	if err != nil {
 		if ended(ctx) {
 			// The client may report its read deadline rather than ctx's.
@@ -73,7 +82,16 @@ func (item Item) Unlock(ctx context.Context, name string, key string) (isSuccess
 	if item <= 0 {
 		return false, nil
 	}
+	var start time.Time
+	o := observer(name)
+	if o != nil {
+		start = time.Now()
+	}
 	ok, err := l.Release(ctx, key, int64(item))
+	if o != nil {
+		o.Observe(ctx, Event{Kind: KindRelease, Backend: name, Key: key, Outcome: releaseOutcome(ok, err),
+			Start: start, Duration: time.Since(start), Token: item, Err: err})
+	}
 	if err != nil {
 		return false, fmt.Errorf("xsync: unlock %s on backend %q: %w", keyString(key), name, err)
 	}

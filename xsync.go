@@ -86,6 +86,13 @@
 // Check errors with errors.Is, never with ==: they are wrapped. Messages
 // show at most the first 48 bytes of a key, with its length and a hash.
 //
+// # Observing
+//
+// [SetObserver] attaches an [Observer] to a backend's name (or to every
+// backend): it sees every acquire attempt, wait, hold, renewal, lost lock
+// and release. Package xslog logs them with log/slog; the module
+// github.com/xsync-go/xsync/xotel reports them to OpenTelemetry.
+//
 // # Testing
 //
 // Unit tests use the memory backend:
