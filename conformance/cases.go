@@ -44,6 +44,7 @@ var cases = []testCase{
 	{"NoOrphanAfterCancelledAcquire", "an acquire that ctx cut short after the request reached the store leaves no lock behind: the key is free again soon after the call returns, not after its TTL", noOrphanAfterCancelledAcquire},
 	{"RetryBudget", "SetRetry(cnt, interval) waits about cnt × interval: attempts made because a release woke the waiter do not use up the count", retryBudget},
 	{"KeyLimits", "a key of MaxKeyLen bytes locks on every backend, a longer one is ErrInvalid without reaching the backend, and no error message grows with the key", keyLimits},
+	{"Observed", "an observer set for the backend's name sees every attempt, wait, hold and release, with the backend's outcomes", observed},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
 	{"Ping", "a healthy backend answers xsync.Ping with nil", ping},
 }
@@ -820,4 +821,52 @@ func refreshSetsTTL(e *env) {
 	e.checkNewer(item, next)
 	e.unlock(e.name, key, item, false)
 	e.unlock(e.peer, key, next, true)
+}
+
+// recorder is an observer that keeps the kinds and outcomes it sees.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) Observe(_ context.Context, e xsync.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, string(e.Kind)+":"+string(e.Outcome))
+}
+
+func (r *recorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.events
+	r.events = nil
+	return out
+}
+
+func observed(e *env) {
+	r := &recorder{}
+	e.t.Cleanup(xsync.SetObserver(e.name, r))
+	key := e.key("k")
+	if err := xsync.New(e.name, key).Run(e.ctx, func(context.Context) error { return nil }); err != nil {
+		e.t.Fatal(err)
+	}
+	want := []string{"attempt:acquired", "wait:acquired", "hold:kept", "release:released"}
+	if got := r.take(); fmt.Sprint(got) != fmt.Sprint(want) {
+		e.t.Errorf("events of an uncontended Run = %v; want %v", got, want)
+	}
+	item := e.lock(e.peer, key, e.exp)
+	if err := xsync.New(e.name, key).Run(e.ctx, func(context.Context) error { return nil }); !xsync.IsMissingLockErr(err) {
+		e.t.Fatalf("Run on a held key = %v; want ErrMissingLock", err)
+	}
+	want = []string{"attempt:held", "wait:held"}
+	if got := r.take(); fmt.Sprint(got) != fmt.Sprint(want) {
+		e.t.Errorf("events of a contended Run = %v; want %v", got, want)
+	}
+	if ok, err := item.Unlock(e.ctx, e.name, key); !ok || err != nil {
+		e.t.Fatalf("Unlock = (%v, %v)", ok, err)
+	}
+	want = []string{"release:released"}
+	if got := r.take(); fmt.Sprint(got) != fmt.Sprint(want) {
+		e.t.Errorf("events of Unlock = %v; want %v", got, want)
+	}
 }
