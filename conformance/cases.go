@@ -44,6 +44,7 @@ var cases = []testCase{
 	{"NoOrphanAfterCancelledAcquire", "an acquire that ctx cut short after the request reached the store leaves no lock behind: the key is free again soon after the call returns, not after its TTL", noOrphanAfterCancelledAcquire},
 	{"RetryBudget", "SetRetry(cnt, interval) waits about cnt × interval: attempts made because a release woke the waiter do not use up the count", retryBudget},
 	{"KeyLimits", "a key of MaxKeyLen bytes locks on every backend, a longer one is ErrInvalid without reaching the backend, and no error message grows with the key", keyLimits},
+	{"Namespaces", "two namespaces on one store (two harnesses: two prefixes) never see each other's locks or release notifications", namespaces},
 	{"Observed", "an observer set for the backend's name sees every attempt, wait, hold and release, with the backend's outcomes", observed},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
 	{"Ping", "a healthy backend answers xsync.Ping with nil", ping},
@@ -869,4 +870,50 @@ func observed(e *env) {
 	if got := r.take(); fmt.Sprint(got) != fmt.Sprint(want) {
 		e.t.Errorf("events of Unlock = %v; want %v", got, want)
 	}
+}
+
+func namespaces(e *env) {
+	other := e.newH(e.t).Locker(e.t)
+	oname := "conformance-ns:" + e.t.Name()
+	e.t.Cleanup(xsync.Swap(oname, other))
+	key := e.key("k")
+	mine := e.lock(e.name, key, e.exp+30)
+	// The same key in the other namespace is free.
+	theirs := e.lock(oname, key, e.exp+30)
+
+	// A waiter here is not woken by releases there.
+	held := newSignal()
+	wname, c := e.instrument(held.fire)
+	a := xsync.New(wname, key)
+	interval := time.Second // without notification: soon after the release
+	if _, ok := e.l.(backend.Watcher); ok {
+		interval = time.Minute
+	}
+	if err := a.SetRetry(1, interval); err != nil {
+		e.t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() { res <- a.Run(e.ctx, func(context.Context) error { return nil }) }()
+	e.await(held, "the waiter's first attempt")
+	for range 5 {
+		e.unlock(oname, key, theirs, true)
+		theirs = e.lock(oname, key, e.exp+30)
+	}
+	// Time must pass for a stray notification to arrive (this checks that
+	// none does); less than half the retry interval, before which no timed
+	// retry comes.
+	e.sleepUntil(time.Now().Add(300 * time.Millisecond))
+	if n := len(c.attempts()); n != 1 {
+		e.t.Errorf("the waiter made %d attempts while only the other namespace released its lock; want 1", n)
+	}
+	e.unlock(e.name, key, mine, true)
+	select {
+	case err := <-res:
+		if err != nil {
+			e.t.Errorf("the waiter = %v; want the lock once its own namespace released it", err)
+		}
+	case <-e.ctx.Done():
+		e.t.Fatal("the waiter never obtained the lock")
+	}
+	e.unlock(oname, key, theirs, true)
 }

@@ -180,6 +180,7 @@ type env struct {
 	ctx    context.Context
 	opts   Limits
 	h      Harness
+	newH   func(*testing.T) Harness // for a second namespace on the same store
 	l      backend.Locker
 	name   string // xsync name of l
 	peer   string // xsync name of the peer client
@@ -218,7 +219,7 @@ func setUp(t *testing.T, newHarness func(*testing.T) Harness, run string) *env {
 		t.Fatal("Harness.Locker returned nil")
 	}
 	e := &env{
-		t: t, ctx: ctx, opts: opts, h: h, l: l,
+		t: t, ctx: ctx, opts: opts, h: h, newH: newHarness, l: l,
 		name:   "conformance:" + t.Name(),
 		peer:   "conformance-peer:" + t.Name(),
 		prefix: "xsync-conformance:" + run + ":" + t.Name() + ":",

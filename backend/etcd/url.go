@@ -3,12 +3,10 @@ package etcd
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/tlsconf"
 )
 
 // init registers the URL scheme(s) of the package doc's "# URLs" section.
@@ -47,7 +46,7 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 	q := u.Query()
 	var (
 		useTLS, skipVerify bool
-		ca, cert, key      string
+		files              tlsconf.Files
 	)
 	for name, vals := range q {
 		v := vals[0]
@@ -61,24 +60,20 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 			useTLS, err = strconv.ParseBool(v)
 		case "skip_verify":
 			skipVerify, err = strconv.ParseBool(v)
-		case "ca_file":
-			ca = v
-		case "cert_file":
-			cert = v
-		case "key_file":
-			key = v
 		default:
-			return nil, nil, fmt.Errorf("unknown option %q", name)
+			if !files.Option(name, v) {
+				return nil, nil, fmt.Errorf("unknown option %q", name)
+			}
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("option %s=%q: %w", name, v, err)
 		}
 	}
-	if !useTLS && (skipVerify || ca != "" || cert != "" || key != "") {
+	if !useTLS && (skipVerify || files.Any()) {
 		return nil, nil, errors.New("TLS options given without tls=true")
 	}
 	if useTLS {
-		tc, err := tlsConfig(skipVerify, ca, cert, key)
+		tc, err := files.Apply(&tls.Config{InsecureSkipVerify: skipVerify, MinVersion: tls.VersionTLS12})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -188,29 +183,4 @@ func (z *lazy) Close() error {
 		return z.c.Close()
 	}
 	return nil
-}
-
-func tlsConfig(skipVerify bool, ca, cert, key string) (*tls.Config, error) {
-	tc := &tls.Config{InsecureSkipVerify: skipVerify, MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		tc.RootCAs = x509.NewCertPool()
-		if !tc.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate", ca)
-		}
-	}
-	if (cert == "") != (key == "") {
-		return nil, errors.New("cert_file and key_file go together")
-	}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{pair}
-	}
-	return tc, nil
 }

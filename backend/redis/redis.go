@@ -75,14 +75,29 @@
 // (TLS) with xsync.Open:
 //
 //	redis://[[user]:password@]host[:port][/db][?options]
-//	rediss://...                     (TLS; skip_verify=true to skip certificate checks)
+//	rediss://[[user]:password@]host[:port][/db][?ca_file=ca.pem&cert_file=client.pem&key_file=client-key.pem]
 //
 // The options are go-redis's (dial_timeout, read_timeout, write_timeout,
-// pool_size, client_name, ...; see goredis.ParseURL) plus two of this
-// package: prefix (see [WithPrefix]) and fence_idle, a duration (see
-// [WithFenceIdle]). The client Open builds honours contexts
-// (ContextTimeoutEnabled) and is closed by the Closer Open returns. For
-// Sentinel or Cluster, build the client yourself and call [New].
+// pool_size, client_name, ...; see goredis.ParseURL) plus, for rediss, the
+// PEM files: ca_file (the CAs to trust instead of the system's), cert_file
+// and key_file (a client certificate, for servers that require one), and
+// this package's prefix (see [WithPrefix]) and fence_idle, a duration (see
+// [WithFenceIdle]). skip_verify=true turns certificate verification off:
+// it is unsafe (anyone on the path can pose as the server) and only for
+// tests. The client Open builds honours contexts (ContextTimeoutEnabled)
+// and is closed by the Closer Open returns. For Sentinel or Cluster, build
+// the client yourself and call [New].
+//
+// # Security
+//
+// TLS, mutual TLS, passwords (requirepass) and ACL users are tested on
+// real servers. A lock user needs no more than [ACLRules] grants: its keys
+// and channels under the prefix, and the commands the backend sends:
+//
+//	ACL SETUSER locker on >PASSWORD resetkeys resetchannels ~xsync:* &xsync:* -@all +eval +evalsha +subscribe +unsubscribe +ping +time +hmget +hset +hdel +del +pexpire +pttl +publish
+//
+// Errors never show a password: wrong credentials are the server's
+// WRONGPASS or NOAUTH, and URLs in errors are redacted.
 package redis
 
 import (
@@ -131,6 +146,29 @@ var (
 // cleanupTimeout bounds each step of the clean-up of an acquire whose
 // caller gave up: waiting for its late reply, and the clean-up script.
 const cleanupTimeout = 250 * time.Millisecond
+
+// ACLRules returns the Redis ACL rules of a least-privileged lock user for
+// the backend with the given prefix (DefaultPrefix if ""): its keys and
+// release channels under the prefix, and only the commands the backend
+// sends, including those its scripts call. Use it as
+//
+//	ACL SETUSER locker on >PASSWORD resetkeys resetchannels <ACLRules(prefix)>
+//
+// With the default prefix the rules are:
+//
+//	~xsync:* &xsync:* -@all +eval +evalsha +subscribe +unsubscribe +ping +time +hmget +hset +hdel +del +pexpire +pttl +publish
+//
+// Add +info to let [Locker.Ping] check the eviction policy; without it,
+// Ping falls back to PING and cannot. On Redis 7.2 or later, go-redis also
+// sends CLIENT SETINFO when it connects and ignores a refusal; add
+// +client|setinfo to let it through. (Tested on Redis 7.0.)
+func ACLRules(prefix string) string {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return "~" + prefix + "* &" + prefix + "* -@all +eval +evalsha +subscribe +unsubscribe +ping " +
+		"+time +hmget +hset +hdel +del +pexpire +pttl +publish"
+}
 
 // ErrEvictionPolicy is what [Locker.Ping] reports when the server may evict
 // lock keys to free memory: maxmemory is set and maxmemory-policy is not

@@ -98,10 +98,14 @@
 //
 // Every node gets the same credentials and options. Options: prefix,
 // node_timeout and quorum_timeout (durations), drift_factor (see the With*
-// options); db;
-// dial_timeout, read_timeout, write_timeout (durations); tls=true and
-// skip_verify=true. The clients Open builds honour contexts and are closed
-// by the Closer Open returns.
+// options); db; dial_timeout, read_timeout, write_timeout (durations);
+// tls=true, with ca_file (the CAs to trust instead of the system's),
+// cert_file and key_file (a client certificate), all PEM files; and
+// skip_verify=true, which turns certificate verification off: unsafe,
+// only for tests. The clients Open builds honour contexts and are closed by
+// the Closer Open returns. A lock user on each node needs the commands
+// SET, GET, DEL, PEXPIRE, EVAL, EVALSHA and PING on the prefix's keys (read
+// from the code; TLS is tested on real nodes, an ACL user is not).
 package redlock
 
 import (

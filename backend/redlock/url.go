@@ -14,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/tlsconf"
 )
 
 // init registers the URL scheme(s) of the package doc's "# URLs" section.
@@ -36,6 +37,7 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 	var (
 		opts               []Option
 		useTLS, skipVerify bool
+		files              tlsconf.Files
 	)
 	for name, vals := range u.Query() {
 		v := vals[0]
@@ -80,14 +82,23 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 		case "skip_verify":
 			skipVerify, err = strconv.ParseBool(v)
 		default:
-			return nil, nil, fmt.Errorf("unknown option %q", name)
+			if !files.Option(name, v) {
+				return nil, nil, fmt.Errorf("unknown option %q", name)
+			}
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("option %s=%q: %w", name, v, err)
 		}
 	}
-	if skipVerify && !useTLS {
-		return nil, nil, errors.New("skip_verify without tls=true")
+	if !useTLS && (skipVerify || files.Any()) {
+		return nil, nil, errors.New("TLS options given without tls=true")
+	}
+	var shared *tls.Config // the TLS configuration every node gets a copy of
+	if useTLS {
+		var err error
+		if shared, err = files.Apply(&tls.Config{InsecureSkipVerify: skipVerify, MinVersion: tls.VersionTLS12}); err != nil {
+			return nil, nil, err
+		}
 	}
 	var clients []goredis.UniversalClient
 	closer := closers{}
@@ -97,9 +108,10 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 		}
 		o := base
 		o.Addr = addr
-		if useTLS {
+		if shared != nil {
 			host, _, _ := strings.Cut(addr, ":")
-			o.TLSConfig = &tls.Config{ServerName: host, InsecureSkipVerify: skipVerify, MinVersion: tls.VersionTLS12}
+			o.TLSConfig = shared.Clone()
+			o.TLSConfig.ServerName = host
 		}
 		c := goredis.NewClient(&o)
 		clients = append(clients, c)

@@ -508,3 +508,14 @@ func EtcdClientAt(t testing.TB, eps ...string) *clientv3.Client {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// Logs returns the container's log so far (for debugging a test).
+func (s *Server) Logs() (string, error) {
+	rc, err := s.ctr.Logs(context.Background())
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	return string(b), err
+}
