@@ -93,7 +93,7 @@
 // A TLS handshake that fails (a certificate from another CA, a missing
 // client certificate) makes etcd's client wait for a connection until the
 // context ends; the error then says there was no connection to the cluster
-// (and the client's log the handshake error).
+// and why ("x509: certificate signed by unknown authority").
 package etcd
 
 import (
@@ -103,9 +103,13 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
 
 	"github.com/xsync-go/xsync/backend"
 )
@@ -231,13 +235,25 @@ func (l *Locker) revoke(ctx context.Context, le lease) {
 // re-established), which is what ended the call rather than its context:
 // the etcd client waits for a connection until the context ends.
 func (l *Locker) classify(err error) error {
-	if conn := l.client.ActiveConnection(); conn != nil {
-		switch conn.GetState() {
-		case connectivity.TransientFailure:
-			return fmt.Errorf("%w: no connection to the cluster: %w", backend.ErrUnavailable, err)
-		}
+	if conn := l.client.ActiveConnection(); conn != nil && conn.GetState() == connectivity.TransientFailure {
+		return fmt.Errorf("%w: no connection to the cluster%s: %w", backend.ErrUnavailable, connError(conn), err)
 	}
 	return err
+}
+
+// connError says why conn has no connection (a refused dial, a TLS
+// handshake that failed: "x509: certificate signed by unknown authority"),
+// as gRPC tells a call that does not wait for a connection; "" if it
+// cannot tell. The etcd client's own calls wait until their context ends
+// and then report only that.
+func connError(conn *grpc.ClientConn) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := etcdserverpb.NewMaintenanceClient(conn).Status(ctx, &etcdserverpb.StatusRequest{}, grpc.WaitForReady(false))
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return " (" + st.Message() + ")"
+	}
+	return ""
 }
 
 // lease returns a lease whose TTL (ttl seconds) starts now.

@@ -94,7 +94,7 @@ func TestTLS(t *testing.T) {
 	lockWorks(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&ca_file="+ca.CertFile()))
 	// A server certificate from another CA: the handshake fails, and the
 	// call ends by its context with the client's reason.
-	lockFails(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&ca_file="+other.CertFile()+"&dial_timeout=1s"), "")
+	lockFails(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&ca_file="+other.CertFile()+"&dial_timeout=1s"), "certificate signed by unknown authority")
 	lockWorks(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&skip_verify=true"))
 }
 
@@ -104,7 +104,7 @@ func TestMutualTLS(t *testing.T) {
 	cert, key := ca.Issue(t, "client", true)
 	s := newSecrets(t)
 	lockWorks(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&ca_file="+ca.CertFile()+"&cert_file="+cert+"&key_file="+key))
-	lockFails(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&ca_file="+ca.CertFile()+"&dial_timeout=1s"), "")
+	lockFails(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&ca_file="+ca.CertFile()+"&dial_timeout=1s"), "certificate required")
 }
 
 // enableAuth turns authentication on with a root user and a lock user whose
