@@ -38,8 +38,8 @@ func (r *Registry[T]) Register(name string, v T) {
 // Lookup returns the value recorded under name.
 func (r *Registry[T]) Lookup(name string) (T, bool) {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	v, ok := r.m[name]
+	v, ok := r.m[name] // cannot panic: no defer on the hot path
+	r.mu.RUnlock()
 	return v, ok
 }
 
