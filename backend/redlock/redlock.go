@@ -103,9 +103,8 @@
 // cert_file and key_file (a client certificate), all PEM files; and
 // skip_verify=true, which turns certificate verification off: unsafe,
 // only for tests. The clients Open builds honour contexts and are closed by
-// the Closer Open returns. A lock user on each node needs the commands
-// SET, GET, DEL, PEXPIRE, EVAL, EVALSHA and PING on the prefix's keys (read
-// from the code; TLS is tested on real nodes, an ACL user is not).
+// the Closer Open returns. A least-privileged user on each node needs
+// [ACLRules]; TLS and such a user are tested on real nodes.
 package redlock
 
 import (
@@ -215,6 +214,23 @@ func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
 	}
 	l.n, l.quorum = len(clients), len(clients)/2+1
 	return l
+}
+
+// ACLRules returns the Redis ACL rules of a least-privileged lock user on
+// each node, for the given prefix (DefaultPrefix if ""): its keys, and only
+// the commands the backend sends, including those its scripts call. Use it
+// as
+//
+//	ACL SETUSER locker on >PASSWORD resetkeys resetchannels <ACLRules(prefix)>
+//
+// With the default prefix:
+//
+//	~xsync:* -@all +set +get +del +pexpire +eval +evalsha +ping
+func ACLRules(prefix string) string {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return "~" + prefix + "* -@all +set +get +del +pexpire +eval +evalsha +ping"
 }
 
 // Validity implements [backend.Validity]: the TTL less the drift allowance.
