@@ -310,6 +310,14 @@ func expiry(e *env) {
 		e.mustBeHeld(e.peer, key)
 	}
 	// ...and after it, free.
+	e.freeAfterTTL(key, item, start)
+}
+
+// freeAfterTTL waits until one TTL from start has passed and checks that
+// key, which item held, is free: the peer takes it with a newer token, and
+// item no longer unlocks it. It releases the peer's lock.
+func (e *env) freeAfterTTL(key string, item xsync.Item, start time.Time) {
+	e.t.Helper()
 	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
 	next := e.lock(e.peer, key, e.exp)
 	e.checkNewer(item, next)
@@ -817,11 +825,7 @@ func refreshSetsTTL(e *env) {
 	if time.Since(start) < e.ttl()-e.opts.ExpiryTolerance {
 		e.mustBeHeld(e.peer, key)
 	}
-	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
-	next := e.lock(e.peer, key, e.exp)
-	e.checkNewer(item, next)
-	e.unlock(e.name, key, item, false)
-	e.unlock(e.peer, key, next, true)
+	e.freeAfterTTL(key, item, start)
 }
 
 // recorder is an observer that keeps the kinds and outcomes it sees.

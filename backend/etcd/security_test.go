@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,64 +20,36 @@ import (
 	"github.com/xsync-go/xsync/internal/itest"
 )
 
-// secrets collects every error message a security test produced, to check
-// at its end that none shows a password or key material.
-type secrets struct {
-	words    []string
-	messages []string
-}
-
-func newSecrets(t *testing.T, words ...string) *secrets {
-	s := &secrets{words: append(words, "PRIVATE KEY")}
-	t.Cleanup(func() {
-		for _, m := range s.messages {
-			for _, w := range s.words {
-				if strings.Contains(m, w) {
-					t.Errorf("message shows secret material %q: %s", w, m)
-				}
-			}
-		}
-	})
-	return s
-}
-
-func (s *secrets) see(err error) error {
-	if err != nil {
-		s.messages = append(s.messages, err.Error(), fmt.Sprintf("%+v", err))
-	}
-	return err
-}
-
 var names atomic.Int64
 
-func openURL(t *testing.T, s *secrets, u string) string {
+func openURL(t *testing.T, s *itest.Secrets, u string) string {
 	t.Helper()
 	l, closer, err := xsync.Open(t.Context(), u)
-	require.NoError(t, s.see(err))
+	require.NoError(t, s.See(err))
 	t.Cleanup(func() { closer.Close() })
 	name := fmt.Sprintf("etcd-sec-%d:%s", names.Add(1), t.Name())
 	t.Cleanup(xsync.Swap(name, l))
 	return name
 }
 
-func lockWorks(t *testing.T, s *secrets, name string) {
+func lockWorks(t *testing.T, s *itest.Secrets, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	item, err := xsync.Lock(ctx, name, "k", 5)
-	require.NoError(t, s.see(err))
+	require.NoError(t, s.See(err))
 	require.True(t, item.HasLock())
 	ok, err := item.Unlock(ctx, name, "k")
-	require.NoError(t, s.see(err))
+	require.NoError(t, s.See(err))
 	require.True(t, ok)
 }
 
-func lockFails(t *testing.T, s *secrets, name, want string) {
+func lockFails(t *testing.T, s *itest.Secrets, name, want string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	item, err := xsync.Lock(ctx, name, "k", 5)
-	s.see(err)
+	s.See(err)
 	require.Error(t, err)
 	assert.Zero(t, item)
 	assert.False(t, errors.Is(err, xsync.ErrMissingLock) || errors.Is(err, xsync.ErrInvalid), "err = %v", err)
@@ -90,7 +61,7 @@ func lockFails(t *testing.T, s *secrets, name, want string) {
 func TestTLS(t *testing.T) {
 	ca, other := itest.NewCA(t, "xsync test CA"), itest.NewCA(t, "another CA")
 	srv := itest.StartEtcdTLS(t, ca, false)
-	s := newSecrets(t)
+	s := itest.NewSecrets(t)
 	lockWorks(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&ca_file="+ca.CertFile()))
 	// A server certificate from another CA: the handshake fails, and the
 	// call ends by its context with the client's reason.
@@ -102,7 +73,7 @@ func TestMutualTLS(t *testing.T) {
 	ca := itest.NewCA(t, "xsync test CA")
 	srv := itest.StartEtcdTLS(t, ca, true)
 	cert, key := ca.Issue(t, "client", true)
-	s := newSecrets(t)
+	s := itest.NewSecrets(t)
 	lockWorks(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&ca_file="+ca.CertFile()+"&cert_file="+cert+"&key_file="+key))
 	lockFails(t, s, openURL(t, s, "etcd://"+srv.Endpoint()+"?tls=true&ca_file="+ca.CertFile()+"&dial_timeout=1s"), "certificate required")
 }
@@ -161,26 +132,26 @@ func TestAuthLeastPrivilege(t *testing.T) {
 		})
 	})
 	t.Run("other prefix", func(t *testing.T) {
-		s := newSecrets(t, rootPW, pw, otherPW)
+		s := itest.NewSecrets(t, rootPW, pw, otherPW)
 		mine := xetcd.New(userClient(t, srv, "locker", pw), xetcd.WithPrefix("app1/"))
 		theirs := xetcd.New(userClient(t, srv, "other", otherPW), xetcd.WithPrefix("app1/"))
 		tok, err := mine.Acquire(t.Context(), "k", 5*time.Second)
-		require.NoError(t, s.see(err))
+		require.NoError(t, s.See(err))
 		require.Positive(t, tok)
 		got, err := theirs.Acquire(t.Context(), "k", 5*time.Second)
-		s.see(err)
+		s.See(err)
 		assert.Zero(t, got)
 		assert.ErrorContains(t, err, "permission denied")
 		ok, err := theirs.Release(t.Context(), "k", tok)
-		s.see(err)
+		s.See(err)
 		assert.False(t, ok)
 		assert.ErrorContains(t, err, "permission denied")
 		ok, err = mine.Release(t.Context(), "k", tok)
-		require.NoError(t, s.see(err))
+		require.NoError(t, s.See(err))
 		assert.True(t, ok, "the other user released nothing")
 	})
 	t.Run("wrong password", func(t *testing.T) {
-		s := newSecrets(t, rootPW, pw, otherPW, wrong)
+		s := itest.NewSecrets(t, rootPW, pw, otherPW, wrong)
 		lockFails(t, s, openURL(t, s, "etcd://locker:"+wrong+"@"+srv.Endpoint()+"?prefix=app1/"), "authentication failed")
 		lockWorks(t, s, openURL(t, s, "etcd://locker:"+pw+"@"+srv.Endpoint()+"?prefix=app1/"))
 	})

@@ -18,40 +18,11 @@ import (
 	"github.com/xsync-go/xsync/internal/itest"
 )
 
-// secrets collects every error message a security test produced, to check
-// at its end that none shows a password or key material.
-type secrets struct {
-	t        *testing.T
-	words    []string
-	messages []string
-}
-
-func newSecrets(t *testing.T, words ...string) *secrets {
-	s := &secrets{t: t, words: append(words, "PRIVATE KEY")}
-	t.Cleanup(func() {
-		for _, m := range s.messages {
-			for _, w := range s.words {
-				if strings.Contains(m, w) {
-					t.Errorf("message shows secret material %q: %s", w, m)
-				}
-			}
-		}
-	})
-	return s
-}
-
-func (s *secrets) see(err error) error {
-	if err != nil {
-		s.messages = append(s.messages, err.Error(), fmt.Sprintf("%+v", err))
-	}
-	return err
-}
-
 // openURL opens u and registers it under a name of the test's own.
-func openURL(t *testing.T, s *secrets, u string) string {
+func openURL(t *testing.T, s *itest.Secrets, u string) string {
 	t.Helper()
 	l, closer, err := xsync.Open(t.Context(), u)
-	require.NoError(t, s.see(err))
+	require.NoError(t, s.See(err))
 	t.Cleanup(func() { closer.Close() })
 	name := fmt.Sprintf("redis-sec-%d:%s", prefixes.Add(1), t.Name())
 	t.Cleanup(xsync.Swap(name, l))
@@ -59,29 +30,29 @@ func openURL(t *testing.T, s *secrets, u string) string {
 }
 
 // lockWorks takes and releases a lock through name.
-func lockWorks(t *testing.T, s *secrets, name string) {
+func lockWorks(t *testing.T, s *itest.Secrets, name string) {
 	t.Helper()
 	item, err := xsync.Lock(t.Context(), name, "k", 5)
-	require.NoError(t, s.see(err))
+	require.NoError(t, s.See(err))
 	require.True(t, item.HasLock())
 	ok, err := item.Unlock(t.Context(), name, "k")
-	require.NoError(t, s.see(err))
+	require.NoError(t, s.See(err))
 	require.True(t, ok)
-	require.NoError(t, s.see(xsync.Ping(t.Context(), name)))
+	require.NoError(t, s.See(xsync.Ping(t.Context(), name)))
 }
 
 // lockFails checks that locking through name fails with a clear error that
 // is neither contention nor bad input, and that contains want.
-func lockFails(t *testing.T, s *secrets, name, want string) {
+func lockFails(t *testing.T, s *itest.Secrets, name, want string) {
 	t.Helper()
 	item, err := xsync.Lock(t.Context(), name, "k", 5)
-	s.see(err)
+	s.See(err)
 	require.Error(t, err)
 	assert.Zero(t, item)
 	assert.False(t, errors.Is(err, xsync.ErrMissingLock) || errors.Is(err, xsync.ErrInvalid), "err = %v", err)
 	assert.Contains(t, err.Error(), want)
 	err = xsync.New(name, "k").Run(t.Context(), func(context.Context) error { return nil })
-	s.see(err)
+	s.See(err)
 	require.Error(t, err)
 	assert.False(t, xsync.IsMissingLockErr(err), "a refused connection is not contention: %v", err)
 }
@@ -91,7 +62,7 @@ func lockFails(t *testing.T, s *secrets, name, want string) {
 func TestTLS(t *testing.T) {
 	ca, other := itest.NewCA(t, "xsync test CA"), itest.NewCA(t, "another CA")
 	srv := itest.StartRedisTLS(t, ca, false)
-	s := newSecrets(t)
+	s := itest.NewSecrets(t)
 	lockWorks(t, s, openURL(t, s, "rediss://"+srv.Endpoint()+"?ca_file="+ca.CertFile()))
 	lockFails(t, s, openURL(t, s, "rediss://"+srv.Endpoint()+"?ca_file="+other.CertFile()), "certificate signed by unknown authority")
 	lockFails(t, s, openURL(t, s, "rediss://"+srv.Endpoint()), "certificate") // the system's roots do not know the test CA
@@ -110,11 +81,11 @@ func TestMutualTLS(t *testing.T) {
 	ca := itest.NewCA(t, "xsync test CA")
 	srv := itest.StartRedisTLS(t, ca, true)
 	cert, key := ca.Issue(t, "client", true)
-	s := newSecrets(t)
+	s := itest.NewSecrets(t)
 	lockWorks(t, s, openURL(t, s, "rediss://"+srv.Endpoint()+"?ca_file="+ca.CertFile()+"&cert_file="+cert+"&key_file="+key))
 	nocert := openURL(t, s, "rediss://"+srv.Endpoint()+"?ca_file="+ca.CertFile())
 	_, err := xsync.Lock(t.Context(), nocert, "k", 5)
-	require.Error(t, s.see(err), "without a client certificate the server refuses")
+	require.Error(t, s.See(err), "without a client certificate the server refuses")
 	assert.False(t, errors.Is(err, xsync.ErrMissingLock) || errors.Is(err, xsync.ErrInvalid), "err = %v", err)
 }
 
@@ -123,12 +94,12 @@ func TestMutualTLS(t *testing.T) {
 func TestPassword(t *testing.T) {
 	const pw, wrong = "s3cret-Pa55", "wr0ng-Pa55"
 	srv := itest.StartRedisAuth(t, pw)
-	s := newSecrets(t, pw, wrong)
+	s := itest.NewSecrets(t, pw, wrong)
 	lockWorks(t, s, openURL(t, s, "redis://:"+pw+"@"+srv.Endpoint()))
 	lockFails(t, s, openURL(t, s, "redis://:"+wrong+"@"+srv.Endpoint()), "WRONGPASS")
 	lockFails(t, s, openURL(t, s, "redis://"+srv.Endpoint()), "NOAUTH")
 	_, _, err := xsync.Open(t.Context(), "redis://:"+pw+"@"+srv.Endpoint()+"?bogus=1")
-	require.Error(t, s.see(err))
+	require.Error(t, s.See(err))
 	assert.ErrorIs(t, err, xsync.ErrInvalid)
 }
 
@@ -162,22 +133,22 @@ func TestLeastPrivilegeACL(t *testing.T) {
 		})
 	})
 	t.Run("other prefix", func(t *testing.T) {
-		s := newSecrets(t, adminPW, pw, otherPW)
+		s := itest.NewSecrets(t, adminPW, pw, otherPW)
 		mine := xredis.New(client(t, "locker", pw), xredis.WithPrefix("app1:"))
 		theirs := xredis.New(client(t, "other", otherPW), xredis.WithPrefix("app1:")) // tries app1's keys
 		tok, err := mine.Acquire(t.Context(), "k", 10_000_000_000)
-		require.NoError(t, s.see(err))
+		require.NoError(t, s.See(err))
 		require.Positive(t, tok)
 		got, err := theirs.Acquire(t.Context(), "k", 10_000_000_000)
-		s.see(err)
+		s.See(err)
 		assert.Zero(t, got)
 		assert.ErrorContains(t, err, "NOPERM")
 		ok, err := theirs.Release(t.Context(), "k", tok)
-		s.see(err)
+		s.See(err)
 		assert.False(t, ok)
 		assert.ErrorContains(t, err, "NOPERM")
 		ok, err = mine.Release(t.Context(), "k", tok)
-		require.NoError(t, s.see(err))
+		require.NoError(t, s.See(err))
 		assert.True(t, ok, "the lock was still there: the other user released nothing")
 	})
 }
