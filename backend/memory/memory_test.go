@@ -156,3 +156,9 @@ func BenchmarkAcquireRelease(b *testing.B) {
 func TestWithClockNilPanics(t *testing.T) {
 	assert.PanicsWithValue(t, "memory: WithClock(nil)", func() { memory.WithClock(nil) })
 }
+
+// The history checker on the memory backend: no faults to inject in one
+// process, so the history must be clean.
+func TestHistory(t *testing.T) {
+	conformance.RunHistory(t, &harness{l: memory.New()}, conformance.HistoryOptions{Name: "memory/none"})
+}

@@ -1,0 +1,581 @@
+package conformance
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// This file is the history checker: it takes a recorded history (what each
+// client asked the backend and was told, on one monotonic clock) and checks
+// the claims xsync makes, conservatively: every bound it uses is one the
+// backend's documentation guarantees, so a correct backend never trips it
+// by measurement alone.
+//
+// Times are nanoseconds since the history began.
+
+// hold is one successful acquisition, as the backend reported it, and what
+// followed: renewals, release, and (under Run) the callback.
+type hold struct {
+	id       int
+	client   int
+	key      string
+	token    int64
+	call     int64 // Acquire invoked
+	ret      int64 // Acquire returned the token
+	ttl      int64
+	validity int64 // backend.Validity(ttl): how long the holder may trust it
+	renewals []outcome
+	release  *outcome // nil if never released
+	run      *runInfo // nil unless the hold was taken by Run
+	stall    bool     // the holder stalled past its validity, deaf to its context
+}
+
+// outcome is one call on a held lock: a refresh or a release.
+type outcome struct {
+	call, ret int64
+	ok        bool // the backend said yes
+	failed    bool // the call failed: its outcome is unknown
+}
+
+// runInfo is what the callback of a Run saw.
+type runInfo struct {
+	start, end int64 // callback start and return
+	signal     int64 // the callback's context ended (0: not before the callback returned)
+	lostCause  bool  // context.Cause matched ErrLockLost, or the caller's own context had ended
+	reported   bool  // Run's error matched ErrLockLost, or the caller's own context had ended
+}
+
+// attempt is an Acquire that did not hand out a token.
+type attempt struct {
+	client    int
+	key       string
+	call, ret int64
+	failed    bool // an error (outcome unknown); otherwise the key was held
+}
+
+// write is one fenced write on the model resource.
+type write struct {
+	key      string
+	hold     int // hold id
+	token    int64
+	at       int64
+	accepted bool
+}
+
+// stray is a release or refresh of a token the history never saw granted.
+type stray struct {
+	key       string
+	token     int64
+	call, ret int64
+	ok        bool
+}
+
+// fault is one injection of the nemesis: from the start of Inject to the
+// end of Heal.
+type fault struct{ start, heal int64 }
+
+// history is everything one run recorded.
+type history struct {
+	holds    []*hold
+	attempts []attempt
+	writes   []write // in the order the resource saw them
+	strays   []stray
+	faults   []fault
+	errors   map[string]int // errors callers saw, by class
+	end      int64
+}
+
+// checkLimits are the bounds the checker may rely on.
+type checkLimits struct {
+	fencing   bool  // tokens are fencing tokens (not Limits.NotFencing)
+	tolerance int64 // how long after its TTL a lock may still be held on the server
+	late      int64 // how late after the validity deadline a lost signal may come
+}
+
+// HistoryReport is what a checked history showed. Every count is of
+// events in the history; durations are worst cases.
+type HistoryReport struct {
+	Name     string        // the cell: backend and fault
+	Duration time.Duration // how long the history ran
+	Faults   int           // injections of the fault
+
+	Acquired  int // acquisitions (tokens handed out)
+	Contended int // attempts that found the key held
+	Failed    int // attempts that failed (outcome unknown)
+	Runs      int // acquisitions made by Run, with a callback
+	LateGrant int // acquisitions whose answer came after their validity had passed (lost on arrival)
+	Stalled   int // holds that stalled past their validity, ignoring their context
+
+	Writes        int // fenced writes on the model resource
+	StaleRejected int // writes the resource rejected: an older token after a newer one
+	StaleAccepted int // writes the resource accepted from a holder older than one it had already seen
+
+	Overlaps     int           // pairs of holders inside their validity windows at the same time
+	WorstOverlap time.Duration // the longest such overlap
+	TokenOrder   int           // pairs granted one after the other whose tokens did not grow
+	Model        string        // the porcupine linearizability verdict: Ok, Illegal or Unknown
+
+	Signals        int           // lost-lock signals to callbacks that ran past their validity
+	LateSignals    int           // signals later than the validity deadline (plus scheduling tolerance), or missing
+	WorstLateness  time.Duration // latest signal after the validity deadline (negative: all early)
+	LostUnreported int           // callbacks that ran past validity whose context cause or Run error did not say the lock was lost
+
+	ForeignReleases int           // releases or renewals that succeeded on a lock their token no longer held
+	Orphans         int           // contended attempts explained only by a failed acquisition's lingering lock
+	WorstOrphan     time.Duration // longest such lock after its acquisition had failed
+	Phantoms        int           // contended attempts no holder, attempt or TTL explains
+
+	Errors map[string]int // errors callers saw, by class
+
+	Violations []string `json:",omitempty"` // the first few violations, for the log
+}
+
+const maxViolations = 12
+
+func (r *HistoryReport) violate(format string, args ...any) {
+	if len(r.Violations) < maxViolations {
+		r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
+	}
+}
+
+// deadline is the end of h's validity: its last confirmed grant or renewal
+// (timed from the request, as the core times it) plus the validity.
+func (h *hold) deadline() int64 {
+	d := h.call + h.validity
+	for _, r := range h.renewals {
+		if r.ok && !r.failed {
+			d = max(d, r.call+h.validity)
+		}
+	}
+	return d
+}
+
+// window is the time h's holder may act as the owner: from the moment it
+// learned it holds the lock until its validity deadline, or until it began
+// to release, whichever is first.
+func (h *hold) window() (start, end int64) {
+	end = h.deadline()
+	if h.release != nil {
+		end = min(end, h.release.call)
+	}
+	return h.ret, end
+}
+
+// serverEnd is the latest moment the store may still keep h: a confirmed
+// release ends it; otherwise its last possible grant or renewal plus the
+// TTL and tolerance. A call that landed during a fault may take effect up
+// to the heal, so faults stretch it.
+func (h *hold) serverEnd(faults []fault, tol int64) int64 {
+	if h.release != nil && h.release.ok && !h.release.failed {
+		return h.release.ret
+	}
+	last := h.ret
+	for _, r := range h.renewals {
+		if r.ok || r.failed {
+			last = max(last, r.ret)
+		}
+	}
+	return stretch(h.call, last, faults) + h.ttl + tol
+}
+
+// stretch returns ret, or the heal of the last fault that overlaps
+// [call, ret] if later: a request sent into a fault (a paused server, a cut
+// link) may be served when it heals.
+func stretch(call, ret int64, faults []fault) int64 {
+	for _, f := range faults {
+		if f.start <= ret && f.heal >= call {
+			ret = max(ret, f.heal)
+		}
+	}
+	return ret
+}
+
+// check runs every check on h and returns the report.
+func check(h *history, lim checkLimits) HistoryReport {
+	r := HistoryReport{Duration: time.Duration(h.end), Faults: len(h.faults), Errors: h.errors, Writes: len(h.writes)}
+	byKey := map[string][]*hold{}
+	for _, x := range h.holds {
+		byKey[x.key] = append(byKey[x.key], x)
+		r.Acquired++
+		if x.run != nil {
+			r.Runs++
+		}
+		if x.ret >= x.call+x.validity {
+			r.LateGrant++
+		}
+		if x.stall {
+			r.Stalled++
+		}
+	}
+	for _, a := range h.attempts {
+		if a.failed {
+			r.Failed++
+		} else {
+			r.Contended++
+		}
+	}
+	for key, hs := range byKey {
+		checkOverlaps(&r, key, hs)
+		if lim.fencing {
+			checkTokenOrder(&r, key, hs)
+		}
+		checkReleases(&r, key, hs)
+	}
+	for _, s := range h.strays {
+		if s.ok {
+			r.ForeignReleases++
+			r.violate("key %q: a call with token %d, which the history never saw granted, succeeded at %v", s.key, s.token, ms(s.call))
+		}
+	}
+	checkSignals(&r, h.holds, lim)
+	checkWrites(&r, h, lim.fencing)
+	checkContention(&r, h, byKey, lim)
+	r.Model = checkModel(h, lim)
+	return r
+}
+
+// checkOverlaps counts pairs of holds of one key whose windows intersect:
+// both holders could act as the owner at the same time.
+func checkOverlaps(r *HistoryReport, key string, hs []*hold) {
+	sorted := slices.Clone(hs)
+	slices.SortFunc(sorted, func(a, b *hold) int { return cmp.Compare(a.ret, b.ret) })
+	for i, a := range sorted {
+		as, ae := a.window()
+		for _, b := range sorted[i+1:] {
+			bs, be := b.window()
+			if bs >= ae {
+				// Later holds start later still, but a long window of a
+				// may reach them: keep scanning only while bs < ae.
+				break
+			}
+			if d := min(ae, be) - max(as, bs); d > 0 {
+				r.Overlaps++
+				r.WorstOverlap = max(r.WorstOverlap, time.Duration(d))
+				r.violate("key %q: holders of tokens %d and %d both inside their validity for %v (from %v)", key, a.token, b.token, time.Duration(d), ms(max(as, bs)))
+			}
+		}
+	}
+}
+
+// checkTokenOrder checks that a hold granted after another one returned
+// (its request came later) has a larger token.
+func checkTokenOrder(r *HistoryReport, key string, hs []*hold) {
+	byRet := slices.Clone(hs)
+	slices.SortFunc(byRet, func(a, b *hold) int { return cmp.Compare(a.ret, b.ret) })
+	byCall := slices.Clone(hs)
+	slices.SortFunc(byCall, func(a, b *hold) int { return cmp.Compare(a.call, b.call) })
+	// For each hold b (by request time), the largest token among holds that
+	// had returned before b was requested.
+	i := 0
+	var top *hold
+	for _, b := range byCall {
+		for i < len(byRet) && byRet[i].ret < b.call {
+			if top == nil || byRet[i].token > top.token {
+				top = byRet[i]
+			}
+			i++
+		}
+		if top != nil && b.token <= top.token {
+			r.TokenOrder++
+			r.violate("key %q: token %d (requested at %v) after token %d (granted at %v): fencing tokens must grow", key, b.token, ms(b.call), top.token, ms(top.ret))
+		}
+	}
+}
+
+// checkReleases finds releases and renewals that succeeded while another
+// holder, granted after this one, was inside its validity: the store
+// released or extended a lock the token no longer held.
+func checkReleases(r *HistoryReport, key string, hs []*hold) {
+	for _, a := range hs {
+		calls := slices.Clone(a.renewals)
+		if a.release != nil {
+			calls = append(calls, *a.release)
+		}
+		for _, c := range calls {
+			if !c.ok || c.failed {
+				continue
+			}
+			for _, b := range hs {
+				if b == a || b.call <= a.ret {
+					continue // not granted after a
+				}
+				bs, be := b.window()
+				if bs <= c.call && c.ret <= be {
+					r.ForeignReleases++
+					r.violate("key %q: token %d's call at %v succeeded while token %d held the lock", key, a.token, ms(c.call), b.token)
+				}
+			}
+		}
+	}
+}
+
+// checkSignals checks the callback's context of every Run whose callback
+// outlived the lock's validity: it must have ended by the deadline (plus
+// scheduling tolerance), with a cause saying the lock was lost, and Run's
+// error must say so too.
+func checkSignals(r *HistoryReport, holds []*hold, lim checkLimits) {
+	r.WorstLateness = time.Duration(math.MinInt64)
+	for _, h := range holds {
+		if h.run == nil {
+			continue
+		}
+		dl := h.deadline()
+		if h.run.end <= dl {
+			continue // returned in time: no signal owed
+		}
+		r.Signals++
+		at := h.run.end // never signalled while it ran: at least this late
+		if h.run.signal != 0 && h.run.signal < at {
+			at = h.run.signal
+		}
+		// A lock granted after its validity had passed (the answer came
+		// late) is owed its signal when the callback starts.
+		late := at - max(dl, h.run.start)
+		r.WorstLateness = max(r.WorstLateness, time.Duration(late))
+		if late > lim.late {
+			r.LateSignals++
+			r.violate("key %q: token %d's callback ran until %v, %v past its validity deadline %v; its context ended %v after the deadline (%s)", h.key, h.token, ms(h.run.end), time.Duration(h.run.end-dl), ms(dl), time.Duration(late), h)
+		}
+		if !h.run.lostCause || !h.run.reported {
+			r.LostUnreported++
+			r.violate("key %q: token %d's callback outlived its lock, but the context's cause (lost: %v) or Run's error (lost: %v) did not say so", h.key, h.token, h.run.lostCause, h.run.reported)
+		}
+	}
+	if r.Signals == 0 {
+		r.WorstLateness = 0
+	}
+}
+
+// checkWrites counts the resource's verdicts: a write accepted from a
+// holder granted before some holder whose write the resource had already
+// accepted is stale. Without fencing tokens the resource accepts every
+// write, and stale ones are counted but are no violation.
+func checkWrites(r *HistoryReport, h *history, fencing bool) {
+	grant := map[int]*hold{}
+	for _, x := range h.holds {
+		grant[x.id] = x
+	}
+	newest := map[string]int64{} // per key: latest request time of a holder whose write was accepted
+	for _, w := range h.writes {
+		x := grant[w.hold]
+		if !w.accepted {
+			r.StaleRejected++
+			continue
+		}
+		if n, ok := newest[w.key]; ok && n > x.ret {
+			r.StaleAccepted++
+			if fencing { // without fencing tokens, expected
+				r.violate("key %q: the resource accepted token %d's write at %v after a write by a holder granted later", w.key, w.token, ms(w.at))
+			}
+		}
+		newest[w.key] = max(newest[w.key], x.call)
+	}
+}
+
+// span is a time a key may be held on the store, and by what.
+type span struct {
+	from, to int64
+	failed   bool  // a failed acquisition's possible lock, past its return
+	ret      int64 // for failed: when the acquisition returned
+	self     int   // the attempt it stands for (-1: a hold)
+}
+
+// checkContention explains every attempt that found the key held: by a
+// hold (from its request until the store may have dropped it), by another
+// attempt in flight (Redlock's partial votes), or by a failed acquisition
+// that may have taken the lock and left it until its TTL (an orphan). An
+// attempt none of these explains is a phantom: the store reported a lock
+// nobody in the history could hold.
+func checkContention(r *HistoryReport, h *history, byKey map[string][]*hold, lim checkLimits) {
+	spans := map[string][]span{}
+	for key, hs := range byKey {
+		for _, x := range hs {
+			spans[key] = append(spans[key], span{from: x.call, to: x.serverEnd(h.faults, lim.tolerance), self: -1})
+		}
+	}
+	var ttl int64
+	for _, x := range h.holds {
+		ttl = max(ttl, x.ttl)
+	}
+	for i, a := range h.attempts {
+		spans[a.key] = append(spans[a.key], span{from: a.call, to: a.ret, self: i})
+		if end := stretch(a.call, a.ret, h.faults); a.failed || end > a.ret {
+			spans[a.key] = append(spans[a.key], span{from: a.call, to: end + ttl + lim.tolerance, failed: true, ret: a.ret, self: i})
+		}
+	}
+	type index struct {
+		sure, orphan []span // sorted by from
+	}
+	idx := map[string]*index{}
+	for key, ss := range spans {
+		x := &index{}
+		for _, s := range ss {
+			if s.failed {
+				x.orphan = append(x.orphan, s)
+			} else {
+				x.sure = append(x.sure, s)
+			}
+		}
+		for _, l := range [][]span{x.sure, x.orphan} {
+			slices.SortFunc(l, func(a, b span) int { return cmp.Compare(a.from, b.from) })
+		}
+		idx[key] = x
+	}
+	covered := func(l []span, call, ret int64, self int) (span, bool) {
+		// Any span other than the attempt's own that starts by ret and
+		// ends at or after call.
+		for _, s := range l {
+			if s.from > ret {
+				break
+			}
+			if s.to >= call && s.self != self {
+				return s, true
+			}
+		}
+		return span{}, false
+	}
+	for i, a := range h.attempts {
+		if a.failed {
+			continue
+		}
+		x := idx[a.key]
+		if _, ok := covered(x.sure, a.call, a.ret, i); ok {
+			continue
+		}
+		if s, ok := covered(x.orphan, a.call, a.ret, i); ok {
+			r.Orphans++
+			r.WorstOrphan = max(r.WorstOrphan, time.Duration(a.ret-s.ret))
+			continue
+		}
+		r.Phantoms++
+		r.violate("key %q: an attempt at %v found the key held, and no holder, attempt or TTL in the history explains it", a.key, ms(a.call))
+	}
+}
+
+// The porcupine model: one lock per key. A state is the holder the
+// history last saw granted, the earliest moment its lock may have ended,
+// and the largest token granted so far.
+type lockState struct {
+	holder int64
+	until  int64
+	top    int64
+}
+
+type lockOp struct {
+	part   int  // the key's partition
+	kind   byte // 'a'cquire, 'r'enew, 'u'nlock
+	token  int64
+	until  int64 // for 'a' and 'r': the call time plus validity
+	call   int64
+	ret    int64
+	ok     bool
+	failed bool
+}
+
+// checkModel checks the history for linearizability against a lock with
+// expiry, with porcupine: acquisitions succeed only when the lock is free
+// or the holder's validity has passed (and, with fencing, with a larger
+// token), renewals and releases succeed only for the holder, and a holder
+// is told "not held" only once its validity has passed. Failed calls
+// (unknown outcome) are modelled as "may have happened": a failed release
+// frees the lock from its call on; failed acquisitions and renewals only
+// ever add exclusion, so they are left out, as are attempts that found the
+// key held (checkContention explains those).
+func checkModel(h *history, lim checkLimits) string {
+	var ops []porcupine.Operation
+	keys := map[string]int{}
+	add := func(key string, client int, op lockOp) {
+		if _, ok := keys[key]; !ok {
+			keys[key] = len(keys)
+		}
+		op.part = keys[key]
+		ops = append(ops, porcupine.Operation{ClientId: client, Input: op, Call: op.call, Return: op.ret})
+	}
+	for _, x := range h.holds {
+		add(x.key, x.client, lockOp{kind: 'a', token: x.token, until: x.call + x.validity, call: x.call, ret: x.ret, ok: true})
+		for _, c := range x.renewals {
+			if !c.failed {
+				add(x.key, x.client, lockOp{kind: 'r', token: x.token, until: c.call + x.validity, call: c.call, ret: c.ret, ok: c.ok})
+			}
+		}
+		if c := x.release; c != nil {
+			add(x.key, x.client, lockOp{kind: 'u', token: x.token, call: c.call, ret: c.ret, ok: c.ok, failed: c.failed})
+		}
+	}
+	model := porcupine.Model{
+		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+			parts := make([][]porcupine.Operation, len(keys))
+			for _, op := range history {
+				k := op.Input.(lockOp).part
+				parts[k] = append(parts[k], op)
+			}
+			return parts
+		},
+		Init: func() any { return lockState{} },
+		Step: func(state, input, _ any) (bool, any) {
+			s, op := state.(lockState), input.(lockOp)
+			mine := s.holder == op.token
+			mayBeGone := !mine || op.ret >= s.until
+			switch op.kind {
+			case 'a':
+				if (s.holder != 0 && op.ret < s.until) || (lim.fencing && op.token <= s.top) {
+					return false, s
+				}
+				return true, lockState{holder: op.token, until: op.until, top: max(s.top, op.token)}
+			case 'r':
+				if op.ok {
+					if !mine {
+						return false, s
+					}
+					s.until = max(s.until, op.until)
+					return true, s
+				}
+			case 'u':
+				if op.failed {
+					if mine {
+						s.until = min(s.until, op.call) // may be free from now on
+					}
+					return true, s
+				}
+				if op.ok {
+					if !mine {
+						return false, s
+					}
+					s.holder = 0
+					return true, s
+				}
+			}
+			// Told "not held": only if it may be gone.
+			if !mayBeGone {
+				return false, s
+			}
+			if mine {
+				s.holder = 0
+			}
+			return true, s
+		},
+	}
+	return string(porcupine.CheckOperationsTimeout(model, ops, time.Minute))
+}
+
+// String describes h for a violation's message.
+func (h *hold) String() string {
+	s := fmt.Sprintf("client %d acquired %v–%v", h.client, ms(h.call), ms(h.ret))
+	for _, c := range h.renewals {
+		s += fmt.Sprintf(", renewed %v–%v ok=%v failed=%v", ms(c.call), ms(c.ret), c.ok, c.failed)
+	}
+	if c := h.release; c != nil {
+		s += fmt.Sprintf(", released %v–%v ok=%v failed=%v", ms(c.call), ms(c.ret), c.ok, c.failed)
+	}
+	if x := h.run; x != nil {
+		s += fmt.Sprintf(", callback %v–%v signal %v", ms(x.start), ms(x.end), ms(x.signal))
+	}
+	return s
+}
+
+func ms(ns int64) string { return time.Duration(ns).Round(time.Millisecond).String() }

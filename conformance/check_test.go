@@ -1,0 +1,140 @@
+package conformance
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The history checker's own tests: hand-made histories, one clean and one
+// for each class of violation, each of which the checker must catch (and
+// only that one).
+
+const sec = int64(time.Second)
+
+var strict = checkLimits{fencing: true, tolerance: int64(250 * time.Millisecond), late: int64(250 * time.Millisecond)}
+
+// clean is a good history of key "k": token 10 held 0–0.5 s by client 0
+// under Run and released; token 11 acquired by client 1 at 0.6 s, expired
+// unreleased; token 12 acquired at 2 s after a contended attempt at 1 s,
+// released. Each wrote once, and 11's late write was rejected.
+func clean() *history {
+	h := &history{end: 3 * sec, errors: map[string]int{}}
+	h.holds = []*hold{
+		{id: 0, client: 0, key: "k", token: 10, call: 0, ret: sec / 100, ttl: sec, validity: sec,
+			release: &outcome{call: sec / 2, ret: sec/2 + sec/100, ok: true},
+			run:     &runInfo{start: sec / 50, end: sec / 2, reported: true, lostCause: true}},
+		{id: 1, client: 1, key: "k", token: 11, call: 6 * sec / 10, ret: 61 * sec / 100, ttl: sec, validity: sec},
+		{id: 2, client: 2, key: "k", token: 12, call: 2 * sec, ret: 2*sec + sec/100, ttl: sec, validity: sec,
+			release: &outcome{call: 25 * sec / 10, ret: 251 * sec / 100, ok: true}},
+	}
+	h.attempts = []attempt{{client: 0, key: "k", call: sec, ret: sec + sec/100}}
+	h.writes = []write{
+		{key: "k", hold: 0, token: 10, at: sec / 10, accepted: true},
+		{key: "k", hold: 1, token: 11, at: 7 * sec / 10, accepted: true},
+		{key: "k", hold: 2, token: 12, at: 21 * sec / 10, accepted: true},
+		{key: "k", hold: 1, token: 11, at: 22 * sec / 10, accepted: false},
+	}
+	return h
+}
+
+func TestCheckerAcceptsCleanHistory(t *testing.T) {
+	r := check(clean(), strict)
+	assert.Empty(t, r.Violations)
+	assert.Equal(t, "Ok", r.Model)
+	assert.Equal(t, 3, r.Acquired)
+	assert.Equal(t, 1, r.Contended)
+	assert.Equal(t, 1, r.StaleRejected, "the stalled holder's write after its TTL")
+	assert.Zero(t, r.Overlaps+r.TokenOrder+r.StaleAccepted+r.LateSignals+r.ForeignReleases+r.Orphans+r.Phantoms)
+}
+
+func TestCheckerCatches(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		lim    checkLimits
+		break_ func(h *history)
+		want   func(r HistoryReport) int
+	}{
+		{"overlap: a grant inside another holder's validity", strict, func(h *history) {
+			h.holds[2].call, h.holds[2].ret = sec, sec+sec/100 // 11 is valid until 1.6 s
+			h.attempts = nil
+		}, func(r HistoryReport) int { return r.Overlaps }},
+		{"token going backwards", strict, func(h *history) {
+			h.holds[2].token = 9
+			h.writes[2].token = 9
+		}, func(r HistoryReport) int { return r.TokenOrder }},
+		{"stale write accepted", checkLimits{fencing: false, tolerance: strict.tolerance, late: strict.late}, func(h *history) {
+			h.writes[3].accepted = true // a resource without fencing
+		}, func(r HistoryReport) int { return r.StaleAccepted }},
+		{"late signal", strict, func(h *history) {
+			lateRun(h, 3*sec+sec/2)
+		}, func(r HistoryReport) int { return r.LateSignals }},
+		{"missing signal", strict, func(h *history) {
+			lateRun(h, 0)
+		}, func(r HistoryReport) int { return r.LateSignals }},
+		{"lost lock not reported by Run", strict, func(h *history) {
+			lateRun(h, 3*sec)
+			h.holds[2].run.reported = false
+		}, func(r HistoryReport) int { return r.LostUnreported }},
+		{"foreign release", strict, func(h *history) {
+			h.holds[1].release = &outcome{call: 22 * sec / 10, ret: 221 * sec / 100, ok: true} // 12 holds the key then
+		}, func(r HistoryReport) int { return r.ForeignReleases }},
+		{"release of a token never granted", strict, func(h *history) {
+			h.strays = []stray{{key: "k", token: 99, call: sec, ret: sec, ok: true}}
+		}, func(r HistoryReport) int { return r.ForeignReleases }},
+		{"phantom: the key held with nobody to hold it", strict, func(h *history) {
+			h.attempts = append(h.attempts, attempt{client: 1, key: "k", call: 19 * sec / 10, ret: 19*sec/10 + sec/100})
+		}, func(r HistoryReport) int { return r.Phantoms }},
+		{"orphan: a failed acquisition left the key held", strict, func(h *history) {
+			h.attempts = append(h.attempts,
+				attempt{client: 1, key: "k", call: 17 * sec / 10, ret: 175 * sec / 100, failed: true},
+				attempt{client: 0, key: "k", call: 19 * sec / 10, ret: 19*sec/10 + sec/100})
+		}, func(r HistoryReport) int { return r.Orphans }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := clean()
+			tc.break_(h)
+			r := check(h, tc.lim)
+			assert.Positive(t, tc.want(r), "not caught: %s", r.summary())
+			all := r.Overlaps + r.TokenOrder + r.StaleAccepted + r.LateSignals + r.LostUnreported + r.ForeignReleases + r.Orphans + r.Phantoms
+			assert.Equal(t, tc.want(r), all, "other checks fired too: %s", r.Violations)
+			for _, v := range r.Violations {
+				t.Log(v)
+			}
+		})
+	}
+}
+
+// lateRun makes token 12 a Run whose callback ran until 4 s, a second
+// past its validity deadline (3 s), and whose context ended at signal (0:
+// never).
+func lateRun(h *history, signal int64) {
+	h.end = 5 * sec
+	x := h.holds[2]
+	x.release = &outcome{call: 4 * sec, ret: 4*sec + sec/100}
+	x.run = &runInfo{start: 2*sec + sec/50, end: 4 * sec, signal: signal, lostCause: true, reported: true}
+}
+
+// The model check alone rejects a history whose only defect is a grant
+// inside another holder's validity, and one whose tokens go backwards.
+func TestModelRejects(t *testing.T) {
+	h := clean()
+	h.holds[2].call, h.holds[2].ret = sec, sec+sec/100
+	require.Equal(t, "Illegal", checkModel(h, strict), "grant while held")
+
+	h = clean()
+	h.holds[2].token = 9
+	require.Equal(t, "Illegal", checkModel(h, strict), "token going backwards")
+	require.Equal(t, "Ok", checkModel(h, checkLimits{}), "without fencing, order is not checked")
+
+	h = clean()
+	h.holds[0].release.ok = false // told "not held" while valid
+	require.Equal(t, "Illegal", checkModel(h, strict), "release refused inside validity")
+
+	h = clean()
+	h.holds[0].release = &outcome{call: sec / 2, ret: sec / 2, failed: true}
+	h.holds[1].call, h.holds[1].ret = sec/2+1, sec/2+2 // may have been released: fine
+	require.Equal(t, "Ok", checkModel(h, strict), "a failed release may have freed the lock")
+}
