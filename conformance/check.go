@@ -101,6 +101,8 @@ type checkLimits struct {
 // events in the history; durations are worst cases.
 type HistoryReport struct {
 	Name     string        // the cell: backend and fault
+	Expect   Expect        // what the cell's fault was allowed to break
+	TTL      time.Duration // the locks' TTL
 	Duration time.Duration // how long the history ran
 	Faults   int           // injections of the fault
 

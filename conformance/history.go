@@ -256,7 +256,7 @@ func RunHistory(t *testing.T, h Harness, opts HistoryOptions) HistoryReport {
 
 	hist := rec.history()
 	rep := check(hist, checkLimits{fencing: !lim.NotFencing, tolerance: int64(lim.ExpiryTolerance), late: int64(signalTolerance)})
-	rep.Name = o.Name
+	rep.Name, rep.Expect, rep.TTL = o.Name, o.Expect, ttl
 	t.Logf("history %s: %s", o.Name, rep.summary())
 	for _, v := range rep.Violations {
 		t.Logf("  %s", v)
