@@ -24,8 +24,19 @@ if h[1] and tonumber(h[2]) > now and h[3] == ARGV[1] then
   redis.call('PUBLISH', KEYS[1], 'released')
   return 1
 end
-redis.call('HSET', KEYS[1], 'void', ARGV[1])
+-- One mark per attempt: several attempts on one key can be on their way
+-- at once (a frozen server queues them all), and each must find its own.
+-- A mark holds the time until which it is kept; marks past it are dropped
+-- here (this path is rare), so they do not pile up on a key that is never
+-- idle long enough to expire.
 local ttl = tonumber(ARGV[3])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 5) == 'void:' and tonumber(all[i + 1]) <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+redis.call('HSET', KEYS[1], 'void:' .. ARGV[1], string.format('%.0f', now + ttl * 1000))
 if redis.call('PTTL', KEYS[1]) < ttl then
   redis.call('PEXPIRE', KEYS[1], ttl)
 end

@@ -2,7 +2,7 @@
 --
 -- KEYS[1]  the lock's hash: tok (holder's token), exp (holder's expiry,
 --          microseconds of server time), own (the holder's attempt nonce),
---          fence (last token issued), void (the nonce of an attempt that
+--          fence (last token issued), void:<nonce> (one per attempt that
 --          was abandoned before it arrived; see abandon.lua)
 -- ARGV[1]  lock TTL in milliseconds
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
@@ -17,8 +17,8 @@
 -- as long as the server clock has not gone back.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'fence', 'void')
-if (h[1] and tonumber(h[2]) > now) or h[4] == ARGV[3] then
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'fence', 'void:' .. ARGV[3])
+if (h[1] and tonumber(h[2]) > now) or h[4] then
   return 0
 end
 local tok = now

@@ -1,0 +1,57 @@
+package redis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+// Several attempts on one key abandoned before they arrive (a frozen
+// server queues them all, then runs every clean-up before the attempts):
+// each attempt must find its own void mark and take nothing. With one mark
+// per key, the last clean-up overwrote the others and an earlier attempt
+// took the lock for a TTL nobody could release. The history checker found
+// this under a paused server. Expired marks are dropped, so they do not
+// pile up.
+func TestAbandonedAttemptsEachStayVoid(t *testing.T) {
+	srv := itest.StartRedis(t)
+	c := itest.RedisClient(t, srv)
+	l := New(c, WithPrefix("abandon:"))
+	ctx := t.Context()
+	const ttl = time.Second
+	k := l.prefix + "k"
+	nonces := []string{"n1", "n2", "n3"}
+	for _, n := range nonces {
+		l.abandon(ctx, k, n, ttl)
+	}
+	for _, n := range nonces {
+		tok, err := acquireScript.Run(ctx, l.client, []string{k}, ms(ttl), l.idleArg, n).Int64()
+		require.NoError(t, err)
+		assert.Zero(t, tok, "abandoned attempt %s took the lock", n)
+	}
+	tok, err := l.Acquire(ctx, "k", ttl)
+	require.NoError(t, err)
+	require.Positive(t, tok, "a new attempt takes the free key")
+
+	marks := func() int {
+		fields, err := c.HKeys(ctx, k).Result()
+		require.NoError(t, err)
+		n := 0
+		for _, f := range fields {
+			if len(f) > 5 && f[:5] == "void:" {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, len(nonces), marks())
+	// Marks last the attempt's TTL; the next clean-up after that drops them.
+	time.Sleep(ttl + 50*time.Millisecond) // the marks' time must pass
+	l.abandon(context.Background(), k, "n4", ttl)
+	assert.Equal(t, 1, marks(), "expired marks are dropped, the new one kept")
+}
