@@ -55,7 +55,8 @@ type attempt struct {
 	client    int
 	key       string
 	call, ret int64
-	failed    bool // an error (outcome unknown); otherwise the key was held
+	failed    bool   // an error (outcome unknown); otherwise the key was held
+	err       string // the error, for messages
 }
 
 // write is one fenced write on the model resource.
@@ -95,6 +96,7 @@ type checkLimits struct {
 	fencing   bool  // tokens are fencing tokens (not Limits.NotFencing)
 	tolerance int64 // how long after its TTL a lock may still be held on the server
 	late      int64 // how late after the validity deadline a lost signal may come
+	orphans   bool  // orphans are allowed (and not listed as violations)
 }
 
 // HistoryReport is what a checked history showed. Every count is of
@@ -452,6 +454,10 @@ func checkContention(r *HistoryReport, h *history, byKey map[string][]*hold, lim
 		if s, ok := covered(x.orphan, a.call, a.ret, i); ok {
 			r.Orphans++
 			r.WorstOrphan = max(r.WorstOrphan, time.Duration(a.ret-s.ret))
+			if !lim.orphans {
+				o := h.attempts[s.self]
+				r.violate("key %q: an attempt at %v found the key held, %v after client %d's acquisition (%v–%v) failed (%s): an orphaned lock", a.key, ms(a.call), time.Duration(a.ret-s.ret), o.client, ms(o.call), ms(o.ret), o.err)
+			}
 			continue
 		}
 		r.Phantoms++

@@ -255,7 +255,7 @@ func RunHistory(t *testing.T, h Harness, opts HistoryOptions) HistoryReport {
 	wg.Wait()
 
 	hist := rec.history()
-	rep := check(hist, checkLimits{fencing: !lim.NotFencing, tolerance: int64(lim.ExpiryTolerance), late: int64(signalTolerance)})
+	rep := check(hist, checkLimits{fencing: !lim.NotFencing, tolerance: int64(lim.ExpiryTolerance), late: int64(signalTolerance), orphans: o.Expect.MayOrphan})
 	rep.Name, rep.Expect, rep.TTL = o.Name, o.Expect, ttl
 	t.Logf("history %s: %s", o.Name, rep.summary())
 	for _, v := range rep.Violations {
@@ -378,7 +378,7 @@ func (r *historian) wrap(c int, l backend.Locker) *wrapped {
 		defer r.mu.Unlock()
 		switch {
 		case err != nil || tok < 0:
-			r.atts = append(r.atts, attempt{client: c, key: key, call: call, ret: ret, failed: true})
+			r.atts = append(r.atts, attempt{client: c, key: key, call: call, ret: ret, failed: true, err: fmt.Sprint(err)})
 		case tok == 0:
 			r.atts = append(r.atts, attempt{client: c, key: key, call: call, ret: ret})
 		default:
