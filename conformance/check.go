@@ -105,6 +105,8 @@ type HistoryReport struct {
 	Name     string        // the cell: backend and fault
 	Expect   Expect        // what the cell's fault was allowed to break
 	TTL      time.Duration // the locks' TTL
+	Fencing  bool          // the backend's tokens fence (not Limits.NotFencing)
+	Nemesis  bool          // a fault schedule ran
 	Duration time.Duration // how long the history ran
 	Faults   int           // injections of the fault
 

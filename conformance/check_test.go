@@ -138,3 +138,41 @@ func TestModelRejects(t *testing.T) {
 	h.holds[1].call, h.holds[1].ret = sec/2+1, sec/2+2 // may have been released: fine
 	require.Equal(t, "Ok", checkModel(h, strict), "a failed release may have freed the lock")
 }
+
+// Breaches waives exactly what a cell's Expect allows, and asks for the
+// documented weakness where the cell must show it.
+func TestBreaches(t *testing.T) {
+	ok := HistoryReport{Acquired: 100, Fencing: true, Model: "Ok"}
+	assert.Empty(t, ok.Breaches())
+
+	r := ok
+	r.Overlaps, r.Model = 3, "Illegal"
+	assert.Len(t, r.Breaches(), 2, "overlap and model, where nothing may break")
+	r.Expect = Expect{MayOverlap: true}
+	assert.Empty(t, r.Breaches(), "waived")
+
+	r = ok
+	r.Expect = Expect{MustOverlap: true, MayOverlap: true}
+	assert.Len(t, r.Breaches(), 2, "no overlap shown, and the model accepted")
+
+	r = ok
+	r.Orphans = 1
+	assert.Len(t, r.Breaches(), 1)
+	r.Expect.MayOrphan = true
+	assert.Empty(t, r.Breaches())
+
+	r = ok
+	r.StaleAccepted, r.TokenOrder = 1, 1
+	assert.Len(t, r.Breaches(), 2)
+	r.Fencing = false
+	assert.Empty(t, r.Breaches(), "without fencing, stale writes are expected")
+
+	r = ok
+	r.LateSignals, r.ForeignReleases, r.Phantoms, r.LostUnreported = 1, 1, 1, 1
+	r.Expect = Expect{MayOverlap: true, MayOrphan: true}
+	assert.Len(t, r.Breaches(), 4, "never waived")
+
+	r = ok
+	r.Nemesis = true
+	assert.Len(t, r.Breaches(), 1, "a schedule that injected nothing")
+}

@@ -37,6 +37,23 @@
 //
 // Subtests that wait for a TTL to pass take about MinTTL each; the whole
 // suite takes 30 to 60 seconds on a backend with one-second TTLs.
+//
+// # Histories under faults
+//
+// [RunHistory] checks the same claims the way Jepsen and etcd's
+// robustness tests do: several clients contend for a few keys while a
+// [Nemesis] injects faults on a schedule (the backend's tests build it
+// from their containers: pause, kill and restart, a cut network; or
+// [FreezeClient] through a [Faulter]), every backend call is recorded on
+// one monotonic clock, and the whole history is checked: by porcupine
+// (github.com/anishathalye/porcupine) against a model of a lock with
+// expiry, and directly for what a sequential model cannot say (overlap
+// counts, stale writes on a fenced resource, how late lost-lock signals
+// came, orphaned and unexplained locks). [Expect] says what a fault may
+// break according to the backend's documentation; everything else fails
+// the test. A cell runs a few seconds by default; [HistoryDurationEnv]
+// soaks it for longer, and [HistoryReportEnv] collects the reports
+// (docs/run-soak.sh turns them into docs/safety.md).
 package conformance
 
 import (

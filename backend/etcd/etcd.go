@@ -52,6 +52,21 @@
 //     later fail. The lock stays orphaned, until its TTL, only if the
 //     revocation cannot reach the cluster either.
 //
+// # Under faults, as histories show
+//
+// TestHistory records concurrent histories with conformance.RunHistory
+// under each fault below and checks them; docs/safety.md has the figures
+// of a soak. One member paused longer than the TTL, killed and restarted
+// (its data survives), cut off the network, a client's link frozen, and on
+// three members the leader cut off: under every one, mutual exclusion
+// holds, tokens grow in grant order, a fenced resource accepts no stale
+// write, no release or refresh succeeds for a token that lost the key, and
+// a callback that outlives its lock has its context ended at the validity
+// deadline. An acquisition that hung through a fault can be granted after
+// its validity has passed; Run then hands the callback an already-ended
+// context, with a cause matching xsync.ErrLockLost (counted as late
+// grants).
+//
 // # Round trips
 //
 // Measured in etcd writes (a Put) on one node: Acquire is a lease plus a

@@ -18,6 +18,9 @@
 //   - Waiters learn of a release through a channel at once ([Locker.Watch]),
 //     and of an expiry when it is due on the real clock.
 //
+// TestHistory holds it to conformance.RunHistory's checks too, in one
+// process and without faults.
+//
 // # Testing with a manual clock
 //
 // [WithClock] replaces the clock, so that a test can expire locks without

@@ -67,6 +67,25 @@
 //     reply nor the clean-up gets through in that time (a server frozen
 //     for longer, a link that stays cut).
 //
+// # Under faults, as histories show
+//
+// TestHistory records concurrent histories with conformance.RunHistory
+// under each fault below and checks them; docs/safety.md has the figures
+// of a soak. Under every one: tokens grow in grant order, a fenced
+// resource accepts no stale write, no release or refresh succeeds for a
+// token that lost the key, and a callback that outlives its lock has its
+// context ended at the validity deadline.
+//
+//   - Server paused longer than the TTL, network cut, a client's link
+//     frozen: mutual exclusion holds. Acquisitions queued on a frozen
+//     server run when it wakes, after their callers gave up, and their
+//     clean-up cannot reach it first; such a key stays held, by nobody,
+//     for up to its TTL after the heal (counted as orphans).
+//   - Server killed and restarted without persistence: it forgets held
+//     locks, and a second holder gets a key inside the first one's
+//     validity (the history must show it, or the test fails). Fencing
+//     rejects the first holder's later writes.
+//
 // Needs Redis 5 or later (scripts that call TIME and then write).
 //
 // # URLs

@@ -39,6 +39,30 @@
 // answered to tell, they return an error, and xsync does not report a
 // lost lock for it.
 //
+// # Under faults, as histories show
+//
+// TestHistory records concurrent histories with conformance.RunHistory on
+// three nodes under each fault below and checks them; docs/safety.md has
+// the figures of a soak. Under every one, no release or refresh succeeds
+// for a token that lost the key, and a callback that outlives its lock has
+// its context ended at the validity deadline.
+//
+//   - One node paused, cut off or killed and restarted (always the same
+//     one), two nodes paused or cut off, a client's link frozen: mutual
+//     exclusion holds; with two of three nodes gone nothing is granted
+//     ("quorum unreachable"). Votes of acquisitions that failed may linger
+//     on a node until their TTL (counted as orphans).
+//   - Two of three nodes killed and restarted without persistence: the
+//     majority forgets held locks, and a second holder wins inside the
+//     first one's validity (the history must show it, or the test fails).
+//     Restarting different nodes one after another has the same effect
+//     once a holder's remaining majority includes a restarted node: keep
+//     a restarted node out for longer than the longest hold (the TTL, or
+//     the auto-extension cap), or run the nodes with appendfsync always.
+//   - Tokens do not fence: a holder that stalls past its validity writes
+//     after the next holder, and the resource cannot tell (counted as
+//     stale writes accepted, in every cell, faults or not).
+//
 // # Split votes
 //
 // Contenders that lock a free key at the same moment can split the nodes
