@@ -221,6 +221,9 @@ func RunHistory(t *testing.T, h Harness, opts HistoryOptions) HistoryReport {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// Also when a nemesis fails the test: no worker outlives it.
+	stopWorkers := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopWorkers()
 	for c := range o.Clients {
 		for w := range o.Workers {
 			wk := &worker{rec: rec, name: names[c], client: c, keys: keys, ttl: ttl, exp: exp,
@@ -251,8 +254,7 @@ func RunHistory(t *testing.T, h Harness, opts HistoryOptions) HistoryReport {
 		}
 	}
 	time.Sleep(time.Until(end))
-	close(stop)
-	wg.Wait()
+	stopWorkers()
 
 	hist := rec.history()
 	rep := check(hist, checkLimits{fencing: !lim.NotFencing, tolerance: int64(lim.ExpiryTolerance), late: int64(signalTolerance), orphans: o.Expect.MayOrphan})
