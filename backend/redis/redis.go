@@ -186,7 +186,7 @@ func ACLRules(prefix string) string {
 		prefix = DefaultPrefix
 	}
 	return "~" + prefix + "* &" + prefix + "* -@all +eval +evalsha +subscribe +unsubscribe +ping " +
-		"+time +hmget +hset +hdel +del +pexpire +pttl +publish"
+		"+time +hmget +hgetall +hset +hdel +del +pexpire +pttl +publish"
 }
 
 // ErrEvictionPolicy is what [Locker.Ping] reports when the server may evict
