@@ -595,6 +595,9 @@ func (w *worker) run(key string, work time.Duration, stall, extend bool) {
 		if stall || cctx.Err() == nil {
 			w.rec.write(h)
 		}
+		if cctx.Err() != nil {
+			signal() // ended while the callback ran; AfterFunc's goroutine may not have run yet
+		}
 		w.rec.mu.Lock()
 		info.end = w.rec.now()
 		w.rec.mu.Unlock()
