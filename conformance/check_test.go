@@ -153,7 +153,11 @@ func TestBreaches(t *testing.T) {
 
 	r = ok
 	r.Expect = Expect{MustOverlap: true, MayOverlap: true}
-	assert.Len(t, r.Breaches(), 2, "no overlap shown, and the model accepted")
+	assert.Len(t, r.Breaches(), 1, "no overlap shown")
+	r.Overlaps = 2
+	assert.Len(t, r.Breaches(), 1, "overlaps, yet the model accepted")
+	r.Model = "Illegal"
+	assert.Empty(t, r.Breaches())
 
 	r = ok
 	r.Orphans = 1

@@ -43,6 +43,11 @@ type HistoryOptions struct {
 	// overrides it. Zero means 6 seconds, or with a nemesis, long enough
 	// for one fault (Calm + Length + 2 TTLs) if that is longer.
 	Duration time.Duration
+	// Work is the longest a holder works before it releases (each hold
+	// works a random time up to it). Zero means TTL/8. A fault whose
+	// weakness must show (Expect.MustOverlap) needs holders that work
+	// across it: give such cells a Work near the TTL.
+	Work time.Duration
 	// StallEvery makes one hold in StallEvery stall past its validity
 	// while ignoring its context, as in a long GC pause. Zero means 12;
 	// negative means never.
@@ -143,6 +148,9 @@ func (o HistoryOptions) withDefaults(t *testing.T, ttl time.Duration) HistoryOpt
 	if o.StallEvery == 0 {
 		o.StallEvery = 12
 	}
+	if o.Work == 0 {
+		o.Work = ttl / 8
+	}
 	if o.Expect.MustOverlap {
 		o.Expect.MayOverlap = true
 	}
@@ -226,7 +234,7 @@ func RunHistory(t *testing.T, h Harness, opts HistoryOptions) HistoryReport {
 	defer stopWorkers()
 	for c := range o.Clients {
 		for w := range o.Workers {
-			wk := &worker{rec: rec, name: names[c], client: c, keys: keys, ttl: ttl, exp: exp,
+			wk := &worker{rec: rec, name: names[c], client: c, keys: keys, ttl: ttl, exp: exp, work: o.Work,
 				stallEvery: o.StallEvery, refresh: refresh, stop: stop,
 				rng: rand.New(rand.NewPCG(seed, uint64(c*1000+w)))}
 			wg.Go(wk.loop)
@@ -314,10 +322,10 @@ func (r HistoryReport) Breaches() []string {
 		}
 	}
 	if r.Expect.MustOverlap {
-		if r.Overlaps == 0 {
+		switch {
+		case r.Overlaps == 0:
 			out = append(out, "the fault's documented weakness (two holders at once) did not show: the run cannot prove the checker catches it")
-		}
-		if r.Model == "Ok" {
+		case r.Model == "Ok":
 			out = append(out, "overlaps found, yet the model check accepted the history")
 		}
 	}
@@ -479,6 +487,7 @@ type worker struct {
 	keys       []string
 	ttl        time.Duration
 	exp        int32
+	work       time.Duration
 	stallEvery int
 	refresh    bool
 	stop       chan struct{}
@@ -507,7 +516,7 @@ func (w *worker) loop() {
 	for !w.stopped() {
 		key := w.keys[w.rng.IntN(len(w.keys))]
 		stall := w.stallEvery > 0 && w.rng.IntN(w.stallEvery) == 0
-		work := time.Duration(w.rng.Int64N(int64(w.ttl / 8)))
+		work := time.Duration(w.rng.Int64N(int64(w.work)))
 		switch mode := w.rng.IntN(3); {
 		case mode == 0:
 			w.lockUnlock(key, work, stall)

@@ -33,6 +33,11 @@ func TestHistory(t *testing.T) {
 		n      *conformance.Nemesis
 		expect conformance.Expect
 		ttl    time.Duration
+		// A cell whose weakness must show: more holders stall (one in
+		// three, deaf to their context) so that some act across the fault,
+		// for a few faults.
+		stallEvery int
+		dur        time.Duration
 	}{
 		{name: "none"},
 		{name: "pause", n: &conformance.Nemesis{Name: "pause",
@@ -45,8 +50,9 @@ func TestHistory(t *testing.T) {
 			Length: time.Millisecond, Calm: 2 * time.Second},
 			// A TTL that outlives the restart, so that holders are still
 			// inside their validity when the server comes back empty.
-			ttl:    3 * time.Second,
-			expect: conformance.Expect{MustOverlap: true, MayOrphan: true}},
+			ttl:        3 * time.Second,
+			expect:     conformance.Expect{MustOverlap: true, MayOrphan: true},
+			stallEvery: 3, dur: 12 * time.Second},
 		{name: "disconnect", n: cut, expect: conformance.Expect{MayOrphan: true}},
 		{name: "freeze-client", n: conformance.FreezeClient(3 * time.Second), expect: conformance.Expect{MayOrphan: true}},
 	} {
@@ -55,7 +61,7 @@ func TestHistory(t *testing.T) {
 				t.Skip("this fault cannot be injected here")
 			}
 			conformance.RunHistory(t, &harness{srv: srv, prefix: newPrefix()}, conformance.HistoryOptions{
-				Name: "redis/" + c.name, Nemesis: c.n, Expect: c.expect, TTL: c.ttl,
+				Name: "redis/" + c.name, Nemesis: c.n, Expect: c.expect, TTL: c.ttl, StallEvery: c.stallEvery, Duration: c.dur,
 			})
 		})
 	}

@@ -77,8 +77,9 @@ processes would have) × 3 goroutines contend for 2 keys while the fault
 is injected on a schedule (calm, fault, heal, again; always healed before
 the end). Holders take locks with Lock/Unlock, with Run, and with Run and
 auto-extension; every holder writes its token to a model resource that
-rejects a token smaller than one it accepted, and one hold in 12 stalls
-past its validity deaf to its context (a GC pause) and writes after it.
+rejects a token smaller than one it accepted, and one hold in 12 (one in 3
+in the cells whose weakness must show) stalls past its validity deaf to
+its context (a GC pause) and writes after it.
 conformance.RunHistory records every backend call on one monotonic clock
 and checks the whole history; see its documentation for the checks, and
 the backend packages' documentation for what each fault may break.
