@@ -17,6 +17,10 @@
 //     (an allowance for clock drift between servers).
 //   - [Pinger]: say whether the backend can serve locks right now (for
 //     readiness probes).
+//   - [OwnerAcquirer]: store a description of the holder with the lock.
+//   - [Inspector]: tell who holds a key, with which token, for how long.
+//   - [ForceReleaser]: free a key whoever holds it (an operator's action),
+//     waking waiters and keeping the fencing counter.
 //
 // # Division of labour
 //
@@ -29,7 +33,8 @@
 // The core guarantees, for every call it makes into a backend:
 //   - key is non-empty (it may hold any bytes: spaces, braces, unicode,
 //     invalid UTF-8, a kilobyte or more);
-//   - ttl is at least one second;
+//   - ttl is at least one millisecond (at least one second through the
+//     seed API); a backend rounds it up to its own precision;
 //   - token is a value the same backend returned from Acquire (> 0).
 //
 // # Outcomes are values
@@ -143,4 +148,37 @@ type Pinger interface {
 	// server, or a quorum of its servers, answers) and returns nil if so,
 	// or the error that says why not. It changes no lock.
 	Ping(ctx context.Context) error
+}
+
+// OwnerAcquirer is implemented by backends that store a description of
+// the holder with the lock, for operators (see [Inspector]).
+type OwnerAcquirer interface {
+	// AcquireOwner is Acquire that also stores owner (at most 256 bytes,
+	// non-empty) with the lock while it is held. The owner never affects
+	// who holds the lock.
+	AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (int64, error)
+}
+
+// LockInfo is what [Inspector.Inspect] reports about a key.
+type LockInfo struct {
+	Held  bool
+	Token int64         // the holder's token, when held
+	TTL   time.Duration // how long the lock has left on the store's clock, when held
+	Owner string        // the holder's owner metadata, if stored
+}
+
+// Inspector is implemented by backends that can tell who holds a key.
+type Inspector interface {
+	// Inspect reads the state of key in one consistent step. It changes
+	// nothing.
+	Inspect(ctx context.Context, key string) (LockInfo, error)
+}
+
+// ForceReleaser is implemented by backends that let an operator free a
+// key whoever holds it.
+type ForceReleaser interface {
+	// ForceRelease deletes the lock on key, if any, and reports whether
+	// there was one. It wakes waiters as a release does and keeps the
+	// fencing counter, so later tokens are still larger.
+	ForceRelease(ctx context.Context, key string) (bool, error)
 }
