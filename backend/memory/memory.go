@@ -17,6 +17,9 @@
 //     somebody waits for that key.
 //   - Waiters learn of a release through a channel at once ([Locker.Watch]),
 //     and of an expiry when it is due on the real clock.
+//   - Operators: [Locker.Inspect] reports a key's holder, token, time left
+//     and owner metadata ([Locker.AcquireOwner]); [Locker.ForceRelease]
+//     frees a key whoever holds it and wakes its waiters.
 //
 // TestHistory holds it to conformance.RunHistory's checks too, in one
 // process and without faults.
@@ -31,9 +34,12 @@
 //	// ... take a lock for 10s ...
 //	clock.Advance(11 * time.Second) // the lock is now free
 //
-// The manual clock governs the backend only. The xsync core measures the
-// callback context's deadline and the retry interval on the real clock, and
-// a waiter learns of an expiry caused by Advance on its next attempt.
+// The same clock passed to xsync.NewClient (xsync.WithClock(clock)) makes
+// the core measure validity, waits and renewals on it as well: Advance
+// then expires a lease, ends a callback's context and wakes a waiter's
+// next attempt, all without sleeping. (The seed API measures on the real
+// clock; a waiter learns of an expiry caused by Advance on its next
+// attempt.)
 //
 // # URLs
 //
@@ -52,10 +58,13 @@ import (
 )
 
 var (
-	_ backend.Locker    = (*Locker)(nil)
-	_ backend.Refresher = (*Locker)(nil)
-	_ backend.Watcher   = (*Locker)(nil)
-	_ backend.Pinger    = (*Locker)(nil)
+	_ backend.Locker        = (*Locker)(nil)
+	_ backend.Refresher     = (*Locker)(nil)
+	_ backend.Watcher       = (*Locker)(nil)
+	_ backend.Pinger        = (*Locker)(nil)
+	_ backend.OwnerAcquirer = (*Locker)(nil)
+	_ backend.Inspector     = (*Locker)(nil)
+	_ backend.ForceReleaser = (*Locker)(nil)
 )
 
 // Option configures a Locker.
@@ -83,6 +92,7 @@ type Locker struct {
 	locks    map[string]held            // keys held now (or expired, not yet swept)
 	due      expiryHeap                 // one entry per Acquire/Refresh not yet due
 	watchers map[string][]chan struct{} // per key, the waiters' channels
+	owners   map[string]string          // owner metadata of held keys that have some
 }
 
 type held struct {
@@ -97,6 +107,7 @@ func New(opts ...Option) *Locker {
 	l := &Locker{
 		locks:    make(map[string]held),
 		watchers: make(map[string][]chan struct{}),
+		owners:   make(map[string]string),
 	}
 	for _, o := range opts {
 		o(l)
@@ -120,7 +131,13 @@ func (l *Locker) clock() int64 {
 }
 
 // Acquire takes key for ttl if it is free. It implements [backend.Locker].
-func (l *Locker) Acquire(_ context.Context, key string, ttl time.Duration) (int64, error) {
+func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	return l.AcquireOwner(ctx, key, ttl, "")
+}
+
+// AcquireOwner implements [backend.OwnerAcquirer]: Acquire, keeping owner
+// with the lock for [Locker.Inspect].
+func (l *Locker) AcquireOwner(_ context.Context, key string, ttl time.Duration, owner string) (int64, error) {
 	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -130,6 +147,9 @@ func (l *Locker) Acquire(_ context.Context, key string, ttl time.Duration) (int6
 	}
 	l.seq++
 	h := held{token: l.seq, expires: now + int64(ttl)}
+	if owner != "" {
+		l.owners[key] = owner
+	}
 	l.pushLocked(key, h)
 	if len(l.watchers[key]) > 0 {
 		l.armLocked(key, &h, now)
@@ -197,6 +217,34 @@ func (l *Locker) Watch(_ context.Context, key string) (<-chan struct{}, func(), 
 // Ping implements [backend.Pinger]: an in-process Locker can always serve.
 func (l *Locker) Ping(context.Context) error { return nil }
 
+// Inspect implements [backend.Inspector].
+func (l *Locker) Inspect(_ context.Context, key string) (backend.LockInfo, error) {
+	now := l.clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(now)
+	h, ok := l.locks[key]
+	if !ok {
+		return backend.LockInfo{}, nil
+	}
+	return backend.LockInfo{Held: true, Token: h.token, TTL: time.Duration(h.expires - now), Owner: l.owners[key]}, nil
+}
+
+// ForceRelease implements [backend.ForceReleaser]: it frees key whoever
+// holds it and wakes its waiters; tokens keep growing (one counter per
+// Locker).
+func (l *Locker) ForceRelease(_ context.Context, key string) (bool, error) {
+	now := l.clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(now)
+	h, ok := l.locks[key]
+	if ok {
+		l.forgetLocked(key, h)
+	}
+	return ok, nil
+}
+
 // Len reports how many locks the Locker holds now. Released and expired
 // locks are not counted: they are forgotten.
 func (l *Locker) Len() int {
@@ -244,6 +292,9 @@ func (l *Locker) forgetLocked(key string, h held) {
 		h.timer.Stop()
 	}
 	delete(l.locks, key)
+	if len(l.owners) > 0 {
+		delete(l.owners, key)
+	}
 	for _, ch := range l.watchers[key] {
 		select {
 		case ch <- struct{}{}:
@@ -330,15 +381,49 @@ func (h expiryHeap) down(i int) {
 }
 
 // ManualClock is a clock for tests that moves only when told to. Pass its
-// Now method to [WithClock]. It is safe for concurrent use.
+// Now method to [WithClock], and the clock itself to xsync.WithClock. It
+// is safe for concurrent use.
 type ManualClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu      sync.Mutex
+	t       time.Time
+	timers  []*manualTimer
+	changed chan struct{} // closed and replaced whenever timers change
+}
+
+type manualTimer struct {
+	at    time.Time
+	f     func()
+	fired bool
 }
 
 // NewManualClock returns a clock that reads start until it is advanced.
 func NewManualClock(start time.Time) *ManualClock {
-	return &ManualClock{t: start}
+	return &ManualClock{t: start, changed: make(chan struct{})}
+}
+
+// notifyLocked wakes BlockUntil.
+func (c *ManualClock) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// BlockUntil waits until at least n functions of AfterFunc are pending
+// (registered and not yet due), or ctx ends: a test calls it before
+// Advance, so that the goroutine it waits for has armed its timer.
+func (c *ManualClock) BlockUntil(ctx context.Context, n int) error {
+	for {
+		c.mu.Lock()
+		pending, changed := len(c.timers), c.changed
+		c.mu.Unlock()
+		if pending >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }
 
 // Now returns the clock's current time.
@@ -348,13 +433,54 @@ func (c *ManualClock) Now() time.Time {
 	return c.t
 }
 
-// Advance moves the clock forward by d. A negative d is ignored: the clock
-// never goes backwards.
+// AfterFunc calls f in its own goroutine once the clock has been advanced
+// by d or more (at once if d <= 0), and returns a function that cancels
+// the call if it has not started, as time.AfterFunc does.
+func (c *ManualClock) AfterFunc(d time.Duration, f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &manualTimer{at: c.t.Add(d), f: f}
+	if d <= 0 {
+		t.fired = true
+		go f()
+	} else {
+		c.timers = append(c.timers, t)
+		c.notifyLocked()
+	}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if t.fired {
+			return false
+		}
+		t.fired = true
+		c.timers = slices.DeleteFunc(c.timers, func(x *manualTimer) bool { return x == t })
+		c.notifyLocked()
+		return true
+	}
+}
+
+// Advance moves the clock forward by d and starts the functions of
+// AfterFunc that are due. A negative d is ignored: the clock never goes
+// backwards.
 func (c *ManualClock) Advance(d time.Duration) {
 	if d <= 0 {
 		return
 	}
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	var due []*manualTimer
+	c.timers = slices.DeleteFunc(c.timers, func(x *manualTimer) bool {
+		if !x.at.After(c.t) {
+			x.fired = true
+			due = append(due, x)
+			return true
+		}
+		return false
+	})
 	c.mu.Unlock()
+	slices.SortStableFunc(due, func(a, b *manualTimer) int { return a.at.Compare(b.at) })
+	for _, x := range due {
+		go x.f()
+	}
 }
