@@ -16,7 +16,7 @@ local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'own')
 if h[1] and tonumber(h[2]) > now and h[3] == ARGV[1] then
   local idle = tonumber(ARGV[2])
   if idle > 0 then
-    redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own')
+    redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who')
     redis.call('PEXPIRE', KEYS[1], idle)
   else
     redis.call('DEL', KEYS[1])

@@ -31,6 +31,11 @@
 //     than the time since the last token was issued.
 //   - Bounded state: one hash per key ({prefix}{key}), and it expires with
 //     its lock plus the fence idle time. Nothing else is written.
+//   - Operators: [Locker.Inspect] reads a key's token, time left (on the
+//     server's clock) and owner metadata (stored in the lock's hash by
+//     [Locker.AcquireOwner], at no extra cost) in one script;
+//     [Locker.ForceRelease] frees a key whoever holds it, keeps the fencing
+//     counter and publishes the release, so waiters try at once.
 //   - Release notification: release publishes on a channel named like the
 //     key; a waiter listens while it waits and also wakes when the
 //     holder's TTL runs out, so a handoff costs about one round trip.
@@ -138,10 +143,13 @@ import (
 )
 
 var (
-	_ backend.Locker    = (*Locker)(nil)
-	_ backend.Refresher = (*Locker)(nil)
-	_ backend.Watcher   = (*Locker)(nil)
-	_ backend.Pinger    = (*Locker)(nil)
+	_ backend.Locker        = (*Locker)(nil)
+	_ backend.Refresher     = (*Locker)(nil)
+	_ backend.Watcher       = (*Locker)(nil)
+	_ backend.Pinger        = (*Locker)(nil)
+	_ backend.OwnerAcquirer = (*Locker)(nil)
+	_ backend.Inspector     = (*Locker)(nil)
+	_ backend.ForceReleaser = (*Locker)(nil)
 )
 
 var (
@@ -157,6 +165,12 @@ var (
 	//go:embed held.lua
 	heldLua    string
 	heldScript = goredis.NewScript(heldLua)
+	//go:embed inspect.lua
+	inspectLua    string
+	inspectScript = goredis.NewScript(inspectLua)
+	//go:embed force.lua
+	forceLua    string
+	forceScript = goredis.NewScript(forceLua)
 	//go:embed abandon.lua
 	abandonLua    string
 	abandonScript = goredis.NewScript(abandonLua)
@@ -273,6 +287,12 @@ func ms(d time.Duration) int64 {
 // attempt carries a random nonce, stored with the lock) or marks the
 // attempt void should its request still be on the way.
 func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	return l.AcquireOwner(ctx, key, ttl, "")
+}
+
+// AcquireOwner implements [backend.OwnerAcquirer]: Acquire, storing owner
+// in the lock's hash (field who) for [Locker.Inspect]. Same cost.
+func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (int64, error) {
 	k := l.prefix + key
 	nonce := strconv.FormatUint(rand.Uint64(), 36)
 	rctx := ctx
@@ -281,7 +301,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 		rctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), d.Add(cleanupTimeout))
 		defer cancel()
 	}
-	tok, err := acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce).Int64()
+	tok, err := acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce, owner).Int64()
 	switch {
 	case err != nil:
 		if !isReply(err) {
@@ -339,6 +359,40 @@ func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, er
 	n, err := releaseScript.Run(ctx, l.client, []string{l.prefix + key}, token, l.idleArg).Int64()
 	if err != nil {
 		return false, fmt.Errorf("redis: release: %w", classify(err))
+	}
+	return n == 1, nil
+}
+
+// Inspect implements [backend.Inspector] in one round trip: the token,
+// the time left on the server's clock, and the owner.
+func (l *Locker) Inspect(ctx context.Context, key string) (backend.LockInfo, error) {
+	v, err := inspectScript.Run(ctx, l.client, []string{l.prefix + key}).Slice()
+	if err != nil {
+		return backend.LockInfo{}, fmt.Errorf("redis: inspect: %w", classify(err))
+	}
+	if len(v) != 3 {
+		return backend.LockInfo{}, fmt.Errorf("redis: inspect: unexpected reply %v", v)
+	}
+	tok, _ := v[0].(string)
+	left, _ := v[1].(int64)
+	owner, _ := v[2].(string)
+	token, err := strconv.ParseInt(tok, 10, 64)
+	if err != nil {
+		return backend.LockInfo{}, fmt.Errorf("redis: inspect: token %q: %w", tok, err)
+	}
+	if token <= 0 {
+		return backend.LockInfo{}, nil
+	}
+	return backend.LockInfo{Held: true, Token: token, TTL: time.Duration(left) * time.Millisecond, Owner: owner}, nil
+}
+
+// ForceRelease implements [backend.ForceReleaser] in one round trip: it
+// frees the key whoever holds it, keeps the fencing counter and publishes
+// the release to waiters.
+func (l *Locker) ForceRelease(ctx context.Context, key string) (bool, error) {
+	n, err := forceScript.Run(ctx, l.client, []string{l.prefix + key}, l.idleArg).Int64()
+	if err != nil {
+		return false, fmt.Errorf("redis: force release: %w", classify(err))
 	}
 	return n == 1, nil
 }

@@ -15,7 +15,7 @@ if h[1] ~= ARGV[1] or tonumber(h[2]) <= now then
 end
 local idle = tonumber(ARGV[2])
 if idle > 0 then
-  redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own')
+  redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who')
   redis.call('PEXPIRE', KEYS[1], idle)
 else
   redis.call('DEL', KEYS[1])
