@@ -32,6 +32,10 @@
 //   - Bounded state: one key and one lease per held lock; the key goes when
 //     the lock is released or expires, and a released lock's lease, kept
 //     for reuse, expires within its TTL if it is not reused.
+//   - Operators: [Locker.Inspect] reads a key's token, owner metadata (the
+//     key's value, set by [Locker.AcquireOwner]) and its lease's time left;
+//     [Locker.ForceRelease] deletes the key whoever holds it, which wakes
+//     watching waiters; revisions, and so tokens, keep growing.
 //   - Release notification: a waiter watches the key from the revision at
 //     which it saw it held, so it learns of the release or the expiry at
 //     once.
@@ -130,10 +134,13 @@ import (
 )
 
 var (
-	_ backend.Locker    = (*Locker)(nil)
-	_ backend.Refresher = (*Locker)(nil)
-	_ backend.Watcher   = (*Locker)(nil)
-	_ backend.Pinger    = (*Locker)(nil)
+	_ backend.Locker        = (*Locker)(nil)
+	_ backend.Refresher     = (*Locker)(nil)
+	_ backend.Watcher       = (*Locker)(nil)
+	_ backend.Pinger        = (*Locker)(nil)
+	_ backend.OwnerAcquirer = (*Locker)(nil)
+	_ backend.Inspector     = (*Locker)(nil)
+	_ backend.ForceReleaser = (*Locker)(nil)
 )
 
 // DefaultPrefix is where locks live unless [WithPrefix] says otherwise.
@@ -204,6 +211,12 @@ func seconds(ttl time.Duration) int64 {
 // The lease is one this Locker used before, renewed with one keep-alive
 // (not a Raft write: a third of a Put here), or a new grant (a write).
 func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	return l.AcquireOwner(ctx, key, ttl, "")
+}
+
+// AcquireOwner implements [backend.OwnerAcquirer]: Acquire, with owner as
+// the lock key's value (for [Locker.Inspect]). Same cost.
+func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (int64, error) {
 	le, err := l.lease(ctx, seconds(ttl))
 	if err != nil {
 		// A lease granted without our knowing holds no key: it expires.
@@ -212,7 +225,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 	k := l.prefix + key
 	resp, err := l.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, "", clientv3.WithLease(le.id))).
+		Then(clientv3.OpPut(k, owner, clientv3.WithLease(le.id))).
 		Commit()
 	if err != nil {
 		// The put may have been applied, or may still be: revoking the
@@ -447,7 +460,7 @@ func (l *Locker) rebind(ctx context.Context, k string, token, ttl int64) (bool, 
 	le := lease{key: k, id: g.ID, ttl: ttl, expires: sent.Add(time.Duration(g.TTL) * time.Second)}
 	resp, err := l.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(k), "=", token)).
-		Then(clientv3.OpPut(k, "", clientv3.WithLease(g.ID))).
+		Then(clientv3.OpPut(k, "", clientv3.WithLease(g.ID), clientv3.WithIgnoreValue())).
 		Commit()
 	if err != nil || !resp.Succeeded {
 		l.revoke(ctx, le)
@@ -465,6 +478,41 @@ func (l *Locker) rebind(ctx context.Context, k string, token, ttl int64) (bool, 
 		l.putIdle(old) // nothing is attached to it any more
 	}
 	return true, nil
+}
+
+// Inspect implements [backend.Inspector]: a read of the key (its create
+// revision is the token, its value the owner), then the time to live of
+// its lease, in whole seconds as etcd reports it. Two requests: the lock
+// can change between them (then TTL is 0).
+func (l *Locker) Inspect(ctx context.Context, key string) (backend.LockInfo, error) {
+	resp, err := l.client.Get(ctx, l.prefix+key)
+	if err != nil {
+		return backend.LockInfo{}, fmt.Errorf("etcd: inspect: %w", l.classify(err))
+	}
+	if len(resp.Kvs) == 0 {
+		return backend.LockInfo{}, nil
+	}
+	kv := resp.Kvs[0]
+	info := backend.LockInfo{Held: true, Token: kv.CreateRevision, Owner: string(kv.Value)}
+	ttl, err := l.client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+	if err != nil {
+		return backend.LockInfo{}, fmt.Errorf("etcd: inspect: %w", l.classify(err))
+	}
+	if ttl.TTL > 0 {
+		info.TTL = time.Duration(ttl.TTL) * time.Second
+	}
+	return info, nil
+}
+
+// ForceRelease implements [backend.ForceReleaser]: one delete of the key,
+// whoever holds it. Waiters watching it wake; tokens (revisions) keep
+// growing. The holder's lease is left to expire.
+func (l *Locker) ForceRelease(ctx context.Context, key string) (bool, error) {
+	resp, err := l.client.Delete(ctx, l.prefix+key)
+	if err != nil {
+		return false, fmt.Errorf("etcd: force release: %w", l.classify(err))
+	}
+	return resp.Deleted > 0, nil
 }
 
 // Watch implements [backend.Watcher]. It starts a watch at the current
