@@ -63,6 +63,15 @@
 //     after the next holder, and the resource cannot tell (counted as
 //     stale writes accepted, in every cell, faults or not).
 //
+// # Operators
+//
+// [Locker.Inspect] reads every node: a key is held if a majority of the
+// nodes hold the same token, for as long as that majority lasts.
+// [Locker.ForceRelease] deletes the key on every node and needs a majority
+// to answer. Redlock stores no owner metadata, and waiters learn of a
+// forced release at their next retry (Redlock has no release
+// notification).
+//
 // # Split votes
 //
 // Contenders that lock a free key at the same moment can split the nodes
@@ -140,6 +149,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -153,10 +163,12 @@ import (
 )
 
 var (
-	_ backend.Locker    = (*Locker)(nil)
-	_ backend.Refresher = (*Locker)(nil)
-	_ backend.Validity  = (*Locker)(nil)
-	_ backend.Pinger    = (*Locker)(nil)
+	_ backend.Locker        = (*Locker)(nil)
+	_ backend.Refresher     = (*Locker)(nil)
+	_ backend.Validity      = (*Locker)(nil)
+	_ backend.Pinger        = (*Locker)(nil)
+	_ backend.Inspector     = (*Locker)(nil)
+	_ backend.ForceReleaser = (*Locker)(nil)
 )
 
 // Defaults of the options.
@@ -249,12 +261,12 @@ func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
 //
 // With the default prefix:
 //
-//	~xsync:* -@all +set +get +del +pexpire +eval +evalsha +ping
+//	~xsync:* -@all +set +get +del +pexpire +pttl +eval +evalsha +ping
 func ACLRules(prefix string) string {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return "~" + prefix + "* -@all +set +get +del +pexpire +eval +evalsha +ping"
+	return "~" + prefix + "* -@all +set +get +del +pexpire +pttl +eval +evalsha +ping"
 }
 
 // Validity implements [backend.Validity]: the TTL less the drift allowance.
@@ -289,10 +301,23 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `, "")
+	// inspectScript reads the key's value and remaining TTL (ms).
+	inspectScript = redis.NewScript(1, `
+local v = redis.call('GET', KEYS[1])
+if not v then
+  return {'', 0}
+end
+return {v, redis.call('PTTL', KEYS[1])}
+`, "")
+	// forceScript deletes the key whatever it holds. Returns 1 if it
+	// existed.
+	forceScript = redis.NewScript(1, `
+return redis.call('DEL', KEYS[1])
+`, "")
 )
 
 func init() {
-	for _, s := range []*redis.Script{acquireScript, releaseScript, extendScript} {
+	for _, s := range []*redis.Script{acquireScript, releaseScript, extendScript, inspectScript, forceScript} {
 		s.Hash = sha1hex(s.Src)
 	}
 }
@@ -638,6 +663,77 @@ func (l *Locker) each(ctx context.Context, op, key string, token int64, script *
 	default:
 		return false, fmt.Errorf("redlock: %s: cannot tell whether the lock is held: %w", op, l.unreachable(op, failed, votes))
 	}
+}
+
+// Inspect implements [backend.Inspector] across the nodes: each node's
+// value and remaining TTL are read in parallel (each atomically on its
+// node, not all at one instant). The key is held if a majority of the
+// nodes hold the same value; its TTL is how long that majority lasts (the
+// majority-th longest of those nodes' TTLs). Redlock stores no owner
+// metadata. With fewer than a majority answering, it cannot tell and
+// returns an error.
+func (l *Locker) Inspect(ctx context.Context, key string) (backend.LockInfo, error) {
+	type seen struct {
+		value string
+		ttl   time.Duration
+	}
+	answers := make([]seen, l.n)
+	votes := make([]vote, l.n)
+	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i, _ int) (vote, error) {
+		r, err := l.eval(ctx, i, inspectScript, l.prefix+key)
+		if err != nil {
+			return vote{}, err
+		}
+		a, _ := r.([]any)
+		if len(a) == 2 {
+			v, _ := a[0].(string)
+			ms, _ := a[1].(int64)
+			answers[i] = seen{value: v, ttl: time.Duration(ms) * time.Millisecond}
+		}
+		return vote{yes: true}, nil
+	})
+	if yes, _, failed := tally(votes); yes < l.quorum {
+		return backend.LockInfo{}, fmt.Errorf("redlock: inspect: cannot tell: %w", l.unreachable("inspect", failed, votes))
+	}
+	byValue := map[string][]time.Duration{}
+	for i, a := range answers {
+		if votes[i].answered && a.value != "" && a.ttl > 0 {
+			byValue[a.value] = append(byValue[a.value], a.ttl)
+		}
+	}
+	for v, ttls := range byValue {
+		if len(ttls) < l.quorum {
+			continue
+		}
+		token, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return backend.LockInfo{}, fmt.Errorf("redlock: inspect: value %q is not a token", v)
+		}
+		slices.Sort(ttls)
+		return backend.LockInfo{Held: true, Token: token, TTL: ttls[len(ttls)-l.quorum]}, nil
+	}
+	return backend.LockInfo{}, nil
+}
+
+// ForceRelease implements [backend.ForceReleaser]: the key is deleted on
+// every node, whatever it holds. It reports whether any node had it, and
+// fails unless a majority of the nodes answered (a node that did not may
+// keep its vote until its TTL; a minority cannot hold the lock). Redlock
+// has no release notification: waiters learn of it at their next retry.
+func (l *Locker) ForceRelease(ctx context.Context, key string) (bool, error) {
+	votes := make([]vote, l.n)
+	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i, _ int) (vote, error) {
+		r, err := l.eval(ctx, i, forceScript, l.prefix+key)
+		if err != nil {
+			return vote{}, err
+		}
+		return vote{yes: r == int64(1)}, nil
+	})
+	yes, no, failed := tally(votes)
+	if yes+no < l.quorum {
+		return false, fmt.Errorf("redlock: force release: %w", l.unreachable("force release", failed, votes))
+	}
+	return yes > 0, nil
 }
 
 // Ping implements [backend.Pinger]: every node is pinged in parallel, and
