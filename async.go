@@ -2,13 +2,8 @@ package xsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"sync"
 	"time"
-
-	"github.com/xsync-go/xsync/backend"
 )
 
 // DefaultExp is the lock lifetime (TTL) that [New] gives an Async.
@@ -102,6 +97,21 @@ type itemCtx struct {
 	item Item
 }
 
+// deadlineCtx is itemCtx reporting the lease's validity deadline, where the
+// context does not carry it itself (a client with a clock of its own).
+type deadlineCtx struct {
+	itemCtx
+	deadline time.Time
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) {
+	d, ok := c.Context.Deadline()
+	if ok && d.Before(c.deadline) {
+		return d, ok
+	}
+	return c.deadline, true
+}
+
 func (c *itemCtx) Value(key any) any {
 	if _, ok := key.(itemKey); ok {
 		return c.item
@@ -174,73 +184,21 @@ func (a Async) Run(ctx context.Context, cb func(ctx context.Context) error) erro
 	if cb == nil {
 		return fmt.Errorf("%w: nil callback", ErrInvalid)
 	}
-	l, err := check(a.name, a.key)
+	if err := checkKey(a.key); err != nil {
+		return err
+	}
+	c, err := registered(a.name)
 	if err != nil {
 		return err
 	}
 	if a.exp < time.Second { // only a zero Async (not made by New) gets here
 		return fmt.Errorf("%w: exp %v: must be at least 1s", ErrInvalid, a.exp)
 	}
-	var r backend.Refresher
-	if a.extend {
-		var ok bool
-		if r, ok = l.(backend.Refresher); !ok {
-			return fmt.Errorf("xsync: auto-extension: backend %q cannot refresh locks: %w", a.name, errors.ErrUnsupported)
-		}
-	}
-	o := observer(a.name)
-	var began time.Time
-	if o != nil {
-		began = time.Now()
-		if rs, ok := o.(RunStarter); ok {
-			ctx = rs.StartRun(ctx, a.name, a.key)
-		}
-	}
-	token, start, attempts, err := a.acquire(ctx, l, o)
-	if o != nil {
-		out := OutcomeAcquired
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrMissingLock) && ended(ctx):
-			out = OutcomeCtxEnded
-		case errors.Is(err, ErrMissingLock):
-			out = OutcomeHeld
-		default:
-			out = OutcomeFailed
-		}
-		o.Observe(ctx, Event{Kind: KindWait, Backend: a.name, Key: a.key, Outcome: out, Start: began,
-			Duration: time.Since(began), Attempts: attempts, Token: Item(token), Run: true, Err: err})
-	}
-	if err != nil {
+	s := acquireSpec{ttl: a.exp, retries: a.retries, interval: a.interval, extend: a.extend, maxHold: a.maxHold, run: true}
+	if err := c.capable(s); err != nil {
 		return err
 	}
-	h := held{a: a, l: l, o: o, token: token, deadline: start.Add(a.exp)}
-	if o != nil {
-		h.acquired = time.Now()
-	}
-	if v, ok := l.(backend.Validity); ok {
-		h.deadline = start.Add(min(max(v.Validity(a.exp), 0), a.exp))
-	}
-	if r != nil {
-		return h.runRenewing(ctx, r, start, cb)
-	}
-	return h.run(ctx, cb)
-}
-
-// held is one lock that Run obtained: what holding and releasing it need.
-type held struct {
-	a        Async // a copy: the Set* methods may run after Run returns
-	l        Locker
-	o        Observer // nil: nothing observes
-	token    int64
-	deadline time.Time // the lock can be trusted until then (its first validity)
-	acquired time.Time // when acquire returned (set only for an observer)
-}
-
-// run calls cb with a context that ends at the lock's deadline.
-func (h *held) run(ctx context.Context, cb func(context.Context) error) error {
-	cbCtx, cancel := context.WithDeadlineCause(ctx, h.deadline, errExpired)
-	return h.call(ctx, cbCtx, cancel, cb)
+	return c.run(ctx, a.key, cb, &s)
 }
 
 // ended reports whether ctx has ended, or its deadline has passed although
@@ -259,97 +217,6 @@ func ctxError(ctx context.Context) error {
 		return err
 	}
 	return context.DeadlineExceeded
-}
-
-// acquire makes the first attempt and, while the key is held, up to
-// a.retries more at timed intervals, plus one whenever the backend reports
-// that the key may have become free. It returns the token, the time just
-// before the successful request was sent, and how many attempts it made.
-func (a *Async) acquire(ctx context.Context, l Locker, o Observer) (int64, time.Time, int, error) {
-	var (
-		n       int
-		failure error // the last attempt's backend error; nil if it found the key held
-		retries int32 // timed retries made
-		ready   <-chan struct{}
-		watched bool
-		timer   *time.Timer
-	)
-	for {
-		if ended(ctx) {
-			return 0, time.Time{}, n, a.endedErr(ctx, failure)
-		}
-		start := time.Now()
-		token, err := l.Acquire(ctx, a.key, a.exp)
-		n++
-		if o != nil {
-			o.Observe(ctx, Event{Kind: KindAttempt, Backend: a.name, Key: a.key, Outcome: attemptOutcome(ctx, token, err),
-				Start: start, Duration: time.Since(start), Token: Item(max(token, 0)), Run: true, Err: err})
-		}
-		switch {
-		case err == nil && token > 0:
-			return token, start, n, nil
-		case err != nil && ended(ctx) && !errors.Is(err, backend.ErrUnavailable):
-			// Cut short by ctx: the outcome is unknown (the backend cleaned
-			// up), and what came before decides the error.
-			return 0, time.Time{}, n, a.endedErr(ctx, failure)
-		}
-		failure = err
-		if retries >= a.retries {
-			if failure != nil {
-				return 0, time.Time{}, n, fmt.Errorf("xsync: lock %s on backend %q: %w", keyString(a.key), a.name, failure)
-			}
-			return 0, time.Time{}, n, fmt.Errorf("%w: %s is held", ErrMissingLock, keyString(a.key))
-		}
-		if timer == nil {
-			timer = time.NewTimer(a.wait())
-			defer timer.Stop()
-		}
-		// Watch the key from the first contended attempt on (with a zero
-		// interval there is no wait to cut short). A watch that fails to
-		// start is not an error: the interval bounds every wait, the
-		// watch's set-up included.
-		if w, ok := l.(backend.Watcher); ok && !watched && failure == nil && a.interval > 0 {
-			watched = true
-			wctx, cancel := context.WithTimeout(ctx, a.interval)
-			ch, stop, werr := w.Watch(wctx, a.key)
-			cancel()
-			if werr == nil {
-				ready = ch
-				defer stop()
-			}
-		}
-		// A notification leaves the timer running: attempts it causes do
-		// not use up a retry, and the timed retries keep their pace, so the
-		// whole wait stays within about retries × interval.
-		select {
-		case <-ready:
-		case <-timer.C:
-			retries++
-			timer.Reset(a.wait())
-		case <-ctx.Done():
-			return 0, time.Time{}, n, a.endedErr(ctx, failure)
-		}
-	}
-}
-
-// wait returns how long to wait before the next timed attempt at most: a
-// random time between interval/2 and interval, so that contenders that
-// failed together do not retry together (Redlock's split votes need this).
-func (a *Async) wait() time.Duration {
-	if a.interval <= 1 {
-		return a.interval
-	}
-	return a.interval/2 + rand.N(a.interval/2+1)
-}
-
-// endedErr is the error of an acquire that ctx ended: the last backend
-// failure if the last attempt that told anything failed, ErrMissingLock
-// otherwise; and ctx's error in both cases.
-func (a *Async) endedErr(ctx context.Context, failure error) error {
-	if failure != nil {
-		return fmt.Errorf("xsync: lock %s on backend %q: %w (then the context ended: %w)", keyString(a.key), a.name, failure, ctxError(ctx))
-	}
-	return fmt.Errorf("%w: %s: %w", ErrMissingLock, keyString(a.key), ctxError(ctx))
 }
 
 // lostError is the cause of a callback context's cancellation when the
@@ -379,186 +246,3 @@ var (
 	errNotHeld  = &lostError{why: "the backend no longer held it"}
 	errNotFreed = &lostError{why: "the backend no longer held it at release"}
 )
-
-// call runs cb with cbCtx while the lock is held and releases it
-// afterwards, on a context detached from ctx. stop ends cbCtx and whatever
-// keeps the lock (renewal).
-func (h *held) call(ctx, cbCtx context.Context, stop func(), cb func(context.Context) error) (err error) {
-	defer func() {
-		// Decide whether the lock was lost before cb returned, then stop
-		// the renewal and release. This runs when cb panics too; the panic
-		// goes on afterwards.
-		var lost error
-		if cause := context.Cause(cbCtx); cause != nil && errors.Is(cause, ErrLockLost) {
-			lost = cause
-		}
-		stop()
-		var returned time.Time
-		if h.o != nil {
-			returned = time.Now()
-		}
-		rctx := newDetached(ctx, min(h.a.exp, maxReleaseTimeout))
-		released, rerr := h.l.Release(rctx, h.a.key, h.token)
-		rctx.stop()
-		if lost == nil && rerr == nil && !released {
-			lost = errNotFreed
-		}
-		if h.o != nil {
-			h.observeEnd(ctx, returned, released, rerr, lost)
-		}
-		if lost != nil {
-			if err == nil {
-				err = lost
-			} else {
-				err = errors.Join(err, lost)
-			}
-		}
-	}()
-	return cb(&itemCtx{Context: cbCtx, item: Item(h.token)})
-}
-
-// observeEnd reports the end of a hold: the hold, the loss if any, and
-// the release.
-func (h *held) observeEnd(ctx context.Context, returned time.Time, released bool, rerr, lost error) {
-	e := Event{Backend: h.a.name, Key: h.a.key, Token: Item(h.token), Run: true}
-	hold := e
-	hold.Kind, hold.Start, hold.Duration, hold.Outcome = KindHold, h.acquired, returned.Sub(h.acquired), OutcomeKept
-	if lost != nil {
-		hold.Outcome = OutcomeLost
-	}
-	h.o.Observe(ctx, hold)
-	if lost != nil {
-		l := e
-		l.Kind, l.Outcome, l.Start, l.Err = KindLost, OutcomeLost, returned, lost
-		h.o.Observe(ctx, l)
-	}
-	r := e
-	r.Kind, r.Outcome, r.Start, r.Duration, r.Err = KindRelease, releaseOutcome(released, rerr), returned, time.Since(returned), rerr
-	h.o.Observe(ctx, r)
-}
-
-// renewal keeps one lock alive while its callback runs: the state of
-// auto-extension, shared by the renewing goroutine and the expiry timer.
-type renewal struct {
-	a      *Async // a copy: the Set* methods may run after Run returns
-	r      backend.Refresher
-	o      Observer // nil: nothing observes
-	token  int64
-	valid  time.Duration // how long the lock is trusted after each request
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	done   chan struct{} // closed when the renewing goroutine ends
-
-	mu       sync.Mutex
-	deadline time.Time   // the lock is trusted until then
-	expiry   *time.Timer // fires at deadline: cancels ctx
-	lastErr  error       // why renewals failed since the last success
-}
-
-// runRenewing is run with auto-extension: a goroutine refreshes the lock
-// every exp/3, and a timer of its own cancels the callback's context at the
-// lock's validity deadline, whatever the refresh calls are doing. start is
-// when the lock was requested (maxHold counts from then).
-func (h *held) runRenewing(ctx context.Context, r backend.Refresher, start time.Time, cb func(context.Context) error) error {
-	parent := ctx
-	var stopCap context.CancelFunc = func() {}
-	if h.a.maxHold > 0 {
-		parent, stopCap = context.WithDeadlineCause(ctx, start.Add(h.a.maxHold), errMaxHold)
-	}
-	cp := h.a
-	rn := &renewal{a: &cp, r: r, o: h.o, token: h.token, valid: h.deadline.Sub(start), done: make(chan struct{}), deadline: h.deadline}
-	rn.ctx, rn.cancel = context.WithCancelCause(parent)
-	rn.mu.Lock()
-	rn.expiry = time.AfterFunc(time.Until(rn.deadline), rn.expire)
-	rn.mu.Unlock()
-	go rn.run()
-	return h.call(ctx, rn.ctx, func() {
-		rn.cancel(nil)
-		rn.mu.Lock()
-		rn.expiry.Stop()
-		rn.mu.Unlock()
-		<-rn.done
-		stopCap()
-	}, cb)
-}
-
-// expire cancels the callback's context: the lock's validity ran out
-// before a renewal succeeded.
-func (rn *renewal) expire() {
-	rn.mu.Lock()
-	defer rn.mu.Unlock()
-	if time.Now().Before(rn.deadline) {
-		return // a renewal moved the deadline while this call was starting
-	}
-	rn.expireLocked()
-}
-
-func (rn *renewal) expireLocked() {
-	if rn.lastErr != nil {
-		rn.cancel(&lostError{why: "its TTL ran out after failed renewals", err: rn.lastErr})
-	} else {
-		rn.cancel(errExpired)
-	}
-}
-
-// run refreshes the lock every exp/3 until the callback's context ends.
-func (rn *renewal) run() {
-	defer close(rn.done)
-	tick := time.NewTimer(rn.a.exp / 3)
-	defer tick.Stop()
-	for {
-		select {
-		case <-rn.ctx.Done():
-			return
-		case <-tick.C:
-		}
-		rn.mu.Lock()
-		deadline := rn.deadline
-		rn.mu.Unlock()
-		sent := time.Now()
-		rctx, rcancel := context.WithDeadline(rn.ctx, deadline)
-		ok, err := rn.r.Refresh(rctx, rn.a.key, rn.token, rn.a.exp)
-		rcancel()
-		if rn.ctx.Err() != nil {
-			return
-		}
-		if rn.o != nil {
-			out := OutcomeExtended
-			switch {
-			case err != nil:
-				out = OutcomeFailed
-			case !ok:
-				out = OutcomeNotHeld
-			}
-			rn.o.Observe(rn.ctx, Event{Kind: KindRenew, Backend: rn.a.name, Key: rn.a.key, Outcome: out, Start: sent,
-				Duration: time.Since(sent), Token: Item(rn.token), Run: true, Err: err})
-		}
-		switch {
-		case err != nil:
-			rn.mu.Lock()
-			// Keep the first failure's cause: a later renewal that ran into
-			// the lock's own deadline says less.
-			if rn.lastErr == nil || !errors.Is(err, context.DeadlineExceeded) {
-				rn.lastErr = err
-			}
-			rn.mu.Unlock()
-		case !ok:
-			rn.cancel(errNotHeld)
-			return
-		default:
-			rn.mu.Lock()
-			// A renewal that answers after the deadline revives nothing:
-			// the expiry timer has fired, or is about to.
-			if !time.Now().Before(rn.deadline) || !rn.expiry.Stop() {
-				rn.expireLocked()
-				rn.mu.Unlock()
-				return
-			}
-			rn.lastErr = nil
-			rn.deadline = sent.Add(rn.valid)
-			rn.expiry.Reset(time.Until(rn.deadline))
-			rn.mu.Unlock()
-		}
-		tick.Reset(rn.a.exp / 3)
-	}
-}

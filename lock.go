@@ -33,32 +33,40 @@ func (item Item) HasLock() bool {
 //
 // The caller must release the lock with [Item.Unlock], or let it expire.
 func Lock(ctx context.Context, name string, key string, exp int32) (Item, error) {
-	l, err := check(name, key)
+	if err := checkKey(key); err != nil {
+		return 0, err
+	}
+	c, err := registered(name)
 	if err != nil {
 		return 0, err
 	}
 	if exp < 1 {
 		return 0, fmt.Errorf("%w: exp %d: must be at least 1 (second)", ErrInvalid, exp)
 	}
+	return c.lockOnce(ctx, key, time.Duration(exp)*time.Second)
+}
+
+// lockOnce is Lock after validation: one attempt, no owner metadata.
+func (c *Client) lockOnce(ctx context.Context, key string, ttl time.Duration) (Item, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("xsync: lock %s: %w", keyString(key), context.Cause(ctx))
 	}
 	var start time.Time
-	o := observer(name)
+	o := c.observer()
 	if o != nil {
-		start = time.Now()
+		start = c.clock.Now()
 	}
-	token, err := l.Acquire(ctx, key, time.Duration(exp)*time.Second)
+	token, err := c.l.Acquire(ctx, key, ttl)
 	if o != nil {
-		o.Observe(ctx, Event{Kind: KindAttempt, Backend: name, Key: key, Outcome: attemptOutcome(ctx, token, err),
-			Start: start, Duration: time.Since(start), Token: Item(max(token, 0)), Err: err})
+		o.Observe(ctx, Event{Kind: KindAttempt, Backend: c.name, Key: key, Outcome: attemptOutcome(ctx, token, err),
+			Start: start, Duration: c.clock.Now().Sub(start), Token: Item(max(token, 0)), Err: err})
 	}
 	if err != nil {
 		if ended(ctx) {
 			// The client may report its read deadline rather than ctx's.
-			return 0, fmt.Errorf("xsync: lock %s on backend %q: %w (the context ended: %w)", keyString(key), name, err, ctxError(ctx))
+			return 0, fmt.Errorf("xsync: lock %s on backend %q: %w (the context ended: %w)", keyString(key), c.name, err, ctxError(ctx))
 		}
-		return 0, fmt.Errorf("xsync: lock %s on backend %q: %w", keyString(key), name, err)
+		return 0, fmt.Errorf("xsync: lock %s on backend %q: %w", keyString(key), c.name, err)
 	}
 	if token <= 0 {
 		return 0, nil
@@ -75,25 +83,33 @@ func Lock(ctx context.Context, name string, key string, exp int32) (Item, error)
 // holder has it now) or is not a held Item; and (false, err) if the backend
 // failed or the input was bad (empty key, unknown name).
 func (item Item) Unlock(ctx context.Context, name string, key string) (isSuccess bool, err error) {
-	l, err := check(name, key)
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	c, err := registered(name)
 	if err != nil {
 		return false, err
 	}
+	return c.unlock(ctx, key, item)
+}
+
+// unlock is Unlock after validation.
+func (c *Client) unlock(ctx context.Context, key string, item Item) (bool, error) {
 	if item <= 0 {
 		return false, nil
 	}
 	var start time.Time
-	o := observer(name)
+	o := c.observer()
 	if o != nil {
-		start = time.Now()
+		start = c.clock.Now()
 	}
-	ok, err := l.Release(ctx, key, int64(item))
+	ok, err := c.l.Release(ctx, key, int64(item))
 	if o != nil {
-		o.Observe(ctx, Event{Kind: KindRelease, Backend: name, Key: key, Outcome: releaseOutcome(ok, err),
-			Start: start, Duration: time.Since(start), Token: item, Err: err})
+		o.Observe(ctx, Event{Kind: KindRelease, Backend: c.name, Key: key, Outcome: releaseOutcome(ok, err),
+			Start: start, Duration: c.clock.Now().Sub(start), Token: item, Err: err})
 	}
 	if err != nil {
-		return false, fmt.Errorf("xsync: unlock %s on backend %q: %w", keyString(key), name, err)
+		return false, fmt.Errorf("xsync: unlock %s on backend %q: %w", keyString(key), c.name, err)
 	}
 	return ok, nil
 }

@@ -91,7 +91,7 @@ const (
 // Event is one thing the core did. Which fields are set depends on Kind.
 type Event struct {
 	Kind     EventKind
-	Backend  string // the name the backend is registered under
+	Backend  string // the name the backend is registered under (a Client's WithName)
 	Key      string // the lock's key: never a metric attribute
 	Outcome  Outcome
 	Start    time.Time     // when the operation began

@@ -2,8 +2,23 @@
 // backends: in-process memory, one Redis, Redlock over several Redis nodes,
 // and etcd.
 //
-// An application builds a backend from its own client, registers it under a
-// name, and then locks keys by name:
+// A service builds a [Client] from a backend value and keeps it, as it
+// keeps a *sql.DB:
+//
+//	locks := xsync.NewClient(redis.New(rdb)) // memory.New(), etcd.New(cli), ...
+//	err := locks.Run(ctx, "pay:"+order, func(ctx context.Context) error {
+//		return charge(ctx, order, xsync.ItemFromContext(ctx)) // the fencing token
+//	}, xsync.WithTTL(30*time.Second), xsync.WithWait(2*time.Second))
+//	if xsync.IsMissingLockErr(err) {
+//		// held by someone else for the whole wait
+//	}
+//
+// [Client.Acquire] returns a [Lease] to hold, extend, watch ([Lease.Done])
+// and release; [Client.Inspect] and [Client.ForceRelease] are for
+// operators, on backends that can.
+//
+// The seed API is a thin layer over the same client: a backend is
+// registered under a name, and keys are locked by name:
 //
 //	xsync.Register("default", memory.New()) // or redis.New(client), ...
 //
@@ -16,7 +31,8 @@
 //	}
 //
 // [Lock] and [Item.Unlock] are the lower-level pair: one attempt, no
-// waiting, and the caller releases.
+// waiting, and the caller releases. [Registered] returns the client behind
+// a name.
 //
 // # What is guaranteed
 //
@@ -95,11 +111,18 @@
 //
 // # Testing
 //
-// Unit tests use the memory backend:
+// Unit tests give each test its own client on the memory backend, and can
+// run in parallel; a manual clock shared by both expires or loses locks
+// without sleeping:
+//
+//	clock := memory.NewManualClock(time.Now())
+//	locks := xsync.NewClient(memory.New(memory.WithClock(clock.Now)), xsync.WithClock(clock))
+//	clock.Advance(time.Minute) // every lease of up to a minute is lost now
+//
+// Code on the seed API swaps a memory backend behind a name instead (such
+// tests cannot run in parallel):
 //
 //	t.Cleanup(xsync.Swap("default", memory.New()))
-//
-// memory.WithClock lets a test expire locks without sleeping.
 //
 // # Concurrency
 //
@@ -153,7 +176,13 @@ func IsMissingLockErr(err error) bool {
 	return errors.Is(err, ErrMissingLock)
 }
 
-var backends = registry.New[Locker]("Register", "backend")
+// backends holds, per name, the client of the backend registered under it
+// (the seed API's client: Lock, Unlock and Run allocate none).
+var backends = registry.New[*Client]("Register", "backend")
+
+func seedClient(name string, l Locker) *Client {
+	return &Client{l: l, name: name, clock: systemClock{}, owner: defaultOwner}
+}
 
 // Register makes a backend instance available under name. Register
 // panics if l is nil or if name is already registered, so that a
@@ -163,7 +192,7 @@ func Register(name string, l Locker) {
 	if l == nil {
 		panic("xsync: Register backend is nil")
 	}
-	backends.Register(name, l)
+	backends.Register(name, seedClient(name, l))
 }
 
 // Swap puts l behind name, whether or not name is registered, and returns
@@ -178,18 +207,27 @@ func Swap(name string, l Locker) (restore func()) {
 	if l == nil {
 		panic("xsync: Swap backend is nil")
 	}
-	return backends.Swap(name, l)
+	return backends.Swap(name, seedClient(name, l))
 }
 
 // Backends returns the sorted names of the registered backends.
 func Backends() []string { return backends.Names() }
 
 func lookup(name string) (Locker, error) {
-	l, ok := backends.Lookup(name)
+	c, err := registered(name)
+	if err != nil {
+		return nil, err
+	}
+	return c.l, nil
+}
+
+// registered is the client of the backend registered as name.
+func registered(name string) (*Client, error) {
+	c, ok := backends.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("%w %q (forgotten Register?)", ErrUnknownBackend, name)
 	}
-	return l, nil
+	return c, nil
 }
 
 // MaxKeyLen is the longest key xsync accepts, in bytes, on every backend.
@@ -197,17 +235,6 @@ func lookup(name string) (Locker, error) {
 // refused with [ErrInvalid] before it reaches a backend (etcd, for one,
 // refuses requests from about 0.7 MiB of key).
 const MaxKeyLen = 64 << 10
-
-// check validates what every call needs and finds the backend.
-func check(name, key string) (Locker, error) {
-	if key == "" {
-		return nil, fmt.Errorf("%w: empty key", ErrInvalid)
-	}
-	if len(key) > MaxKeyLen {
-		return nil, fmt.Errorf("%w: key %s: longer than MaxKeyLen (%d bytes)", ErrInvalid, keyString(key), MaxKeyLen)
-	}
-	return lookup(name)
-}
 
 // keyShown is how many bytes of a key error messages show.
 const keyShown = 64

@@ -1,0 +1,198 @@
+package xsync_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend/memory"
+)
+
+// manual returns a client and its memory backend on a manual clock.
+func manual(t *testing.T) (*xsync.Client, *memory.Locker, *memory.ManualClock) {
+	t.Helper()
+	clock := memory.NewManualClock(time.Unix(1_800_000_000, 0))
+	l := memory.New(memory.WithClock(clock.Now))
+	return xsync.NewClient(l, xsync.WithClock(clock)), l, clock
+}
+
+func TestClientBadInputNeverReachesBackend(t *testing.T) {
+	t.Parallel()
+	f := &faulty{acquire: []result{{token: 1}}}
+	c := xsync.NewClient(f)
+	ctx := t.Context()
+	for name, opts := range map[string][]xsync.AcquireOption{
+		"ttl 0":                  {xsync.WithTTL(0)},
+		"negative wait":          {xsync.WithWait(-2 * time.Second)},
+		"zero interval":          {xsync.WithRetryInterval(0)},
+		"negative max hold":      {xsync.WithAutoExtend(-time.Second)},
+		"negative hold":          {xsync.WithHoldAtLeast(-time.Second)},
+		"owner too long":         {xsync.WithOwner(strings.Repeat("o", xsync.MaxOwnerLen))},
+		"extend unsupported":     {xsync.WithAutoExtend(0)},
+		"hold > ttl, no refresh": {xsync.WithTTL(time.Second), xsync.WithHoldAtLeast(time.Minute)},
+	} {
+		_, err := c.Acquire(ctx, "k", opts...)
+		assert.Error(t, err, name)
+		assert.True(t, errors.Is(err, xsync.ErrInvalid) || errors.Is(err, errors.ErrUnsupported), "%s: %v", name, err)
+		assert.Error(t, c.Run(ctx, "k", func(context.Context) error { return nil }, opts...), name)
+	}
+	_, err := c.Acquire(ctx, "")
+	assert.ErrorIs(t, err, xsync.ErrInvalid)
+	assert.ErrorIs(t, c.Run(ctx, "k", nil), xsync.ErrInvalid)
+	_, err = c.Inspect(ctx, "k")
+	assert.ErrorIs(t, err, errors.ErrUnsupported)
+	_, err = c.ForceRelease(ctx, "k")
+	assert.ErrorIs(t, err, errors.ErrUnsupported)
+	assert.Zero(t, f.calls.Load(), "bad input reached the backend")
+	assert.Panics(t, func() { xsync.NewClient(nil) })
+}
+
+func TestRegistered(t *testing.T) {
+	_, err := xsync.Registered("no-such-backend")
+	assert.ErrorIs(t, err, xsync.ErrUnknownBackend)
+	l := memory.New()
+	name := use(t, l)
+	c, err := xsync.Registered(name)
+	require.NoError(t, err)
+	assert.Same(t, l, c.Locker())
+}
+
+// A lease on a manual clock: held until its deadline, lost exactly when
+// the clock passes it, with ErrLockLost; Extend moves the deadline.
+func TestLeaseOnManualClock(t *testing.T) {
+	t.Parallel()
+	c, _, clock := manual(t)
+	ctx := t.Context()
+	l, err := c.Acquire(ctx, "k", xsync.WithTTL(10*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, clock.Now().Add(10*time.Second), l.Deadline())
+
+	clock.Advance(9 * time.Second)
+	require.NoError(t, l.Extend(ctx, 10*time.Second))
+	assert.Equal(t, clock.Now().Add(10*time.Second), l.Deadline())
+	ttl, err := l.TTL(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 10*time.Second, ttl)
+
+	clock.Advance(10 * time.Second)
+	<-l.Done()
+	assert.ErrorIs(t, l.Err(), xsync.ErrLockLost)
+	assert.ErrorIs(t, l.Extend(ctx, 0), xsync.ErrLockLost, "a lost lease cannot be extended")
+	ok, err := l.Release(ctx)
+	require.NoError(t, err)
+	assert.False(t, ok)
+}
+
+// Auto-extension on a manual clock: renewals every TTL/3 keep the lease
+// alive across many TTLs; the cap ends it.
+func TestLeaseAutoExtendOnManualClock(t *testing.T) {
+	t.Parallel()
+	c, store, clock := manual(t)
+	ctx := t.Context()
+	l, err := c.Acquire(ctx, "k", xsync.WithTTL(3*time.Second), xsync.WithAutoExtend(time.Minute))
+	require.NoError(t, err)
+	for range 30 { // 30 renewals: 30 s, ten TTLs
+		// Pending: the expiry, the cap, and the renewal's next tick.
+		require.NoError(t, clock.BlockUntil(ctx, 3))
+		d := l.Deadline()
+		clock.Advance(time.Second)
+		require.NoError(t, clock.BlockUntil(ctx, 3)) // renewed, and the next tick armed
+		require.True(t, l.Deadline().After(d), "a renewal moved the deadline")
+		require.NoError(t, l.Err())
+	}
+	info, err := store.Inspect(ctx, "k")
+	require.NoError(t, err)
+	assert.True(t, info.Held)
+	clock.Advance(time.Minute)
+	<-l.Done()
+	assert.ErrorIs(t, l.Err(), xsync.ErrLockLost, "the cap ends the lease")
+	_, err = l.Release(ctx)
+	require.NoError(t, err)
+}
+
+// A lease whose renewal finds the lock gone (an operator forced it out)
+// ends at once with ErrLockLost.
+func TestLeaseLostWhenForcedOut(t *testing.T) {
+	t.Parallel()
+	c, _, clock := manual(t)
+	ctx := t.Context()
+	l, err := c.Acquire(ctx, "k", xsync.WithTTL(3*time.Second), xsync.WithAutoExtend(0), xsync.WithOwner("batch"))
+	require.NoError(t, err)
+	info, err := c.Inspect(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, l.Token(), info.Token)
+	assert.Contains(t, info.Owner, "batch")
+	freed, err := c.ForceRelease(ctx, "k")
+	require.NoError(t, err)
+	require.True(t, freed)
+	require.NoError(t, clock.BlockUntil(ctx, 2)) // the expiry and the renewal's tick
+	clock.Advance(time.Second)                   // the next renewal
+	<-l.Done()
+	assert.ErrorIs(t, l.Err(), xsync.ErrLockLost)
+	next, err := c.Acquire(ctx, "k")
+	require.NoError(t, err)
+	assert.Greater(t, next.Token(), l.Token(), "force-release keeps the fencing counter")
+}
+
+// Run on a manual clock: the callback's context carries the deadline and
+// ends with ErrLockLost when the clock passes it.
+func TestClientRunLosesLockOnManualClock(t *testing.T) {
+	t.Parallel()
+	c, _, clock := manual(t)
+	in := make(chan context.Context)
+	done := make(chan error)
+	go func() {
+		done <- c.Run(t.Context(), "k", func(ctx context.Context) error {
+			in <- ctx
+			<-ctx.Done()
+			return nil
+		}, xsync.WithTTL(5*time.Second))
+	}()
+	ctx := <-in
+	dl, ok := ctx.Deadline()
+	assert.True(t, ok)
+	assert.Equal(t, clock.Now().Add(5*time.Second), dl)
+	assert.NoError(t, ctx.Err())
+	clock.Advance(5 * time.Second)
+	assert.ErrorIs(t, <-done, xsync.ErrLockLost)
+	assert.ErrorIs(t, context.Cause(ctx), xsync.ErrLockLost)
+}
+
+// WithWait is a deadline on the client's clock: a waiter gives up with
+// ErrMissingLock once it has passed.
+func TestWaitIsADeadline(t *testing.T) {
+	t.Parallel()
+	c, _, clock := manual(t)
+	ctx := t.Context()
+	_, err := c.Acquire(ctx, "k", xsync.WithTTL(time.Hour))
+	require.NoError(t, err)
+	errc := make(chan error)
+	go func() {
+		_, err := c.Acquire(ctx, "k", xsync.WithWait(time.Minute), xsync.WithRetryInterval(10*time.Second))
+		errc <- err
+	}()
+	// Step the clock whenever the waiter has armed its next retry (the
+	// holder's expiry is the other pending timer), until it gives up.
+	bctx, stop := context.WithCancel(ctx)
+	defer stop()
+	start := clock.Now()
+	for {
+		armed := make(chan error, 1)
+		go func() { armed <- clock.BlockUntil(bctx, 2) }()
+		select {
+		case err := <-errc:
+			assert.True(t, xsync.IsMissingLockErr(err), "%v", err)
+			waited := clock.Now().Sub(start)
+			assert.True(t, waited >= time.Minute && waited <= 70*time.Second, "gave up after %v of a 1m wait", waited)
+			return
+		case <-armed:
+		}
+		clock.Advance(10 * time.Second)
+	}
+}
