@@ -46,6 +46,12 @@ var cases = []testCase{
 	{"KeyLimits", "a key of MaxKeyLen bytes locks on every backend, a longer one is ErrInvalid without reaching the backend, and no error message grows with the key", keyLimits},
 	{"Namespaces", "two namespaces on one store (two harnesses: two prefixes) never see each other's locks or release notifications", namespaces},
 	{"Observed", "an observer set for the backend's name sees every attempt, wait, hold and release, with the backend's outcomes", observed},
+	{"LeaseLifecycle", "a Client's lease: Acquire gives a token that excludes others, Done stays open while held, Release frees the key once, ends the lease with ErrReleased and a second Release is (false, nil)", leaseLifecycle},
+	{"LeaseLostAtDeadline", "a lease that is neither extended nor released ends at its validity deadline: Done closes on time and Err matches ErrLockLost", leaseLostAtDeadline},
+	{"LeaseExtend", "Extend renews the lease for the TTL given and moves its deadline; the lock outlives its first TTL", leaseExtend},
+	{"LeaseWait", "Acquire with WithWait waits for a held key and gets it once it is released, and gives ErrMissingLock when the wait passes", leaseWait},
+	{"InspectAndForceRelease", "Inspect reports the holder's token, a TTL within the one asked for and its owner; ForceRelease frees the key whoever holds it, wakes a waiter at once (with notification) and the next token is still larger", inspectAndForceRelease},
+	{"HoldAtLeast", "with WithHoldAtLeast, a lock released early stays held until the time asked for, and is free after it", holdAtLeast},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
 	{"Ping", "a healthy backend answers xsync.Ping with nil", ping},
 }
