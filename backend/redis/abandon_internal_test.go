@@ -30,7 +30,7 @@ func TestAbandonedAttemptsEachStayVoid(t *testing.T) {
 		l.abandon(ctx, k, n, ttl)
 	}
 	for _, n := range nonces {
-		tok, err := acquireScript.Run(ctx, l.client, []string{k}, ms(ttl), l.idleArg, n, "").Int64()
+		tok, err := acquireScript.Run(ctx, l.client, []string{k}, ms(ttl), l.idleArg, n).Int64()
 		require.NoError(t, err)
 		assert.Zero(t, tok, "abandoned attempt %s took the lock", n)
 	}

@@ -7,7 +7,7 @@
 -- ARGV[1]  lock TTL in milliseconds
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
 -- ARGV[3]  this attempt's nonce, random per attempt
--- ARGV[4]  the holder's owner metadata (may be empty), field 'who'
+-- ARGV[4]  the holder's owner metadata, field 'who' (absent: none)
 --
 -- Returns the new token (> 0), or 0 if the lock is held (or this attempt
 -- was abandoned already).
@@ -32,6 +32,6 @@ local ttl = tonumber(ARGV[1])
 -- integers up to 2^53 exactly; microsecond timestamps are about 2^51).
 redis.call('HSET', KEYS[1], 'tok', string.format('%.0f', tok),
   'exp', string.format('%.0f', now + ttl * 1000), 'own', ARGV[3],
-  'fence', string.format('%.0f', tok), 'who', ARGV[4])
+  'fence', string.format('%.0f', tok), 'who', ARGV[4] or '')
 redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[2]))
 return tok

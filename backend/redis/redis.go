@@ -301,7 +301,13 @@ func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration
 		rctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), d.Add(cleanupTimeout))
 		defer cancel()
 	}
-	tok, err := acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce, owner).Int64()
+	var tok int64
+	var err error
+	if owner == "" {
+		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce).Int64()
+	} else {
+		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce, owner).Int64()
+	}
 	switch {
 	case err != nil:
 		if !isReply(err) {
