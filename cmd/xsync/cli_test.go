@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+// End-to-end tests: they build the binary and run it against real
+// servers in containers, as a cron job or a shell script would.
+
+func TestMain(m *testing.M) { itest.Main(m) }
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// xsyncBin builds the command once per test run.
+func xsyncBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "xsync-cli-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "xsync")
+		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binary
+}
+
+// result is one finished run of the command.
+type result struct {
+	code           int
+	stdout, stderr string
+	took           time.Duration
+}
+
+// xsyncCmd prepares the command with url as XSYNC_URL.
+func xsyncCmd(t *testing.T, url string, args ...string) *exec.Cmd {
+	cmd := exec.Command(xsyncBin(t), args...)
+	cmd.Env = append(os.Environ(), "XSYNC_URL="+url)
+	return cmd
+}
+
+func runCLI(t *testing.T, url string, args ...string) result {
+	t.Helper()
+	cmd := xsyncCmd(t, url, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run xsync: %v", err)
+	}
+	return r
+}
+
+// backends are the stores the command is tested on, each with a URL.
+type target struct {
+	name    string
+	url     string
+	fencing bool
+}
+
+func targets(t *testing.T) []target {
+	t.Helper()
+	redis := itest.StartRedis(t)
+	nodes := itest.StartRedisN(t, 3)
+	etcd := itest.StartEtcd(t)
+	var hosts []string
+	for _, n := range nodes {
+		hosts = append(hosts, n.Endpoint())
+	}
+	return []target{
+		{"redis", "redis://" + redis.Endpoint(), true},
+		{"redlock", "redlock://" + strings.Join(hosts, ",") + "?node_timeout=1s", false},
+		{"etcd", "etcd://" + etcd.Endpoint(), true},
+	}
+}
+
+func TestCommandOnEveryBackend(t *testing.T) {
+	for _, tg := range targets(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Run("Exclusive", func(t *testing.T) { exclusive(t, tg) })
+			t.Run("BusyExitsAtOnce", func(t *testing.T) { busy(t, tg) })
+			t.Run("TokenGrows", func(t *testing.T) { tokenGrows(t, tg) })
+			t.Run("InspectAndForceUnlock", func(t *testing.T) { inspectAndForce(t, tg) })
+		})
+	}
+}
+
+// Two concurrent lock commands running a script that appends begin and
+// end lines with a pause between never interleave.
+func exclusive(t *testing.T, tg target) {
+	log := filepath.Join(t.TempDir(), "log")
+	key := "exclusive:" + t.Name()
+	script := `echo "begin $XSYNC_TOKEN" >> "$1"; sleep 0.2; echo "end $XSYNC_TOKEN" >> "$1"`
+	var wg sync.WaitGroup
+	codes := make([]int, 4)
+	for i := range codes {
+		wg.Go(func() {
+			codes[i] = runCLI(t, tg.url, "lock", "--ttl", "5s", "--wait", "30s", key, "--", "sh", "-c", script, "sh", log).code
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, []int{0, 0, 0, 0}, codes)
+	b, err := os.ReadFile(log)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, lines, 8)
+	for i := 0; i < len(lines); i += 2 {
+		tok := strings.TrimPrefix(lines[i], "begin ")
+		assert.True(t, strings.HasPrefix(lines[i], "begin "), "line %d: %q", i, lines[i])
+		assert.Equal(t, "end "+tok, lines[i+1], "holders interleaved:\n%s", b)
+	}
+}
+
+// --wait 0 on a held key exits 75 at once.
+func busy(t *testing.T, tg target) {
+	c := client(t, tg)
+	key := "busy:" + t.Name()
+	lease, err := c.Acquire(t.Context(), key, xsync.WithTTL(10*time.Second))
+	require.NoError(t, err)
+	defer lease.Release(context.Background())
+	r := runCLI(t, tg.url, "lock", "--wait", "0", key, "--", "sh", "-c", "echo ran")
+	t.Logf("exit %d after %v: %s", r.code, r.took.Round(time.Millisecond), strings.TrimSpace(r.stderr))
+	assert.Equal(t, exitBusy, r.code)
+	assert.NotContains(t, r.stdout, "ran")
+	assert.Contains(t, r.stderr, key, "the message names the key")
+}
+
+// XSYNC_TOKEN grows from run to run on fencing backends.
+func tokenGrows(t *testing.T, tg target) {
+	key := "token:" + t.Name()
+	var last int64
+	for range 3 {
+		r := runCLI(t, tg.url, "lock", key, "--", "sh", "-c", `echo "$XSYNC_KEY $XSYNC_TOKEN"`)
+		require.Equal(t, 0, r.code, r.stderr)
+		f := strings.Fields(r.stdout)
+		require.Len(t, f, 2, r.stdout)
+		assert.Equal(t, key, f[0])
+		tok, err := strconv.ParseInt(f[1], 10, 64)
+		require.NoError(t, err)
+		require.Positive(t, tok)
+		if tg.fencing {
+			assert.Greater(t, tok, last, "tokens grow between runs")
+		} else {
+			assert.NotEqual(t, tok, last)
+		}
+		last = tok
+	}
+}
+
+// inspect shows the holder; unlock --force frees the key, the holder's
+// command is stopped (its lock is lost), and a waiting lock command gets
+// the key promptly.
+func inspectAndForce(t *testing.T, tg target) {
+	key := "force:" + t.Name()
+	holder := xsyncCmd(t, tg.url, "lock", "--ttl", "3s", "--owner", "nightly-report", "--kill-after", "1s", key, "--", "sleep", "60")
+	var holderErr bytes.Buffer
+	holder.Stderr = &holderErr
+	require.NoError(t, holder.Start())
+	var info struct {
+		Held  bool   `json:"held"`
+		Token int64  `json:"token"`
+		Owner string `json:"owner"`
+	}
+	require.Eventually(t, func() bool {
+		r := runCLI(t, tg.url, "inspect", "--json", key)
+		return r.code == 0 && json.Unmarshal([]byte(r.stdout), &info) == nil && info.Held
+	}, 20*time.Second, 50*time.Millisecond, "the holder never held the key")
+	if tg.name != "redlock" {
+		assert.Contains(t, info.Owner, "nightly-report")
+	}
+	waiter := xsyncCmd(t, tg.url, "lock", "--verbose", "--wait", "60s", key, "--", "sh", "-c", "echo got it")
+	var waiterOut bytes.Buffer
+	waiter.Stdout = &waiterOut
+	progress, err := waiter.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, waiter.Start())
+	waiting := make(chan struct{})
+	go func() { // --verbose reports each attempt: wait for one that found the key held
+		sc := bufio.NewScanner(progress)
+		once := sync.OnceFunc(func() { close(waiting) })
+		for sc.Scan() {
+			if strings.HasSuffix(sc.Text(), ": held") {
+				once()
+			}
+		}
+	}()
+	select {
+	case <-waiting:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiter never reported the key held")
+	}
+
+	forced := time.Now()
+	r := runCLI(t, tg.url, "unlock", "--force", key) // stdin is not a terminal: no question
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "released")
+	require.NoError(t, waiter.Wait())
+	t.Logf("the waiting lock command got the key and finished %v after the force-unlock", time.Since(forced).Round(time.Millisecond))
+	assert.Contains(t, waiterOut.String(), "got it")
+
+	err = holder.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "the holder's command was stopped: %s", holderErr.String())
+	assert.Equal(t, exitLost, ee.ExitCode(), holderErr.String())
+	assert.Contains(t, holderErr.String(), "lost")
+}
+
+func client(t *testing.T, tg target) *xsync.Client {
+	t.Helper()
+	l, closer, err := xsync.Open(t.Context(), tg.url)
+	require.NoError(t, err)
+	t.Cleanup(func() { closer.Close() })
+	return xsync.NewClient(l)
+}
+
+// A stopped server: lock and ping exit 69, with one line naming the key
+// and the backend and no password.
+func TestUnavailable(t *testing.T) {
+	srv := itest.StartRedis(t)
+	srv.Stop()
+	url := "redis://:s3cret-password@" + srv.Endpoint()
+	r := runCLI(t, url, "lock", "k", "--", "true")
+	assert.Equal(t, exitUnavailable, r.code, r.stderr)
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one line: %q", r.stderr)
+	assert.Contains(t, r.stderr, `"k"`)
+	assert.Contains(t, r.stderr, srv.Endpoint())
+	assert.NotContains(t, r.stderr, "s3cret")
+	assert.Equal(t, exitUnavailable, runCLI(t, url, "ping").code)
+	assert.Equal(t, exitUsage, runCLI(t, "", "ping").code, "no URL")
+	assert.Equal(t, exitUsage, runCLI(t, url, "lock", "k").code, "no command")
+	assert.Equal(t, exitUsage, runCLI(t, "nope://x", "ping").code, "unknown scheme")
+	assert.Equal(t, exitNoStart, runCLI(t, "mem://", "lock", "k", "--", "/nonexistent/command").code)
+}
+
+// A lock lost while the command runs (the server frozen past the TTL)
+// stops the command, and xsync exits with the lost code.
+func TestLostLockStopsCommand(t *testing.T) {
+	srv := itest.StartRedis(t)
+	url := "redis://" + srv.Endpoint() + "?read_timeout=5s"
+	mark := filepath.Join(t.TempDir(), "mark")
+	cmd := xsyncCmd(t, url, "lock", "--ttl", "1s", "--kill-after", "2s", "k", "--",
+		"sh", "-c", `trap 'echo stopped > "$1"; exit 0' TERM; echo started > "$1"; sleep 60 & wait`, "sh", mark)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { b, _ := os.ReadFile(mark); return string(b) == "started\n" }, 20*time.Second, 20*time.Millisecond)
+	srv.Pause()
+	paused := time.Now()
+	err := cmd.Wait()
+	t.Logf("xsync exited %v after the pause: %s", time.Since(paused).Round(time.Millisecond), strings.TrimSpace(stderr.String()))
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, exitLost, ee.ExitCode())
+	b, _ := os.ReadFile(mark)
+	assert.Equal(t, "stopped\n", string(b), "the command got SIGTERM")
+	srv.Unpause()
+}
+
+// SIGTERM to xsync reaches the command (its process group); xsync exits
+// with the command's code and releases the lock.
+func TestSignalReachesCommand(t *testing.T) {
+	srv := itest.StartRedis(t)
+	url := "redis://" + srv.Endpoint()
+	mark := filepath.Join(t.TempDir(), "mark")
+	cmd := xsyncCmd(t, url, "lock", "--ttl", "30s", "k", "--",
+		"sh", "-c", `trap 'echo got-term > "$1"; exit 7' TERM; echo started > "$1"; sleep 60 & wait`, "sh", mark)
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool { b, _ := os.ReadFile(mark); return string(b) == "started\n" }, 20*time.Second, 20*time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 7, ee.ExitCode(), "the command's own code")
+	b, _ := os.ReadFile(mark)
+	assert.Equal(t, "got-term\n", string(b))
+	r := runCLI(t, url, "inspect", "k")
+	assert.Equal(t, "k: free\n", r.stdout, "the lock was released (its TTL is 30s)")
+}
