@@ -31,6 +31,7 @@ type toyLock struct {
 	token   int64
 	expires time.Time
 	ttl     time.Duration
+	owner   string
 }
 
 func newToy(defect string) *toy {
@@ -47,7 +48,7 @@ func (b *toy) live(key string, now time.Time) (toyLock, bool) {
 	return l, ok
 }
 
-func (b *toy) acquire(key string, ttl time.Duration) (int64, error) {
+func (b *toy) acquire(key string, ttl time.Duration, owner string) (int64, error) {
 	if b.defect == "leaks-goroutines" {
 		go func() { select {} }()
 	}
@@ -65,7 +66,10 @@ func (b *toy) acquire(key string, ttl time.Duration) (int64, error) {
 		b.seq++
 		tok = b.seq
 	}
-	b.locks[key] = toyLock{token: tok, expires: now.Add(ttl), ttl: ttl}
+	if b.defect == "drops-owner" {
+		owner = ""
+	}
+	b.locks[key] = toyLock{token: tok, expires: now.Add(ttl), ttl: ttl, owner: owner}
 	return tok, nil
 }
 
@@ -176,11 +180,42 @@ func (c *toyClient) Refresh(ctx context.Context, key string, token int64, ttl ti
 	return ok, err
 }
 
-func (b *toy) Acquire(_ context.Context, key string, ttl time.Duration) (int64, error) {
+func (b *toy) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	return b.AcquireOwner(ctx, key, ttl, "")
+}
+
+func (b *toy) AcquireOwner(_ context.Context, key string, ttl time.Duration, owner string) (int64, error) {
 	if b.defect == "huge-keys-fail" && len(key) > 1<<10 {
 		return 0, errors.New("toy: key too large")
 	}
-	return b.acquire(key, ttl)
+	return b.acquire(key, ttl, owner)
+}
+
+func (b *toy) Inspect(_ context.Context, key string) (backend.LockInfo, error) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.live(key, now)
+	if !ok {
+		return backend.LockInfo{}, nil
+	}
+	tok := l.token
+	if b.defect == "inspect-wrong-token" {
+		tok++
+	}
+	return backend.LockInfo{Held: true, Token: tok, TTL: l.expires.Sub(now), Owner: l.owner}, nil
+}
+
+func (b *toy) ForceRelease(_ context.Context, key string) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.live(key, time.Now())
+	delete(b.locks, key)
+	delete(b.seqs, key)
+	if b.defect == "force-resets-fence" {
+		b.seq = 0
+	}
+	return ok, nil
 }
 
 func (b *toy) size() int {
@@ -234,7 +269,10 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"outage-as-contention", []string{"OutageIsNotContention"}},
 		{"orphans", []string{"NoOrphanAfterCancelledAcquire"}},
 		{"huge-keys-fail", []string{"KeyLimits"}},
-		{"refresh-ignores-ttl", []string{"RefreshSetsTTL"}},
+		{"refresh-ignores-ttl", []string{"RefreshSetsTTL", "LeaseExtend", "HoldAtLeast"}},
+		{"inspect-wrong-token", []string{"InspectAndForceRelease"}},
+		{"drops-owner", []string{"InspectAndForceRelease"}},
+		{"force-resets-fence", []string{"InspectAndForceRelease"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()

@@ -220,7 +220,7 @@ func inspectAndForceRelease(e *env) {
 			t.Fatal("a waiter was not woken by ForceRelease within 2s (its retry interval is far longer)")
 		}
 	} else {
-		e.cancelWaiter(got, errc)
+		e.cancelWaiter(holder.Token(), got, errc)
 	}
 	if ok, err := holder.Release(e.ctx); ok || err != nil {
 		t.Fatalf("the forced-out holder's Release = (%v, %v); want (false, nil)", ok, err)
@@ -231,10 +231,12 @@ func inspectAndForceRelease(e *env) {
 }
 
 // cancelWaiter waits for a waiter that nothing wakes to take the key at
-// its own pace, and releases what it took.
-func (e *env) cancelWaiter(got chan *xsync.Lease, errc chan error) {
+// its own pace, checks that its token is newer than before, and releases
+// what it took.
+func (e *env) cancelWaiter(before xsync.Item, got chan *xsync.Lease, errc chan error) {
 	select {
 	case l := <-got:
+		e.checkNewer(before, l.Token())
 		l.Release(e.ctx)
 	case err := <-errc:
 		e.t.Fatalf("waiting Acquire: %v", err)
