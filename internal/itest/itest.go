@@ -131,6 +131,8 @@ type spec struct {
 	cmd        func(listen string) []string
 	ready      func(listen string) wait.Strategy
 	bridged    bool                                 // never on the host network (cluster members)
+	hostOnly   bool                                 // always on the host network (Redis Cluster: nodes announce 127.0.0.1)
+	fixedPort  string                               // the host port to use ("": a free one)
 	extra      []testcontainers.ContainerCustomizer // e.g. a private network
 }
 
@@ -147,9 +149,12 @@ func start(t testing.TB, sp spec) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sp.fixedPort != "" {
+		hostPort = sp.fixedPort
+	}
 	opts := []testcontainers.ContainerCustomizer{testcontainers.WithLogger(tclog.TestLogger(t))}
 	listen := sp.port
-	if hostNetwork() && !sp.bridged {
+	if (hostNetwork() && !sp.bridged) || sp.hostOnly {
 		listen = hostPort
 		opts = append(opts, testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
 			hc.NetworkMode = "host"

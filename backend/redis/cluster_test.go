@@ -1,0 +1,66 @@
+package redis_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/xsync-go/xsync/backend"
+	xredis "github.com/xsync-go/xsync/backend/redis"
+	"github.com/xsync-go/xsync/conformance"
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+// TestClusterConformance runs the suite through a go-redis ClusterClient
+// on a Redis Cluster of 3 primaries with a replica each: keys spread over
+// the slots (the suite's odd keys include braces and hash tags), release
+// notifications through pub/sub across nodes.
+func TestClusterConformance(t *testing.T) {
+	nodes := itest.StartRedisCluster(t, 3, 1)
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return &clusterHarness{nodes: nodes, prefix: newPrefix()}
+	})
+}
+
+type clusterHarness struct {
+	nodes  []*itest.Server
+	prefix string
+}
+
+func clusterClient(t *testing.T, nodes []*itest.Server) *goredis.ClusterClient {
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.Endpoint())
+	}
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{
+		Addrs: addrs, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		ContextTimeoutEnabled: true, MaxRetries: -1,
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (h *clusterHarness) Locker(t *testing.T) backend.Locker {
+	return xredis.New(clusterClient(t, h.nodes), xredis.WithPrefix(h.prefix), xredis.WithFenceIdle(testIdle))
+}
+
+func (h *clusterHarness) Limits() conformance.Limits {
+	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond}
+}
+
+func (h *clusterHarness) Size(t *testing.T) int {
+	var n atomic.Int64
+	c := clusterClient(t, h.nodes)
+	err := c.ForEachMaster(context.Background(), func(ctx context.Context, m *goredis.Client) error {
+		keys, err := m.Keys(ctx, h.prefix+"*").Result()
+		n.Add(int64(len(keys)))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(n.Load())
+}
