@@ -37,7 +37,7 @@ func clusterClient(t *testing.T, nodes []*itest.Server) *goredis.ClusterClient {
 	}
 	c := goredis.NewClusterClient(&goredis.ClusterOptions{
 		Addrs: addrs, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
-		ContextTimeoutEnabled: true, MaxRetries: -1,
+		ContextTimeoutEnabled: true, // go-redis's retries and redirections as they are: a failover needs them
 	})
 	t.Cleanup(func() { c.Close() })
 	return c

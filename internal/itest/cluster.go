@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testcontainers/testcontainers-go"
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 )
 
@@ -67,7 +68,8 @@ func StartRedisCluster(t testing.TB, primaries, replicas int) []*Server {
 		sp.cmd = func(port string) []string {
 			return []string{"redis-server", "--port", port, "--bind", "127.0.0.1", "--protected-mode", "no",
 				"--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
-				"--cluster-config-file", "nodes-" + port + ".conf", "--cluster-node-timeout", "1000"}
+				"--cluster-config-file", "nodes-" + port + ".conf", "--cluster-node-timeout", "1000",
+				"--repl-diskless-sync-delay", "0"}
 		}
 		wg.Go(func() { servers[i], errs[i] = start(t, sp) })
 	}
@@ -89,8 +91,15 @@ func StartRedisCluster(t testing.TB, primaries, replicas int) []*Server {
 	for {
 		ok := true
 		for _, s := range servers {
-			info, err := RedisClientAt(t, s.Endpoint(), nil).ClusterInfo(context.Background()).Result()
+			c := RedisClientAt(t, s.Endpoint(), nil)
+			info, err := c.ClusterInfo(context.Background()).Result()
 			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384") {
+				ok = false
+				break
+			}
+			// A replica that has not synced yet cannot take over.
+			repl, err := c.Info(context.Background(), "replication").Result()
+			if err != nil || strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
 				ok = false
 				break
 			}
@@ -116,4 +125,96 @@ func (s *Server) exec(cmd ...string) (string, error) {
 		return string(b), fmt.Errorf("%s: exit %d", cmd[0], code)
 	}
 	return string(b), nil
+}
+
+// Sentinel is a Sentinel-managed deployment: a primary, its replica and
+// three sentinels, all on the host network.
+type Sentinel struct {
+	Master    string    // the monitored master's name
+	Primary   *Server   // the primary at the start
+	Replica   *Server   // its replica at the start
+	Sentinels []*Server // the sentinels
+}
+
+// Addrs returns the sentinels' addresses.
+func (s *Sentinel) Addrs() []string {
+	var out []string
+	for _, x := range s.Sentinels {
+		out = append(out, x.Endpoint())
+	}
+	return out
+}
+
+// StartRedisSentinel starts a primary, a replica of it and three
+// sentinels (quorum 2) that fail over about a second after the primary
+// stops answering (down-after-milliseconds 1000).
+func StartRedisSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		unavailable(t, "a Redis Sentinel test needs host networking, which only a Linux Docker engine has")
+	}
+	img := resolveImage(t, redisImage)
+	node := func(args ...string) (*Server, string) {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp := redisSpec
+		sp.image, sp.hostOnly, sp.fixedPort = img, true, port
+		base := sp.cmd
+		sp.cmd = func(listen string) []string { return append(base(listen), args...) }
+		s, err := start(t, sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, port
+	}
+	primary, pport := node("--repl-diskless-sync-delay", "0")
+	replica, _ := node("--replicaof", "127.0.0.1", pport, "--replica-announce-ip", "127.0.0.1", "--repl-diskless-sync-delay", "0")
+	sn := &Sentinel{Master: "xsync-primary", Primary: primary, Replica: replica}
+	sentinels := make([]*Server, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range sentinels {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := fmt.Sprintf("port %s\nbind 127.0.0.1\nsentinel announce-ip 127.0.0.1\n"+
+			"sentinel monitor %s 127.0.0.1 %s 2\nsentinel down-after-milliseconds %[2]s 1000\n"+
+			"sentinel failover-timeout %[2]s 5000\nsentinel parallel-syncs %[2]s 1\n", port, sn.Master, pport)
+		sp := redisSpec
+		sp.image, sp.hostOnly, sp.fixedPort = img, true, port
+		sp.cmd = func(string) []string { return []string{"redis-server", "/sentinel.conf", "--sentinel"} }
+		sp.extra = []testcontainers.ContainerCustomizer{testcontainers.WithFiles(testcontainers.ContainerFile{
+			Reader: strings.NewReader(conf), ContainerFilePath: "/sentinel.conf", FileMode: 0o666})}
+		wg.Go(func() { sentinels[i], errs[i] = start(t, sp) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	sn.Sentinels = sentinels
+	// Sentinels learn of the replica from the primary's INFO (every 10s at
+	// first); a failover needs it known and in sync.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		repl, err := RedisClientAt(t, replica.Endpoint(), nil).Info(context.Background(), "replication").Result()
+		known := 0
+		for _, s := range sentinels {
+			r, err := RedisClientAt(t, s.Endpoint(), nil).Do(context.Background(), "SENTINEL", "REPLICAS", sn.Master).Slice()
+			if err == nil && len(r) > 0 {
+				known++
+			}
+		}
+		if err == nil && strings.Contains(repl, "master_link_status:up") && known == len(sentinels) {
+			return sn
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sentinels did not learn of an in-sync replica in 60s")
+		}
+		time.Sleep(100 * time.Millisecond) // polling the deployment's own state: no event to await
+	}
 }
