@@ -493,7 +493,7 @@ func (c *Client) run(ctx context.Context, key string, cb func(ctx context.Contex
 			lost = errNotFreed
 		}
 		if o != nil {
-			c.observeEnd(ctx, key, token, acquired, returned, released, rerr, lost)
+			c.observeEnd(ctx, o, key, token, acquired, returned, released, rerr, lost)
 		}
 		if lost != nil {
 			if err == nil {
@@ -526,22 +526,22 @@ func (c *Client) release(ctx context.Context, key string, token int64, start tim
 
 // observeEnd reports the end of a hold of Run: the hold, the loss if any,
 // and the release.
-func (c *Client) observeEnd(ctx context.Context, key string, token int64, acquired, returned time.Time, released bool, rerr, lost error) {
+func (c *Client) observeEnd(ctx context.Context, o Observer, key string, token int64, acquired, returned time.Time, released bool, rerr, lost error) {
 	e := Event{Backend: c.name, Key: key, Token: Item(token), Run: true}
 	hold := e
 	hold.Kind, hold.Start, hold.Duration, hold.Outcome = KindHold, acquired, returned.Sub(acquired), OutcomeKept
 	if lost != nil {
 		hold.Outcome = OutcomeLost
 	}
-	c.observer().Observe(ctx, hold)
+	o.Observe(ctx, hold)
 	if lost != nil {
 		l := e
 		l.Kind, l.Outcome, l.Start, l.Err = KindLost, OutcomeLost, returned, lost
-		c.observer().Observe(ctx, l)
+		o.Observe(ctx, l)
 	}
 	r := e
 	r.Kind, r.Outcome, r.Start, r.Duration, r.Err = KindRelease, releaseOutcome(released, rerr), returned, c.clock.Now().Sub(returned), rerr
-	c.observer().Observe(ctx, r)
+	o.Observe(ctx, r)
 }
 
 // Info is what [Client.Inspect] finds about a key.

@@ -213,14 +213,6 @@ func Swap(name string, l Locker) (restore func()) {
 // Backends returns the sorted names of the registered backends.
 func Backends() []string { return backends.Names() }
 
-func lookup(name string) (Locker, error) {
-	c, err := registered(name)
-	if err != nil {
-		return nil, err
-	}
-	return c.l, nil
-}
-
 // registered is the client of the backend registered as name.
 func registered(name string) (*Client, error) {
 	c, ok := backends.Lookup(name)
@@ -261,16 +253,9 @@ func unregister(name string) { backends.Delete(name) }
 // errors.ErrUnsupported if the backend cannot tell, and otherwise the
 // backend's error, wrapped.
 func Ping(ctx context.Context, name string) error {
-	l, err := lookup(name)
+	c, err := registered(name)
 	if err != nil {
 		return err
 	}
-	p, ok := l.(backend.Pinger)
-	if !ok {
-		return fmt.Errorf("xsync: ping: backend %q cannot tell: %w", name, errors.ErrUnsupported)
-	}
-	if err := p.Ping(ctx); err != nil {
-		return fmt.Errorf("xsync: ping backend %q: %w", name, err)
-	}
-	return nil
+	return c.Ping(ctx)
 }
