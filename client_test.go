@@ -51,6 +51,19 @@ func TestClientBadInputNeverReachesBackend(t *testing.T) {
 	assert.ErrorIs(t, err, errors.ErrUnsupported)
 	assert.Zero(t, f.calls.Load(), "bad input reached the backend")
 	assert.Panics(t, func() { xsync.NewClient(nil) })
+
+	// A lease on a backend without the capabilities says so.
+	l, err := c.Acquire(ctx, "k")
+	require.NoError(t, err)
+	assert.ErrorIs(t, l.Extend(ctx, 0), errors.ErrUnsupported)
+	_, err = l.TTL(ctx)
+	assert.ErrorIs(t, err, errors.ErrUnsupported)
+	assert.ErrorIs(t, l.Extend(ctx, -time.Second), xsync.ErrInvalid)
+	f.release = result{ok: true}
+	ok, err := l.Release(ctx)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.ErrorIs(t, l.Err(), xsync.ErrReleased)
 }
 
 func TestRegistered(t *testing.T) {
