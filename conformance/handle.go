@@ -187,20 +187,26 @@ func inspectAndForceRelease(e *env) {
 	if !notifies {
 		interval = 100 * time.Millisecond
 	}
+	// The waiter's backend is wrapped to tell when an attempt found the
+	// key held; a release after that is caught by its watch (which reads
+	// the key once it listens) or by its next retry.
+	held := newSignal()
+	name, _ := e.instrument(held.fire)
+	waiter, err := xsync.Registered(name)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := make(chan *xsync.Lease, 1)
 	errc := make(chan error, 1)
-	ready := make(chan struct{})
 	go func() {
-		close(ready)
-		l, err := c.Acquire(e.ctx, key, xsync.WithTTL(e.ttl()), xsync.WithWait(e.opts.Timeout/2), xsync.WithRetryInterval(interval))
+		l, err := waiter.Acquire(e.ctx, key, xsync.WithTTL(e.ttl()), xsync.WithWait(e.opts.Timeout/2), xsync.WithRetryInterval(interval))
 		if err != nil {
 			errc <- err
 			return
 		}
 		got <- l
 	}()
-	<-ready
-	e.sleepUntil(time.Now().Add(200 * time.Millisecond)) // let the waiter find the key held and start listening
+	e.await(held, "the waiter to find the key held")
 	forced := time.Now()
 	ok, err := c.ForceRelease(e.ctx, key)
 	if err != nil || !ok {

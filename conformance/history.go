@@ -43,14 +43,11 @@ type HistoryOptions struct {
 	// overrides it. Zero means 6 seconds, or with a nemesis, long enough
 	// for one fault (Calm + Length + 2 TTLs) if that is longer.
 	Duration time.Duration
-	// Work is the longest a holder works before it releases (each hold
-	// works a random time up to it). Zero means TTL/8. A fault whose
-	// weakness must show (Expect.MustOverlap) needs holders that work
-	// across it: give such cells a Work near the TTL.
-	Work time.Duration
 	// StallEvery makes one hold in StallEvery stall past its validity
-	// while ignoring its context, as in a long GC pause. Zero means 12;
-	// negative means never.
+	// while ignoring its context, as in a long GC pause (each other hold
+	// works up to TTL/8). Zero means 12; negative means never. A fault
+	// whose weakness must show (Expect.MustOverlap) needs holders that act
+	// across it: give such cells more stalls (3 does for a restart).
 	StallEvery int
 	// Nemesis injects faults on a schedule; nil means none.
 	Nemesis *Nemesis
@@ -148,9 +145,6 @@ func (o HistoryOptions) withDefaults(t *testing.T, ttl time.Duration) HistoryOpt
 	if o.StallEvery == 0 {
 		o.StallEvery = 12
 	}
-	if o.Work == 0 {
-		o.Work = ttl / 8
-	}
 	if o.Expect.MustOverlap {
 		o.Expect.MayOverlap = true
 	}
@@ -234,7 +228,7 @@ func RunHistory(t *testing.T, h Harness, opts HistoryOptions) HistoryReport {
 	defer stopWorkers()
 	for c := range o.Clients {
 		for w := range o.Workers {
-			wk := &worker{rec: rec, name: names[c], client: c, keys: keys, ttl: ttl, exp: exp, work: o.Work,
+			wk := &worker{rec: rec, name: names[c], client: c, keys: keys, ttl: ttl, exp: exp, work: ttl / 8,
 				stallEvery: o.StallEvery, refresh: refresh, stop: stop,
 				rng: rand.New(rand.NewPCG(seed, uint64(c*1000+w)))}
 			wg.Go(wk.loop)
