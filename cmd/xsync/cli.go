@@ -298,37 +298,30 @@ func (e env) inspect(args []string) int {
 		return exitUsage
 	}
 	key := fs.Arg(0)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	c, closeBackend, _, code := e.backend(ctx, *rawURL)
-	if code != exitOK {
-		return code
-	}
-	defer closeBackend()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	info, err := c.Inspect(ctx, key)
-	if err != nil {
-		return e.failed(err)
-	}
-	if *asJSON {
-		out := struct {
-			Key   string  `json:"key"`
-			Held  bool    `json:"held"`
-			Token int64   `json:"token,omitempty"`
-			TTL   float64 `json:"ttl_seconds,omitempty"`
-			Owner string  `json:"owner,omitempty"`
-		}{key, info.Held, int64(info.Token), info.TTL.Seconds(), info.Owner}
-		b, _ := json.Marshal(out)
-		fmt.Fprintln(e.stdout, string(b))
+	return e.oneShot(*rawURL, 10*time.Second, func(ctx context.Context, c *xsync.Client, _ string) int {
+		info, err := c.Inspect(ctx, key)
+		if err != nil {
+			return e.failed(err)
+		}
+		if *asJSON {
+			out := struct {
+				Key   string  `json:"key"`
+				Held  bool    `json:"held"`
+				Token int64   `json:"token,omitempty"`
+				TTL   float64 `json:"ttl_seconds,omitempty"`
+				Owner string  `json:"owner,omitempty"`
+			}{key, info.Held, int64(info.Token), info.TTL.Seconds(), info.Owner}
+			b, _ := json.Marshal(out)
+			fmt.Fprintln(e.stdout, string(b))
+			return exitOK
+		}
+		if !info.Held {
+			fmt.Fprintf(e.stdout, "%s: free\n", key)
+			return exitOK
+		}
+		fmt.Fprintf(e.stdout, "%s: held\ntoken: %d\nttl: %v\nowner: %s\n", key, info.Token, info.TTL, info.Owner)
 		return exitOK
-	}
-	if !info.Held {
-		fmt.Fprintf(e.stdout, "%s: free\n", key)
-		return exitOK
-	}
-	fmt.Fprintf(e.stdout, "%s: held\ntoken: %d\nttl: %v\nowner: %s\n", key, info.Token, info.TTL, info.Owner)
-	return exitOK
+	})
 }
 
 func (e env) unlock(args []string) int {
@@ -343,38 +336,57 @@ func (e env) unlock(args []string) int {
 		return exitUsage
 	}
 	key := fs.Arg(0)
+	// No overall timeout: an operator may take time to answer. Each
+	// call has its own.
+	return e.oneShot(*rawURL, 0, func(ctx context.Context, c *xsync.Client, name string) int {
+		call := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 10*time.Second) }
+		if !*yes && isTerminal(e.stdin) {
+			cctx, cancel := call()
+			info, err := c.Inspect(cctx, key)
+			cancel()
+			if err == nil && !info.Held {
+				fmt.Fprintf(e.stdout, "%s: free\n", key)
+				return exitOK
+			}
+			fmt.Fprintf(e.stdout, "force-release %s on %s (token %d, owner %q)? [y/N] ", key, name, info.Token, info.Owner)
+			answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
+			if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+				fmt.Fprintln(e.stdout, "not released")
+				return exitOK
+			}
+		}
+		cctx, cancel := call()
+		defer cancel()
+		freed, err := c.ForceRelease(cctx, key)
+		if err != nil {
+			return e.failed(err)
+		}
+		if freed {
+			fmt.Fprintf(e.stdout, "%s: released\n", key)
+		} else {
+			fmt.Fprintf(e.stdout, "%s: was not held\n", key)
+		}
+		return exitOK
+	})
+}
+
+// oneShot runs f with a client of rawURL (and its name for messages),
+// under a context that ends on SIGINT or SIGTERM or after timeout (0:
+// no timeout).
+func (e env) oneShot(rawURL string, timeout time.Duration, f func(ctx context.Context, c *xsync.Client, name string) int) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	c, closeBackend, name, code := e.backend(ctx, *rawURL)
+	c, closeBackend, name, code := e.backend(ctx, rawURL)
 	if code != exitOK {
 		return code
 	}
 	defer closeBackend()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if !*yes && isTerminal(e.stdin) {
-		info, err := c.Inspect(ctx, key)
-		if err == nil && !info.Held {
-			fmt.Fprintf(e.stdout, "%s: free\n", key)
-			return exitOK
-		}
-		fmt.Fprintf(e.stdout, "force-release %s on %s (token %d, owner %q)? [y/N] ", key, name, info.Token, info.Owner)
-		answer, _ := bufio.NewReader(e.stdin).ReadString('\n')
-		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-			fmt.Fprintln(e.stdout, "not released")
-			return exitOK
-		}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
-	freed, err := c.ForceRelease(ctx, key)
-	if err != nil {
-		return e.failed(err)
-	}
-	if freed {
-		fmt.Fprintf(e.stdout, "%s: released\n", key)
-	} else {
-		fmt.Fprintf(e.stdout, "%s: was not held\n", key)
-	}
-	return exitOK
+	return f(ctx, c, name)
 }
 
 // isTerminal reports whether r is a terminal (not merely a character
@@ -397,18 +409,11 @@ func (e env) ping(args []string) int {
 		fmt.Fprintln(e.stderr, "xsync ping: takes no arguments")
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	c, closeBackend, name, code := e.backend(ctx, *rawURL)
-	if code != exitOK {
-		return code
-	}
-	defer closeBackend()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx); err != nil {
-		return e.failed(err)
-	}
-	fmt.Fprintf(e.stdout, "%s: ok\n", name)
-	return exitOK
+	return e.oneShot(*rawURL, 5*time.Second, func(ctx context.Context, c *xsync.Client, name string) int {
+		if err := c.Ping(ctx); err != nil {
+			return e.failed(err)
+		}
+		fmt.Fprintf(e.stdout, "%s: ok\n", name)
+		return exitOK
+	})
 }
