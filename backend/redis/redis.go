@@ -303,7 +303,7 @@ func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration
 	}
 	var tok int64
 	var err error
-	if owner == "" {
+	if owner == "" { // two literal calls: a slice built here costs the seed's Lock 20 B more
 		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce).Int64()
 	} else {
 		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce, owner).Int64()

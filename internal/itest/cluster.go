@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/testcontainers/testcontainers-go"
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 )
@@ -87,30 +88,38 @@ func StartRedisCluster(t testing.TB, primaries, replicas int) []*Server {
 	if out, err := servers[0].exec(create...); err != nil {
 		t.Fatalf("cluster create: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok := true
-		for _, s := range servers {
-			c := RedisClientAt(t, s.Endpoint(), nil)
+	clients := make([]*goredis.Client, len(servers))
+	for i, s := range servers {
+		clients[i] = RedisClientAt(t, s.Endpoint(), nil)
+	}
+	pollUntil(t, 60*time.Second, "the cluster to serve every slot with its replicas in sync", func() bool {
+		for _, c := range clients {
 			info, err := c.ClusterInfo(context.Background()).Result()
 			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384") {
-				ok = false
-				break
+				return false
 			}
 			// A replica that has not synced yet cannot take over.
 			repl, err := c.Info(context.Background(), "replication").Result()
 			if err != nil || strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
-				ok = false
-				break
+				return false
 			}
 		}
-		if ok {
-			return servers
-		}
+		return true
+	})
+	return servers
+}
+
+// pollUntil polls cond until it holds, or fails t after d. It is for a
+// deployment's own state (a cluster forming, a replica syncing), which
+// sends no event to await.
+func pollUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("the cluster did not become ready in 60s")
+			t.Fatalf("waited %v for %s", d, what)
 		}
-		time.Sleep(100 * time.Millisecond) // polling the cluster's own state: no event to await
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -199,22 +208,23 @@ func StartRedisSentinel(t testing.TB) *Sentinel {
 	sn.Sentinels = sentinels
 	// Sentinels learn of the replica from the primary's INFO (every 10s at
 	// first); a failover needs it known and in sync.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		repl, err := RedisClientAt(t, replica.Endpoint(), nil).Info(context.Background(), "replication").Result()
-		known := 0
-		for _, s := range sentinels {
-			r, err := RedisClientAt(t, s.Endpoint(), nil).Do(context.Background(), "SENTINEL", "REPLICAS", sn.Master).Slice()
-			if err == nil && len(r) > 0 {
-				known++
+	rc := RedisClientAt(t, replica.Endpoint(), nil)
+	var scs []*goredis.Client
+	for _, s := range sentinels {
+		scs = append(scs, RedisClientAt(t, s.Endpoint(), nil))
+	}
+	pollUntil(t, 60*time.Second, "the sentinels to know an in-sync replica", func() bool {
+		repl, err := rc.Info(context.Background(), "replication").Result()
+		if err != nil || !strings.Contains(repl, "master_link_status:up") {
+			return false
+		}
+		for _, sc := range scs {
+			r, err := sc.Do(context.Background(), "SENTINEL", "REPLICAS", sn.Master).Slice()
+			if err != nil || len(r) == 0 {
+				return false
 			}
 		}
-		if err == nil && strings.Contains(repl, "master_link_status:up") && known == len(sentinels) {
-			return sn
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the sentinels did not learn of an in-sync replica in 60s")
-		}
-		time.Sleep(100 * time.Millisecond) // polling the deployment's own state: no event to await
-	}
+		return true
+	})
+	return sn
 }
