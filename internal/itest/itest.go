@@ -145,6 +145,24 @@ type spec struct {
 // connections before anything listens. start may be called from any
 // goroutine once resolveImage has run.
 func start(t testing.TB, sp spec) (*Server, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := startOnce(t, sp)
+		// Two test processes can pick the same free port before either
+		// container binds it; Docker then refuses the second. Pick again.
+		if err != nil && sp.fixedPort == "" && attempt < 5 && portTaken(err) {
+			t.Logf("%v: trying another port", err)
+			continue
+		}
+		return s, err
+	}
+}
+
+func portTaken(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "port is already allocated") || strings.Contains(msg, "address already in use")
+}
+
+func startOnce(t testing.TB, sp spec) (*Server, error) {
 	hostPort, err := freePort()
 	if err != nil {
 		return nil, err
