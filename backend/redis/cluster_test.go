@@ -2,14 +2,16 @@ package redis_test
 
 import (
 	"context"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
-	xredis "github.com/xsync-go/xsync/backend/redis"
 	"github.com/xsync-go/xsync/conformance"
 	"github.com/xsync-go/xsync/internal/itest"
 )
@@ -43,8 +45,25 @@ func clusterClient(t *testing.T, nodes []*itest.Server) *goredis.ClusterClient {
 	return c
 }
 
+// Locker opens the backend by URL, as an application would, so that the
+// suite covers redis+cluster:// too.
 func (h *clusterHarness) Locker(t *testing.T) backend.Locker {
-	return xredis.New(clusterClient(t, h.nodes), xredis.WithPrefix(h.prefix), xredis.WithFenceIdle(testIdle))
+	var addrs []string
+	for _, n := range h.nodes {
+		addrs = append(addrs, n.Endpoint())
+	}
+	return openLocker(t, "redis+cluster://"+strings.Join(addrs, ",")+
+		"?dial_timeout=1s&read_timeout=1s&write_timeout=1s"+
+		"&prefix="+url.QueryEscape(h.prefix)+"&fence_idle="+testIdle.String())
+}
+
+func openLocker(t *testing.T, u string) backend.Locker {
+	l, closer, err := xsync.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closer.Close() })
+	return l
 }
 
 func (h *clusterHarness) Limits() conformance.Limits {

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,96 @@ func TestSentinelFailover(t *testing.T) {
 	sn.Primary.Start()
 }
 
+// TestClusterFailover kills the primary that serves a held key's slot and
+// leaves it dead: its replica takes over the slot, and the client must
+// find it without a MOVED reply from the dead node (the backend's reload
+// hint; go-redis alone waits for its minute-long reload interval).
+func TestClusterFailover(t *testing.T) {
+	nodes := itest.StartRedisCluster(t, 3, 1)
+	c := clusterClient(t, nodes)
+	l := xredis.New(c, xredis.WithPrefix("xsync-failover:"))
+	key := "{failover}:k"
+	primary, err := c.MasterForKey(t.Context(), "xsync-failover:"+key)
+	require.NoError(t, err)
+	failover(t, l, key, byEndpoint(t, nodes, primary.Options().Addr).Kill)
+}
+
+// reshard is a nemesis that migrates the one slot all of a history's keys
+// live in (its prefix is a hash tag) from its primary to another, as
+// redis-cli --cluster reshard does, while the history runs: Inject marks
+// the slot migrating and importing and moves one key, so that for the
+// fault's length some keys answer on the old primary and the others by ASK
+// redirection on the new one; Heal moves the rest and gives the slot to
+// the new primary. The next injection moves it on again.
+func reshard(t *testing.T, nodes []*itest.Server, tag string) *conformance.Nemesis {
+	admin := func(addr string) *goredis.Client {
+		return itest.RedisClient(t, byEndpoint(t, nodes, addr))
+	}
+	var src, dst *goredis.Client
+	var others []*goredis.Client // the other primaries
+	var srcID, dstID string
+	var slot int64
+	move := func(t *testing.T, n int64) {
+		ctx := context.Background()
+		keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), int(n)).Result()
+		require.NoError(t, err)
+		if len(keys) == 0 {
+			return
+		}
+		host, port, _ := strings.Cut(dst.Options().Addr, ":")
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		require.NoError(t, src.Do(ctx, args...).Err())
+	}
+	return &conformance.Nemesis{Name: "reshard",
+		Inject: func(t *testing.T) {
+			ctx := context.Background()
+			c := clusterClient(t, nodes)
+			var err error
+			slot, err = c.ClusterKeySlot(ctx, tag).Result()
+			require.NoError(t, err)
+			owner, err := c.MasterForKey(ctx, tag)
+			require.NoError(t, err)
+			src = admin(owner.Options().Addr)
+			shards, err := c.ClusterShards(ctx).Result()
+			require.NoError(t, err)
+			dst, others = nil, nil
+			for _, sh := range shards {
+				for _, n := range sh.Nodes {
+					addr := fmt.Sprintf("%s:%d", n.IP, n.Port)
+					switch {
+					case n.Role != "master" || addr == owner.Options().Addr:
+					case dst == nil:
+						dst = admin(addr)
+					default:
+						others = append(others, admin(addr))
+					}
+				}
+			}
+			require.NotNil(t, dst, "no other primary")
+			srcID, err = src.Do(ctx, "CLUSTER", "MYID").Text()
+			require.NoError(t, err)
+			dstID, err = dst.Do(ctx, "CLUSTER", "MYID").Text()
+			require.NoError(t, err)
+			require.NoError(t, dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err())
+			require.NoError(t, src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err())
+			move(t, 1)
+		},
+		Heal: func(t *testing.T) {
+			ctx := context.Background()
+			move(t, 1000)
+			// The new owner first, then the old one, then the other
+			// primaries, as redis-cli does.
+			for _, c := range append([]*goredis.Client{dst, src}, others...) {
+				require.NoError(t, c.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+			}
+			clusterUp(t, nodes)
+		},
+		Length: 1500 * time.Millisecond, Calm: time.Second}
+}
+
 // The history checker on failovers: the primary serving the contended
 // keys is killed (and restarted as a replica) on a schedule. Replication
 // is asynchronous, so a failover may lose a lock the primary granted just
@@ -122,6 +213,32 @@ func TestHistoryFailover(t *testing.T) {
 		conformance.RunHistory(t, &clusterHarness{nodes: nodes, prefix: newPrefix()}, conformance.HistoryOptions{
 			Name: "redis-cluster/kill-primary", Nemesis: n, Expect: conformance.Expect{MayOverlap: true, MayOrphan: true},
 		})
+	})
+	t.Run("cluster-reshard", func(t *testing.T) {
+		// A slot migration moves each key atomically (MIGRATE), with its
+		// TTL and fencing counter, and redirects callers (ASK, MOVED):
+		// unlike a failover it loses nothing, so the history must show no
+		// overlap at all.
+		nodes := itest.StartRedisCluster(t, 3, 1)
+		tag := fmt.Sprintf("reshard-%d", prefixes.Add(1))
+		conformance.RunHistory(t, &clusterHarness{nodes: nodes, prefix: "{" + tag + "}:"}, conformance.HistoryOptions{
+			Name: "redis-cluster/reshard", Nemesis: reshard(t, nodes, "{"+tag+"}:"), Duration: 10 * time.Second,
+		})
+		// The fault did what it says: callers were sent to the importing
+		// primary with ASKING while the slot was half moved.
+		var asking int
+		for _, n := range nodes {
+			stats, err := itest.RedisClient(t, n).Info(t.Context(), "commandstats").Result()
+			require.NoError(t, err)
+			if _, rest, ok := strings.Cut(stats, "cmdstat_asking:calls="); ok {
+				c, _, _ := strings.Cut(rest, ",")
+				k, err := strconv.Atoi(c)
+				require.NoError(t, err)
+				asking += k
+			}
+		}
+		t.Logf("ASKING redirections during the history: %d", asking)
+		assert.Positive(t, asking, "no caller met the slot half moved")
 	})
 	t.Run("sentinel-kill-primary", func(t *testing.T) {
 		sn := itest.StartRedisSentinel(t)

@@ -22,6 +22,19 @@ func TestOpenURLBad(t *testing.T) {
 		{"redis://:secret@localhost:6379?fence_idle=-1s", "fence_idle"},
 		{"redis://:secret@localhost:6379?colour=blue", "unexpected option: colour"},
 		{"rediss://:secret@localhost:6379?dial_timeout=never", "dial_timeout"},
+		{"redis://:secret@localhost:6379?ca_file=ca.pem", "need rediss://"},
+		{"redis+cluster://:secret@h1:6379,h2:6379/1", "only database 0"},
+		{"redis+cluster://:secret@h1:6379,,h2:6379", "empty host"},
+		{"redis+cluster://:secret@h1,h2:6379", `host "h1" has no port`},
+		{"redis+cluster://:secret@h1:6379?addr=h2:6379", "not as addr options"},
+		{"redis+cluster://:secret@h1:6379?skip_verify=true", "with rediss+cluster"},
+		{"redis+cluster://:secret@h1:6379?ca_file=ca.pem", "need rediss+cluster://"},
+		{"redis+cluster://:secret@h1:6379?read_only=maybe", "read_only"},
+		{"redis+sentinel://:secret@s1:26379,s2:26379", "no primary name"},
+		{"redis+sentinel://:secret@s1:26379/mymaster?master_name=other", "not master_name"},
+		{"redis+sentinel://:secret@s1:26379/mymaster/x", "invalid database"},
+		{"redis+sentinel://:secret@s1:26379/mymaster?sentinel_password=secret&colour=blue", "unexpected option: colour"},
+		{"rediss+sentinel://:secret@/mymaster", "no hosts"},
 	} {
 		_, _, err := xsync.Open(t.Context(), tc.url)
 		require.ErrorIs(t, err, xsync.ErrInvalid, tc.url)
@@ -31,10 +44,16 @@ func TestOpenURLBad(t *testing.T) {
 }
 
 func TestOpenURLTLS(t *testing.T) {
-	l, closer, err := xsync.Open(t.Context(), "rediss://localhost:6380?skip_verify=true")
-	require.NoError(t, err)
-	assert.IsType(t, &xredis.Locker{}, l)
-	require.NoError(t, closer.Close())
+	for _, u := range []string{
+		"rediss://localhost:6380?skip_verify=true",
+		"rediss+cluster://h1:6380,h2:6380?skip_verify=true",
+		"rediss+sentinel://s1:26380,s2:26380/mymaster/2?skip_verify=true&sentinel_password=x",
+	} {
+		l, closer, err := xsync.Open(t.Context(), u)
+		require.NoError(t, err, u)
+		assert.IsType(t, &xredis.Locker{}, l)
+		require.NoError(t, closer.Close())
+	}
 }
 
 // A URL with password, DB, timeouts and our own options opens a backend

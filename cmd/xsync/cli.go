@@ -24,7 +24,7 @@ import (
 	"github.com/xsync-go/xsync"
 	_ "github.com/xsync-go/xsync/backend/etcd"    // etcd://
 	_ "github.com/xsync-go/xsync/backend/memory"  // mem://
-	_ "github.com/xsync-go/xsync/backend/redis"   // redis://, rediss://
+	_ "github.com/xsync-go/xsync/backend/redis"   // redis://, rediss://, redis+cluster://, redis+sentinel://
 	_ "github.com/xsync-go/xsync/backend/redlock" // redlock://
 )
 
@@ -68,6 +68,7 @@ Usage:
       Exit 0 if the backend can serve locks now.
 
 URLs: mem://, redis://[[user]:pass@]host:6379[/db], rediss://...,
+redis+cluster://h1:6379,h2:6379, redis+sentinel://s1:26379,s2:26379/primary,
 redlock://h1:6379,h2:6379,h3:6379, etcd://h1:2379[,h2:2379...]
 (see the backend packages' documentation for options).
 
