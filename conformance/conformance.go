@@ -132,9 +132,11 @@ type Limits struct {
 	// fencing counters). Zero means ExpiryTolerance.
 	SizeSettle time.Duration
 
-	// IgnoreGoroutines names the top functions of goroutines that the
-	// backend's clients start and keep beyond one subtest; the goroutine
-	// leak check ignores them.
+	// IgnoreGoroutines names functions (as a stack trace shows them, for
+	// example "example.com/backend.(*conn).read") of goroutines that the
+	// backend keeps beyond one subtest, such as idle connections it closes
+	// later by itself; the goroutine leak check ignores every goroutine
+	// with one of them anywhere on its stack.
 	IgnoreGoroutines []string
 
 	// Timeout guards each subtest. Zero means 60 seconds.
@@ -215,7 +217,7 @@ func setUp(t *testing.T, newHarness func(*testing.T) Harness, run string) *env {
 	// Registered first, so it runs last: after the backend's own clean-up.
 	ignore := []goleak.Option{goleak.IgnoreCurrent()}
 	for _, f := range opts.IgnoreGoroutines {
-		ignore = append(ignore, goleak.IgnoreTopFunction(f))
+		ignore = append(ignore, goleak.IgnoreAnyFunction(f))
 	}
 	t.Cleanup(func() {
 		if err := goleak.Find(ignore...); err != nil {

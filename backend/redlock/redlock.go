@@ -68,9 +68,20 @@
 // [Locker.Inspect] reads every node: a key is held if a majority of the
 // nodes hold the same token, for as long as that majority lasts.
 // [Locker.ForceRelease] deletes the key on every node and needs a majority
-// to answer. Redlock stores no owner metadata, and waiters learn of a
-// forced release at their next retry (Redlock has no release
-// notification).
+// to answer; waiters hear of it as of a release. Redlock stores no owner
+// metadata.
+//
+// # Release notification
+//
+// Release and force release publish on every node where they deleted the
+// key, and waiters listen ([Locker.Watch]): each Locker keeps one pub/sub
+// connection per node, shared by all its waiters and closed 10s after the
+// last one left. A wait thus ends about a round trip after the release,
+// not at the waiter's retry interval. A message lost (a node's
+// connection broken, or down: a waiter listens on every node but needs
+// only a majority's confirmation to start) costs that waiter at most its
+// retry interval. Waiters also wake when the holder's majority expires,
+// which publishes nothing.
 //
 // # Split votes
 //
@@ -110,7 +121,6 @@
 //     holder can get a majority while the first still holds the lock.
 //     Mitigation: keep a restarted node out for at least the longest TTL
 //     in use (or run it with fsync'd persistence).
-//   - Release notification: none; waiters wait their retry interval.
 //
 // The clients should honour contexts (go-redis ContextTimeoutEnabled:
 // true); otherwise a frozen node holds each call for the client's read
@@ -224,6 +234,7 @@ type Locker struct {
 	nodeTimeout   time.Duration
 	quorumTimeout time.Duration
 	drift         float64
+	subs          []nodeSub // one pub/sub connection per node, for Watch
 }
 
 // New returns a backend over the given independent Redis nodes (use an
@@ -244,6 +255,7 @@ func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
 		o(l)
 	}
 	l.quorumTimeout = max(l.quorumTimeout, l.nodeTimeout)
+	l.subs = make([]nodeSub, len(clients))
 	l.pools = make([]redis.Pool, len(clients))
 	for i, c := range clients {
 		l.pools[i] = rsgoredis.NewPool(c)
@@ -261,12 +273,12 @@ func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
 //
 // With the default prefix:
 //
-//	~xsync:* -@all +set +get +del +pexpire +pttl +eval +evalsha +ping
+//	~xsync:* &xsync:* -@all +set +get +del +pexpire +pttl +publish +subscribe +unsubscribe +eval +evalsha +ping
 func ACLRules(prefix string) string {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return "~" + prefix + "* -@all +set +get +del +pexpire +pttl +eval +evalsha +ping"
+	return "~" + prefix + "* &" + prefix + "* -@all +set +get +del +pexpire +pttl +publish +subscribe +unsubscribe +eval +evalsha +ping"
 }
 
 // Validity implements [backend.Validity]: the TTL less the drift allowance.
@@ -285,11 +297,13 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 end
 return redis.call('GET', KEYS[1])
 `, "")
-	// releaseScript deletes the key if it holds the value. Returns 1 if
-	// it did, 0 if not.
+	// releaseScript deletes the key if it holds the value, and tells the
+	// waiters (see Watch). Returns 1 if it did, 0 if not.
 	releaseScript = redis.NewScript(1, `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', KEYS[1], 'released')
+  return 1
 end
 return 0
 `, "")
@@ -309,10 +323,14 @@ if not v then
 end
 return {v, redis.call('PTTL', KEYS[1])}
 `, "")
-	// forceScript deletes the key whatever it holds. Returns 1 if it
-	// existed.
+	// forceScript deletes the key whatever it holds, and tells the
+	// waiters. Returns 1 if it existed.
 	forceScript = redis.NewScript(1, `
-return redis.call('DEL', KEYS[1])
+local n = redis.call('DEL', KEYS[1])
+if n == 1 then
+  redis.call('PUBLISH', KEYS[1], 'released')
+end
+return n
 `, "")
 )
 
@@ -718,8 +736,8 @@ func (l *Locker) Inspect(ctx context.Context, key string) (backend.LockInfo, err
 // ForceRelease implements [backend.ForceReleaser]: the key is deleted on
 // every node, whatever it holds. It reports whether any node had it, and
 // fails unless a majority of the nodes answered (a node that did not may
-// keep its vote until its TTL; a minority cannot hold the lock). Redlock
-// has no release notification: waiters learn of it at their next retry.
+// keep its vote until its TTL; a minority cannot hold the lock). Every
+// node that had the key tells its waiters, as a release does.
 func (l *Locker) ForceRelease(ctx context.Context, key string) (bool, error) {
 	votes := make([]vote, l.n)
 	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i, _ int) (vote, error) {

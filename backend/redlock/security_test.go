@@ -91,7 +91,7 @@ func (h *aclHarness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *aclHarness) Limits() conformance.Limits {
-	return conformance.Limits{NotFencing: true, SplitVote: true}
+	return conformance.Limits{NotFencing: true, SplitVote: true, IgnoreGoroutines: idleSubs}
 }
 
 func (h *aclHarness) Size(t *testing.T) int {
