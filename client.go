@@ -156,7 +156,10 @@ func WithWait(d time.Duration) AcquireOption {
 
 // WithRetryInterval sets the longest time between two timed attempts
 // while waiting (default [DefaultRetryInterval]); each wait is random
-// between interval/2 and interval.
+// between interval/2 and interval. On a backend that queues waiters
+// (backend.Queuer: Redis), a waiter stays alive in the queue for
+// max(3 × interval, 1s) after each attempt: a caller that dies while
+// waiting holds the others back that long at most.
 func WithRetryInterval(d time.Duration) AcquireOption {
 	return func(s *acquireSpec) {
 		if d <= 0 {
@@ -316,6 +319,7 @@ func (c *Client) acquire(ctx context.Context, key string, s *acquireSpec, o Obse
 		retries int32 // timed retries made
 		ready   <-chan struct{}
 		watched bool
+		waiter  string // this acquisition's identity in the key's queue (backend.Queuer)
 		tick    <-chan time.Time
 		timer   = ticker{clock: c.clock}
 		waitEnd time.Time
@@ -329,7 +333,13 @@ func (c *Client) acquire(ctx context.Context, key string, s *acquireSpec, o Obse
 			return 0, time.Time{}, n, c.endedErr(ctx, key, failure)
 		}
 		start := c.clock.Now()
-		token, err := c.attempt(ctx, key, s)
+		var token int64
+		var err error
+		if waiter != "" {
+			token, err = c.l.(backend.Queuer).AcquireQueued(ctx, key, s.ttl, s.owner, waiter, queueKeep(s.interval))
+		} else {
+			token, err = c.attempt(ctx, key, s)
+		}
 		n++
 		if o != nil {
 			o.Observe(ctx, Event{Kind: KindAttempt, Backend: c.name, Key: key, Outcome: attemptOutcome(ctx, token, err),
@@ -358,13 +368,28 @@ func (c *Client) acquire(ctx context.Context, key string, s *acquireSpec, o Obse
 			tick = timer.wait(c.nextWait(s, waitEnd))
 		}
 		// Watch the key from the first contended attempt on (with a zero
-		// interval there is no wait to cut short). A watch that fails to
-		// start is not an error: the interval bounds every wait, the
-		// watch's set-up included.
-		if w, ok := c.l.(backend.Watcher); ok && !watched && failure == nil && s.interval > 0 {
+		// interval there is no wait to cut short): queued, where the
+		// backend queues waiters. A watch that fails to start is not an
+		// error: the interval bounds every wait, the watch's set-up
+		// included.
+		if !watched && failure == nil && s.interval > 0 {
 			watched = true
 			wctx, cancel := context.WithTimeout(ctx, s.interval)
-			ch, stopWatch, werr := w.Watch(wctx, key)
+			var (
+				ch        <-chan struct{}
+				stopWatch func()
+				werr      = errors.ErrUnsupported
+			)
+			if q, ok := c.l.(backend.Queuer); ok {
+				waiter = strconv.FormatUint(rand.Uint64(), 36)
+				ch, stopWatch, werr = q.WatchQueue(wctx, key, waiter, queueKeep(s.interval))
+				if werr != nil {
+					waiter = ""
+				}
+			}
+			if w, ok := c.l.(backend.Watcher); ok && errors.Is(werr, errors.ErrUnsupported) {
+				ch, stopWatch, werr = w.Watch(wctx, key)
+			}
 			cancel()
 			if werr == nil {
 				ready = ch
@@ -383,6 +408,14 @@ func (c *Client) acquire(ctx context.Context, key string, s *acquireSpec, o Obse
 			return 0, time.Time{}, n, c.endedErr(ctx, key, failure)
 		}
 	}
+}
+
+// queueKeep is how long a queued waiter stays alive in the queue after
+// each attempt: it attempts at least once per retry interval while it
+// waits, so 3 intervals (at least a second) leave room for slow calls,
+// and a waiter that died holds the queue back no longer than that.
+func queueKeep(interval time.Duration) time.Duration {
+	return max(3*interval, time.Second)
 }
 
 // nextWait returns how long to wait before the next timed attempt: a

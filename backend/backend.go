@@ -8,11 +8,13 @@
 //
 // The required interface, [Locker], has two methods: one acquire attempt
 // and an owner-only release. Every further capability is a separate
-// one-method interface that xsync discovers by type assertion:
+// small interface that xsync discovers by type assertion:
 //
 //   - [Refresher]: extend a held lock (needed for auto-extension).
 //   - [Watcher]: tell a waiter that a key may have become free, so that it
 //     can try at once instead of sleeping out its retry interval.
+//   - [Queuer]: queue waiters in arrival order, so that a release wakes
+//     only the first and a free key goes to it (FIFO handoff).
 //   - [Validity]: say that a lock can be trusted for less than its TTL
 //     (an allowance for clock drift between servers).
 //   - [Pinger]: say whether the backend can serve locks right now (for
@@ -129,6 +131,35 @@ type Watcher interface {
 	// stop must be called exactly once, releases every resource the watch
 	// holds, and must not block on the network for long.
 	Watch(ctx context.Context, key string) (ready <-chan struct{}, stop func(), err error)
+}
+
+// Queuer is implemented by backends whose waiters can queue for a key in
+// the order they came, so that a release wakes only the waiter that has
+// waited longest, and a free key goes to it rather than to whoever asks
+// first. The core uses it, when present, in place of [Watcher] for the
+// waiters of one acquisition, and falls back to Watch when WatchQueue
+// says [errors.ErrUnsupported].
+type Queuer interface {
+	// WatchQueue is Watch for the waiter w, a random identity the core
+	// draws for one acquisition: it also puts w at the end of key's queue
+	// (if not there yet). The ready channel then receives a value when
+	// w's turn may have come: a release when w is the first live waiter,
+	// the holder's expiry, or right away if key is free.
+	//
+	// A waiter stays in the queue, alive, for keep after it was queued or
+	// after its latest attempt (AcquireQueued); the core attempts more
+	// often than that while it waits. A waiter that is not alive is
+	// dropped when the queue is next read, so a waiter that died in the
+	// queue holds the others back for keep at most. stop takes w out of
+	// the queue (best effort: keep bounds a failed removal too); it may
+	// make one short call to the store.
+	WatchQueue(ctx context.Context, key, w string, keep time.Duration) (ready <-chan struct{}, stop func(), err error)
+	// AcquireQueued is one attempt by the queued waiter w, with the
+	// results of Acquire, and owner as AcquireOwner's ("" for none). The
+	// key is granted only if it is free and no live waiter is ahead of w;
+	// then w leaves the queue. Otherwise w stays queued, alive for keep
+	// more (and is queued again at the end if the store lost the queue).
+	AcquireQueued(ctx context.Context, key string, ttl time.Duration, owner, w string, keep time.Duration) (token int64, err error)
 }
 
 // Validity is implemented by backends whose locks can be trusted for less
