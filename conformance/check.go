@@ -57,6 +57,16 @@ type attempt struct {
 	call, ret int64
 	failed    bool   // an error (outcome unknown); otherwise the key was held
 	err       string // the error, for messages
+	waiter    string // the queued waiter that made it (backend.Queuer); "" if not queued
+}
+
+// queued is a waiter's time in a key's queue (backend.Queuer): from its
+// WatchQueue call until its stop, plus the time it may stay alive there
+// if the removal failed.
+type queued struct {
+	waiter   string
+	key      string
+	from, to int64
 }
 
 // write is one fenced write on the model resource.
@@ -86,6 +96,7 @@ type history struct {
 	attempts []attempt
 	writes   []write // in the order the resource saw them
 	strays   []stray
+	queued   []queued
 	faults   []fault
 	errors   map[string]int // errors callers saw, by class
 	end      int64
@@ -386,9 +397,10 @@ func checkWrites(r *HistoryReport, h *history, fencing bool) {
 // span is a time a key may be held on the store, and by what.
 type span struct {
 	from, to int64
-	failed   bool  // a failed acquisition's possible lock, past its return
-	ret      int64 // for failed: when the acquisition returned
-	self     int   // the attempt it stands for (-1: a hold)
+	failed   bool   // a failed acquisition's possible lock, past its return
+	ret      int64  // for failed: when the acquisition returned
+	self     int    // the attempt it stands for (-1: a hold or a queued waiter)
+	waiter   string // for a queued waiter: its identity
 }
 
 // checkContention explains every attempt that found the key held: by a
@@ -407,6 +419,9 @@ func checkContention(r *HistoryReport, h *history, byKey map[string][]*hold, lim
 	var ttl int64
 	for _, x := range h.holds {
 		ttl = max(ttl, x.ttl)
+	}
+	for _, q := range h.queued {
+		spans[q.key] = append(spans[q.key], span{from: q.from, to: q.to, self: -1, waiter: q.waiter})
 	}
 	for i, a := range h.attempts {
 		spans[a.key] = append(spans[a.key], span{from: a.call, to: a.ret, self: i})
@@ -432,14 +447,14 @@ func checkContention(r *HistoryReport, h *history, byKey map[string][]*hold, lim
 		}
 		idx[key] = x
 	}
-	covered := func(l []span, call, ret int64, self int) (span, bool) {
-		// Any span other than the attempt's own that starts by ret and
-		// ends at or after call.
+	covered := func(l []span, call, ret int64, self int, waiter string) (span, bool) {
+		// Any span other than the attempt's own (or its waiter's time
+		// in the queue) that starts by ret and ends at or after call.
 		for _, s := range l {
 			if s.from > ret {
 				break
 			}
-			if s.to >= call && s.self != self {
+			if s.to >= call && s.self != self && (s.waiter == "" || s.waiter != waiter) {
 				return s, true
 			}
 		}
@@ -450,10 +465,10 @@ func checkContention(r *HistoryReport, h *history, byKey map[string][]*hold, lim
 			continue
 		}
 		x := idx[a.key]
-		if _, ok := covered(x.sure, a.call, a.ret, i); ok {
+		if _, ok := covered(x.sure, a.call, a.ret, i, a.waiter); ok {
 			continue
 		}
-		if s, ok := covered(x.orphan, a.call, a.ret, i); ok {
+		if s, ok := covered(x.orphan, a.call, a.ret, i, a.waiter); ok {
 			r.Orphans++
 			r.WorstOrphan = max(r.WorstOrphan, time.Duration(a.ret-s.ret))
 			if !lim.orphans {

@@ -361,6 +361,7 @@ type historian struct {
 	atts    []attempt
 	writes  []write
 	strays  []stray
+	queued  []queued
 	faults  []fault
 	errors  map[string]int
 	fencing bool
@@ -379,22 +380,29 @@ func (r *historian) wrap(c int, l backend.Locker) *wrapped {
 	}
 	w := &wrapped{base: l}
 	w.acquire = func(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-		call := r.now()
-		tok, err := l.Acquire(ctx, key, ttl)
-		ret := r.now()
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		switch {
-		case err != nil || tok < 0:
-			r.atts = append(r.atts, attempt{client: c, key: key, call: call, ret: ret, failed: true, err: fmt.Sprint(err)})
-		case tok == 0:
-			r.atts = append(r.atts, attempt{client: c, key: key, call: call, ret: ret})
-		default:
-			h := &hold{id: len(r.holds), client: c, key: key, token: tok, call: call, ret: ret, ttl: int64(ttl), validity: validity(ttl)}
-			r.holds = append(r.holds, h)
-			r.index[holdKey{c, key, tok}] = h
+		return r.acquired(c, key, "", ttl, validity, func() (int64, error) { return l.Acquire(ctx, key, ttl) })
+	}
+	if q, ok := l.(backend.Queuer); ok {
+		w.acquireQueued = func(ctx context.Context, key string, ttl time.Duration, owner, waiter string, keep time.Duration) (int64, error) {
+			return r.acquired(c, key, waiter, ttl, validity, func() (int64, error) {
+				return q.AcquireQueued(ctx, key, ttl, owner, waiter, keep)
+			})
 		}
-		return tok, err
+		// A waiter in the queue explains contention: while it is queued,
+		// the backend may refuse a free key to those behind it.
+		w.watchQueue = func(ctx context.Context, key, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
+			from := r.now()
+			ch, stop, err := q.WatchQueue(ctx, key, waiter, keep)
+			if err != nil {
+				return ch, stop, err
+			}
+			return ch, func() {
+				stop()
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				r.queued = append(r.queued, queued{waiter: waiter, key: key, from: from, to: r.now() + int64(keep)})
+			}, nil
+		}
 	}
 	w.release = func(ctx context.Context, key string, token int64) (bool, error) {
 		call := r.now()
@@ -411,6 +419,26 @@ func (r *historian) wrap(c int, l backend.Locker) *wrapped {
 		}
 	}
 	return w
+}
+
+// acquired records one attempt of client c, made by do.
+func (r *historian) acquired(c int, key, waiter string, ttl time.Duration, validity func(time.Duration) int64, do func() (int64, error)) (int64, error) {
+	call := r.now()
+	tok, err := do()
+	ret := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err != nil || tok < 0:
+		r.atts = append(r.atts, attempt{client: c, key: key, call: call, ret: ret, failed: true, err: fmt.Sprint(err), waiter: waiter})
+	case tok == 0:
+		r.atts = append(r.atts, attempt{client: c, key: key, call: call, ret: ret, waiter: waiter})
+	default:
+		h := &hold{id: len(r.holds), client: c, key: key, token: tok, call: call, ret: ret, ttl: int64(ttl), validity: validity(ttl)}
+		r.holds = append(r.holds, h)
+		r.index[holdKey{c, key, tok}] = h
+	}
+	return tok, err
 }
 
 func (r *historian) outcome(c int, key string, token int64, o outcome, release bool) {
@@ -470,7 +498,7 @@ func (r *historian) fail(err error) {
 func (r *historian) history() *history {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &history{holds: r.holds, attempts: r.atts, writes: r.writes, strays: r.strays, faults: r.faults, errors: r.errors, end: r.now()}
+	return &history{holds: r.holds, attempts: r.atts, writes: r.writes, strays: r.strays, queued: r.queued, faults: r.faults, errors: r.errors, end: r.now()}
 }
 
 // worker is one goroutine of one client.
