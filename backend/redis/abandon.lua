@@ -12,16 +12,9 @@
 -- Returns 1 if it released the attempt's lock, 0 if it marked it void.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'own')
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'own', 'q')
 if h[1] and tonumber(h[2]) > now and h[3] == ARGV[1] then
-  local idle = tonumber(ARGV[2])
-  if idle > 0 then
-    redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who')
-    redis.call('PEXPIRE', KEYS[1], idle)
-  else
-    redis.call('DEL', KEYS[1])
-  end
-  redis.call('PUBLISH', KEYS[1], 'released')
+  free(now, tonumber(ARGV[2]), h[4])
   return 1
 end
 -- One mark per attempt: several attempts on one key can be on their way

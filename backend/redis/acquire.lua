@@ -1,16 +1,23 @@
--- acquire.lua: take the lock if it is free, in one atomic step.
+-- acquire.lua: take the lock if it is free and no live waiter is queued
+-- ahead, in one atomic step.
 --
 -- KEYS[1]  the lock's hash: tok (holder's token), exp (holder's expiry,
 --          microseconds of server time), own (the holder's attempt nonce),
---          fence (last token issued), void:<nonce> (one per attempt that
---          was abandoned before it arrived; see abandon.lua)
+--          fence (last token issued), who (owner metadata), void:<nonce>
+--          (one per attempt that was abandoned before it arrived; see
+--          abandon.lua), q (the waiters' queue: "w=deadline" entries, in
+--          arrival order, deadline in milliseconds of server time)
 -- ARGV[1]  lock TTL in milliseconds
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
 -- ARGV[3]  this attempt's nonce, random per attempt
 -- ARGV[4]  the holder's owner metadata, field 'who' (absent: none)
+-- ARGV[5]  the queued waiter making this attempt (absent: not queued)
+-- ARGV[6]  with ARGV[5]: how long the waiter stays alive in the queue, ms
 --
--- Returns the new token (> 0), or 0 if the lock is held (or this attempt
--- was abandoned already).
+-- Returns the new token (> 0), or 0 if the lock is held, a live waiter is
+-- queued ahead, or this attempt was abandoned already. A queued waiter
+-- that is refused stays queued, alive for ARGV[6] more; one that gets the
+-- lock leaves the queue. A refusal of a free key wakes the queue's head.
 --
 -- The token is max(fence + 1, server time in microseconds): strictly larger
 -- than every earlier token while the counter lives, and, once the idle key
@@ -18,8 +25,50 @@
 -- as long as the server clock has not gone back.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'fence', 'void:' .. ARGV[3])
-if (h[1] and tonumber(h[2]) > now) or h[4] then
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'fence', 'void:' .. ARGV[3], 'q')
+if h[4] then
+  return 0
+end
+local held = h[1] and tonumber(h[2]) > now
+local w = ARGV[5]
+local ttl = tonumber(ARGV[1])
+local q -- the queue to store with a grant; nil: leave it as it is
+local far = 0 -- how long the queue's last live waiter stays alive, ms
+if h[5] or w then
+  local nowms = math.floor(now / 1000)
+  local ws, ds = live(h[5], nowms)
+  local mine = 0
+  for i = 1, #ws do
+    if ws[i] == w then
+      mine = i
+      break
+    end
+  end
+  if held or (#ws > 0 and mine ~= 1) then
+    if w then
+      local d = tostring(nowms + tonumber(ARGV[6]))
+      if mine > 0 then
+        ds[mine] = d
+      else
+        ws[#ws + 1], ds[#ds + 1] = w, d
+      end
+    end
+    if #ws > 0 then
+      redis.call('HSET', KEYS[1], 'q', (encode(ws, ds, 1, nowms)))
+      if w and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then
+        redis.call('PEXPIRE', KEYS[1], ARGV[6])
+      end
+      if not held and ws[1] ~= w then
+        redis.call('PUBLISH', KEYS[1], ws[1])
+      end
+    elseif h[5] then
+      redis.call('HDEL', KEYS[1], 'q')
+    end
+    return 0
+  end
+  -- Granted: the head, if any, is this waiter, and it leaves.
+  q, far = encode(ws, ds, 2, nowms)
+elseif held then
   return 0
 end
 local tok = now
@@ -27,7 +76,6 @@ local fence = tonumber(h[3])
 if fence and fence >= tok then
   tok = fence + 1
 end
-local ttl = tonumber(ARGV[1])
 -- '%.0f': numbers reach Redis as exact integer strings (doubles hold
 -- integers up to 2^53 exactly; microsecond timestamps are about 2^51).
 -- (Each string.format costs about 2µs of server time: the token is
@@ -35,5 +83,10 @@ local ttl = tonumber(ARGV[1])
 local s = string.format('%.0f', tok)
 redis.call('HSET', KEYS[1], 'tok', s, 'exp', string.format('%.0f', now + ttl * 1000),
   'own', ARGV[3], 'fence', s, 'who', ARGV[4] or '')
-redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[2]))
+if q == '' then
+  redis.call('HDEL', KEYS[1], 'q')
+elseif q then
+  redis.call('HSET', KEYS[1], 'q', q)
+end
+redis.call('PEXPIRE', KEYS[1], math.max(ttl + tonumber(ARGV[2]), far))
 return tok

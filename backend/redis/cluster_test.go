@@ -12,6 +12,7 @@ import (
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
+	xredis "github.com/xsync-go/xsync/backend/redis"
 	"github.com/xsync-go/xsync/conformance"
 	"github.com/xsync-go/xsync/internal/itest"
 )
@@ -67,7 +68,7 @@ func openLocker(t *testing.T, u string) backend.Locker {
 }
 
 func (h *clusterHarness) Limits() conformance.Limits {
-	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond}
+	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond, IgnoreGoroutines: xredis.IdleGoroutines}
 }
 
 func (h *clusterHarness) Size(t *testing.T) int {

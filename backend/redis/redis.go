@@ -30,15 +30,30 @@
 //     persistence, as long as the server's clock has not gone back by more
 //     than the time since the last token was issued.
 //   - Bounded state: one hash per key ({prefix}{key}), and it expires with
-//     its lock plus the fence idle time. Nothing else is written.
+//     its lock plus the fence idle time, or, while waiters are queued, when
+//     the last of them is no longer alive, if that is later. Nothing else
+//     is written.
 //   - Operators: [Locker.Inspect] reads a key's token, time left (on the
 //     server's clock) and owner metadata (stored in the lock's hash by
 //     [Locker.AcquireOwner], at no extra cost) in one script;
 //     [Locker.ForceRelease] frees a key whoever holds it, keeps the fencing
 //     counter and publishes the release, so waiters try at once.
-//   - Release notification: release publishes on a channel named like the
-//     key; a waiter listens while it waits and also wakes when the
-//     holder's TTL runs out, so a handoff costs about one round trip.
+//   - Waiters queue (FIFO): a caller that finds the key held joins the
+//     key's queue (a field of its hash) and listens on a channel named
+//     like the key. A release publishes the name of the first live waiter,
+//     and only that one wakes and tries; a free key goes to the first live
+//     waiter, not to whoever asks first. A handoff thus costs the
+//     releaser's round trip, one message and the waiter's round trip,
+//     whatever the number of waiters. Waiters also wake when the holder's
+//     TTL runs out (every waiter tries then, the first one wins).
+//   - A waiter that dies while queued (its process killed, its link cut)
+//     holds the key back for its keep time at most: a waiter stays alive in
+//     the queue for max(3 × its retry interval, 1s) after each attempt
+//     (xsync attempts at least once per retry interval while it waits), and
+//     one not alive is dropped when the queue is next read. A waiter that
+//     gives up leaves the queue at once (one more script, up to 250ms);
+//     if that fails, the same keep time bounds the delay. Measured:
+//     TestQueueFIFO, TestQueueGiveUp, TestQueueDeadWaiter.
 //
 // # What is not guaranteed
 //
@@ -61,7 +76,9 @@
 //     measured. For locks that must survive the loss of a node, use
 //     Redlock (backend/redlock) or etcd (backend/etcd).
 //   - A release notification lost while the subscription reconnects delays
-//     a waiter until its retry interval, never longer.
+//     a waiter until its retry interval, never longer. A key's pub/sub
+//     connection stays open 10s after its last waiter left ([IdleGoroutines]),
+//     so that waiting again does not connect again.
 //   - Eviction: with maxmemory set, every maxmemory-policy but noeviction
 //     (allkeys-* and volatile-* alike: lock keys always carry a TTL) lets
 //     Redis delete a held lock to free memory, and a second caller then
@@ -192,6 +209,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -207,15 +225,25 @@ var (
 	_ backend.OwnerAcquirer = (*Locker)(nil)
 	_ backend.Inspector     = (*Locker)(nil)
 	_ backend.ForceReleaser = (*Locker)(nil)
+	_ backend.Queuer        = (*Locker)(nil)
 )
 
 var (
+	// common.lua's functions come before the scripts that use them.
+	//go:embed common.lua
+	commonLua string
 	//go:embed acquire.lua
 	acquireLua    string
-	acquireScript = goredis.NewScript(acquireLua)
+	acquireScript = goredis.NewScript(commonLua + acquireLua)
 	//go:embed release.lua
 	releaseLua    string
-	releaseScript = goredis.NewScript(releaseLua)
+	releaseScript = goredis.NewScript(commonLua + releaseLua)
+	//go:embed queue.lua
+	queueLua    string
+	queueScript = goredis.NewScript(commonLua + queueLua)
+	//go:embed dequeue.lua
+	dequeueLua    string
+	dequeueScript = goredis.NewScript(commonLua + dequeueLua)
 	//go:embed refresh.lua
 	refreshLua    string
 	refreshScript = goredis.NewScript(refreshLua)
@@ -227,10 +255,10 @@ var (
 	inspectScript = goredis.NewScript(inspectLua)
 	//go:embed force.lua
 	forceLua    string
-	forceScript = goredis.NewScript(forceLua)
+	forceScript = goredis.NewScript(commonLua + forceLua)
 	//go:embed abandon.lua
 	abandonLua    string
-	abandonScript = goredis.NewScript(abandonLua)
+	abandonScript = goredis.NewScript(commonLua + abandonLua)
 )
 
 // cleanupTimeout bounds each step of the clean-up of an acquire whose
@@ -312,6 +340,7 @@ type Locker struct {
 	idleArg any // ms(idle), boxed once rather than on every call
 	hub     hub
 	reload  func(context.Context) // a Cluster client's ReloadState; nil otherwise
+	queued  sync.Map              // waiter → *watcher, for WatchQueue's waiters
 }
 
 // New returns a backend that keeps its locks in the Redis behind client.
@@ -354,6 +383,23 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 // AcquireOwner implements [backend.OwnerAcquirer]: Acquire, storing owner
 // in the lock's hash (field who) for [Locker.Inspect]. Same cost.
 func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (int64, error) {
+	return l.acquire(ctx, key, ttl, owner, "", 0)
+}
+
+// AcquireQueued implements [backend.Queuer]: Acquire as the queued waiter
+// w, in the same one script. The key goes to w only if no live waiter is
+// ahead of it; a refused w stays queued, alive for keep more.
+func (l *Locker) AcquireQueued(ctx context.Context, key string, ttl time.Duration, owner, w string, keep time.Duration) (int64, error) {
+	tok, err := l.acquire(ctx, key, ttl, owner, w, keep)
+	if tok > 0 {
+		if v, ok := l.queued.Load(w); ok {
+			v.(*watcher).left.Store(true) // the script took w out of the queue
+		}
+	}
+	return tok, err
+}
+
+func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, owner, w string, keep time.Duration) (int64, error) {
 	k := l.prefix + key
 	nonce := strconv.FormatUint(rand.Uint64(), 36)
 	rctx := ctx
@@ -364,9 +410,12 @@ func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration
 	}
 	var tok int64
 	var err error
-	if owner == "" { // two literal calls: a slice built here costs the seed's Lock 20 B more
+	switch { // literal calls: a slice built here costs the seed's Lock 20 B more
+	case w != "":
+		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce, owner, w, ms(keep)).Int64()
+	case owner == "":
 		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce).Int64()
-	} else {
+	default:
 		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(ttl), l.idleArg, nonce, owner).Int64()
 	}
 	switch {
@@ -532,41 +581,74 @@ func (l *Locker) Ping(ctx context.Context) error {
 // stays held, so no release after Watch returns is missed (short of a
 // reconnect).
 func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
+	return l.watch(ctx, key, "", 0)
+}
+
+// WatchQueue implements [backend.Queuer]: Watch, and w joins the key's
+// queue (a field of the lock's hash) in the same script that reads the
+// holder's time left. A release then wakes only the queue's first live
+// waiter (its message names it), so a handoff costs one acquire script,
+// not one per waiter. stop takes w out of the queue with one more script
+// (up to 250ms), unless w got the lock, which took it out already.
+func (l *Locker) WatchQueue(ctx context.Context, key, w string, keep time.Duration) (<-chan struct{}, func(), error) {
+	if w == "" || strings.ContainsFunc(w, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+	}) {
+		return nil, nil, fmt.Errorf("redis: watch: waiter %q: want letters and digits", w)
+	}
+	return l.watch(ctx, key, w, keep)
+}
+
+func (l *Locker) watch(ctx context.Context, key, id string, keep time.Duration) (<-chan struct{}, func(), error) {
 	k := l.prefix + key
 	s, err := l.hub.join(ctx, k)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redis: watch: %w", err)
 	}
-	w := &watcher{ch: make(chan struct{}, 1)}
+	w := &watcher{ch: make(chan struct{}, 1), id: id}
 	s.add(w)
-	left, err := heldScript.Run(ctx, l.client, []string{k}).Int64()
-	if err != nil {
+	var left int64
+	if id == "" {
+		left, err = heldScript.Run(ctx, l.client, []string{k}).Int64()
+	} else {
+		l.queued.Store(id, w)
+		left, err = queueScript.Run(ctx, l.client, []string{k}, id, ms(keep)).Int64()
+	}
+	stop := func() {
+		if w.timer != nil {
+			w.timer.Stop()
+		}
 		s.remove(w)
 		l.hub.leave(k, s)
+		if id != "" {
+			l.queued.Delete(id)
+			if !w.left.Load() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+				defer cancel()
+				_ = dequeueScript.Run(ctx, l.client, []string{k}, id).Err()
+			}
+		}
+	}
+	if err != nil {
+		stop()
 		return nil, nil, fmt.Errorf("redis: watch: %w", err)
 	}
-	if left == 0 {
+	switch {
+	case left == 0:
 		w.notify()
-	} else {
+	case left > 0:
 		// Wake at the holder's expiry too: Redis publishes no event then.
 		w.timer = time.AfterFunc(time.Duration(left)*time.Millisecond, w.notify)
 	}
 	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			if w.timer != nil {
-				w.timer.Stop()
-			}
-			s.remove(w)
-			l.hub.leave(k, s)
-		})
-	}
-	return w.ch, stop, nil
+	return w.ch, func() { once.Do(stop) }, nil
 }
 
 type watcher struct {
 	ch    chan struct{}
 	timer *time.Timer
+	id    string      // the queued waiter; "" for Watch
+	left  atomic.Bool // the waiter got the lock, and so left the queue
 }
 
 func (w *watcher) notify() {
@@ -623,18 +705,47 @@ func (h *hub) join(ctx context.Context, channel string) (*sub, error) {
 	return s, nil
 }
 
+// subIdle is how long a key's pub/sub connection stays open after its
+// last waiter left, so that a Locker that waits for a key again and again
+// (each contended acquisition) does not connect and subscribe each time.
+const subIdle = 10 * time.Second
+
+// IdleGoroutines names the goroutines of a key's idle pub/sub connection,
+// which outlive its waiters by up to 10s: for a goroutine leak check
+// (conformance.Limits.IgnoreGoroutines).
+var IdleGoroutines = []string{
+	"github.com/xsync-go/xsync/backend/redis.(*sub).open.func1",
+	"github.com/redis/go-redis/v9.(*channel).initHealthCheck.func1",
+	"github.com/redis/go-redis/v9.(*channel).initAllChan.func1",
+}
+
 func (h *hub) leave(channel string, s *sub) {
 	h.mu.Lock()
 	s.refs--
-	last := s.refs == 0
-	if last && h.subs[channel] == s {
-		delete(h.subs, channel)
+	if s.refs > 0 {
+		h.mu.Unlock()
+		return
+	}
+	if s.ps == nil { // it failed to open: nothing to keep
+		if h.subs[channel] == s {
+			delete(h.subs, channel)
+		}
+		h.mu.Unlock()
+		return
 	}
 	h.mu.Unlock()
-	if last && s.ps != nil {
-		s.ps.Close()
-		<-s.done
-	}
+	time.AfterFunc(subIdle, func() {
+		h.mu.Lock()
+		idle := s.refs == 0 && h.subs[channel] == s
+		if idle {
+			delete(h.subs, channel)
+		}
+		h.mu.Unlock()
+		if idle {
+			s.ps.Close()
+			<-s.done
+		}
+	})
 }
 
 // open subscribes and waits for the server's confirmation: only then is a
@@ -658,10 +769,18 @@ func (s *sub) open(ctx context.Context, c Client, channel string) error {
 	msgs := ps.ChannelWithSubscriptions()
 	go func() {
 		defer close(s.done)
-		for range msgs {
+		for m := range msgs {
+			// A message naming a queued waiter wakes that one (and plain
+			// watchers); anything else wakes everyone.
+			var to string
+			if msg, ok := m.(*goredis.Message); ok && msg.Payload != "released" {
+				to = msg.Payload
+			}
 			s.mu.Lock()
 			for w := range s.watchers {
-				w.notify()
+				if to == "" || w.id == "" || w.id == to {
+					w.notify()
+				}
 			}
 			s.mu.Unlock()
 		}

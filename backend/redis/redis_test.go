@@ -43,7 +43,7 @@ func (h *harness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *harness) Limits() conformance.Limits {
-	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond}
+	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond, IgnoreGoroutines: xredis.IdleGoroutines}
 }
 
 func (h *harness) Size(t *testing.T) int { return countKeys(t, itest.RedisClient(t, h.srv), h.prefix) }

@@ -164,7 +164,7 @@ func (h *aclHarness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *aclHarness) Limits() conformance.Limits {
-	return conformance.Limits{SizeSettle: testIdle + 250_000_000}
+	return conformance.Limits{SizeSettle: testIdle + 250_000_000, IgnoreGoroutines: xredis.IdleGoroutines}
 }
 
 func (h *aclHarness) Size(t *testing.T) int { return countKeys(t, h.admin, h.prefix) }

@@ -1,0 +1,53 @@
+-- common.lua: functions that several scripts share; the backend puts this
+-- chunk before each of them.
+--
+-- The waiters' queue is the field q of the lock's hash: "w=deadline"
+-- entries in arrival order, separated by spaces, each deadline in
+-- milliseconds of server time (until then the waiter w is alive).
+
+-- live returns the queue's live waiters and their deadlines, in order.
+local function live(q, nowms)
+  local ws, ds = {}, {}
+  for e, d in string.gmatch(q or '', '(%w+)=(%d+)') do
+    if tonumber(d) > nowms then
+      ws[#ws + 1], ds[#ds + 1] = e, d
+    end
+  end
+  return ws, ds
+end
+
+-- encode is the queue's field for the waiters from index i on, and how
+-- long the last of them stays alive (ms from nowms).
+local function encode(ws, ds, i, nowms)
+  local es, far = {}, 0
+  for j = i, #ws do
+    es[#es + 1] = ws[j] .. '=' .. ds[j]
+    far = math.max(far, tonumber(ds[j]) - nowms)
+  end
+  return table.concat(es, ' '), far
+end
+
+-- free frees the lock of KEYS[1] (its holder's fields) and tells the
+-- waiters: the first live waiter of the queue q, if there is one, and
+-- then the hash lives as long as the queue's waiters or the fencing
+-- counter (idle ms), whichever is longer; otherwise every waiter, and the
+-- hash lives idle ms (at 0 it is deleted).
+local function free(now, idle, q)
+  local nowms = math.floor(now / 1000)
+  local ws, ds = live(q, nowms)
+  if #ws > 0 then
+    local field, far = encode(ws, ds, 1, nowms)
+    redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who')
+    redis.call('HSET', KEYS[1], 'q', field)
+    redis.call('PEXPIRE', KEYS[1], math.max(idle, far))
+    redis.call('PUBLISH', KEYS[1], ws[1])
+    return
+  end
+  if idle > 0 then
+    redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who', 'q')
+    redis.call('PEXPIRE', KEYS[1], idle)
+  else
+    redis.call('DEL', KEYS[1])
+  end
+  redis.call('PUBLISH', KEYS[1], 'released')
+end

@@ -1,0 +1,36 @@
+-- dequeue.lua: take a waiter out of the key's queue (it gave up). If it
+-- was first and the key is free, the next live waiter is woken.
+--
+-- KEYS[1]  the lock's hash (see acquire.lua)
+-- ARGV[1]  the waiter
+--
+-- Returns 1 if the waiter was queued, 0 if not.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowms = math.floor(now / 1000)
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
+if not h[3] then
+  return 0
+end
+local ws, ds = live(h[3], nowms)
+local mine = 0
+for i = 1, #ws do
+  if ws[i] == ARGV[1] then
+    mine = i
+    break
+  end
+end
+if mine == 0 then
+  return 0
+end
+table.remove(ws, mine)
+table.remove(ds, mine)
+if #ws == 0 then
+  redis.call('HDEL', KEYS[1], 'q')
+  return 1
+end
+redis.call('HSET', KEYS[1], 'q', (encode(ws, ds, 1, nowms)))
+if mine == 1 and not (h[1] and tonumber(h[2]) > now) then
+  redis.call('PUBLISH', KEYS[1], ws[1])
+end
+return 1

@@ -1,0 +1,41 @@
+-- queue.lua: put a waiter at the end of the key's queue (or, if it is
+-- queued already, keep it where it is), alive for a while, and say how
+-- long the holder has left.
+--
+-- KEYS[1]  the lock's hash (see acquire.lua)
+-- ARGV[1]  the waiter
+-- ARGV[2]  how long the waiter stays alive in the queue, in milliseconds
+--
+-- Returns the holder's time left in milliseconds (rounded up); 0 if the
+-- key is free and this waiter is first; -1 if the key is free and another
+-- live waiter is first (that one is woken).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local nowms = math.floor(now / 1000)
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
+local ws, ds = live(h[3], nowms)
+local mine = 0
+for i = 1, #ws do
+  if ws[i] == ARGV[1] then
+    mine = i
+    break
+  end
+end
+local d = tostring(nowms + tonumber(ARGV[2]))
+if mine > 0 then
+  ds[mine] = d
+else
+  ws[#ws + 1], ds[#ds + 1] = ARGV[1], d
+end
+redis.call('HSET', KEYS[1], 'q', (encode(ws, ds, 1, nowms)))
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if h[1] and tonumber(h[2]) > now then
+  return math.ceil((tonumber(h[2]) - now) / 1000)
+end
+if ws[1] == ARGV[1] then
+  return 0
+end
+redis.call('PUBLISH', KEYS[1], ws[1])
+return -1
