@@ -52,6 +52,9 @@ var cases = []testCase{
 	{"LeaseWait", "Acquire with WithWait waits for a held key and gets it once it is released, and gives ErrMissingLock when the wait passes", leaseWait},
 	{"InspectAndForceRelease", "Inspect reports the holder's token, a TTL within the one asked for and its owner; ForceRelease frees the key whoever holds it, wakes a waiter at once (with notification) and the next token is still larger", inspectAndForceRelease},
 	{"HoldAtLeast", "with WithHoldAtLeast, a lock released early stays held until the time asked for, and is free after it", holdAtLeast},
+	{"QueueFIFO", "with a backend that queues waiters, they get a held key in the order they were queued, each woken by the release before it", queueFIFO},
+	{"QueueGiveUp", "a queued waiter that gives up leaves the queue: the one behind it gets the key at the next release", queueGiveUp},
+	{"QueueDeadWaiter", "a queued waiter that never tries again (its process died) holds the key back no longer than its keep time, and nobody behind it gets the key first", queueDeadWaiter},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
 	{"Ping", "a healthy backend answers xsync.Ping with nil", ping},
 }

@@ -29,16 +29,29 @@
 //     becomes 2s on the server (the caller's callback context still ends
 //     after the 1s asked for). TTLs are whole seconds, rounded up; expiry
 //     happens within about 0.5s after the TTL.
-//   - Bounded state: one key and one lease per held lock; the key goes when
-//     the lock is released or expires, and a released lock's lease, kept
-//     for reuse, expires within its TTL if it is not reused.
+//   - Bounded state: one key and one lease per held lock, and one key per
+//     queued waiter; the lock's key goes when the lock is released or
+//     expires, a waiter's when it gets the lock, gives up or dies (with its
+//     lease), and a lease kept for reuse expires within its TTL if it is
+//     not reused.
 //   - Operators: [Locker.Inspect] reads a key's token, owner metadata (the
 //     key's value, set by [Locker.AcquireOwner]) and its lease's time left;
 //     [Locker.ForceRelease] deletes the key whoever holds it, which wakes
 //     watching waiters; revisions, and so tokens, keep growing.
-//   - Release notification: a waiter watches the key from the revision at
-//     which it saw it held, so it learns of the release or the expiry at
-//     once.
+//   - Waiters queue (FIFO), as etcd's own Mutex has them do: a caller that
+//     finds the key held puts an entry under {prefix}\x00q/{hex of key}/ on
+//     a lease, and its create revision is its place. It watches the lock's
+//     key and the queue from the current revision (no catch-up stall) and
+//     tries only when the key is gone and no entry is ahead of it; its
+//     transaction checks both. A handoff is thus one watch notification
+//     after the releasing delete and the next waiter's transaction, however
+//     many wait; a free key goes to the first waiter, and a newcomer's
+//     transaction checks that nobody is queued. A waiter that gives up
+//     deletes its entry (one request, up to 250ms); one that dies holds the
+//     others back until its entry's lease expires: its keep time,
+//     max(3 × retry interval, 1s), rounded up to whole seconds and to
+//     MinTTL, plus etcd's expiry delay. Lock keys beginning with "\x00q/"
+//     are reserved for the queues.
 //
 // # What is not guaranteed
 //
@@ -141,6 +154,7 @@ var (
 	_ backend.OwnerAcquirer = (*Locker)(nil)
 	_ backend.Inspector     = (*Locker)(nil)
 	_ backend.ForceReleaser = (*Locker)(nil)
+	_ backend.Queuer        = (*Locker)(nil)
 )
 
 // DefaultPrefix is where locks live unless [WithPrefix] says otherwise.
@@ -168,6 +182,8 @@ type Locker struct {
 	held  map[int64]lease   // by token: the leases of locks this Locker took
 	idle  map[int64][]lease // by TTL in seconds: leases free for the next lock
 	swept int               // len(held) after the last sweep
+
+	queued sync.Map // waiter → *waiter: this Locker's queued waiters
 }
 
 // lease is a lease this Locker granted. expires is a local estimate, only
@@ -216,7 +232,18 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 
 // AcquireOwner implements [backend.OwnerAcquirer]: Acquire, with owner as
 // the lock key's value (for [Locker.Inspect]). Same cost.
+//
+// The key goes to this caller only if no waiter is queued for it (see
+// [Locker.WatchQueue]): the same transaction checks that the queue is
+// empty.
 func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (int64, error) {
+	return l.acquire(ctx, key, ttl, owner,
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(l.queuePrefix(key)).WithPrefix(), "=", 0)}, nil)
+}
+
+// acquire makes the lock's transaction: the key does not exist, and the
+// comparisons cmps hold; then the put and the operations ops.
+func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, owner string, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, error) {
 	le, err := l.lease(ctx, seconds(ttl))
 	if err != nil {
 		// A lease granted without our knowing holds no key: it expires.
@@ -224,8 +251,8 @@ func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration
 	}
 	k := l.prefix + key
 	resp, err := l.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, owner, clientv3.WithLease(le.id))).
+		If(append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))...).
+		Then(append(ops, clientv3.OpPut(k, owner, clientv3.WithLease(le.id)))...).
 		Commit()
 	if err != nil {
 		// The put may have been applied, or may still be: revoking the

@@ -52,8 +52,8 @@
 //     (xsync attempts at least once per retry interval while it waits), and
 //     one not alive is dropped when the queue is next read. A waiter that
 //     gives up leaves the queue at once (one more script, up to 250ms);
-//     if that fails, the same keep time bounds the delay. Measured:
-//     TestQueueFIFO, TestQueueGiveUp, TestQueueDeadWaiter.
+//     if that fails, the same keep time bounds the delay. The conformance
+//     rules QueueFIFO, QueueGiveUp and QueueDeadWaiter check all three.
 //
 // # What is not guaranteed
 //

@@ -1,0 +1,194 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend"
+)
+
+// The rules of backends that queue waiters (backend.Queuer). Each waiter
+// is a Client on a Locker of its own (separate connections, as separate
+// processes), and says when it is in the queue (its WatchQueue returned).
+
+// queueInterval is the waiters' retry interval: far longer than a rule
+// takes, so that only the backend's wake-ups can explain a quick handoff.
+const queueInterval = 20 * time.Second
+
+func needQueuer(e *env) {
+	if _, ok := e.l.(backend.Queuer); !ok {
+		e.t.Skip("the backend does not queue waiters (no backend.Queuer)")
+	}
+}
+
+// queueClient returns a Client on a new Locker of the store, and a
+// channel that receives a value each time one of its waiters is queued.
+func queueClient(e *env) (*xsync.Client, <-chan struct{}) {
+	base := e.h.Locker(e.t)
+	queued := make(chan struct{}, 8)
+	w := &wrapped{base: base}
+	w.watchQueue = func(ctx context.Context, key, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
+		ch, stop, err := base.(backend.Queuer).WatchQueue(ctx, key, waiter, keep)
+		if err == nil {
+			queued <- struct{}{}
+		}
+		return ch, stop, err
+	}
+	return xsync.NewClient(w.locker()), queued
+}
+
+func awaitQueued(e *env, queued <-chan struct{}) {
+	e.t.Helper()
+	select {
+	case <-queued:
+	case <-e.ctx.Done():
+		e.t.Fatal("the waiter was never queued")
+	}
+}
+
+type queuedResult struct {
+	who   int
+	lease *xsync.Lease
+	err   error
+	at    time.Time
+}
+
+// queueFIFO: waiters get a held key in the order they were queued, each
+// woken by the release before it.
+func queueFIFO(e *env) {
+	needQueuer(e)
+	key := e.key("k")
+	holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	const n = 4
+	got := make(chan queuedResult, n)
+	for i := range n {
+		c, queued := queueClient(e)
+		go func() {
+			l, err := c.Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second), xsync.WithWait(time.Minute),
+				xsync.WithRetryInterval(queueInterval))
+			got <- queuedResult{who: i, lease: l, err: err, at: time.Now()}
+		}()
+		awaitQueued(e, queued)
+	}
+	released := time.Now()
+	if ok, err := holder.Release(e.ctx); !ok || err != nil {
+		e.t.Fatalf("release = %v, %v", ok, err)
+	}
+	var prev xsync.Item
+	for i := range n {
+		r := <-got
+		if r.err != nil {
+			e.t.Fatalf("waiter %d: %v", r.who, r.err)
+		}
+		if r.who != i {
+			e.t.Errorf("waiter %d got the key in place %d; want the order they were queued in", r.who, i)
+		}
+		if r.lease.Token() <= prev {
+			e.t.Errorf("token %d after %d", r.lease.Token(), prev)
+		}
+		prev = r.lease.Token()
+		if ok, err := r.lease.Release(e.ctx); !ok || err != nil {
+			e.t.Fatalf("release = %v, %v", ok, err)
+		}
+	}
+	if d := time.Since(released); d > queueInterval/4 {
+		e.t.Errorf("%d handoffs took %v: the waiters were not woken by the releases (their retry interval is %v)", n, d, queueInterval)
+	}
+	e.t.Logf("%d handoffs in %v", n, time.Since(released))
+}
+
+// queueGiveUp: a waiter that gives up leaves the queue, and the one
+// behind it gets the key at the next release.
+func queueGiveUp(e *env) {
+	needQueuer(e)
+	key := e.key("k")
+	holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	a, queuedA := queueClient(e)
+	b, queuedB := queueClient(e)
+	actx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, err := a.Acquire(actx, key, xsync.WithWait(time.Minute), xsync.WithRetryInterval(queueInterval))
+		gaveUp <- err
+	}()
+	awaitQueued(e, queuedA)
+	got := make(chan queuedResult, 1)
+	go func() {
+		l, err := b.Acquire(e.ctx, key, xsync.WithWait(time.Minute), xsync.WithRetryInterval(queueInterval))
+		got <- queuedResult{lease: l, err: err, at: time.Now()}
+	}()
+	awaitQueued(e, queuedB)
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, xsync.ErrMissingLock) || !errors.Is(err, context.Canceled) {
+		e.t.Errorf("the waiter that gave up got %v; want ErrMissingLock and context.Canceled", err)
+	}
+	released := time.Now()
+	if ok, err := holder.Release(e.ctx); !ok || err != nil {
+		e.t.Fatalf("release = %v, %v", ok, err)
+	}
+	r := <-got
+	if r.err != nil {
+		e.t.Fatal(r.err)
+	}
+	if d := r.at.Sub(released); d > queueInterval/4 {
+		e.t.Errorf("the waiter behind one that gave up got the key %v after the release (its retry interval: %v)", d, queueInterval)
+	}
+	r.lease.Release(e.ctx)
+}
+
+// queueDeadWaiter: a waiter queued first that never tries (its process
+// died) holds the key back no longer than its keep time, and the waiter
+// behind it does not get the key before that.
+func queueDeadWaiter(e *env) {
+	needQueuer(e)
+	key := e.key("k")
+	holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	const keep = time.Second
+	dead := e.h.Locker(e.t).(backend.Queuer)
+	queuedAt := time.Now()
+	_, stopDead, err := dead.WatchQueue(e.ctx, key, "deadwaiter", keep)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer stopDead() // the goroutines of its watch; its entry is gone by then
+	const interval = 100 * time.Millisecond
+	b, queuedB := queueClient(e)
+	got := make(chan queuedResult, 1)
+	go func() {
+		l, err := b.Acquire(e.ctx, key, xsync.WithWait(time.Minute), xsync.WithRetryInterval(interval))
+		got <- queuedResult{lease: l, err: err, at: time.Now()}
+	}()
+	awaitQueued(e, queuedB)
+	if ok, err := holder.Release(e.ctx); !ok || err != nil {
+		e.t.Fatalf("release = %v, %v", ok, err)
+	}
+	r := <-got
+	if r.err != nil {
+		e.t.Fatal(r.err)
+	}
+	held := r.at.Sub(queuedAt)
+	// The entry lives keep at least (rounded up by the store: etcd's
+	// leases are whole seconds of at least MinTTL, expired within
+	// ExpiryTolerance), then the waiter behind tries within its interval.
+	longest := max(keep, e.opts.MinTTL).Round(time.Second) + time.Second + e.opts.ExpiryTolerance + interval + time.Second
+	if held < keep-20*time.Millisecond {
+		e.t.Errorf("the waiter behind a live one got the key %v after it was queued; its keep time was %v", held, keep)
+	}
+	if held > longest {
+		e.t.Errorf("a dead waiter held the key back %v; want at most about %v", held, longest)
+	}
+	e.t.Logf("a dead waiter (keep %v) held the queue back %v", keep, held)
+	r.lease.Release(e.ctx)
+}
