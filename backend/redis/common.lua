@@ -33,15 +33,17 @@ end
 -- counter (idle ms), whichever is longer; otherwise every waiter, and the
 -- hash lives idle ms (at 0 it is deleted).
 local function free(now, idle, q)
-  local nowms = math.floor(now / 1000)
-  local ws, ds = live(q, nowms)
-  if #ws > 0 then
-    local field, far = encode(ws, ds, 1, nowms)
-    redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who')
-    redis.call('HSET', KEYS[1], 'q', field)
-    redis.call('PEXPIRE', KEYS[1], math.max(idle, far))
-    redis.call('PUBLISH', KEYS[1], ws[1])
-    return
+  if q then
+    local nowms = math.floor(now / 1000)
+    local ws, ds = live(q, nowms)
+    if #ws > 0 then
+      local field, far = encode(ws, ds, 1, nowms)
+      redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who')
+      redis.call('HSET', KEYS[1], 'q', field)
+      redis.call('PEXPIRE', KEYS[1], math.max(idle, far))
+      redis.call('PUBLISH', KEYS[1], ws[1])
+      return
+    end
   end
   if idle > 0 then
     redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who', 'q')
