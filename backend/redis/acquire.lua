@@ -54,7 +54,10 @@ if h[5] or w then
       end
     end
     if #ws > 0 then
-      redis.call('HSET', KEYS[1], 'q', (encode(ws, ds, 1, nowms)))
+      local field = encode(ws, ds, 1, nowms)
+      if field ~= h[5] then -- a refused newcomer changes nothing
+        redis.call('HSET', KEYS[1], 'q', field)
+      end
       if w and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then
         redis.call('PEXPIRE', KEYS[1], ARGV[6])
       end
