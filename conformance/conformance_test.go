@@ -21,10 +21,11 @@ import (
 type toy struct {
 	defect string
 
-	mu    sync.Mutex
-	seq   int64
-	locks map[string]toyLock
-	seqs  map[string]int64 // per-key counters, for the "repeats tokens" defect
+	mu     sync.Mutex
+	seq    int64
+	locks  map[string]toyLock
+	seqs   map[string]int64 // per-key counters, for the "repeats tokens" defect
+	queues map[string][]*toyWaiter
 }
 
 type toyLock struct {
@@ -58,6 +59,15 @@ func (b *toy) acquire(key string, ttl time.Duration, owner string) (int64, error
 	if _, held := b.live(key, now); held && b.defect != "no-exclusion" {
 		return 0, nil
 	}
+	if w := b.first(key, now); w != nil { // waiters queued: their turn
+		w.wake()
+		return 0, nil
+	}
+	return b.grant(key, ttl, owner, now)
+}
+
+// grant gives key to a new holder (under b.mu).
+func (b *toy) grant(key string, ttl time.Duration, owner string, now time.Time) (int64, error) {
 	var tok int64
 	if b.defect == "repeats-tokens" {
 		b.seqs[key]++ // forgotten with the key: tokens restart
@@ -82,6 +92,7 @@ func (b *toy) Release(_ context.Context, key string, token int64) (bool, error) 
 	}
 	delete(b.locks, key)
 	delete(b.seqs, key)
+	b.freed(key, time.Now())
 	return true, nil
 }
 
@@ -215,6 +226,7 @@ func (b *toy) ForceRelease(_ context.Context, key string) (bool, error) {
 	if b.defect == "force-resets-fence" {
 		b.seq = 0
 	}
+	b.freed(key, time.Now())
 	return ok, nil
 }
 
@@ -273,6 +285,9 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"inspect-wrong-token", []string{"InspectAndForceRelease"}},
 		{"drops-owner", []string{"InspectAndForceRelease"}},
 		{"force-resets-fence", []string{"InspectAndForceRelease"}},
+		{"queue-lifo", []string{"QueueFIFO"}},
+		{"queue-keeps-quitters", []string{"QueueGiveUp"}},
+		{"queue-never-drops-dead", []string{"QueueDeadWaiter"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()

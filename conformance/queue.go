@@ -17,6 +17,10 @@ import (
 // takes, so that only the backend's wake-ups can explain a quick handoff.
 const queueInterval = 20 * time.Second
 
+// queueWait is how long a waiter waits at most: longer than any handoff
+// the rules allow, short enough that a broken queue fails in good time.
+const queueWait = 30 * time.Second
+
 func needQueuer(e *env) {
 	if _, ok := e.l.(backend.Queuer); !ok {
 		e.t.Skip("the backend does not queue waiters (no backend.Queuer)")
@@ -69,7 +73,7 @@ func queueFIFO(e *env) {
 	for i := range n {
 		c, queued := queueClient(e)
 		go func() {
-			l, err := c.Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second), xsync.WithWait(time.Minute),
+			l, err := c.Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second), xsync.WithWait(queueWait),
 				xsync.WithRetryInterval(queueInterval))
 			got <- queuedResult{who: i, lease: l, err: err, at: time.Now()}
 		}()
@@ -117,13 +121,13 @@ func queueGiveUp(e *env) {
 	defer cancel()
 	gaveUp := make(chan error, 1)
 	go func() {
-		_, err := a.Acquire(actx, key, xsync.WithWait(time.Minute), xsync.WithRetryInterval(queueInterval))
+		_, err := a.Acquire(actx, key, xsync.WithWait(queueWait), xsync.WithRetryInterval(queueInterval))
 		gaveUp <- err
 	}()
 	awaitQueued(e, queuedA)
 	got := make(chan queuedResult, 1)
 	go func() {
-		l, err := b.Acquire(e.ctx, key, xsync.WithWait(time.Minute), xsync.WithRetryInterval(queueInterval))
+		l, err := b.Acquire(e.ctx, key, xsync.WithWait(queueWait), xsync.WithRetryInterval(queueInterval))
 		got <- queuedResult{lease: l, err: err, at: time.Now()}
 	}()
 	awaitQueued(e, queuedB)
@@ -167,7 +171,7 @@ func queueDeadWaiter(e *env) {
 	b, queuedB := queueClient(e)
 	got := make(chan queuedResult, 1)
 	go func() {
-		l, err := b.Acquire(e.ctx, key, xsync.WithWait(time.Minute), xsync.WithRetryInterval(interval))
+		l, err := b.Acquire(e.ctx, key, xsync.WithWait(queueWait), xsync.WithRetryInterval(interval))
 		got <- queuedResult{lease: l, err: err, at: time.Now()}
 	}()
 	awaitQueued(e, queuedB)
