@@ -157,7 +157,7 @@ func WithWait(d time.Duration) AcquireOption {
 // WithRetryInterval sets the longest time between two timed attempts
 // while waiting (default [DefaultRetryInterval]); each wait is random
 // between interval/2 and interval. On a backend that queues waiters
-// (backend.Queuer: Redis), a waiter stays alive in the queue for
+// (backend.Queuer: Redis and etcd), a waiter stays alive in the queue for
 // max(3 × interval, 1s) after each attempt: a caller that dies while
 // waiting holds the others back that long at most.
 func WithRetryInterval(d time.Duration) AcquireOption {

@@ -667,6 +667,7 @@ type hub struct {
 
 type sub struct {
 	refs  int           // under hub.mu
+	idle  *time.Timer   // under hub.mu: closes the connection once idle
 	ready chan struct{} // closed once open has finished
 	err   error         // open's result, set before ready is closed
 	ps    *goredis.PubSub
@@ -733,19 +734,25 @@ func (h *hub) leave(channel string, s *sub) {
 		h.mu.Unlock()
 		return
 	}
+	// One timer per connection, pushed back by every leave: the
+	// connection closes subIdle after the last waiter left, if none came.
+	if s.idle == nil {
+		s.idle = time.AfterFunc(subIdle, func() {
+			h.mu.Lock()
+			idle := s.refs == 0 && h.subs[channel] == s
+			if idle {
+				delete(h.subs, channel)
+			}
+			h.mu.Unlock()
+			if idle {
+				s.ps.Close()
+				<-s.done
+			}
+		})
+	} else {
+		s.idle.Reset(subIdle)
+	}
 	h.mu.Unlock()
-	time.AfterFunc(subIdle, func() {
-		h.mu.Lock()
-		idle := s.refs == 0 && h.subs[channel] == s
-		if idle {
-			delete(h.subs, channel)
-		}
-		h.mu.Unlock()
-		if idle {
-			s.ps.Close()
-			<-s.done
-		}
-	})
 }
 
 // open subscribes and waits for the server's confirmation: only then is a
