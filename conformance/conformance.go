@@ -31,9 +31,11 @@
 // Results are only trustworthy under the race detector (go test -race).
 //
 // Capabilities are found by type assertion: subtests for auto-extension
-// need [backend.Refresher], and the handoff-speed check needs
-// [backend.Watcher]; they are skipped on backends without them, and so are
-// the subtests that need a [Sizer] or a [Faulter] harness.
+// need [backend.Refresher], the handoff-speed check needs
+// [backend.Watcher], and the queue rules (QueueFIFO, QueueGiveUp,
+// QueueDeadWaiter) need [backend.Queuer]; they are skipped on backends
+// without them, and so are the subtests that need a [Sizer] or a [Faulter]
+// harness.
 //
 // Subtests that wait for a TTL to pass take about MinTTL each; the whole
 // suite takes 30 to 60 seconds on a backend with one-second TTLs.
