@@ -557,29 +557,15 @@ func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func()
 		}
 		return nil, nil, fmt.Errorf("etcd: watch: %w", err)
 	}
-	select {
-	case resp, ok := <-events:
-		if !ok {
-			return fail(errors.New("watch closed before it was created"))
-		}
-		if err := resp.Err(); err != nil {
-			return fail(err)
-		}
-	case <-ctx.Done():
-		return fail(ctx.Err())
+	if err := watchCreated(ctx, events); err != nil {
+		return fail(err)
 	}
 	resp, err := l.client.Get(ctx, k, clientv3.WithCountOnly())
 	if err != nil {
 		return fail(err)
 	}
 
-	ready := make(chan struct{}, 1)
-	notify := func() {
-		select {
-		case ready <- struct{}{}:
-		default:
-		}
-	}
+	ready, notify := signal()
 	if resp.Count == 0 {
 		notify()
 	}
@@ -600,6 +586,33 @@ func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func()
 		})
 	}
 	return ready, stop, nil
+}
+
+// signal returns a watch's ready channel and the function that sends on
+// it; values are coalesced, as backend.Watcher allows.
+func signal() (<-chan struct{}, func()) {
+	ready := make(chan struct{}, 1)
+	return ready, func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// watchCreated waits for a watch's first response, which says that etcd
+// has created it (clientv3.WithCreatedNotify): events from then on reach
+// it.
+func watchCreated(ctx context.Context, events clientv3.WatchChan) error {
+	select {
+	case resp, ok := <-events:
+		if !ok {
+			return errors.New("watch closed before it was created")
+		}
+		return resp.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Ping implements [backend.Pinger] with one linearizable read, which needs

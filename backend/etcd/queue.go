@@ -82,16 +82,8 @@ func (l *Locker) WatchQueue(ctx context.Context, key, w string, keep time.Durati
 		return nil, nil, fmt.Errorf("etcd: watch: %w", err)
 	}
 	for _, events := range []clientv3.WatchChan{lockEvents, queueEvents} {
-		select {
-		case resp, ok := <-events:
-			if !ok {
-				return fail(errors.New("watch closed before it was created"))
-			}
-			if err := resp.Err(); err != nil {
-				return fail(err)
-			}
-		case <-ctx.Done():
-			return fail(ctx.Err())
+		if err := watchCreated(ctx, events); err != nil {
+			return fail(err)
 		}
 	}
 	// The state the watches' events apply to: who is ahead, and whether
@@ -111,13 +103,7 @@ func (l *Locker) WatchQueue(ctx context.Context, key, w string, keep time.Durati
 		return fail(err)
 	}
 
-	ready := make(chan struct{}, 1)
-	notify := func() {
-		select {
-		case ready <- struct{}{}:
-		default:
-		}
-	}
+	ready, notify := signal()
 	wt.notify = notify
 	var mu sync.Mutex
 	held := lock.Count > 0

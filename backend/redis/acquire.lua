@@ -37,13 +37,7 @@ local far = 0 -- how long the queue's last live waiter stays alive, ms
 if h[5] or w then
   local nowms = math.floor(now / 1000)
   local ws, ds = live(h[5], nowms)
-  local mine = 0
-  for i = 1, #ws do
-    if ws[i] == w then
-      mine = i
-      break
-    end
-  end
+  local mine = index(ws, w)
   if held or (#ws > 0 and mine ~= 1) then
     if w then
       local d = tostring(nowms + tonumber(ARGV[6]))

@@ -16,6 +16,16 @@ local function live(q, nowms)
   return ws, ds
 end
 
+-- index is the place of waiter w in ws, 0 if it is not there.
+local function index(ws, w)
+  for i = 1, #ws do
+    if ws[i] == w then
+      return i
+    end
+  end
+  return 0
+end
+
 -- encode is the queue's field for the waiters from index i on, and how
 -- long the last of them stays alive (ms from nowms).
 local function encode(ws, ds, i, nowms)

@@ -13,13 +13,7 @@ if not h[3] then
   return 0
 end
 local ws, ds = live(h[3], nowms)
-local mine = 0
-for i = 1, #ws do
-  if ws[i] == ARGV[1] then
-    mine = i
-    break
-  end
-end
+local mine = index(ws, ARGV[1])
 if mine == 0 then
   return 0
 end

@@ -14,13 +14,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowms = math.floor(now / 1000)
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
 local ws, ds = live(h[3], nowms)
-local mine = 0
-for i = 1, #ws do
-  if ws[i] == ARGV[1] then
-    mine = i
-    break
-  end
-end
+local mine = index(ws, ARGV[1])
 local d = tostring(nowms + tonumber(ARGV[2]))
 if mine > 0 then
   ds[mine] = d
