@@ -27,13 +27,12 @@ func (l *Locker) queuePrefix(key string) string {
 
 // waiter is one queued waiter of this Locker.
 type waiter struct {
-	entry  string // its queue key
-	rev    int64  // the entry's create revision: its place in the queue
-	le     lease  // the entry's lease
-	renew  time.Time
-	left   atomic.Bool // it got the lock, which deleted its entry
-	keep   time.Duration
-	notify func()
+	entry string // its queue key
+	rev   int64  // the entry's create revision: its place in the queue
+	le    lease  // the entry's lease
+	renew time.Time
+	left  atomic.Bool // it got the lock, which deleted its entry
+	keep  time.Duration
 }
 
 // WatchQueue implements [backend.Queuer]: w's entry (a put on a lease of
@@ -89,24 +88,21 @@ func (l *Locker) WatchQueue(ctx context.Context, key, w string, keep time.Durati
 	// The state the watches' events apply to: who is ahead, and whether
 	// the lock is held. Entries only join behind w, so the set ahead only
 	// shrinks.
+	// Both reads in one round trip (a read-only transaction).
+	read, err := l.client.Txn(ctx).Then(
+		clientv3.OpGet(qp, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMaxCreateRev(wt.rev-1)),
+		clientv3.OpGet(k, clientv3.WithCountOnly())).Commit()
+	if err != nil {
+		return fail(err)
+	}
 	ahead := map[string]bool{}
-	queue, err := l.client.Get(ctx, qp, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-		clientv3.WithMaxCreateRev(wt.rev-1))
-	if err != nil {
-		return fail(err)
-	}
-	for _, kv := range queue.Kvs {
+	for _, kv := range read.Responses[0].GetResponseRange().Kvs {
 		ahead[string(kv.Key)] = true
-	}
-	lock, err := l.client.Get(ctx, k, clientv3.WithCountOnly())
-	if err != nil {
-		return fail(err)
 	}
 
 	ready, notify := signal()
-	wt.notify = notify
 	var mu sync.Mutex
-	held := lock.Count > 0
+	held := read.Responses[1].GetResponseRange().Count > 0
 	check := func() { // under mu
 		if !held && len(ahead) == 0 {
 			notify()
@@ -182,17 +178,13 @@ func (l *Locker) AcquireQueued(ctx context.Context, key string, ttl time.Duratio
 			wt.renew = sent
 			wt.le.expires = sent.Add(time.Duration(resp.TTL) * time.Second)
 		case errors.Is(kerr, rpctypes.ErrLeaseNotFound):
-			// The entry expired (this waiter did not attempt for its
-			// keep time): queue again, at the end.
-			put, perr := l.client.Put(ctx, wt.entry, "", clientv3.WithLease(wt.le.id))
-			if errors.Is(perr, rpctypes.ErrLeaseNotFound) {
-				if le, gerr := l.lease(ctx, wt.le.ttl); gerr == nil {
-					wt.le = le
-					put, perr = l.client.Put(ctx, wt.entry, "", clientv3.WithLease(le.id))
+			// The entry expired with its lease (this waiter did not
+			// attempt for its keep time): queue again, at the end, on
+			// another lease.
+			if le, gerr := l.lease(ctx, wt.le.ttl); gerr == nil {
+				if put, perr := l.client.Put(ctx, wt.entry, "", clientv3.WithLease(le.id)); perr == nil {
+					wt.le, wt.rev, wt.renew = le, put.Header.Revision, sent
 				}
-			}
-			if perr == nil {
-				wt.rev, wt.renew = put.Header.Revision, sent
 			}
 		}
 	}
