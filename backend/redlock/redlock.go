@@ -76,7 +76,7 @@
 // Release and force release publish on every node where they deleted the
 // key, and waiters listen ([Locker.Watch]): each Locker keeps one pub/sub
 // connection per node, shared by all its waiters and closed 10s after the
-// last one left. A wait thus ends about a round trip after the release,
+// last one left ([IdleGoroutines]). A wait thus ends about a round trip after the release,
 // not at the waiter's retry interval. A message lost (a node's
 // connection broken, or down: a waiter listens on every node but needs
 // only a majority's confirmation to start) costs that waiter at most its

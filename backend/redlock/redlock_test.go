@@ -52,7 +52,7 @@ func (h *harness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *harness) Limits() conformance.Limits {
-	return conformance.Limits{NotFencing: true, SplitVote: true, IgnoreGoroutines: idleSubs}
+	return conformance.Limits{NotFencing: true, SplitVote: true, IgnoreGoroutines: redlock.IdleGoroutines}
 }
 
 func (h *harness) Size(t *testing.T) int {
@@ -101,7 +101,3 @@ func (f faults) Heal() {
 
 func TestConformance5(t *testing.T) { runConformance(t, 5) }
 func TestConformance3(t *testing.T) { runConformance(t, 3) }
-
-// idleSubs is the reader of a node's pub/sub connection, which a Locker
-// keeps open for 10s after its last waiter left (see Watch).
-var idleSubs = []string{"github.com/xsync-go/xsync/backend/redlock.(*nodeSub).read"}

@@ -91,7 +91,7 @@ func (h *aclHarness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *aclHarness) Limits() conformance.Limits {
-	return conformance.Limits{NotFencing: true, SplitVote: true, IgnoreGoroutines: idleSubs}
+	return conformance.Limits{NotFencing: true, SplitVote: true, IgnoreGoroutines: redlock.IdleGoroutines}
 }
 
 func (h *aclHarness) Size(t *testing.T) int {

@@ -97,6 +97,11 @@ func (w *watcher) stopTimer() {
 	}
 }
 
+// IdleGoroutines names the goroutine of a node's idle pub/sub
+// connection, which outlives a Locker's last waiter by up to 10s: for a
+// goroutine leak check (conformance.Limits.IgnoreGoroutines).
+var IdleGoroutines = []string{"github.com/xsync-go/xsync/backend/redlock.(*nodeSub).read"}
+
 // subIdle is how long a node's pub/sub connection stays open after its
 // last waiter left, so that a Locker that waits again and again (every
 // contended acquisition) does not dial each time.
