@@ -307,6 +307,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `, "")
+	// rollbackScript deletes the key if it holds the value, and tells
+	// nobody: a failed acquire's clean-up frees no lock a waiter could
+	// take (the key never had a majority for this value), and a message
+	// would wake the failed contender itself, which would then try again
+	// at once, fail again and wake itself again, for as long as the
+	// holder lacks some node. Returns 1 if it deleted, 0 if not.
+	rollbackScript = redis.NewScript(1, `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`, "")
 	// extendScript sets a new TTL if the key holds the value. Returns 1
 	// if it did, 0 if not.
 	extendScript = redis.NewScript(1, `
@@ -335,7 +347,7 @@ return n
 )
 
 func init() {
-	for _, s := range []*redis.Script{acquireScript, releaseScript, extendScript, inspectScript, forceScript} {
+	for _, s := range []*redis.Script{acquireScript, releaseScript, rollbackScript, extendScript, inspectScript, forceScript} {
 		s.Hash = sha1hex(s.Src)
 	}
 }
@@ -621,7 +633,7 @@ func (l *Locker) cleanUp(ctx context.Context, k, value string, votes []vote) {
 	defer cancel()
 	rv := make([]vote, l.n)
 	l.round(cctx, time.Now(), nodes, rv, nil, func(ctx context.Context, i, _ int) (vote, error) {
-		_, err := l.eval(ctx, i, releaseScript, k, value)
+		_, err := l.eval(ctx, i, rollbackScript, k, value)
 		return vote{}, err
 	})
 }
