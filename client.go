@@ -121,7 +121,8 @@ type acquireSpec struct {
 	maxHold  time.Duration
 	owner    string
 	atLeast  time.Duration
-	run      bool // events come from Run
+	run      bool    // events come from Run
+	t        *target // another lock type than the mutex; nil: the mutex
 	err      error
 }
 
@@ -211,7 +212,12 @@ func WithHoldAtLeast(d time.Duration) AcquireOption {
 }
 
 func (c *Client) spec(opts []AcquireOption) (acquireSpec, error) {
-	s := acquireSpec{ttl: DefaultTTL, interval: DefaultRetryInterval, owner: c.owner}
+	return c.specFor(nil, opts)
+}
+
+// specFor is spec for an acquisition of t (nil: the mutex).
+func (c *Client) specFor(t *target, opts []AcquireOption) (acquireSpec, error) {
+	s := acquireSpec{ttl: DefaultTTL, interval: DefaultRetryInterval, owner: c.owner, t: t}
 	for _, o := range opts {
 		o(&s)
 	}
@@ -228,6 +234,9 @@ func (c *Client) spec(opts []AcquireOption) (acquireSpec, error) {
 // capable checks that the backend can do what s asks, before any call.
 func (c *Client) capable(s acquireSpec) error {
 	_, refresh := c.l.(backend.Refresher)
+	if s.t != nil {
+		refresh = s.t.refresh != nil
+	}
 	if s.extend && !refresh {
 		return fmt.Errorf("xsync: auto-extension: backend %q cannot refresh locks: %w", c.name, errors.ErrUnsupported)
 	}
@@ -335,9 +344,12 @@ func (c *Client) acquire(ctx context.Context, key string, s *acquireSpec, o Obse
 		start := c.clock.Now()
 		var token int64
 		var err error
-		if waiter != "" {
+		switch {
+		case waiter != "":
 			token, err = c.l.(backend.Queuer).AcquireQueued(ctx, key, s.ttl, s.owner, waiter, queueKeep(s.interval))
-		} else {
+		case s.t != nil:
+			token, err = s.t.attempt(ctx, s)
+		default:
 			token, err = c.attempt(ctx, key, s)
 		}
 		n++
@@ -380,14 +392,18 @@ func (c *Client) acquire(ctx context.Context, key string, s *acquireSpec, o Obse
 				stopWatch func()
 				werr      = errors.ErrUnsupported
 			)
-			if q, ok := c.l.(backend.Queuer); ok {
+			if s.t != nil {
+				if s.t.watch != nil {
+					ch, stopWatch, werr = s.t.watch(wctx)
+				}
+			} else if q, ok := c.l.(backend.Queuer); ok {
 				waiter = strconv.FormatUint(rand.Uint64(), 36)
 				ch, stopWatch, werr = q.WatchQueue(wctx, key, waiter, queueKeep(s.interval))
 				if werr != nil {
 					waiter = ""
 				}
 			}
-			if w, ok := c.l.(backend.Watcher); ok && errors.Is(werr, errors.ErrUnsupported) {
+			if w, ok := c.l.(backend.Watcher); ok && s.t == nil && errors.Is(werr, errors.ErrUnsupported) {
 				ch, stopWatch, werr = w.Watch(wctx, key)
 			}
 			cancel()
@@ -547,14 +563,32 @@ func (c *Client) run(ctx context.Context, key string, cb func(ctx context.Contex
 func (c *Client) release(ctx context.Context, key string, token int64, start time.Time, s *acquireSpec) (bool, error) {
 	if s.atLeast > 0 {
 		if rest := start.Add(s.atLeast).Sub(c.clock.Now()); rest > 0 {
-			r, ok := c.l.(backend.Refresher)
-			if !ok {
+			refresh := c.refresher(key, s)
+			if refresh == nil {
 				return true, nil // the TTL covers it (checked before the lock was taken)
 			}
-			return r.Refresh(ctx, key, token, rest.Round(time.Millisecond)+time.Millisecond)
+			return refresh(ctx, token, rest.Round(time.Millisecond)+time.Millisecond)
 		}
 	}
+	if s.t != nil {
+		return s.t.release(ctx, token)
+	}
 	return c.l.Release(ctx, key, token)
+}
+
+// refresher returns the backend call that renews what s takes on key;
+// nil if the backend cannot.
+func (c *Client) refresher(key string, s *acquireSpec) func(ctx context.Context, token int64, ttl time.Duration) (bool, error) {
+	if s.t != nil {
+		return s.t.refresh
+	}
+	r, ok := c.l.(backend.Refresher)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context, token int64, ttl time.Duration) (bool, error) {
+		return r.Refresh(ctx, key, token, ttl)
+	}
 }
 
 // observeEnd reports the end of a hold of Run: the hold, the loss if any,

@@ -34,7 +34,8 @@ type Lease struct {
 	token  Item
 	start  time.Time // when the successful request was sent, on c's clock
 	spec   acquireSpec
-	r      backend.Refresher // nil: the backend cannot refresh
+	keys   []string
+	r      func(ctx context.Context, token int64, ttl time.Duration) (bool, error) // nil: the backend cannot refresh
 	o      Observer
 	ctx    context.Context // for renewal calls and events; ends when the lease does
 	cancel context.CancelCauseFunc
@@ -58,7 +59,11 @@ type Lease struct {
 func (c *Client) newLease(ctx context.Context, key string, token int64, start time.Time, spec acquireSpec, o Observer,
 	cbCtx context.Context, cbCancel context.CancelCauseFunc) *Lease {
 	l := &Lease{c: c, key: key, token: Item(token), start: start, spec: spec, o: o, ttl: spec.ttl, done: make(chan struct{})}
-	l.r, _ = c.l.(backend.Refresher)
+	l.r = c.refresher(key, &spec)
+	l.keys = []string{key}
+	if spec.t != nil {
+		l.keys = spec.t.keys
+	}
 	l.valid = c.validity(spec.ttl)
 	l.deadline = start.Add(l.valid)
 	if cbCtx != nil {
@@ -93,8 +98,13 @@ func (c *Client) validity(ttl time.Duration) time.Duration {
 // resource.
 func (l *Lease) Token() Item { return l.token }
 
-// Key returns the lock's key.
+// Key returns the lock's key; for a multi-key lock ([Client.AcquireAll]),
+// its keys joined with spaces.
 func (l *Lease) Key() string { return l.key }
+
+// Keys returns the keys the lease holds: one, or those of a multi-key
+// lock. The caller must not change the slice.
+func (l *Lease) Keys() []string { return l.keys }
 
 // Done returns a channel that is closed when the lease ends: lost (its
 // validity ran out, a renewal found the lock gone, or the auto-extension
@@ -196,7 +206,7 @@ func (l *Lease) refresh(ctx context.Context, ttl time.Duration, auto bool) (ende
 	l.mu.Unlock()
 	sent := l.c.clock.Now()
 	rctx, cancel := context.WithTimeout(ctx, remaining)
-	ok, err := l.r.Refresh(rctx, l.key, int64(l.token), ttl)
+	ok, err := l.r(rctx, int64(l.token), ttl)
 	cancel()
 	if auto && l.ctx.Err() != nil {
 		return true
@@ -274,8 +284,12 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 // TTL returns how long the lock has left as the backend sees it. It
 // returns an error matching [ErrLockLost] if the lease's token no longer
 // holds the key, and one matching errors.ErrUnsupported if the backend
-// cannot inspect locks.
+// cannot inspect locks, or if the lease is not a mutex's (a semaphore's,
+// a read-write lock's or a multi-key lock's).
 func (l *Lease) TTL(ctx context.Context) (time.Duration, error) {
+	if l.spec.t != nil {
+		return 0, fmt.Errorf("xsync: ttl of %s: only a mutex's lease can tell: %w", keyString(l.key), errors.ErrUnsupported)
+	}
 	info, err := l.c.Inspect(ctx, l.key)
 	if err != nil {
 		return 0, err

@@ -23,6 +23,8 @@
 //   - [Inspector]: tell who holds a key, with which token, for how long.
 //   - [ForceReleaser]: free a key whoever holds it (an operator's action),
 //     waking waiters and keeping the fencing counter.
+//   - [Semaphorer], [RWLocker], [MultiLocker]: the other lock types (a
+//     semaphore of N permits, a read-write lock, several keys at once).
 //
 // # Division of labour
 //

@@ -55,6 +55,12 @@ var cases = []testCase{
 	{"QueueFIFO", "with a backend that queues waiters, they get a held key in the order they were queued, each woken by the release before it", queueFIFO},
 	{"QueueGiveUp", "a queued waiter that gives up leaves the queue: the one behind it gets the key at the next release", queueGiveUp},
 	{"QueueDeadWaiter", "a queued waiter that never tries again (its process died) holds the key back no longer than its keep time, and nobody behind it gets the key first", queueDeadWaiter},
+	{"SemaphoreLimit", "a semaphore of N permits gives N at once and refuses one more; a release frees one; 8 contenders on separate clients never hold more than N at once", semaphoreLimit},
+	{"SemaphoreExpiry", "a permit not released is free after its TTL and its release is then false; an extended permit outlives its TTL", semaphoreExpiry},
+	{"RWExclusion", "readers share a read-write lock; a writer excludes readers and writers; a refused writer keeps new readers out; under contention no writer overlaps anyone, and writers' tokens grow", rwExclusion},
+	{"RWWriterNotStarved", "readers that keep a read-write lock held between them do not keep a waiting writer out", rwWriterNotStarved},
+	{"MultiAllOrNothing", "AcquireAll takes all its keys or none (a refusal leaves the free keys free); its keys exclude their mutexes both ways; under contention over overlapping sets no key has two holders", multiAllOrNothing},
+	{"TypesExtend", "a lease of a semaphore, a write lock or a multi-key lock is renewed by auto-extension past its TTL, keeps excluding others, and its release frees it", typesExtend},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
 	{"Ping", "a healthy backend answers xsync.Ping with nil", ping},
 }

@@ -32,10 +32,14 @@
 //
 // Capabilities are found by type assertion: subtests for auto-extension
 // need [backend.Refresher], the handoff-speed check needs
-// [backend.Watcher], and the queue rules (QueueFIFO, QueueGiveUp,
-// QueueDeadWaiter) need [backend.Queuer]; they are skipped on backends
-// without them, and so are the subtests that need a [Sizer] or a [Faulter]
-// harness.
+// [backend.Watcher], the queue rules (QueueFIFO, QueueGiveUp,
+// QueueDeadWaiter) need [backend.Queuer], and the rules of the other lock
+// types need theirs: SemaphoreLimit and SemaphoreExpiry
+// [backend.Semaphorer], RWExclusion and RWWriterNotStarved
+// [backend.RWLocker], MultiAllOrNothing [backend.MultiLocker] (its keys
+// share a hash tag, as Redis Cluster needs), and TypesExtend any of them.
+// They are skipped on backends without them, and so are the subtests that
+// need a [Sizer] or a [Faulter] harness.
 //
 // Subtests that wait for a TTL to pass take about MinTTL each; the whole
 // suite takes 30 to 60 seconds on a backend with one-second TTLs.

@@ -26,6 +26,8 @@ type toy struct {
 	locks  map[string]toyLock
 	seqs   map[string]int64 // per-key counters, for the "repeats tokens" defect
 	queues map[string][]*toyWaiter
+	sems   map[string]*toyGroup
+	rws    map[string]*toyGroup
 }
 
 type toyLock struct {
@@ -288,6 +290,11 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"queue-lifo", []string{"QueueFIFO"}},
 		{"queue-keeps-quitters", []string{"QueueGiveUp"}},
 		{"queue-never-drops-dead", []string{"QueueDeadWaiter"}},
+		{"sem-over-limit", []string{"SemaphoreLimit"}},
+		{"sem-never-expires", []string{"SemaphoreExpiry"}},
+		{"rw-readers-ignore-writer", []string{"RWExclusion"}},
+		{"rw-starves-writer", []string{"RWWriterNotStarved"}},
+		{"multi-partial", []string{"MultiAllOrNothing"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()

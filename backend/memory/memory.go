@@ -97,6 +97,8 @@ type Locker struct {
 	due      expiryHeap                 // one entry per Acquire/Refresh not yet due
 	watchers map[string][]chan struct{} // per key, the waiters' channels
 	owners   map[string]string          // owner metadata of held keys that have some
+	sems     groups                     // semaphores
+	rws      groups                     // read-write locks
 }
 
 type held struct {
@@ -249,14 +251,17 @@ func (l *Locker) ForceRelease(_ context.Context, key string) (bool, error) {
 	return ok, nil
 }
 
-// Len reports how many locks the Locker holds now. Released and expired
-// locks are not counted: they are forgotten.
+// Len reports how many keys the Locker holds now: mutex keys, and the
+// semaphores and read-write locks that somebody holds or waits for.
+// Released and expired locks are not counted: they are forgotten.
 func (l *Locker) Len() int {
 	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweepLocked(now)
-	return len(l.locks)
+	l.sems.sweepAll(now)
+	l.rws.sweepAll(now)
+	return len(l.locks) + len(l.sems.m) + len(l.rws.m)
 }
 
 func (l *Locker) unwatch(key string, ch chan struct{}) {

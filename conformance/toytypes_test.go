@@ -1,0 +1,218 @@
+package conformance_test
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// The toy's other lock types (backend.Semaphorer, RWLocker, MultiLocker),
+// without notification (waiters retry on their interval), with their
+// defects:
+//   - sem-over-limit: one permit more than the limit;
+//   - sem-never-expires: permits outlive their TTL;
+//   - rw-readers-ignore-writer: readers are let in while a writer holds;
+//   - rw-starves-writer: a refused writer leaves no mark, so readers that
+//     keep coming keep it out;
+//   - multi-partial: a refused AcquireAll keeps the free keys it took.
+
+type toyGroup struct {
+	holders map[int64]time.Time // token → expiry
+	writer  int64
+	mark    time.Time // new readers refused until then
+}
+
+// group returns key's live group in space (under b.mu).
+func (b *toy) group(space map[string]*toyGroup, key string, now time.Time) *toyGroup {
+	g := space[key]
+	if g == nil {
+		g = &toyGroup{holders: map[int64]time.Time{}}
+		space[key] = g
+	}
+	for tok, exp := range g.holders {
+		if b.defect == "sem-never-expires" && g.writer == 0 {
+			continue
+		}
+		if !now.Before(exp) {
+			delete(g.holders, tok)
+			if tok == g.writer {
+				g.writer = 0
+			}
+		}
+	}
+	return g
+}
+
+func (b *toy) spaces() (sems, rws map[string]*toyGroup) {
+	if b.sems == nil {
+		b.sems, b.rws = map[string]*toyGroup{}, map[string]*toyGroup{}
+	}
+	return b.sems, b.rws
+}
+
+func (b *toy) AcquirePermit(_ context.Context, key string, limit int, ttl time.Duration) (int64, error) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sems, _ := b.spaces()
+	g := b.group(sems, key, now)
+	if b.defect == "sem-over-limit" {
+		limit++
+	}
+	if len(g.holders) >= limit {
+		return 0, nil
+	}
+	b.seq++
+	g.holders[b.seq] = now.Add(ttl)
+	return b.seq, nil
+}
+
+func (b *toy) ReleasePermit(_ context.Context, key string, token int64) (bool, error) {
+	sems, _ := b.locked()
+	defer b.mu.Unlock()
+	return b.leave(sems, key, token), nil
+}
+
+func (b *toy) RefreshPermit(_ context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+	sems, _ := b.locked()
+	defer b.mu.Unlock()
+	return b.extend(sems, key, token, ttl), nil
+}
+
+var errToyNoWatch = errors.Join(errors.ErrUnsupported, errors.New("toy: no notification"))
+
+func (b *toy) WatchPermits(context.Context, string) (<-chan struct{}, func(), error) {
+	return nil, nil, errToyNoWatch
+}
+
+func (b *toy) AcquireRead(_ context.Context, key string, ttl time.Duration) (int64, error) {
+	now := time.Now()
+	_, rws := b.locked()
+	defer b.mu.Unlock()
+	g := b.group(rws, key, now)
+	if (g.writer != 0 && b.defect != "rw-readers-ignore-writer") || now.Before(g.mark) {
+		return 0, nil
+	}
+	b.seq++
+	g.holders[b.seq] = now.Add(ttl)
+	return b.seq, nil
+}
+
+func (b *toy) AcquireWrite(_ context.Context, key string, ttl, keep time.Duration) (int64, error) {
+	now := time.Now()
+	_, rws := b.locked()
+	defer b.mu.Unlock()
+	g := b.group(rws, key, now)
+	if len(g.holders) > 0 {
+		if b.defect != "rw-starves-writer" {
+			g.mark = now.Add(keep)
+		}
+		return 0, nil
+	}
+	b.seq++
+	g.holders[b.seq] = now.Add(ttl)
+	g.writer, g.mark = b.seq, time.Time{}
+	return b.seq, nil
+}
+
+func (b *toy) ReleaseRW(_ context.Context, key string, token int64) (bool, error) {
+	_, rws := b.locked()
+	defer b.mu.Unlock()
+	return b.leave(rws, key, token), nil
+}
+
+func (b *toy) RefreshRW(_ context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+	_, rws := b.locked()
+	defer b.mu.Unlock()
+	return b.extend(rws, key, token, ttl), nil
+}
+
+func (b *toy) WatchRW(context.Context, string) (<-chan struct{}, func(), error) {
+	return nil, nil, errToyNoWatch
+}
+
+// locked takes b.mu and returns the spaces.
+func (b *toy) locked() (sems, rws map[string]*toyGroup) {
+	b.mu.Lock()
+	return b.spaces()
+}
+
+func (b *toy) leave(space map[string]*toyGroup, key string, token int64) bool {
+	g := b.group(space, key, time.Now())
+	_, ok := g.holders[token]
+	delete(g.holders, token)
+	if token == g.writer {
+		g.writer = 0
+	}
+	if len(g.holders) == 0 && !time.Now().Before(g.mark) {
+		delete(space, key)
+	}
+	return ok
+}
+
+func (b *toy) extend(space map[string]*toyGroup, key string, token int64, ttl time.Duration) bool {
+	now := time.Now()
+	g := b.group(space, key, now)
+	if _, ok := g.holders[token]; !ok {
+		return false
+	}
+	g.holders[token] = now.Add(ttl)
+	return true
+}
+
+func (b *toy) AcquireMulti(_ context.Context, keys []string, ttl time.Duration) (int64, error) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	tok := b.seq
+	free := true
+	for _, k := range keys {
+		if _, held := b.live(k, now); held {
+			free = false
+			continue
+		}
+		if b.defect == "multi-partial" {
+			b.locks[k] = toyLock{token: tok, expires: now.Add(ttl), ttl: ttl}
+		}
+	}
+	if !free {
+		return 0, nil
+	}
+	for _, k := range keys {
+		b.locks[k] = toyLock{token: tok, expires: now.Add(ttl), ttl: ttl}
+	}
+	return tok, nil
+}
+
+func (b *toy) ReleaseMulti(_ context.Context, keys []string, token int64) (bool, error) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, k := range keys {
+		if l, ok := b.live(k, now); ok && l.token == token {
+			delete(b.locks, k)
+			b.freed(k, now)
+			n++
+		}
+	}
+	return n == len(keys), nil
+}
+
+func (b *toy) RefreshMulti(_ context.Context, keys []string, token int64, ttl time.Duration) (bool, error) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, k := range keys {
+		if l, ok := b.live(k, now); !ok || l.token != token {
+			return false, nil
+		}
+	}
+	for _, k := range keys {
+		l := b.locks[k]
+		l.expires, l.ttl = now.Add(ttl), ttl
+		b.locks[k] = l
+	}
+	return true, nil
+}

@@ -1,0 +1,432 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend"
+)
+
+// The rules of the other lock types: semaphores (backend.Semaphorer),
+// read-write locks (backend.RWLocker) and multi-key locks
+// (backend.MultiLocker). Contenders are Clients on Lockers of their own
+// (separate connections, as separate processes), and the checks are made
+// by the callbacks themselves: a counter of holders that must stay within
+// the rule, kept with atomics, so that two holders at once are seen
+// whatever the order of their events.
+
+// typesHold is how long a contender holds: long enough for holds to
+// overlap, so that a broken exclusion shows.
+const typesHold = 2 * time.Millisecond
+
+// longTTL is the TTL of locks that must not expire during a rule.
+func (e *env) longTTL() time.Duration { return e.ttl() + 30*time.Second }
+
+// separate returns a Client on a new Locker of the store.
+func (e *env) separate() *xsync.Client { return xsync.NewClient(e.h.Locker(e.t)) }
+
+func needSemaphore(e *env) {
+	if _, ok := e.l.(backend.Semaphorer); !ok {
+		e.t.Skip("the backend has no semaphore (no backend.Semaphorer)")
+	}
+}
+
+func needRW(e *env) {
+	if _, ok := e.l.(backend.RWLocker); !ok {
+		e.t.Skip("the backend has no read-write lock (no backend.RWLocker)")
+	}
+}
+
+func needMulti(e *env) {
+	if _, ok := e.l.(backend.MultiLocker); !ok {
+		e.t.Skip("the backend has no multi-key lock (no backend.MultiLocker)")
+	}
+}
+
+// contend runs n workers, each with a client of its own, rounds times
+// each, and fails the test with the first error.
+func (e *env) contend(n, rounds int, work func(c *xsync.Client, worker, round int) error) {
+	e.t.Helper()
+	errs := make(chan error, n*rounds)
+	var wg sync.WaitGroup
+	for w := range n {
+		c := e.separate()
+		wg.Go(func() {
+			for r := range rounds {
+				if err := work(c, w, r); err != nil {
+					errs <- fmt.Errorf("worker %d, round %d: %w", w, r, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) mustRelease(l *xsync.Lease, what string) {
+	e.t.Helper()
+	if ok, err := l.Release(e.ctx); !ok || err != nil {
+		e.t.Fatalf("release of %s = %v, %v; want true, nil", what, ok, err)
+	}
+}
+
+func (e *env) mustBeMissing(err error, what string) {
+	e.t.Helper()
+	if !errors.Is(err, xsync.ErrMissingLock) {
+		e.t.Fatalf("%s = %v; want ErrMissingLock", what, err)
+	}
+}
+
+// semaphoreLimit: limit permits can be held at once, one more cannot; a
+// release frees one; under contention the holders never exceed the limit.
+func semaphoreLimit(e *env) {
+	needSemaphore(e)
+	key := e.key("s")
+	const limit = 3
+	var leases []*xsync.Lease
+	for i := range limit {
+		l, err := e.separate().Semaphore(key, limit).Acquire(e.ctx, xsync.WithTTL(e.longTTL()))
+		if err != nil {
+			e.t.Fatalf("permit %d of %d: %v", i+1, limit, err)
+		}
+		for _, o := range leases {
+			if o.Token() == l.Token() {
+				e.t.Fatalf("token %d handed to two permits", l.Token())
+			}
+		}
+		leases = append(leases, l)
+	}
+	_, err := e.separate().Semaphore(key, limit).Acquire(e.ctx, xsync.WithTTL(e.longTTL()))
+	e.mustBeMissing(err, fmt.Sprintf("a permit beyond the %d held", limit))
+	e.mustRelease(leases[0], "a permit")
+	if ok, err := leases[0].Release(e.ctx); ok || err != nil {
+		e.t.Errorf("second release of a permit = %v, %v; want false, nil", ok, err)
+	}
+	again, err := e.separate().Semaphore(key, limit).Acquire(e.ctx, xsync.WithTTL(e.longTTL()))
+	if err != nil {
+		e.t.Fatalf("a permit after one was released: %v", err)
+	}
+	for _, l := range append(leases[1:], again) {
+		e.mustRelease(l, "a permit")
+	}
+
+	var in, most, over atomic.Int32
+	e.contend(8, 6, func(c *xsync.Client, _, _ int) error {
+		return c.Semaphore(key, limit).Run(e.ctx, func(context.Context) error {
+			n := in.Add(1)
+			defer in.Add(-1)
+			if n > limit {
+				over.Add(1)
+			}
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(typesHold)
+			return nil
+		}, xsync.WithTTL(e.longTTL()), xsync.WithWait(45*time.Second), xsync.WithRetryInterval(50*time.Millisecond))
+	})
+	if n := over.Load(); n > 0 {
+		e.t.Errorf("%d times more than %d holders of a %d-permit semaphore at once (most: %d)", n, limit, limit, most.Load())
+	}
+	e.t.Logf("48 permits taken by 8 contenders: at most %d held at once", most.Load())
+}
+
+// semaphoreExpiry: a permit not released is free after its TTL, and its
+// holder's release is then false; an extended permit outlives its TTL.
+func semaphoreExpiry(e *env) {
+	needSemaphore(e)
+	key := e.key("s")
+	const limit = 2
+	start := time.Now()
+	var leases []*xsync.Lease
+	for range limit {
+		l, err := e.separate().Semaphore(key, limit).Acquire(e.ctx, xsync.WithTTL(e.ttl()))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		leases = append(leases, l)
+	}
+	_, err := e.separate().Semaphore(key, limit).Acquire(e.ctx, xsync.WithTTL(e.ttl()))
+	e.mustBeMissing(err, "a permit beyond the two held")
+	if err := leases[1].Extend(e.ctx, 3*e.ttl()); err != nil {
+		e.t.Fatalf("Extend of a permit: %v", err)
+	}
+	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
+	next, err := e.separate().Semaphore(key, limit).Acquire(e.ctx, xsync.WithTTL(e.longTTL()))
+	if err != nil {
+		e.t.Fatalf("a permit after one expired: %v", err)
+	}
+	_, err = e.separate().Semaphore(key, limit).Acquire(e.ctx, xsync.WithTTL(e.longTTL()))
+	e.mustBeMissing(err, "a permit while the extended one and a new one are held")
+	if ok, err := leases[0].Release(e.ctx); ok || err != nil {
+		e.t.Errorf("release of an expired permit = %v, %v; want false, nil", ok, err)
+	}
+	e.mustRelease(leases[1], "the extended permit")
+	e.mustRelease(next, "a permit")
+}
+
+// rwExclusion: readers share, a writer excludes readers and writers; a
+// writer that was refused keeps new readers out; under contention no
+// writer overlaps anyone, and writers' tokens grow in grant order.
+func rwExclusion(e *env) {
+	needRW(e)
+	key := e.key("rw")
+	r1, err := e.separate().RWLock(key).AcquireRead(e.ctx, xsync.WithTTL(e.longTTL()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r2, err := e.separate().RWLock(key).AcquireRead(e.ctx, xsync.WithTTL(e.longTTL()))
+	if err != nil {
+		e.t.Fatalf("a second reader while one reads: %v", err)
+	}
+	_, err = e.separate().RWLock(key).AcquireWrite(e.ctx, xsync.WithTTL(e.longTTL()))
+	e.mustBeMissing(err, "a writer while two read")
+	_, err = e.separate().RWLock(key).AcquireRead(e.ctx, xsync.WithTTL(e.longTTL()))
+	e.mustBeMissing(err, "a new reader just after a writer was refused (writers first)")
+	e.mustRelease(r1, "a read lock")
+	e.mustRelease(r2, "a read lock")
+	w, err := e.separate().RWLock(key).AcquireWrite(e.ctx, xsync.WithTTL(e.longTTL()), xsync.WithWait(10*time.Second))
+	if err != nil {
+		e.t.Fatalf("a writer once the readers left: %v", err)
+	}
+	e.checkNewer(r2.Token(), w.Token())
+	_, err = e.separate().RWLock(key).AcquireRead(e.ctx, xsync.WithTTL(e.longTTL()))
+	e.mustBeMissing(err, "a reader while a writer holds")
+	_, err = e.separate().RWLock(key).AcquireWrite(e.ctx, xsync.WithTTL(e.longTTL()))
+	e.mustBeMissing(err, "a writer while a writer holds")
+	e.mustRelease(w, "the write lock")
+
+	var readers, writers, bad atomic.Int32
+	var (
+		mu     sync.Mutex
+		tokens []xsync.Item
+	)
+	opts := []xsync.AcquireOption{xsync.WithTTL(e.longTTL()), xsync.WithWait(45 * time.Second), xsync.WithRetryInterval(50 * time.Millisecond)}
+	e.contend(6, 6, func(c *xsync.Client, worker, _ int) error {
+		rw := c.RWLock(key)
+		if worker < 2 {
+			return rw.RunWrite(e.ctx, func(ctx context.Context) error {
+				if writers.Add(1) != 1 || readers.Load() != 0 {
+					bad.Add(1)
+				}
+				mu.Lock()
+				tokens = append(tokens, xsync.ItemFromContext(ctx))
+				mu.Unlock()
+				time.Sleep(typesHold)
+				writers.Add(-1)
+				return nil
+			}, opts...)
+		}
+		return rw.RunRead(e.ctx, func(context.Context) error {
+			readers.Add(1)
+			if writers.Load() != 0 {
+				bad.Add(1)
+			}
+			time.Sleep(typesHold)
+			readers.Add(-1)
+			return nil
+		}, opts...)
+	})
+	if n := bad.Load(); n > 0 {
+		e.t.Errorf("%d times a writer held beside another holder", n)
+	}
+	for i := 1; i < len(tokens); i++ {
+		e.checkNewer(tokens[i-1], tokens[i])
+	}
+}
+
+// rwWriterNotStarved: readers that keep the lock held between them, each
+// taking it again as soon as it let go, do not keep a writer out.
+func rwWriterNotStarved(e *env) {
+	needRW(e)
+	key := e.key("rw")
+	const readers = 3
+	const hold = 100 * time.Millisecond
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan error, readers)
+	for i := range readers {
+		c := e.separate()
+		holding := newSignal()
+		wg.Go(func() {
+			for !stop.Load() {
+				err := c.RWLock(key).RunRead(e.ctx, func(context.Context) error {
+					holding.fire()
+					time.Sleep(hold) // a reader's work
+					return nil
+				}, xsync.WithTTL(e.longTTL()), xsync.WithWait(45*time.Second), xsync.WithRetryInterval(20*time.Millisecond))
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+		e.await(holding, fmt.Sprintf("reader %d", i))
+		if i < readers-1 {
+			time.Sleep(hold / readers) // stagger the readers, so that one always holds
+		}
+	}
+	start := time.Now()
+	w, err := e.separate().RWLock(key).AcquireWrite(e.ctx, xsync.WithTTL(e.longTTL()), xsync.WithWait(15*time.Second),
+		xsync.WithRetryInterval(250*time.Millisecond))
+	took := time.Since(start)
+	stop.Store(true)
+	if err != nil {
+		e.t.Errorf("a writer among readers that keep the lock held: %v after %v; writers must not starve", err, took)
+	} else {
+		e.t.Logf("the writer got the lock after %v among %d readers holding %v each", took, readers, hold)
+		e.mustRelease(w, "the write lock")
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		e.t.Errorf("reader: %v", err)
+	}
+}
+
+// multiAllOrNothing: several keys are taken all or none; they exclude the
+// mutex of each key both ways; under contention over overlapping sets no
+// key has two holders.
+func multiAllOrNothing(e *env) {
+	needMulti(e)
+	// One hash tag: Redis Cluster takes several keys at once in one slot.
+	k := func(s string) string { return e.key("{multi}:" + s) }
+	a, b, c := k("a"), k("b"), k("c")
+	hb, err := e.separate().Acquire(e.ctx, b, xsync.WithTTL(e.longTTL()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, err = e.separate().AcquireAll(e.ctx, []string{a, b}, xsync.WithTTL(e.longTTL()))
+	e.mustBeMissing(err, "AcquireAll of a free key and a held one")
+	la, err := e.separate().Acquire(e.ctx, a, xsync.WithTTL(e.longTTL()))
+	if err != nil {
+		e.t.Fatalf("the free key after a refused AcquireAll: %v (all or nothing: the refusal must take nothing)", err)
+	}
+	e.mustRelease(la, "the free key")
+	e.mustRelease(hb, "the held key")
+
+	m, err := e.separate().AcquireAll(e.ctx, []string{a, b, c}, xsync.WithTTL(e.longTTL()))
+	if err != nil {
+		e.t.Fatalf("AcquireAll of free keys: %v", err)
+	}
+	if !slices.Equal(m.Keys(), []string{a, b, c}) {
+		e.t.Errorf("Keys() = %q; want the keys asked for", m.Keys())
+	}
+	e.checkNewer(hb.Token(), m.Token())
+	for _, key := range []string{a, b, c} {
+		_, err := e.separate().Acquire(e.ctx, key, xsync.WithTTL(e.longTTL()))
+		e.mustBeMissing(err, "the mutex of a key held by AcquireAll")
+	}
+	_, err = e.separate().AcquireAll(e.ctx, []string{c, k("d")}, xsync.WithTTL(e.longTTL()))
+	e.mustBeMissing(err, "AcquireAll overlapping one that holds")
+	e.mustRelease(m, "the multi-key lock")
+	for _, key := range []string{a, b, c, k("d")} {
+		l, err := e.separate().Acquire(e.ctx, key, xsync.WithTTL(e.longTTL()))
+		if err != nil {
+			e.t.Fatalf("a key after the multi-key lock was released: %v", err)
+		}
+		e.mustRelease(l, "a key")
+	}
+
+	keys := []string{a, b, c, k("d")}
+	var inUse [4]atomic.Bool
+	var bad atomic.Int32
+	enter := func(idx ...int) func() {
+		for _, i := range idx {
+			if !inUse[i].CompareAndSwap(false, true) {
+				bad.Add(1)
+			}
+		}
+		return func() {
+			for _, i := range idx {
+				inUse[i].Store(false)
+			}
+		}
+	}
+	opts := []xsync.AcquireOption{xsync.WithTTL(e.longTTL()), xsync.WithWait(45 * time.Second), xsync.WithRetryInterval(50 * time.Millisecond)}
+	e.contend(6, 6, func(cl *xsync.Client, worker, round int) error {
+		if worker == 0 { // a mutex contender on one key
+			i := round % len(keys)
+			return cl.Run(e.ctx, keys[i], func(context.Context) error {
+				defer enter(i)()
+				time.Sleep(typesHold)
+				return nil
+			}, opts...)
+		}
+		i, j := (worker+round)%len(keys), (worker+round+1+worker%2)%len(keys)
+		return cl.RunAll(e.ctx, []string{keys[i], keys[j]}, func(context.Context) error {
+			defer enter(i, j)()
+			time.Sleep(typesHold)
+			return nil
+		}, opts...)
+	})
+	if n := bad.Load(); n > 0 {
+		e.t.Errorf("%d times a key had two holders at once", n)
+	}
+}
+
+// typesExtend: a lease of each lock type the backend has is renewed by
+// auto-extension past its TTL and keeps excluding others, and its release
+// frees it.
+func typesExtend(e *env) {
+	_, sem := e.l.(backend.Semaphorer)
+	_, rw := e.l.(backend.RWLocker)
+	_, multi := e.l.(backend.MultiLocker)
+	if !sem && !rw && !multi {
+		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
+	}
+	type kind struct {
+		name    string
+		acquire func(c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error)
+	}
+	var kinds []kind
+	if sem {
+		kinds = append(kinds, kind{"a 1-permit semaphore", func(c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.Semaphore(e.key("s"), 1).Acquire(e.ctx, opts...)
+		}})
+	}
+	if rw {
+		kinds = append(kinds, kind{"a write lock", func(c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.RWLock(e.key("rw")).AcquireWrite(e.ctx, opts...)
+		}})
+	}
+	if multi {
+		kinds = append(kinds, kind{"a multi-key lock", func(c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.AcquireAll(e.ctx, []string{e.key("{m}:a"), e.key("{m}:b")}, opts...)
+		}})
+	}
+	start := time.Now()
+	leases := make([]*xsync.Lease, len(kinds))
+	for i, k := range kinds {
+		l, err := k.acquire(e.separate(), xsync.WithTTL(e.ttl()), xsync.WithAutoExtend(0))
+		if err != nil {
+			e.t.Fatalf("%s: %v", k.name, err)
+		}
+		leases[i] = l
+	}
+	e.sleepUntil(start.Add(2*e.ttl() + e.opts.ExpiryTolerance))
+	for i, k := range kinds {
+		if err := leases[i].Err(); err != nil {
+			e.t.Errorf("%s with auto-extension ended after 2 TTLs: %v", k.name, err)
+		}
+		if _, err := k.acquire(e.separate(), xsync.WithTTL(e.ttl())); !errors.Is(err, xsync.ErrMissingLock) {
+			e.t.Errorf("%s renewed past its TTL: another acquire = %v; want ErrMissingLock", k.name, err)
+		}
+		e.mustRelease(leases[i], k.name)
+		l, err := k.acquire(e.separate(), xsync.WithTTL(e.ttl()))
+		if err != nil {
+			e.t.Errorf("%s after its release: %v", k.name, err)
+			continue
+		}
+		e.mustRelease(l, k.name)
+	}
+}
