@@ -295,6 +295,7 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"rw-readers-ignore-writer", []string{"RWExclusion"}},
 		{"rw-starves-writer", []string{"RWWriterNotStarved"}},
 		{"multi-partial", []string{"MultiAllOrNothing"}},
+		{"types-orphans", []string{"TypesNoOrphan"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()

@@ -14,7 +14,8 @@ import (
 //   - rw-readers-ignore-writer: readers are let in while a writer holds;
 //   - rw-starves-writer: a refused writer leaves no mark, so readers that
 //     keep coming keep it out;
-//   - multi-partial: a refused AcquireAll keeps the free keys it took.
+//   - multi-partial: a refused AcquireAll keeps the free keys it took;
+//   - types-orphans: a permit whose reply was lost stays held.
 
 type toyGroup struct {
 	holders map[int64]time.Time // token → expiry
@@ -215,4 +216,21 @@ func (b *toy) RefreshMulti(_ context.Context, keys []string, token int64, ttl ti
 		b.locks[k] = l
 	}
 	return true, nil
+}
+
+// AcquirePermit through a link that can be broken: a permit whose reply
+// is lost is given back, unless the defect types-orphans says otherwise.
+func (c *toyClient) AcquirePermit(ctx context.Context, key string, limit int, ttl time.Duration) (int64, error) {
+	d, down := c.link()
+	if down {
+		return 0, errToyDown
+	}
+	tok, err := c.toy.AcquirePermit(ctx, key, limit, ttl)
+	if !reply(ctx, d) {
+		if tok > 0 && c.defect != "types-orphans" {
+			c.toy.ReleasePermit(context.Background(), key, tok)
+		}
+		return 0, ctx.Err()
+	}
+	return tok, err
 }

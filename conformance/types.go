@@ -374,40 +374,50 @@ func multiAllOrNothing(e *env) {
 	}
 }
 
-// typesExtend: a lease of each lock type the backend has is renewed by
-// auto-extension past its TTL and keeps excluding others, and its release
-// frees it.
-func typesExtend(e *env) {
+// kind is one lock of a type the backend has, as typesExtend and
+// typesNoOrphan take it: a 1-permit semaphore, a write lock, two keys.
+type kind struct {
+	name    string
+	acquire func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error)
+}
+
+// kinds returns a lock of each type the backend has, on keys named after
+// sfx; it skips the test if there is none.
+func (e *env) kinds(sfx string) []kind {
 	_, sem := e.l.(backend.Semaphorer)
 	_, rw := e.l.(backend.RWLocker)
 	_, multi := e.l.(backend.MultiLocker)
 	if !sem && !rw && !multi {
 		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
 	}
-	type kind struct {
-		name    string
-		acquire func(c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error)
-	}
 	var kinds []kind
 	if sem {
-		kinds = append(kinds, kind{"a 1-permit semaphore", func(c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
-			return c.Semaphore(e.key("s"), 1).Acquire(e.ctx, opts...)
+		kinds = append(kinds, kind{"a 1-permit semaphore", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.Semaphore(e.key("s"+sfx), 1).Acquire(ctx, opts...)
 		}})
 	}
 	if rw {
-		kinds = append(kinds, kind{"a write lock", func(c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
-			return c.RWLock(e.key("rw")).AcquireWrite(e.ctx, opts...)
+		kinds = append(kinds, kind{"a write lock", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.RWLock(e.key("rw"+sfx)).AcquireWrite(ctx, opts...)
 		}})
 	}
 	if multi {
-		kinds = append(kinds, kind{"a multi-key lock", func(c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
-			return c.AcquireAll(e.ctx, []string{e.key("{m}:a"), e.key("{m}:b")}, opts...)
+		kinds = append(kinds, kind{"a multi-key lock", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.AcquireAll(ctx, []string{e.key("{m" + sfx + "}:a"), e.key("{m" + sfx + "}:b")}, opts...)
 		}})
 	}
+	return kinds
+}
+
+// typesExtend: a lease of each lock type the backend has is renewed by
+// auto-extension past its TTL and keeps excluding others, and its release
+// frees it.
+func typesExtend(e *env) {
+	kinds := e.kinds("")
 	start := time.Now()
 	leases := make([]*xsync.Lease, len(kinds))
 	for i, k := range kinds {
-		l, err := k.acquire(e.separate(), xsync.WithTTL(e.ttl()), xsync.WithAutoExtend(0))
+		l, err := k.acquire(e.ctx, e.separate(), xsync.WithTTL(e.ttl()), xsync.WithAutoExtend(0))
 		if err != nil {
 			e.t.Fatalf("%s: %v", k.name, err)
 		}
@@ -418,15 +428,113 @@ func typesExtend(e *env) {
 		if err := leases[i].Err(); err != nil {
 			e.t.Errorf("%s with auto-extension ended after 2 TTLs: %v", k.name, err)
 		}
-		if _, err := k.acquire(e.separate(), xsync.WithTTL(e.ttl())); !errors.Is(err, xsync.ErrMissingLock) {
+		if _, err := k.acquire(e.ctx, e.separate(), xsync.WithTTL(e.ttl())); !errors.Is(err, xsync.ErrMissingLock) {
 			e.t.Errorf("%s renewed past its TTL: another acquire = %v; want ErrMissingLock", k.name, err)
 		}
 		e.mustRelease(leases[i], k.name)
-		l, err := k.acquire(e.separate(), xsync.WithTTL(e.ttl()))
+		l, err := k.acquire(e.ctx, e.separate(), xsync.WithTTL(e.ttl()))
 		if err != nil {
 			e.t.Errorf("%s after its release: %v", k.name, err)
 			continue
 		}
 		e.mustRelease(l, k.name)
+	}
+}
+
+// typesNoKeyLeak: semaphores, read-write locks (with a refused writer's
+// mark) and multi-key locks, released or expired, leave no state behind.
+func typesNoKeyLeak(e *env) {
+	sz, ok := e.h.(Sizer)
+	if !ok {
+		e.t.Skip("the harness is not a Sizer")
+	}
+	_, sem := e.l.(backend.Semaphorer)
+	_, rw := e.l.(backend.RWLocker)
+	_, multi := e.l.(backend.MultiLocker)
+	if !sem && !rw && !multi {
+		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
+	}
+	base := sz.Size(e.t)
+	c := e.separate()
+	start := time.Now()
+	var held []*xsync.Lease
+	take := func(l *xsync.Lease, err error) *xsync.Lease {
+		e.t.Helper()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return l
+	}
+	ttl := xsync.WithTTL(e.ttl())
+	for i := range 3 {
+		if sem {
+			e.mustRelease(take(c.Semaphore(e.key(fmt.Sprint("s-released", i)), 2).Acquire(e.ctx, ttl)), "a permit")
+			held = append(held, take(c.Semaphore(e.key(fmt.Sprint("s-expires", i)), 2).Acquire(e.ctx, ttl)))
+		}
+		if rw {
+			e.mustRelease(take(c.RWLock(e.key(fmt.Sprint("rw-released", i))).AcquireWrite(e.ctx, ttl)), "a write lock")
+			key := e.key(fmt.Sprint("rw-expires", i))
+			held = append(held, take(c.RWLock(key).AcquireRead(e.ctx, ttl)))
+			_, err := c.RWLock(key).AcquireWrite(e.ctx, ttl) // refused: leaves its mark
+			e.mustBeMissing(err, "a writer while a reader holds")
+		}
+		if multi {
+			keys := func(s string) []string { return []string{e.key("{" + s + "}:a"), e.key("{" + s + "}:b")} }
+			e.mustRelease(take(c.AcquireAll(e.ctx, keys(fmt.Sprint("m-released", i)), ttl)), "a multi-key lock")
+			held = append(held, take(c.AcquireAll(e.ctx, keys(fmt.Sprint("m-expires", i)), ttl)))
+		}
+	}
+	if n := sz.Size(e.t); n <= base {
+		e.t.Errorf("Size = %d with %d locks held; want more than the %d before", n, len(held), base)
+	}
+	e.sleepUntil(start.Add(e.ttl() + e.opts.SizeSettle))
+	if n := sz.Size(e.t); n != base {
+		e.t.Errorf("Size = %d after every lock was released or expired; want %d as before", n, base)
+	}
+}
+
+// typesNoOrphan: an acquire of another lock type that its context cut
+// short after the request reached the store leaves nothing held (as
+// NoOrphanAfterCancelledAcquire for the mutex).
+func typesNoOrphan(e *env) {
+	name, f := e.faulty()
+	faulty, err := xsync.Registered(name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	kinds := e.kinds("")
+	for _, k := range kinds { // connections up first, so that the requests reach the store
+		l, err := k.acquire(e.ctx, faulty, xsync.WithTTL(e.ttl()))
+		if err != nil {
+			e.t.Fatalf("%s: %v", k.name, err)
+		}
+		e.mustRelease(l, k.name)
+	}
+	f.Delay(150 * time.Millisecond) // replies come after the callers gave up (50ms)
+	healthy := e.separate()
+	for _, k := range kinds {
+		ctx, cancel := context.WithTimeout(e.ctx, 50*time.Millisecond)
+		l, err := k.acquire(ctx, faulty, xsync.WithTTL(30*time.Second))
+		cancel()
+		if err == nil {
+			e.mustRelease(l, k.name)
+		}
+		returned := time.Now()
+		for {
+			l, err := k.acquire(e.ctx, healthy, xsync.WithTTL(e.ttl()))
+			if err == nil {
+				e.t.Logf("%s: free %v after the call returned", k.name, time.Since(returned).Round(time.Millisecond))
+				e.mustRelease(l, k.name)
+				break
+			}
+			if !errors.Is(err, xsync.ErrMissingLock) {
+				e.t.Fatalf("%s through a healthy client: %v", k.name, err)
+			}
+			if time.Since(returned) > 2*time.Second {
+				e.t.Errorf("%s cut short by its context left the lock held for 2s (TTL 30s): an orphan", k.name)
+				break
+			}
+			e.sleepUntil(time.Now().Add(20 * time.Millisecond))
+		}
 	}
 }

@@ -14,7 +14,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'own', 'q')
 if h[1] and tonumber(h[2]) > now and h[3] == ARGV[1] then
-  free(now, tonumber(ARGV[2]), h[4])
+  free(KEYS[1], now, tonumber(ARGV[2]), h[4])
   return 1
 end
 -- One mark per attempt: several attempts on one key can be on their way

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,46 @@ func TestClusterConformance(t *testing.T) {
 	nodes := itest.StartRedisCluster(t, 3, 1)
 	conformance.Run(t, func(t *testing.T) conformance.Harness {
 		return &clusterHarness{nodes: nodes, prefix: newPrefix()}
+	})
+	// Keys in several slots cannot be taken in one script: a clear error,
+	// not contention, and nothing taken.
+	t.Run("AcquireAllAcrossSlots", func(t *testing.T) {
+		cc := clusterClient(t, nodes)
+		prefix := newPrefix()
+		ctx := t.Context()
+		sa, err := cc.ClusterKeySlot(ctx, prefix+"a").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb, err := cc.ClusterKeySlot(ctx, prefix+"b").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sa == sb {
+			t.Fatalf("keys a and b share slot %d; the test needs two", sa)
+		}
+		c := xsync.NewClient(xredis.New(cc, xredis.WithPrefix(prefix)))
+		_, err = c.AcquireAll(ctx, []string{"a", "b"}, xsync.WithTTL(time.Minute))
+		if !errors.Is(err, xredis.ErrCrossSlot) || xsync.IsMissingLockErr(err) {
+			t.Fatalf("AcquireAll over slots %d and %d = %v; want ErrCrossSlot, not ErrMissingLock", sa, sb, err)
+		}
+		t.Logf("AcquireAll over two slots: %v", err)
+		for _, k := range []string{"a", "b"} {
+			l, err := c.Acquire(ctx, k, xsync.WithTTL(time.Minute))
+			if err != nil {
+				t.Fatalf("%s after the refused AcquireAll: %v (nothing may be taken)", k, err)
+			}
+			if ok, err := l.Release(ctx); !ok || err != nil {
+				t.Fatalf("release %s = %v, %v", k, ok, err)
+			}
+		}
+		l, err := c.AcquireAll(ctx, []string{"{order:42}:payment", "{order:42}:stock"}, xsync.WithTTL(time.Minute))
+		if err != nil {
+			t.Fatalf("AcquireAll with one hash tag: %v", err)
+		}
+		if ok, err := l.Release(ctx); !ok || err != nil {
+			t.Fatalf("release = %v, %v", ok, err)
+		}
 	})
 }
 

@@ -37,29 +37,29 @@ local function encode(ws, ds, i, nowms)
   return table.concat(es, ' '), far
 end
 
--- free frees the lock of KEYS[1] (its holder's fields) and tells the
+-- free frees the lock of the hash k (its holder's fields) and tells the
 -- waiters: the first live waiter of the queue q, if there is one, and
 -- then the hash lives as long as the queue's waiters or the fencing
 -- counter (idle ms), whichever is longer; otherwise every waiter, and the
 -- hash lives idle ms (at 0 it is deleted).
-local function free(now, idle, q)
+local function free(k, now, idle, q)
   if q then
     local nowms = math.floor(now / 1000)
     local ws, ds = live(q, nowms)
     if #ws > 0 then
       local field, far = encode(ws, ds, 1, nowms)
-      redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who')
-      redis.call('HSET', KEYS[1], 'q', field)
-      redis.call('PEXPIRE', KEYS[1], math.max(idle, far))
-      redis.call('PUBLISH', KEYS[1], ws[1])
+      redis.call('HDEL', k, 'tok', 'exp', 'own', 'who')
+      redis.call('HSET', k, 'q', field)
+      redis.call('PEXPIRE', k, math.max(idle, far))
+      redis.call('PUBLISH', k, ws[1])
       return
     end
   end
   if idle > 0 then
-    redis.call('HDEL', KEYS[1], 'tok', 'exp', 'own', 'who', 'q')
-    redis.call('PEXPIRE', KEYS[1], idle)
+    redis.call('HDEL', k, 'tok', 'exp', 'own', 'who', 'q')
+    redis.call('PEXPIRE', k, idle)
   else
-    redis.call('DEL', KEYS[1])
+    redis.call('DEL', k)
   end
-  redis.call('PUBLISH', KEYS[1], 'released')
+  redis.call('PUBLISH', k, 'released')
 end

@@ -11,5 +11,5 @@ local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
 if not h[1] or tonumber(h[2]) <= now then
   return 0
 end
-free(now, tonumber(ARGV[1]), h[3])
+free(KEYS[1], now, tonumber(ARGV[1]), h[3])
 return 1

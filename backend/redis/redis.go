@@ -226,6 +226,9 @@ var (
 	_ backend.Inspector     = (*Locker)(nil)
 	_ backend.ForceReleaser = (*Locker)(nil)
 	_ backend.Queuer        = (*Locker)(nil)
+	_ backend.Semaphorer    = (*Locker)(nil)
+	_ backend.RWLocker      = (*Locker)(nil)
+	_ backend.MultiLocker   = (*Locker)(nil)
 )
 
 var (
@@ -259,6 +262,37 @@ var (
 	//go:embed abandon.lua
 	abandonLua    string
 	abandonScript = goredis.NewScript(commonLua + abandonLua)
+
+	// The other lock types (types.go).
+	//go:embed zset.lua
+	zsetLua string
+	//go:embed sem_acquire.lua
+	semAcquireLua    string
+	semAcquireScript = goredis.NewScript(zsetLua + semAcquireLua)
+	//go:embed sem_abandon.lua
+	semAbandonLua    string
+	semAbandonScript = goredis.NewScript(zsetLua + semAbandonLua)
+	//go:embed rw_acquire.lua
+	rwAcquireLua    string
+	rwAcquireScript = goredis.NewScript(zsetLua + rwAcquireLua)
+	//go:embed zset_release.lua
+	zsetReleaseLua    string
+	zsetReleaseScript = goredis.NewScript(zsetLua + zsetReleaseLua)
+	//go:embed zset_refresh.lua
+	zsetRefreshLua    string
+	zsetRefreshScript = goredis.NewScript(zsetLua + zsetRefreshLua)
+	//go:embed zset_held.lua
+	zsetHeldLua    string
+	zsetHeldScript = goredis.NewScript(zsetLua + zsetHeldLua)
+	//go:embed multi_acquire.lua
+	multiAcquireLua    string
+	multiAcquireScript = goredis.NewScript(commonLua + multiAcquireLua)
+	//go:embed multi_release.lua
+	multiReleaseLua    string
+	multiReleaseScript = goredis.NewScript(commonLua + multiReleaseLua)
+	//go:embed multi_refresh.lua
+	multiRefreshLua    string
+	multiRefreshScript = goredis.NewScript(multiRefreshLua)
 )
 
 // cleanupTimeout bounds each step of the clean-up of an acquire whose
@@ -274,7 +308,9 @@ const cleanupTimeout = 250 * time.Millisecond
 //
 // With the default prefix the rules are:
 //
-//	~xsync:* &xsync:* -@all +eval +evalsha +subscribe +unsubscribe +ping +time +hmget +hgetall +hset +hdel +del +pexpire +pttl +publish
+//	~xsync:* &xsync:* -@all +eval +evalsha +subscribe +unsubscribe +ping +time +hmget +hgetall +hset +hdel +del +pexpire +pttl +publish +zadd +zrem +zscore +zcount +zrange +zrangebyscore +zremrangebyscore
+//
+// (The sorted-set commands are for semaphores and read-write locks.)
 //
 // Add +info to let [Locker.Ping] check the eviction policy; without it,
 // Ping falls back to PING and cannot. On Redis 7.2 or later, go-redis also
@@ -285,7 +321,8 @@ func ACLRules(prefix string) string {
 		prefix = DefaultPrefix
 	}
 	return "~" + prefix + "* &" + prefix + "* -@all +eval +evalsha +subscribe +unsubscribe +ping " +
-		"+time +hmget +hgetall +hset +hdel +del +pexpire +pttl +publish"
+		"+time +hmget +hgetall +hset +hdel +del +pexpire +pttl +publish " +
+		"+zadd +zrem +zscore +zcount +zrange +zrangebyscore +zremrangebyscore"
 }
 
 // ErrEvictionPolicy is what [Locker.Ping] reports when the server may evict
@@ -581,7 +618,7 @@ func (l *Locker) Ping(ctx context.Context) error {
 // stays held, so no release after Watch returns is missed (short of a
 // reconnect).
 func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	return l.watch(ctx, key, "", 0)
+	return l.watch(ctx, l.prefix+key, "", 0, heldScript)
 }
 
 // WatchQueue implements [backend.Queuer]: Watch, and w joins the key's
@@ -596,11 +633,13 @@ func (l *Locker) WatchQueue(ctx context.Context, key, w string, keep time.Durati
 	}) {
 		return nil, nil, fmt.Errorf("redis: watch: waiter %q: want letters and digits", w)
 	}
-	return l.watch(ctx, key, w, keep)
+	return l.watch(ctx, l.prefix+key, w, keep, nil)
 }
 
-func (l *Locker) watch(ctx context.Context, key, id string, keep time.Duration) (<-chan struct{}, func(), error) {
-	k := l.prefix + key
+// watch listens for releases of the Redis key k. held is the script that
+// tells how long k stays held; for the queued waiter id (held nil), the
+// queue script, which also queues it.
+func (l *Locker) watch(ctx context.Context, k, id string, keep time.Duration, held *goredis.Script) (<-chan struct{}, func(), error) {
 	s, err := l.hub.join(ctx, k)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redis: watch: %w", err)
@@ -609,7 +648,7 @@ func (l *Locker) watch(ctx context.Context, key, id string, keep time.Duration) 
 	s.add(w)
 	var left int64
 	if id == "" {
-		left, err = heldScript.Run(ctx, l.client, []string{k}).Int64()
+		left, err = held.Run(ctx, l.client, []string{k}).Int64()
 	} else {
 		l.queued.Store(id, w)
 		left, err = queueScript.Run(ctx, l.client, []string{k}, id, ms(keep)).Int64()

@@ -3,12 +3,14 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
 	xredis "github.com/xsync-go/xsync/backend/redis"
 	"github.com/xsync-go/xsync/conformance"
@@ -60,4 +62,37 @@ func countKeys(t *testing.T, c *goredis.Client, prefix string) int {
 		t.Fatalf("KEYS: %v", err)
 	}
 	return len(keys)
+}
+
+// A semaphore, a read-write lock and a mutex of one key are independent;
+// a mutex key that ends like a semaphore's or a read-write lock's Redis key
+// fails with WRONGTYPE (another Redis type) instead of sharing its state.
+func TestTypesKeySpaces(t *testing.T) {
+	srv := itest.StartRedis(t)
+	c := xsync.NewClient(xredis.New(itest.RedisClient(t, srv), xredis.WithPrefix(newPrefix())))
+	ctx := t.Context()
+	m, err := c.Acquire(ctx, "k", xsync.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Semaphore("k", 1).Acquire(ctx, xsync.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatalf("the semaphore of a key whose mutex is held: %v", err)
+	}
+	w, err := c.RWLock("k").AcquireWrite(ctx, xsync.WithTTL(time.Minute))
+	if err != nil {
+		t.Fatalf("the read-write lock of a key whose mutex is held: %v", err)
+	}
+	for _, l := range []*xsync.Lease{m, s, w} {
+		if ok, err := l.Release(ctx); !ok || err != nil {
+			t.Fatalf("release = %v, %v", ok, err)
+		}
+	}
+	if _, err := c.Semaphore("x", 1).Acquire(ctx, xsync.WithTTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Acquire(ctx, "x\x00sem", xsync.WithTTL(time.Minute))
+	if err == nil || xsync.IsMissingLockErr(err) || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("a mutex on the semaphore's Redis key = %v; want WRONGTYPE", err)
+	}
 }

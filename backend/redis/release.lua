@@ -15,5 +15,5 @@ local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
 if h[1] ~= ARGV[1] or tonumber(h[2]) <= now then
   return 0
 end
-free(now, tonumber(ARGV[2]), h[3])
+free(KEYS[1], now, tonumber(ARGV[2]), h[3])
 return 1

@@ -1,0 +1,24 @@
+-- multi_refresh.lua: give every key of a multi-key lock a new TTL if its
+-- token still holds them all, and change nothing otherwise.
+--
+-- KEYS     the locks' hashes (see acquire.lua)
+-- ARGV[1]  the token
+-- ARGV[2]  the new TTL in milliseconds
+-- ARGV[3]  how long the fencing counter outlives the lock, in milliseconds
+--
+-- Returns 1 if it extended, 0 if the token does not hold every key.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for _, k in ipairs(KEYS) do
+  local h = redis.call('HMGET', k, 'tok', 'exp')
+  if h[1] ~= ARGV[1] or tonumber(h[2]) <= now then
+    return 0
+  end
+end
+local ttl = tonumber(ARGV[2])
+local e = string.format('%.0f', now + ttl * 1000)
+for _, k in ipairs(KEYS) do
+  redis.call('HSET', k, 'exp', e)
+  redis.call('PEXPIRE', k, ttl + tonumber(ARGV[3]))
+end
+return 1

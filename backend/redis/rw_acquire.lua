@@ -1,0 +1,57 @@
+-- rw_acquire.lua: take a read-write lock for reading or writing, in one
+-- atomic step.
+--
+-- KEYS[1]  the lock's sorted set (see zset.lua): readers 'r<token>' and
+--          the writer 'w<token>' scored by expiry (ms), '#mark', '#fence'
+-- ARGV[1]  'r' to read, 'w' to write
+-- ARGV[2]  the TTL in milliseconds
+-- ARGV[3]  a writer's keep time in milliseconds: how long its mark keeps
+--          new readers out after a refusal
+-- ARGV[4]  how long the fencing counter outlives the holders, in
+--          milliseconds
+--
+-- A reader is refused while a writer holds or a writer's mark is alive; a
+-- writer is refused while anybody holds, and then sets the mark. Returns
+-- the token (> 0), or 0 if refused.
+--
+-- The token is max(fence + 1, server time in microseconds), as a mutex's:
+-- strictly larger than every earlier token of the key while the counter
+-- lives, and after it expired as long as the server clock has not gone
+-- back.
+local us, now = clock()
+local k = KEYS[1]
+expire(k, now)
+local writer, readers, mark = false, 0, false
+for _, m in ipairs(redis.call('ZRANGE', k, 0, -1)) do
+  local c = string.sub(m, 1, 1)
+  if c == 'w' then
+    writer = true
+  elseif c == 'r' then
+    readers = readers + 1
+  elseif m == '#mark' then
+    mark = true
+  end
+end
+if ARGV[1] == 'r' then
+  if writer or mark then
+    return 0
+  end
+elseif writer or readers > 0 then
+  local keep = tonumber(ARGV[3])
+  redis.call('ZADD', k, 'GT', now + keep, '#mark')
+  atleast(k, keep)
+  return 0
+end
+local tok = us
+local fence = tonumber(redis.call('ZSCORE', k, '#fence'))
+if fence and fence >= tok then
+  tok = fence + 1
+end
+local s = string.format('%.0f', tok)
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', k, tok, '#fence', now + ttl, ARGV[1] .. s)
+if ARGV[1] == 'w' and mark then
+  redis.call('ZREM', k, '#mark')
+end
+atleast(k, ttl + tonumber(ARGV[4]))
+return tok

@@ -1,0 +1,54 @@
+-- zset.lua: functions shared by the semaphore and read-write scripts; the
+-- backend puts this chunk before each of them.
+--
+-- A semaphore or a read-write lock is a sorted set (so that it cannot be
+-- mistaken for a mutex's hash: a key used as both fails with WRONGTYPE).
+-- Its holders are members scored by their expiry, in milliseconds of
+-- server time. Other members: a semaphore's void marks (an abandoned
+-- attempt's token, scored by minus the time until which the mark is kept),
+-- and a read-write lock's '#fence' (the last token, microseconds: far
+-- above any expiry) and '#mark' (a writer waits: readers are refused until
+-- its score).
+
+-- nowms reads the server's clock: microseconds and milliseconds.
+local function clock()
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  return us, math.floor(us / 1000)
+end
+
+-- expire drops the holders (and a read-write lock's mark) whose time has
+-- passed at now (ms).
+local function expire(k, now)
+  redis.call('ZREMRANGEBYSCORE', k, 0, now)
+end
+
+-- atleast makes k live at least ms more.
+local function atleast(k, ms)
+  if redis.call('PTTL', k) < ms then
+    redis.call('PEXPIRE', k, ms)
+  end
+end
+
+-- give drops holder m if it is live at now, and tells the waiters.
+-- Returns 1 if it did.
+local function give(k, m, now)
+  local s = redis.call('ZSCORE', k, m)
+  if not s or tonumber(s) <= now then
+    return 0
+  end
+  redis.call('ZREM', k, m)
+  redis.call('PUBLISH', k, 'released')
+  return 1
+end
+
+-- renew gives holder m, if live at now, ttl ms from now. Returns 1 if it
+-- did.
+local function renew(k, m, now, ttl)
+  local s = redis.call('ZSCORE', k, m)
+  if not s or tonumber(s) <= now then
+    return 0
+  end
+  redis.call('ZADD', k, 'XX', now + ttl, m)
+  return 1
+end
