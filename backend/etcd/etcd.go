@@ -399,13 +399,18 @@ func (l *Locker) takeHeld(token int64) (lease, bool) {
 // the key if token (its create revision) still holds it. The lock's lease
 // is kept for the next lock.
 func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, error) {
-	k := l.prefix + key
+	return l.releaseKey(ctx, "release", l.prefix+key, token)
+}
+
+// releaseKey deletes the etcd key k if token is its create revision, and
+// keeps the lease for the next lock.
+func (l *Locker) releaseKey(ctx context.Context, op, k string, token int64) (bool, error) {
 	resp, err := l.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(k), "=", token)).
 		Then(clientv3.OpDelete(k)).
 		Commit()
 	if err != nil {
-		return false, fmt.Errorf("etcd: release: %w", l.classify(err))
+		return false, fmt.Errorf("etcd: %s: %w", op, l.classify(err))
 	}
 	if !resp.Succeeded {
 		return false, nil
@@ -426,7 +431,11 @@ func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, er
 // extended lives on with it. (A lease can outlive its key: a release through
 // another Locker deletes the key but knows nothing of the lease.)
 func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
-	k := l.prefix + key
+	return l.refreshKey(ctx, l.prefix+key, token, ttl)
+}
+
+// refreshKey is Refresh of the etcd key k.
+func (l *Locker) refreshKey(ctx context.Context, k string, token int64, ttl time.Duration) (bool, error) {
 	l.mu.Lock()
 	le, ok := l.held[token]
 	l.mu.Unlock()
@@ -547,10 +556,16 @@ func (l *Locker) ForceRelease(ctx context.Context, key string) (bool, error) {
 // release before the read shows in the read, one after it in the watch.
 // (A watch from a past revision would wait for etcd's 100ms catch-up.)
 func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	k := l.prefix + key
+	return l.watchKey(ctx, l.prefix+key)
+}
+
+// watchKey watches the deletes of the etcd key k, or with opts
+// (clientv3.WithPrefix) of the keys it begins; ready is sent to at once
+// if there is no such key.
+func (l *Locker) watchKey(ctx context.Context, k string, opts ...clientv3.OpOption) (<-chan struct{}, func(), error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	events := l.client.Watch(clientv3.WithRequireLeader(wctx), k,
-		clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
+		append([]clientv3.OpOption{clientv3.WithCreatedNotify(), clientv3.WithFilterPut()}, opts...)...)
 	fail := func(err error) (<-chan struct{}, func(), error) {
 		cancel()
 		for range events { // let the watch's goroutines finish
@@ -560,7 +575,7 @@ func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func()
 	if err := watchCreated(ctx, events); err != nil {
 		return fail(err)
 	}
-	resp, err := l.client.Get(ctx, k, clientv3.WithCountOnly())
+	resp, err := l.client.Get(ctx, k, append([]clientv3.OpOption{clientv3.WithCountOnly()}, opts...)...)
 	if err != nil {
 		return fail(err)
 	}
