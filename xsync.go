@@ -60,6 +60,25 @@
 // Where that matters, pass the Item to the protected resource as a fencing
 // token ([ItemFromContext]) and let the resource reject smaller tokens.
 //
+// # Lock types
+//
+// Beside the mutex, a [Client] takes three other lock types, each with
+// the same options, the same [Lease] and the same errors:
+//
+//   - [Client.Semaphore]: at most N holders of a key at once, each with a
+//     permit of its own (limit concurrent calls to a slow service across
+//     replicas).
+//   - [Client.RWLock]: many readers or one writer; a waiting writer keeps
+//     new readers out, so writers are not starved; writers get fencing
+//     tokens on fencing backends.
+//   - [Client.AcquireAll]: several mutex keys, all or nothing, in one atomic
+//     step on the backend.
+//
+// Each needs an optional capability of the backend: memory, redis and etcd
+// have all three; redlock has none (see its package documentation).
+// Without it, the call returns an error matching errors.ErrUnsupported
+// before reaching the backend.
+//
 // # Backends
 //
 // A backend is any [Locker] (the interface in package backend). This module

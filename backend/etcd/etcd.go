@@ -84,6 +84,31 @@
 // context, with a cause matching xsync.ErrLockLost (counted as late
 // grants).
 //
+// # Semaphores, read-write locks, multi-key locks
+//
+// Each permit and each read or write lock is an entry on a lease of its
+// own, and its create revision is its token (for writers, a fencing
+// token); waiters watch the entries' deletes.
+//
+//   - A semaphore of key keeps its permits under {prefix}\x00s/{hex of
+//     key}/. An attempt is a lease and one transaction that puts the entry
+//     and reads the first limit entries by create revision: the permit is
+//     held if its entry is among them, and deleted otherwise (one more
+//     request). An entry's place only moves forward, so holders never
+//     exceed the limit.
+//   - A read-write lock of key keeps readers, the writer and a refused
+//     writer's mark under {prefix}\x00r/{hex of key}/. A read attempt is
+//     refused while a writer or a mark exists; a write attempt while any
+//     entry does, and it then puts its mark on a lease of its keep time
+//     (rounded up to whole seconds and to MinTTL: a grant and a put).
+//   - A multi-key lock is one transaction that creates every key, on one
+//     lease, if none exists and none has waiters queued; its revision is
+//     every key's token.
+//
+// Lock keys beginning with "\x00s/" or "\x00r/" are reserved, as "\x00q/"
+// is. A release by a Locker that did not take the permit or read lock
+// reads the entries first (one more request).
+//
 // # Round trips
 //
 // Measured in etcd writes (a Put) on one node: Acquire is a lease plus a

@@ -25,6 +25,11 @@
 //     and owner metadata ([Locker.AcquireOwner]); [Locker.ForceRelease]
 //     frees a key whoever holds it and wakes its waiters.
 //
+// Semaphores, read-write locks and multi-key locks ([backend.Semaphorer],
+// [backend.RWLocker], [backend.MultiLocker]) keep the same rules, under
+// the same mutex; their tokens come from the same counter. Their waiters
+// hear of releases at once and of expiries when due on the real clock.
+//
 // TestHistory holds it to conformance.RunHistory's checks too, in one
 // process and without faults.
 //

@@ -159,6 +159,33 @@
 //
 // Needs Redis 5 or later (scripts that call TIME and then write).
 //
+// # Semaphores, read-write locks, multi-key locks
+//
+// Each call is one script, one round trip; waiters hear of releases on
+// pub/sub as a mutex's do (no queue: the first to try wins).
+//
+//   - A semaphore of key is the sorted set prefix+key+"\x00sem": permit
+//     tokens (random, drawn by the client) scored by their expiry on the
+//     server's clock. An attempt drops the expired ones and counts the
+//     rest, so it costs O(permits held). An attempt whose reply never came
+//     is cleaned up as a mutex's is (its permit given back, or its token
+//     marked void).
+//   - A read-write lock of key is the sorted set prefix+key+"\x00rw":
+//     readers and the writer scored by expiry, a refused writer's mark, and
+//     the fencing counter; tokens are max(counter+1, server time in µs), as
+//     a mutex's. A read attempt scans the set: O(holders). An attempt whose
+//     reply never came within 250ms after ctx ended may leave its lock held
+//     until its TTL (no void mark, unlike a mutex or a permit).
+//   - A multi-key lock takes the mutexes' own hashes in one script, with
+//     one token for all (larger than each key's earlier tokens). In a
+//     Cluster the keys must share a hash slot (a hash tag); otherwise the
+//     error matches [ErrCrossSlot] and nothing is taken.
+//
+// A hash tag in key keeps a semaphore's and a read-write lock's set in
+// key's slot. They are sorted sets, so a mutex key that ends in
+// "\x00sem" or "\x00rw" and collides with one fails with WRONGTYPE rather
+// than share its state.
+//
 // # URLs
 //
 // Importing this package registers these URL schemes with xsync.Open:

@@ -122,6 +122,15 @@
 //     Mitigation: keep a restarted node out for at least the longest TTL
 //     in use (or run it with fsync'd persistence).
 //
+// No semaphore, read-write lock or multi-key lock: the Locker has none of
+// backend.Semaphorer, RWLocker and MultiLocker, and xsync says
+// errors.ErrUnsupported. A semaphore cannot be built soundly on majority
+// votes: with N permits each node admits N holders, and N+1 holders can
+// each win a majority when (N+1) × majority ≤ N × nodes (3 holders of 2
+// permits on 5 nodes: 9 votes ≤ 10), so the limit would not hold. A
+// read-write lock and several keys at once can be (any two majorities
+// share a node, which refuses the second holder); they are not built yet.
+//
 // The clients should honour contexts (go-redis ContextTimeoutEnabled:
 // true); otherwise a frozen node holds each call for the client's read
 // timeout (3s by default) instead of the node timeout.
