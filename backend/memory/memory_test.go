@@ -12,6 +12,7 @@ import (
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
 	"github.com/xsync-go/xsync/backend/memory"
+	"github.com/xsync-go/xsync/internal/benchutil"
 	"github.com/xsync-go/xsync/conformance"
 )
 
@@ -161,4 +162,13 @@ func TestWithClockNilPanics(t *testing.T) {
 // process, so the history must be clean.
 func TestHistory(t *testing.T) {
 	conformance.RunHistory(t, &harness{l: memory.New()}, conformance.HistoryOptions{Name: "memory/none"})
+}
+
+// BenchmarkTypes interleaves an uncontended acquire+release of each lock
+// type through a Client (the mutex, a semaphore's permit, a read lock,
+// the write lock, two keys at once) and reports each against the mutex.
+func BenchmarkTypes(b *testing.B) {
+	b.ReportAllocs()
+	ops := benchutil.TypeOps(b, xsync.NewClient(memory.New()), "")
+	benchutil.ReportTypes(b, benchutil.Interleave(b, ops...), "")
 }

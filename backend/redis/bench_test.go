@@ -191,3 +191,20 @@ func BenchmarkServerCost(b *testing.B) {
 	b.ReportMetric(del, "cad-µs")
 	b.ReportMetric((acquire+release)/(set+del), "xsync/raw-server")
 }
+
+// BenchmarkTypes interleaves an uncontended acquire+release of each lock
+// type (the mutex, a semaphore's permit, a read lock, the write lock, two
+// keys at once) and one PING, on one client and server, and reports each
+// type against the mutex and in round trips (PINGs).
+func BenchmarkTypes(b *testing.B) {
+	srv := itest.StartRedis(b)
+	c := itest.RedisClient(b, srv)
+	ctx := context.Background()
+	ops := benchutil.TypeOps(b, xsync.NewClient(xredis.New(c, xredis.WithPrefix(newPrefix()))), "")
+	ops = append(ops, benchutil.Op{Name: "ping", Fn: func() {
+		if err := c.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}})
+	benchutil.ReportTypes(b, benchutil.Interleave(b, ops...), "ping")
+}
