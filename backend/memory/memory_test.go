@@ -12,8 +12,8 @@ import (
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
 	"github.com/xsync-go/xsync/backend/memory"
-	"github.com/xsync-go/xsync/internal/benchutil"
 	"github.com/xsync-go/xsync/conformance"
+	"github.com/xsync-go/xsync/internal/benchutil"
 )
 
 func TestMain(m *testing.M) {
