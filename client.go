@@ -267,7 +267,13 @@ func (c *Client) Acquire(ctx context.Context, key string, opts ...AcquireOption)
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	s, err := c.spec(opts)
+	return c.acquireLease(ctx, key, nil, opts)
+}
+
+// acquireLease is Acquire after the key was checked: of the mutex key
+// (t nil), or of t (key is its label).
+func (c *Client) acquireLease(ctx context.Context, key string, t *target, opts []AcquireOption) (*Lease, error) {
+	s, err := c.specFor(t, opts)
 	if err != nil {
 		return nil, err
 	}

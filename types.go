@@ -49,23 +49,7 @@ type target struct {
 
 // acquireTarget is Client.Acquire for t.
 func (c *Client) acquireTarget(ctx context.Context, t *target, opts []AcquireOption) (*Lease, error) {
-	s, err := c.specFor(t, opts)
-	if err != nil {
-		return nil, err
-	}
-	o := c.observer()
-	var began time.Time
-	if o != nil {
-		began = c.clock.Now()
-	}
-	token, start, attempts, err := c.acquire(ctx, t.label, &s, o)
-	if o != nil && s.wait != 0 {
-		c.observeWait(ctx, t.label, &s, o, began, attempts, token, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return c.newLease(ctx, t.label, token, start, s, o, nil, nil), nil
+	return c.acquireLease(ctx, t.label, t, opts)
 }
 
 // runTarget is Client.Run for t.
