@@ -39,7 +39,9 @@ type Semaphorer interface {
 	RefreshPermit(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error)
 	// WatchPermits is [Watcher.Watch] for key's permits: ready receives a
 	// value whenever a permit may have been freed (a release, an expiry
-	// the backend can tell of), and at once if no permit is held.
+	// the backend can tell of), and at once if no permit is held. A
+	// backend that cannot notify returns errors.ErrUnsupported; waiters
+	// then try again at their retry interval.
 	WatchPermits(ctx context.Context, key string) (ready <-chan struct{}, stop func(), err error)
 }
 
@@ -69,7 +71,7 @@ type RWLocker interface {
 	RefreshRW(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error)
 	// WatchRW is [Watcher.Watch] for key's read-write lock: ready receives
 	// a value whenever a holder may have left, and at once if nobody
-	// holds key.
+	// holds key; errors.ErrUnsupported as for WatchPermits.
 	WatchRW(ctx context.Context, key string) (ready <-chan struct{}, stop func(), err error)
 }
 

@@ -28,6 +28,8 @@ type toy struct {
 	queues map[string][]*toyWaiter
 	sems   map[string]*toyGroup
 	rws    map[string]*toyGroup
+
+	groupWaiters map[string][]chan struct{}
 }
 
 type toyLock struct {
@@ -296,6 +298,7 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"rw-starves-writer", []string{"RWWriterNotStarved"}},
 		{"multi-partial", []string{"MultiAllOrNothing"}},
 		{"types-orphans", []string{"TypesNoOrphan"}},
+		{"types-no-wake", []string{"TypesWaitWoken"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()

@@ -2,20 +2,23 @@ package conformance_test
 
 import (
 	"context"
-	"errors"
+	"slices"
+	"sync"
 	"time"
 )
 
 // The toy's other lock types (backend.Semaphorer, RWLocker, MultiLocker),
-// without notification (waiters retry on their interval), with their
-// defects:
+// with notification of releases (not of expiries) for permits and
+// read-write locks, and none for several keys (the toy has no Watcher),
+// with their defects:
 //   - sem-over-limit: one permit more than the limit;
 //   - sem-never-expires: permits outlive their TTL;
 //   - rw-readers-ignore-writer: readers are let in while a writer holds;
 //   - rw-starves-writer: a refused writer leaves no mark, so readers that
 //     keep coming keep it out;
 //   - multi-partial: a refused AcquireAll keeps the free keys it took;
-//   - types-orphans: a permit whose reply was lost stays held.
+//   - types-orphans: a permit whose reply was lost stays held;
+//   - types-no-wake: releases wake no waiter.
 
 type toyGroup struct {
 	holders map[int64]time.Time // token → expiry
@@ -71,7 +74,7 @@ func (b *toy) AcquirePermit(_ context.Context, key string, limit int, ttl time.D
 func (b *toy) ReleasePermit(_ context.Context, key string, token int64) (bool, error) {
 	sems, _ := b.locked()
 	defer b.mu.Unlock()
-	return b.leave(sems, key, token), nil
+	return b.leave(sems, "s:", key, token), nil
 }
 
 func (b *toy) RefreshPermit(_ context.Context, key string, token int64, ttl time.Duration) (bool, error) {
@@ -80,10 +83,48 @@ func (b *toy) RefreshPermit(_ context.Context, key string, token int64, ttl time
 	return b.extend(sems, key, token, ttl), nil
 }
 
-var errToyNoWatch = errors.Join(errors.ErrUnsupported, errors.New("toy: no notification"))
+func (b *toy) WatchPermits(_ context.Context, key string) (<-chan struct{}, func(), error) {
+	sems, _ := b.locked()
+	defer b.mu.Unlock()
+	return b.watchGroup(sems, "s:", key)
+}
 
-func (b *toy) WatchPermits(context.Context, string) (<-chan struct{}, func(), error) {
-	return nil, nil, errToyNoWatch
+// watchGroup adds a waiter of key's group in space (under b.mu), woken at
+// once if nobody holds the group.
+func (b *toy) watchGroup(space map[string]*toyGroup, name, key string) (<-chan struct{}, func(), error) {
+	id := name + key
+	ch := make(chan struct{}, 1)
+	if len(b.group(space, key, time.Now()).holders) == 0 {
+		ch <- struct{}{}
+	}
+	if b.groupWaiters == nil {
+		b.groupWaiters = map[string][]chan struct{}{}
+	}
+	b.groupWaiters[id] = append(b.groupWaiters[id], ch)
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.groupWaiters[id] = slices.DeleteFunc(b.groupWaiters[id], func(c chan struct{}) bool { return c == ch })
+			if len(b.groupWaiters[id]) == 0 {
+				delete(b.groupWaiters, id)
+			}
+		})
+	}, nil
+}
+
+// wakeGroup wakes the waiters of the group named id (under b.mu).
+func (b *toy) wakeGroup(id string) {
+	if b.defect == "types-no-wake" {
+		return
+	}
+	for _, ch := range b.groupWaiters[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (b *toy) AcquireRead(_ context.Context, key string, ttl time.Duration) (int64, error) {
@@ -119,7 +160,7 @@ func (b *toy) AcquireWrite(_ context.Context, key string, ttl, keep time.Duratio
 func (b *toy) ReleaseRW(_ context.Context, key string, token int64) (bool, error) {
 	_, rws := b.locked()
 	defer b.mu.Unlock()
-	return b.leave(rws, key, token), nil
+	return b.leave(rws, "r:", key, token), nil
 }
 
 func (b *toy) RefreshRW(_ context.Context, key string, token int64, ttl time.Duration) (bool, error) {
@@ -128,8 +169,10 @@ func (b *toy) RefreshRW(_ context.Context, key string, token int64, ttl time.Dur
 	return b.extend(rws, key, token, ttl), nil
 }
 
-func (b *toy) WatchRW(context.Context, string) (<-chan struct{}, func(), error) {
-	return nil, nil, errToyNoWatch
+func (b *toy) WatchRW(_ context.Context, key string) (<-chan struct{}, func(), error) {
+	_, rws := b.locked()
+	defer b.mu.Unlock()
+	return b.watchGroup(rws, "r:", key)
 }
 
 // locked takes b.mu and returns the spaces.
@@ -138,9 +181,12 @@ func (b *toy) locked() (sems, rws map[string]*toyGroup) {
 	return b.spaces()
 }
 
-func (b *toy) leave(space map[string]*toyGroup, key string, token int64) bool {
+func (b *toy) leave(space map[string]*toyGroup, name, key string, token int64) bool {
 	g := b.group(space, key, time.Now())
 	_, ok := g.holders[token]
+	if ok {
+		b.wakeGroup(name + key)
+	}
 	delete(g.holders, token)
 	if token == g.writer {
 		g.writer = 0

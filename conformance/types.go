@@ -538,3 +538,126 @@ func typesNoOrphan(e *env) {
 		}
 	}
 }
+
+// typesWaitWoken: a waiter for a semaphore's permit, a write lock or
+// several keys is woken by the release it waits for, well before its
+// retry interval, on a backend that notifies (WatchPermits and WatchRW
+// not errors.ErrUnsupported; Watcher for the keys).
+func typesWaitWoken(e *env) {
+	const interval = 20 * time.Second
+	type waitKind struct {
+		name     string
+		notifies bool
+		acquire  func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error)
+	}
+	var kinds []waitKind
+	probe := func(watch func(ctx context.Context, key string) (<-chan struct{}, func(), error)) bool {
+		_, stop, err := watch(e.ctx, e.key("probe"))
+		if err != nil {
+			if !errors.Is(err, errors.ErrUnsupported) {
+				e.t.Fatalf("watch: %v", err)
+			}
+			return false
+		}
+		stop()
+		return true
+	}
+	if s, ok := e.l.(backend.Semaphorer); ok {
+		kinds = append(kinds, waitKind{"a permit", probe(s.WatchPermits), func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.Semaphore(e.key("s"), 1).Acquire(ctx, opts...)
+		}})
+	}
+	rwNotifies := false
+	if rw, ok := e.l.(backend.RWLocker); ok {
+		rwNotifies = probe(rw.WatchRW)
+		kinds = append(kinds, waitKind{"a write lock", rwNotifies, func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.RWLock(e.key("rw")).AcquireWrite(ctx, opts...)
+		}})
+	}
+	if _, ok := e.l.(backend.MultiLocker); ok {
+		_, watches := e.l.(backend.Watcher)
+		kinds = append(kinds, waitKind{"two keys", watches, func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.AcquireAll(ctx, []string{e.key("{m}:a"), e.key("{m}:b")}, opts...)
+		}})
+	}
+	woke := 0
+	for _, k := range kinds {
+		if !k.notifies {
+			e.t.Logf("%s: the backend does not notify its waiters; not checked", k.name)
+			continue
+		}
+		woke++
+		holder, err := k.acquire(e.ctx, e.separate(), xsync.WithTTL(e.longTTL()))
+		if err != nil {
+			e.t.Fatalf("%s: %v", k.name, err)
+		}
+		got := make(chan error, 1)
+		refused := newSignal()
+		c := xsync.NewClient(e.h.Locker(e.t), xsync.WithObserver(observerFunc(func(ev xsync.Event) {
+			if ev.Kind == xsync.KindAttempt && ev.Outcome == xsync.OutcomeHeld {
+				refused.fire()
+			}
+		})))
+		go func() {
+			l, err := k.acquire(e.ctx, c, xsync.WithTTL(e.longTTL()), xsync.WithWait(2*interval), xsync.WithRetryInterval(interval))
+			if err == nil {
+				_, err = l.Release(e.ctx)
+			}
+			got <- err
+		}()
+		// The waiter found the lock held. Whenever it starts listening,
+		// before or after this release, it learns that the lock is free:
+		// at once from its watch's first read, or from the release's
+		// notification; without either it would sleep out its interval.
+		e.await(refused, k.name+": the waiter's first attempt")
+		released := time.Now()
+		e.mustRelease(holder, k.name)
+		select {
+		case err := <-got:
+			if err != nil {
+				e.t.Fatalf("%s: the waiter: %v", k.name, err)
+			}
+			e.t.Logf("%s: the waiter got it %v after the release", k.name, time.Since(released).Round(time.Millisecond))
+			if d := time.Since(released); d > interval/4 {
+				e.t.Errorf("%s: the waiter got it %v after the release; with notification, well before its %v retry interval", k.name, d, interval)
+			}
+		case <-time.After(interval / 4):
+			e.t.Errorf("%s: the waiter was not woken by the release within %v (its retry interval is %v)", k.name, interval/4, interval)
+			<-got
+		}
+	}
+	// A watch that starts once the holders left fires at once, also when
+	// a refused writer's mark is still alive (it keeps readers out, not a
+	// waiting writer).
+	if rw, ok := e.l.(backend.RWLocker); ok && rwNotifies {
+		key := e.key("rw-mark")
+		tok, err := rw.AcquireWrite(e.ctx, key, e.longTTL(), time.Minute)
+		if err != nil || tok <= 0 {
+			e.t.Fatalf("AcquireWrite = %d, %v", tok, err)
+		}
+		if tok2, err := rw.AcquireWrite(e.ctx, key, e.longTTL(), time.Minute); tok2 != 0 || err != nil {
+			e.t.Fatalf("a second writer = %d, %v; want refused", tok2, err)
+		}
+		if ok, err := rw.ReleaseRW(e.ctx, key, tok); !ok || err != nil {
+			e.t.Fatalf("ReleaseRW = %v, %v", ok, err)
+		}
+		ready, stop, err := rw.WatchRW(e.ctx, key)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		select {
+		case <-ready:
+		case <-time.After(interval / 4):
+			e.t.Errorf("WatchRW on a lock nobody holds, with a writer's mark alive, did not fire at once")
+		}
+		stop()
+	}
+	if woke == 0 {
+		e.t.Skip("the backend notifies the waiters of none of its other lock types")
+	}
+}
+
+// observerFunc is an xsync.Observer made of a function.
+type observerFunc func(xsync.Event)
+
+func (f observerFunc) Observe(_ context.Context, e xsync.Event) { f(e) }

@@ -581,13 +581,14 @@ func (l *Locker) ForceRelease(ctx context.Context, key string) (bool, error) {
 // release before the read shows in the read, one after it in the watch.
 // (A watch from a past revision would wait for etcd's 100ms catch-up.)
 func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	return l.watchKey(ctx, l.prefix+key)
+	return l.watchKey(ctx, l.prefix+key, l.prefix+key)
 }
 
 // watchKey watches the deletes of the etcd key k, or with opts
 // (clientv3.WithPrefix) of the keys it begins; ready is sent to at once
-// if there is no such key.
-func (l *Locker) watchKey(ctx context.Context, k string, opts ...clientv3.OpOption) (<-chan struct{}, func(), error) {
+// if there is no key at held (with opts), which is k or a range within
+// it: the keys that hold the lock.
+func (l *Locker) watchKey(ctx context.Context, k, held string, opts ...clientv3.OpOption) (<-chan struct{}, func(), error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	events := l.client.Watch(clientv3.WithRequireLeader(wctx), k,
 		append([]clientv3.OpOption{clientv3.WithCreatedNotify(), clientv3.WithFilterPut()}, opts...)...)
@@ -600,7 +601,7 @@ func (l *Locker) watchKey(ctx context.Context, k string, opts ...clientv3.OpOpti
 	if err := watchCreated(ctx, events); err != nil {
 		return fail(err)
 	}
-	resp, err := l.client.Get(ctx, k, append([]clientv3.OpOption{clientv3.WithCountOnly()}, opts...)...)
+	resp, err := l.client.Get(ctx, held, append([]clientv3.OpOption{clientv3.WithCountOnly()}, opts...)...)
 	if err != nil {
 		return fail(err)
 	}

@@ -152,7 +152,7 @@ func (l *Locker) RefreshPermit(ctx context.Context, key string, token int64, ttl
 // WatchPermits implements [backend.Semaphorer]: a watch of the deletes
 // of the semaphore's entries (a release, an expiry), as [Locker.Watch].
 func (l *Locker) WatchPermits(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	return l.watchKey(ctx, l.semDir(key), clientv3.WithPrefix())
+	return l.watchKey(ctx, l.semDir(key), l.semDir(key), clientv3.WithPrefix())
 }
 
 // AcquireRead implements [backend.RWLocker]: a lease and one transaction
@@ -219,9 +219,14 @@ func (l *Locker) RefreshRW(ctx context.Context, key string, token int64, ttl tim
 }
 
 // WatchRW implements [backend.RWLocker]: a watch of the deletes of the
-// lock's entries and marks.
+// lock's entries and marks. A mark alone does not count as held: it
+// keeps readers out, not writers, and a waiting reader woken while a mark
+// is alive tries again and is refused (spurious wake-ups are allowed).
 func (l *Locker) WatchRW(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	return l.watchKey(ctx, l.rwDir(key), clientv3.WithPrefix())
+	// The holders' entries are r/... and w/...: the range [r/, w0) holds
+	// them and no mark (m/...).
+	dir := l.rwDir(key)
+	return l.watchKey(ctx, dir, dir+"r/", clientv3.WithRange(dir+"w0"))
 }
 
 // AcquireMulti implements [backend.MultiLocker]: a lease and one

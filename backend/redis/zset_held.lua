@@ -1,13 +1,16 @@
 -- zset_held.lua: how long until a holder of a semaphore or read-write lock
--- (or a waiting writer's mark) may leave, for a waiter that just started
--- listening: the earliest expiry.
+-- may leave, for a waiter that just started listening: the earliest
+-- expiry. A read-write lock's '#mark' and '#fence' are not holders (a
+-- waiting reader that a mark keeps out is woken, tries, and is refused).
 --
 -- KEYS[1]  the sorted set (see zset.lua)
 --
 -- Returns the time in milliseconds, at least 1; 0 if nobody holds.
 local _, now = clock()
-local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-if #r == 0 or r[1] == '#fence' then
-  return 0
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
+for i = 1, #r, 2 do
+  if string.sub(r[i], 1, 1) ~= '#' then
+    return math.max(tonumber(r[i + 1]) - now, 1)
+  end
 end
-return math.max(tonumber(r[2]) - now, 1)
+return 0
