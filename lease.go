@@ -34,7 +34,7 @@ type Lease struct {
 	token  Item
 	start  time.Time // when the successful request was sent, on c's clock
 	spec   acquireSpec
-	keys   []string
+	keys   []string                                                                // a multi-key lock's keys; nil: key alone
 	r      func(ctx context.Context, token int64, ttl time.Duration) (bool, error) // nil: the backend cannot refresh
 	o      Observer
 	ctx    context.Context // for renewal calls and events; ends when the lease does
@@ -60,7 +60,6 @@ func (c *Client) newLease(ctx context.Context, key string, token int64, start ti
 	cbCtx context.Context, cbCancel context.CancelCauseFunc) *Lease {
 	l := &Lease{c: c, key: key, token: Item(token), start: start, spec: spec, o: o, ttl: spec.ttl, done: make(chan struct{})}
 	l.r = c.refresher(key, &spec)
-	l.keys = []string{key}
 	if spec.t != nil {
 		l.keys = spec.t.keys
 	}
@@ -104,7 +103,12 @@ func (l *Lease) Key() string { return l.key }
 
 // Keys returns the keys the lease holds: one, or those of a multi-key
 // lock. The caller must not change the slice.
-func (l *Lease) Keys() []string { return l.keys }
+func (l *Lease) Keys() []string {
+	if l.keys == nil {
+		return []string{l.key}
+	}
+	return l.keys
+}
 
 // Done returns a channel that is closed when the lease ends: lost (its
 // validity ran out, a renewal found the lock gone, or the auto-extension
