@@ -55,3 +55,41 @@ func TestAbandonedAttemptsEachStayVoid(t *testing.T) {
 	l.abandon(context.Background(), k, "n4", ttl)
 	assert.Equal(t, 1, marks(), "expired marks are dropped, the new one kept")
 }
+
+// A read-write attempt whose reply never came is undone as a mutex's is:
+// one abandoned before it arrives takes nothing when it does, and one
+// that was granted is given back by its nonce (its token was never seen).
+func TestAbandonedReadWriteAttempts(t *testing.T) {
+	srv := itest.StartRedis(t)
+	c := itest.RedisClient(t, srv)
+	l := New(c, WithPrefix("abandon-rw:"))
+	ctx := t.Context()
+	const ttl = time.Minute
+	k := l.prefix + "k" + rwSuffix
+	attempt := func(kind, nonce string) int64 {
+		t.Helper()
+		tok, err := rwAcquireScript.Run(ctx, c, []string{k}, kind, ms(ttl), ms(time.Second), l.idleArg, nonce).Int64()
+		require.NoError(t, err)
+		return tok
+	}
+	abandon := func(nonce string) int64 {
+		t.Helper()
+		n, err := rwAbandonScript.Run(ctx, c, []string{k}, nonce, ms(ttl)).Int64()
+		require.NoError(t, err)
+		return n
+	}
+
+	assert.Zero(t, abandon("early"), "nothing to give back: a void mark")
+	assert.Zero(t, attempt("w", "early"), "the abandoned attempt arrived late and took the lock")
+
+	tok := attempt("r", "granted")
+	require.Positive(t, tok)
+	assert.Equal(t, int64(1), abandon("granted"), "the granted read lock is given back")
+	w := attempt("w", "writer")
+	require.Positive(t, w, "no reader is left: a writer gets the lock")
+	assert.Greater(t, w, tok)
+	assert.Equal(t, int64(1), abandon("writer"), "a granted write lock is given back too")
+	ok, err := l.ReleaseRW(ctx, "k", w)
+	require.NoError(t, err)
+	assert.False(t, ok, "already given back")
+}

@@ -173,9 +173,9 @@
 //   - A read-write lock of key is the sorted set prefix+key+"\x00rw":
 //     readers and the writer scored by expiry, a refused writer's mark, and
 //     the fencing counter; tokens are max(counter+1, server time in µs), as
-//     a mutex's. A read attempt scans the set: O(holders). An attempt whose
-//     reply never came within 250ms after ctx ended may leave its lock held
-//     until its TTL (no void mark, unlike a mutex or a permit).
+//     a mutex's. A read attempt scans the set: O(holders). A grant also
+//     records the attempt's nonce with its token for the lock's TTL, so an
+//     attempt whose reply never came is cleaned up as a mutex's is.
 //   - A multi-key lock takes the mutexes' own hashes in one script, with
 //     one token for all (larger than each key's earlier tokens). In a
 //     Cluster the keys must share a hash slot (a hash tag); otherwise the
@@ -302,6 +302,9 @@ var (
 	//go:embed rw_acquire.lua
 	rwAcquireLua    string
 	rwAcquireScript = goredis.NewScript(zsetLua + rwAcquireLua)
+	//go:embed rw_abandon.lua
+	rwAbandonLua    string
+	rwAbandonScript = goredis.NewScript(zsetLua + rwAbandonLua)
 	//go:embed zset_release.lua
 	zsetReleaseLua    string
 	zsetReleaseScript = goredis.NewScript(zsetLua + zsetReleaseLua)

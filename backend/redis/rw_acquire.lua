@@ -9,6 +9,11 @@
 --          new readers out after a refusal
 -- ARGV[4]  how long the fencing counter outlives the holders, in
 --          milliseconds
+-- ARGV[5]  this attempt's nonce, random per attempt: a grant records
+--          'o<nonce>:<token>' (scored by the expiry), so that a clean-up
+--          that never saw the reply finds what it took (rw_abandon.lua);
+--          a void mark 'v<nonce>' (scored by minus its end) makes the
+--          attempt take nothing
 --
 -- A reader is refused while a writer holds or a writer's mark is alive; a
 -- writer is refused while anybody holds, and then sets the mark. Returns
@@ -21,6 +26,10 @@
 local us, now = clock()
 local k = KEYS[1]
 expire(k, now)
+redis.call('ZREMRANGEBYSCORE', k, -now, '(0') -- void marks past their time
+if redis.call('ZSCORE', k, 'v' .. ARGV[5]) then
+  return 0
+end
 local writer, readers, mark = false, 0, false
 for _, m in ipairs(redis.call('ZRANGE', k, 0, -1)) do
   local c = string.sub(m, 1, 1)
@@ -49,7 +58,7 @@ if fence and fence >= tok then
 end
 local s = string.format('%.0f', tok)
 local ttl = tonumber(ARGV[2])
-redis.call('ZADD', k, tok, '#fence', now + ttl, ARGV[1] .. s)
+redis.call('ZADD', k, tok, '#fence', now + ttl, ARGV[1] .. s, now + ttl, 'o' .. ARGV[5] .. ':' .. s)
 if ARGV[1] == 'w' and mark then
   redis.call('ZREM', k, '#mark')
 end

@@ -101,10 +101,10 @@ func (l *Locker) WatchPermits(ctx context.Context, key string) (<-chan struct{},
 }
 
 // AcquireRead implements [backend.RWLocker] in one round trip. Tokens
-// come from the lock's fencing counter, as a mutex's do. If the reply never
-// comes, the read lock may stay held until its TTL (nothing marks the
-// attempt void, unlike a mutex's or a permit's; the reply is still awaited
-// for up to 250ms after ctx ends and then given back).
+// come from the lock's fencing counter, as a mutex's do. An attempt whose
+// reply never came is cleaned up as Acquire's is: each grant records the
+// attempt's nonce with its token, so the clean-up gives the lock back, or
+// marks the attempt void if it is still on its way.
 func (l *Locker) AcquireRead(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	return l.rwAcquire(ctx, key, "r", ttl, 0)
 }
@@ -119,12 +119,15 @@ func (l *Locker) AcquireWrite(ctx context.Context, key string, ttl, keep time.Du
 
 func (l *Locker) rwAcquire(ctx context.Context, key, kind string, ttl, keep time.Duration) (int64, error) {
 	k := l.prefix + key + rwSuffix
+	nonce := strconv.FormatUint(rand.Uint64(), 36)
 	var tok int64
 	return l.attempt(ctx, "acquire "+kind, func(rctx context.Context) (int64, error) {
 		var err error
-		tok, err = rwAcquireScript.Run(rctx, l.client, []string{k}, kind, ms(ttl), ms(keep), l.idleArg).Int64()
+		tok, err = rwAcquireScript.Run(rctx, l.client, []string{k}, kind, ms(ttl), ms(keep), l.idleArg, nonce).Int64()
 		return tok, err
-	}, func(context.Context) {}, func(cctx context.Context) {
+	}, func(cctx context.Context) {
+		_ = rwAbandonScript.Eval(cctx, l.client, []string{k}, nonce, ms(ttl)).Err()
+	}, func(cctx context.Context) {
 		_, _ = l.ReleaseRW(cctx, key, tok)
 	})
 }

@@ -1,0 +1,23 @@
+-- rw_abandon.lua: undo a read or write attempt whose reply never came:
+-- give back what it took (its grant record names the token), or else mark
+-- the attempt void, so that it takes nothing if it is still on its way.
+--
+-- KEYS[1]  the lock's sorted set (see rw_acquire.lua)
+-- ARGV[1]  the attempt's nonce
+-- ARGV[2]  the attempt's TTL in milliseconds: how long the mark lasts
+--
+-- Returns 1 if it gave a lock back, 0 if it marked the attempt void.
+local _, now = clock()
+local k = KEYS[1]
+local p = 'o' .. ARGV[1] .. ':'
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. now, '+inf')) do
+  if string.sub(m, 1, #p) == p then
+    local tok = string.sub(m, #p + 1)
+    redis.call('ZREM', k, m)
+    return math.max(give(k, 'r' .. tok, now), give(k, 'w' .. tok, now))
+  end
+end
+local ttl = tonumber(ARGV[2])
+redis.call('ZADD', k, -(now + ttl), 'v' .. ARGV[1])
+atleast(k, ttl)
+return 0
