@@ -173,8 +173,8 @@
 //   - A read-write lock of key is the sorted set prefix+key+"\x00rw":
 //     readers and the writer scored by expiry, a refused writer's mark, and
 //     the fencing counter; tokens are max(counter+1, server time in µs), as
-//     a mutex's. A read attempt scans the set: O(holders). A grant also
-//     records the attempt's nonce with its token for the lock's TTL, so an
+//     a mutex's. Attempts, releases and refreshes scan the holders:
+//     O(holders). A holder's name carries its attempt's nonce, so an
 //     attempt whose reply never came is cleaned up as a mutex's is.
 //   - A multi-key lock takes the mutexes' own hashes in one script, with
 //     one token for all (larger than each key's earlier tokens). In a
@@ -305,12 +305,18 @@ var (
 	//go:embed rw_abandon.lua
 	rwAbandonLua    string
 	rwAbandonScript = goredis.NewScript(zsetLua + rwAbandonLua)
-	//go:embed zset_release.lua
-	zsetReleaseLua    string
-	zsetReleaseScript = goredis.NewScript(zsetLua + zsetReleaseLua)
-	//go:embed zset_refresh.lua
-	zsetRefreshLua    string
-	zsetRefreshScript = goredis.NewScript(zsetLua + zsetRefreshLua)
+	//go:embed sem_release.lua
+	semReleaseLua    string
+	semReleaseScript = goredis.NewScript(zsetLua + semReleaseLua)
+	//go:embed sem_refresh.lua
+	semRefreshLua    string
+	semRefreshScript = goredis.NewScript(zsetLua + semRefreshLua)
+	//go:embed rw_release.lua
+	rwReleaseLua    string
+	rwReleaseScript = goredis.NewScript(zsetLua + rwReleaseLua)
+	//go:embed rw_refresh.lua
+	rwRefreshLua    string
+	rwRefreshScript = goredis.NewScript(zsetLua + rwRefreshLua)
 	//go:embed zset_held.lua
 	zsetHeldLua    string
 	zsetHeldScript = goredis.NewScript(zsetLua + zsetHeldLua)

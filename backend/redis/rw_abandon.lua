@@ -1,6 +1,7 @@
 -- rw_abandon.lua: undo a read or write attempt whose reply never came:
--- give back what it took (its grant record names the token), or else mark
--- the attempt void, so that it takes nothing if it is still on its way.
+-- give back what it took (its holder's name carries the nonce), or else
+-- mark the attempt void, so that it takes nothing if it is still on its
+-- way.
 --
 -- KEYS[1]  the lock's sorted set (see rw_acquire.lua)
 -- ARGV[1]  the attempt's nonce
@@ -9,13 +10,9 @@
 -- Returns 1 if it gave a lock back, 0 if it marked the attempt void.
 local _, now = clock()
 local k = KEYS[1]
-local p = 'o' .. ARGV[1] .. ':'
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. now, '+inf')) do
-  if string.sub(m, 1, #p) == p then
-    local tok = string.sub(m, #p + 1)
-    redis.call('ZREM', k, m)
-    return math.max(give(k, 'r' .. tok, now), give(k, 'w' .. tok, now))
-  end
+local m = holder(k, now, 2, ARGV[1])
+if m then
+  return give(k, m, now)
 end
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', k, -(now + ttl), 'v' .. ARGV[1])

@@ -1,19 +1,19 @@
 -- rw_acquire.lua: take a read-write lock for reading or writing, in one
 -- atomic step.
 --
--- KEYS[1]  the lock's sorted set (see zset.lua): readers 'r<token>' and
---          the writer 'w<token>' scored by expiry (ms), '#mark', '#fence'
+-- KEYS[1]  the lock's sorted set (see zset.lua): readers
+--          'r<token>:<nonce>' and the writer 'w<token>:<nonce>' scored by
+--          expiry (ms), '#mark', '#fence', void marks 'v<nonce>'
 -- ARGV[1]  'r' to read, 'w' to write
 -- ARGV[2]  the TTL in milliseconds
 -- ARGV[3]  a writer's keep time in milliseconds: how long its mark keeps
 --          new readers out after a refusal
 -- ARGV[4]  how long the fencing counter outlives the holders, in
 --          milliseconds
--- ARGV[5]  this attempt's nonce, random per attempt: a grant records
---          'o<nonce>:<token>' (scored by the expiry), so that a clean-up
---          that never saw the reply finds what it took (rw_abandon.lua);
---          a void mark 'v<nonce>' (scored by minus its end) makes the
---          attempt take nothing
+-- ARGV[5]  this attempt's nonce, random per attempt, kept in the
+--          holder's name so that a clean-up that never saw the reply finds
+--          what it took (rw_abandon.lua); a void mark 'v<nonce>' (scored by
+--          minus its end) makes the attempt take nothing
 --
 -- A reader is refused while a writer holds or a writer's mark is alive; a
 -- writer is refused while anybody holds, and then sets the mark. Returns
@@ -58,7 +58,7 @@ if fence and fence >= tok then
 end
 local s = string.format('%.0f', tok)
 local ttl = tonumber(ARGV[2])
-redis.call('ZADD', k, tok, '#fence', now + ttl, ARGV[1] .. s, now + ttl, 'o' .. ARGV[5] .. ':' .. s)
+redis.call('ZADD', k, tok, '#fence', now + ttl, ARGV[1] .. s .. ':' .. ARGV[5])
 if ARGV[1] == 'w' and mark then
   redis.call('ZREM', k, '#mark')
 end

@@ -85,12 +85,12 @@ func (l *Locker) attempt(ctx context.Context, op string, run func(context.Contex
 
 // ReleasePermit implements [backend.Semaphorer] in one round trip.
 func (l *Locker) ReleasePermit(ctx context.Context, key string, token int64) (bool, error) {
-	return l.zsetCall(ctx, "release permit", zsetReleaseScript, key+semSuffix, token)
+	return l.zsetCall(ctx, "release permit", semReleaseScript, key+semSuffix, token)
 }
 
 // RefreshPermit implements [backend.Semaphorer] in one round trip.
 func (l *Locker) RefreshPermit(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
-	return l.zsetCall(ctx, "refresh permit", zsetRefreshScript, key+semSuffix, ms(ttl), 0, token)
+	return l.zsetCall(ctx, "refresh permit", semRefreshScript, key+semSuffix, ms(ttl), token)
 }
 
 // WatchPermits implements [backend.Semaphorer]: as [Locker.Watch], on the
@@ -132,16 +132,15 @@ func (l *Locker) rwAcquire(ctx context.Context, key, kind string, ttl, keep time
 	})
 }
 
-// ReleaseRW implements [backend.RWLocker] in one round trip.
+// ReleaseRW implements [backend.RWLocker] in one round trip (a script
+// that finds the token among the holders).
 func (l *Locker) ReleaseRW(ctx context.Context, key string, token int64) (bool, error) {
-	t := strconv.FormatInt(token, 10)
-	return l.zsetCall(ctx, "release", zsetReleaseScript, key+rwSuffix, "r"+t, "w"+t)
+	return l.zsetCall(ctx, "release", rwReleaseScript, key+rwSuffix, token)
 }
 
 // RefreshRW implements [backend.RWLocker] in one round trip.
 func (l *Locker) RefreshRW(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
-	t := strconv.FormatInt(token, 10)
-	return l.zsetCall(ctx, "refresh", zsetRefreshScript, key+rwSuffix, ms(ttl), l.idleArg, "r"+t, "w"+t)
+	return l.zsetCall(ctx, "refresh", rwRefreshScript, key+rwSuffix, ms(ttl), l.idleArg, token)
 }
 
 // WatchRW implements [backend.RWLocker], as WatchPermits.

@@ -8,7 +8,7 @@
 -- attempt's token, scored by minus the time until which the mark is kept),
 -- and a read-write lock's '#fence' (the last token, microseconds: far
 -- above any expiry), '#mark' (a writer waits: readers are refused until
--- its score), grant records and void marks (see rw_acquire.lua).
+-- its score) and void marks (see rw_acquire.lua).
 
 -- nowms reads the server's clock: microseconds and milliseconds.
 local function clock()
@@ -51,4 +51,19 @@ local function renew(k, m, now, ttl)
   end
   redis.call('ZADD', k, 'XX', now + ttl, m)
   return 1
+end
+
+-- holder finds the live read or write holder of a read-write lock whose
+-- name's token (field 1) or nonce (field 2) is v: O(holders).
+local function holder(k, now, field, v)
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. now, '+inf')) do
+    local c = string.sub(m, 1, 1)
+    if c == 'r' or c == 'w' then
+      local tok, nonce = string.match(m, '^[rw](%d+):(%w+)$')
+      if (field == 1 and tok == v) or (field == 2 and nonce == v) then
+        return m
+      end
+    end
+  end
+  return nil
 end
