@@ -379,32 +379,46 @@ func multiAllOrNothing(e *env) {
 type kind struct {
 	name    string
 	acquire func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error)
+	// notifies reports whether the backend wakes this type's waiters:
+	// its watch does not say errors.ErrUnsupported.
+	notifies func() bool
+}
+
+// probe reports whether watch works (not errors.ErrUnsupported).
+func (e *env) probe(watch func(ctx context.Context, key string) (<-chan struct{}, func(), error)) bool {
+	_, stop, err := watch(e.ctx, e.key("probe"))
+	if err != nil {
+		if !errors.Is(err, errors.ErrUnsupported) {
+			e.t.Fatalf("watch: %v", err)
+		}
+		return false
+	}
+	stop()
+	return true
 }
 
 // kinds returns a lock of each type the backend has, on keys named after
 // sfx; it skips the test if there is none.
 func (e *env) kinds(sfx string) []kind {
-	_, sem := e.l.(backend.Semaphorer)
-	_, rw := e.l.(backend.RWLocker)
-	_, multi := e.l.(backend.MultiLocker)
-	if !sem && !rw && !multi {
-		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
-	}
 	var kinds []kind
-	if sem {
+	if s, ok := e.l.(backend.Semaphorer); ok {
 		kinds = append(kinds, kind{"a 1-permit semaphore", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
 			return c.Semaphore(e.key("s"+sfx), 1).Acquire(ctx, opts...)
-		}})
+		}, func() bool { return e.probe(s.WatchPermits) }})
 	}
-	if rw {
+	if rw, ok := e.l.(backend.RWLocker); ok {
 		kinds = append(kinds, kind{"a write lock", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
 			return c.RWLock(e.key("rw"+sfx)).AcquireWrite(ctx, opts...)
-		}})
+		}, func() bool { return e.probe(rw.WatchRW) }})
 	}
-	if multi {
+	if _, ok := e.l.(backend.MultiLocker); ok {
+		_, watches := e.l.(backend.Watcher)
 		kinds = append(kinds, kind{"a multi-key lock", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
 			return c.AcquireAll(ctx, []string{e.key("{m" + sfx + "}:a"), e.key("{m" + sfx + "}:b")}, opts...)
-		}})
+		}, func() bool { return watches }})
+	}
+	if len(kinds) == 0 {
+		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
 	}
 	return kinds
 }
@@ -545,44 +559,10 @@ func typesNoOrphan(e *env) {
 // not errors.ErrUnsupported; Watcher for the keys).
 func typesWaitWoken(e *env) {
 	const interval = 20 * time.Second
-	type waitKind struct {
-		name     string
-		notifies bool
-		acquire  func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error)
-	}
-	var kinds []waitKind
-	probe := func(watch func(ctx context.Context, key string) (<-chan struct{}, func(), error)) bool {
-		_, stop, err := watch(e.ctx, e.key("probe"))
-		if err != nil {
-			if !errors.Is(err, errors.ErrUnsupported) {
-				e.t.Fatalf("watch: %v", err)
-			}
-			return false
-		}
-		stop()
-		return true
-	}
-	if s, ok := e.l.(backend.Semaphorer); ok {
-		kinds = append(kinds, waitKind{"a permit", probe(s.WatchPermits), func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
-			return c.Semaphore(e.key("s"), 1).Acquire(ctx, opts...)
-		}})
-	}
-	rwNotifies := false
-	if rw, ok := e.l.(backend.RWLocker); ok {
-		rwNotifies = probe(rw.WatchRW)
-		kinds = append(kinds, waitKind{"a write lock", rwNotifies, func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
-			return c.RWLock(e.key("rw")).AcquireWrite(ctx, opts...)
-		}})
-	}
-	if _, ok := e.l.(backend.MultiLocker); ok {
-		_, watches := e.l.(backend.Watcher)
-		kinds = append(kinds, waitKind{"two keys", watches, func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
-			return c.AcquireAll(ctx, []string{e.key("{m}:a"), e.key("{m}:b")}, opts...)
-		}})
-	}
+	kinds := e.kinds("")
 	woke := 0
 	for _, k := range kinds {
-		if !k.notifies {
+		if !k.notifies() {
 			e.t.Logf("%s: the backend does not notify its waiters; not checked", k.name)
 			continue
 		}
@@ -629,7 +609,7 @@ func typesWaitWoken(e *env) {
 	// A watch that starts once the holders left fires at once, also when
 	// a refused writer's mark is still alive (it keeps readers out, not a
 	// waiting writer).
-	if rw, ok := e.l.(backend.RWLocker); ok && rwNotifies {
+	if rw, ok := e.l.(backend.RWLocker); ok && e.probe(rw.WatchRW) {
 		key := e.key("rw-mark")
 		tok, err := rw.AcquireWrite(e.ctx, key, e.longTTL(), time.Minute)
 		if err != nil || tok <= 0 {
