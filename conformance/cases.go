@@ -61,6 +61,7 @@ var cases = []testCase{
 	{"RWWriterNotStarved", "readers that keep a read-write lock held between them do not keep a waiting writer out", rwWriterNotStarved},
 	{"MultiAllOrNothing", "AcquireAll takes all its keys or none (a refusal leaves the free keys free); its keys exclude their mutexes both ways; under contention over overlapping sets no key has two holders", multiAllOrNothing},
 	{"TypesExtend", "a lease of a semaphore, a write lock or a multi-key lock is renewed by auto-extension past its TTL, keeps excluding others, and its release frees it", typesExtend},
+	{"TypesOtherClient", "a permit's, a read or write lock's and a multi-key lock's token refreshes and releases through another client of the store; a released token then refreshes and releases nothing", typesOtherClient},
 	{"TypesWaitWoken", "a waiter for a semaphore's permit, a write lock or several keys is woken by the release it waits for, well before its retry interval (where the backend notifies)", typesWaitWoken},
 	{"TypesNoOrphan", "an acquire of a semaphore permit, a write lock or a multi-key lock that its context cut short after the request reached the store leaves nothing held: the lock is free again soon after the call returns, not after its TTL", typesNoOrphan},
 	{"TypesNoKeyLeak", "semaphores, read-write locks (with a refused writer's mark) and multi-key locks, released or expired, leave no state behind", typesNoKeyLeak},

@@ -641,3 +641,62 @@ func typesWaitWoken(e *env) {
 type observerFunc func(xsync.Event)
 
 func (f observerFunc) Observe(_ context.Context, e xsync.Event) { f(e) }
+
+// typesOtherClient: a token refreshes and releases what it holds through
+// any client of the store, not only the one that took it (another
+// process that was handed the token, as a seed Item can be unlocked from
+// anywhere); a stale token then releases nothing.
+func typesOtherClient(e *env) {
+	a, b := e.h.Locker(e.t), e.h.Locker(e.t)
+	ttl := e.longTTL()
+	check := func(what string, token int64, err error, refresh func() (bool, error), release func() (bool, error)) {
+		e.t.Helper()
+		if err != nil || token <= 0 {
+			e.t.Fatalf("%s: acquire = %d, %v", what, token, err)
+		}
+		if ok, err := refresh(); !ok || err != nil {
+			e.t.Errorf("%s: refresh through another client = %v, %v; want true, nil", what, ok, err)
+		}
+		if ok, err := release(); !ok || err != nil {
+			e.t.Errorf("%s: release through another client = %v, %v; want true, nil", what, ok, err)
+		}
+		if ok, err := release(); ok || err != nil {
+			e.t.Errorf("%s: second release = %v, %v; want false, nil", what, ok, err)
+		}
+		if ok, err := refresh(); ok || err != nil {
+			e.t.Errorf("%s: refresh after the release = %v, %v; want false, nil", what, ok, err)
+		}
+	}
+	has := false
+	if sa, ok := a.(backend.Semaphorer); ok {
+		has = true
+		sb, key := b.(backend.Semaphorer), e.key("s")
+		tok, err := sa.AcquirePermit(e.ctx, key, 2, ttl)
+		check("a permit", tok, err,
+			func() (bool, error) { return sb.RefreshPermit(e.ctx, key, tok, ttl) },
+			func() (bool, error) { return sb.ReleasePermit(e.ctx, key, tok) })
+	}
+	if ra, ok := a.(backend.RWLocker); ok {
+		has = true
+		rb, key := b.(backend.RWLocker), e.key("rw")
+		tok, err := ra.AcquireRead(e.ctx, key, ttl)
+		check("a read lock", tok, err,
+			func() (bool, error) { return rb.RefreshRW(e.ctx, key, tok, ttl) },
+			func() (bool, error) { return rb.ReleaseRW(e.ctx, key, tok) })
+		tok, err = ra.AcquireWrite(e.ctx, key, ttl, time.Second)
+		check("a write lock", tok, err,
+			func() (bool, error) { return rb.RefreshRW(e.ctx, key, tok, ttl) },
+			func() (bool, error) { return rb.ReleaseRW(e.ctx, key, tok) })
+	}
+	if ma, ok := a.(backend.MultiLocker); ok {
+		has = true
+		mb, keys := b.(backend.MultiLocker), []string{e.key("{m}:a"), e.key("{m}:b")}
+		tok, err := ma.AcquireMulti(e.ctx, keys, ttl)
+		check("two keys", tok, err,
+			func() (bool, error) { return mb.RefreshMulti(e.ctx, keys, tok, ttl) },
+			func() (bool, error) { return mb.ReleaseMulti(e.ctx, keys, tok) })
+	}
+	if !has {
+		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
+	}
+}
