@@ -95,30 +95,48 @@ func TestTypesLeases(t *testing.T) {
 	assert.ErrorIs(t, p.Err(), xsync.ErrReleased)
 }
 
-// Run of a write lock gives the callback the writer's token and waits for
-// the readers, who are woken by its release; readers share.
+// Run of a write lock gives the callback the writer's token, waits for
+// the readers, and is woken by their release (its retry interval is a
+// minute); readers share.
 func TestTypesRunWaits(t *testing.T) {
 	t.Parallel()
-	c := xsync.NewClient(memory.New())
+	store := memory.New()
 	ctx := t.Context()
-	rw := c.RWLock("cfg")
+	rw := xsync.NewClient(store).RWLock("cfg")
 	r1, err := rw.AcquireRead(ctx)
 	require.NoError(t, err)
 	r2, err := rw.AcquireRead(ctx)
 	require.NoError(t, err)
-	var wg sync.WaitGroup
+	refused := make(chan struct{}, 1)
+	writer := xsync.NewClient(store, xsync.WithObserver(observerFunc(func(e xsync.Event) {
+		if e.Kind == xsync.KindAttempt && e.Outcome == xsync.OutcomeHeld {
+			select {
+			case refused <- struct{}{}:
+			default:
+			}
+		}
+	}))).RWLock("cfg")
 	wrote := make(chan xsync.Item, 1)
+	var wg sync.WaitGroup
 	wg.Go(func() {
-		assert.NoError(t, rw.RunWrite(ctx, func(ctx context.Context) error {
+		assert.NoError(t, writer.RunWrite(ctx, func(ctx context.Context) error {
 			wrote <- xsync.ItemFromContext(ctx)
 			return nil
 		}, xsync.WithWait(time.Minute), xsync.WithRetryInterval(time.Minute)))
 	})
+	<-refused // the writer found the readers and waits
+	released := time.Now()
 	for _, r := range []*xsync.Lease{r1, r2} {
 		ok, err := r.Release(ctx)
 		require.NoError(t, err)
 		assert.True(t, ok)
 	}
-	wg.Wait() // well before the minute's retry interval: the release woke the writer
+	wg.Wait()
+	assert.Less(t, time.Since(released), 15*time.Second, "the release woke the writer; it did not sleep out its minute")
 	assert.Greater(t, <-wrote, r2.Token(), "the writer's token is a fencing token")
 }
+
+// observerFunc is an xsync.Observer made of a function.
+type observerFunc func(xsync.Event)
+
+func (f observerFunc) Observe(_ context.Context, e xsync.Event) { f(e) }
