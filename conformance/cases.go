@@ -63,6 +63,7 @@ var cases = []testCase{
 	{"TypesExtend", "a lease of a semaphore, a write lock or a multi-key lock is renewed by auto-extension past its TTL, keeps excluding others, and its release frees it", typesExtend},
 	{"TypesOtherClient", "a permit's, a read or write lock's and a multi-key lock's token refreshes and releases through another client of the store; a released token then refreshes and releases nothing", typesOtherClient},
 	{"TypesWaitWoken", "a waiter for a semaphore's permit, a write lock or several keys is woken by the release it waits for, well before its retry interval (where the backend notifies)", typesWaitWoken},
+	{"TypesWaitExpiry", "a waiter for a permit, a write lock or several keys whose holder vanished gets the lock once the holder's TTL passed; where the backend notifies, without sleeping out its one-minute retry interval", typesWaitExpiry},
 	{"TypesNoOrphan", "an acquire of a semaphore permit, a write lock or a multi-key lock that its context cut short after the request reached the store leaves nothing held: the lock is free again soon after the call returns, not after its TTL", typesNoOrphan},
 	{"TypesNoKeyLeak", "semaphores, read-write locks (with a refused writer's mark) and multi-key locks, released or expired, leave no state behind", typesNoKeyLeak},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},

@@ -38,8 +38,8 @@
 // [backend.Semaphorer], RWExclusion and RWWriterNotStarved
 // [backend.RWLocker], MultiAllOrNothing [backend.MultiLocker] (its keys
 // share a hash tag, as Redis Cluster needs), and TypesExtend,
-// TypesOtherClient, TypesWaitWoken, TypesNoOrphan and TypesNoKeyLeak any
-// of them.
+// TypesOtherClient, TypesWaitWoken, TypesWaitExpiry, TypesNoOrphan and
+// TypesNoKeyLeak any of them.
 // They are skipped on backends without them, and so are the subtests that
 // need a [Sizer] or a [Faulter] harness.
 //

@@ -299,6 +299,7 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"multi-partial", []string{"MultiAllOrNothing"}},
 		{"types-orphans", []string{"TypesNoOrphan"}},
 		{"types-no-wake", []string{"TypesWaitWoken"}},
+		{"types-no-expiry-wake", []string{"TypesWaitExpiry"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()

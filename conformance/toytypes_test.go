@@ -8,8 +8,8 @@ import (
 )
 
 // The toy's other lock types (backend.Semaphorer, RWLocker, MultiLocker),
-// with notification of releases (not of expiries) for permits and
-// read-write locks, and none for several keys (the toy has no Watcher),
+// with notification of releases and of the first holder's expiry for
+// permits and read-write locks, and none for several keys (the toy has no Watcher),
 // with their defects:
 //   - sem-over-limit: one permit more than the limit;
 //   - sem-never-expires: permits outlive their TTL;
@@ -18,7 +18,8 @@ import (
 //     keep coming keep it out;
 //   - multi-partial: a refused AcquireAll keeps the free keys it took;
 //   - types-orphans: a permit whose reply was lost stays held;
-//   - types-no-wake: releases wake no waiter.
+//   - types-no-wake: releases wake no waiter;
+//   - types-no-expiry-wake: a holder's expiry wakes no waiter.
 
 type toyGroup struct {
 	holders map[int64]time.Time // token → expiry
@@ -94,8 +95,26 @@ func (b *toy) WatchPermits(_ context.Context, key string) (<-chan struct{}, func
 func (b *toy) watchGroup(space map[string]*toyGroup, name, key string) (<-chan struct{}, func(), error) {
 	id := name + key
 	ch := make(chan struct{}, 1)
-	if len(b.group(space, key, time.Now()).holders) == 0 {
+	now := time.Now()
+	g := b.group(space, key, now)
+	if len(g.holders) == 0 {
 		ch <- struct{}{}
+	}
+	// Wake at the first holder's expiry too: the toy publishes nothing then.
+	var first time.Time
+	for _, exp := range g.holders {
+		if first.IsZero() || exp.Before(first) {
+			first = exp
+		}
+	}
+	timer := time.AfterFunc(first.Sub(now), func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	if first.IsZero() || b.defect == "types-no-expiry-wake" {
+		timer.Stop()
 	}
 	if b.groupWaiters == nil {
 		b.groupWaiters = map[string][]chan struct{}{}
@@ -104,6 +123,7 @@ func (b *toy) watchGroup(space map[string]*toyGroup, name, key string) (<-chan s
 	var once sync.Once
 	return ch, func() {
 		once.Do(func() {
+			timer.Stop()
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			b.groupWaiters[id] = slices.DeleteFunc(b.groupWaiters[id], func(c chan struct{}) bool { return c == ch })

@@ -700,3 +700,43 @@ func typesOtherClient(e *env) {
 		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
 	}
 }
+
+// typesWaitExpiry: a waiter for a permit, a write lock or several keys
+// whose holder vanished gets the lock once the holder's TTL passed, not
+// before; where the backend notifies, at that moment rather than at its
+// one-minute retry interval (as RunRetryAfterExpiry for the mutex).
+func typesWaitExpiry(e *env) {
+	kinds := e.kinds("")
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, k := range kinds {
+		if _, err := k.acquire(e.ctx, e.separate(), xsync.WithTTL(e.ttl())); err != nil { // never released: a crashed holder
+			e.t.Fatalf("%s: %v", k.name, err)
+		}
+	}
+	for _, k := range kinds {
+		notifies := k.notifies()
+		interval := time.Second
+		if notifies {
+			interval = time.Minute
+		}
+		c := e.separate()
+		wg.Go(func() {
+			l, err := k.acquire(e.ctx, c, xsync.WithTTL(e.longTTL()), xsync.WithWait(2*interval), xsync.WithRetryInterval(interval))
+			waited := time.Since(start)
+			if err != nil {
+				e.t.Errorf("%s: waiting for a vanished holder: %v", k.name, err)
+				return
+			}
+			defer l.Release(e.ctx)
+			if waited < e.ttl()-e.opts.ExpiryTolerance {
+				e.t.Errorf("%s: obtained after %v, before the holder's %v TTL ran out", k.name, waited, e.ttl())
+			}
+			if notifies && waited > e.ttl()+interval/4 {
+				e.t.Errorf("%s: with notification the waiter took %v; the TTL was %v and its interval %v", k.name, waited, e.ttl(), interval)
+			}
+			e.t.Logf("%s: obtained %v after the vanished holder took it (TTL %v, notification: %v)", k.name, waited.Round(time.Millisecond), e.ttl(), notifies)
+		})
+	}
+	wg.Wait()
+}
