@@ -56,10 +56,17 @@
 // # What is not guaranteed
 //
 //   - Without a reachable majority, every call fails with the client's
-//     error (not xsync.ErrMissingLock); a holder cut off from the majority
-//     cannot refresh, and its lock expires on the majority's side while it
-//     may still run. Auto-extension then cancels its callback's context
-//     when its TTL runs out; fence writes with the token to be safe.
+//     error (not xsync.ErrMissingLock). A lock attempt or Ping fails at
+//     once, marked backend.ErrUnavailable, when the client cannot connect
+//     (its last connection attempt failed: a stopped server, a refused
+//     dial); the etcd client alone would wait for a connection until the
+//     call's context ends. A server that stops answering on an open
+//     connection (frozen, cut off) is not seen that way: calls wait for
+//     their context, so give lock attempts a deadline. A holder cut off
+//     from the majority cannot refresh, and its lock expires on the
+//     majority's side while it may still run. Auto-extension then cancels
+//     its callback's context when its TTL runs out; fence writes with the
+//     token to be safe.
 //   - After a leader change etcd extends every lease by an election timeout,
 //     so a lock can outlive its TTL by that much.
 //   - A write whose call failed or timed out may have been applied, or may
@@ -315,6 +322,9 @@ func (l *Locker) revoke(ctx context.Context, le lease) {
 // re-established), which is what ended the call rather than its context:
 // the etcd client waits for a connection until the context ends.
 func (l *Locker) classify(err error) error {
+	if errors.Is(err, backend.ErrUnavailable) {
+		return err
+	}
 	if conn := l.client.ActiveConnection(); conn != nil && conn.GetState() == connectivity.TransientFailure {
 		return fmt.Errorf("%w: no connection to the cluster%s: %w", backend.ErrUnavailable, connError(conn), err)
 	}
@@ -336,8 +346,42 @@ func connError(conn *grpc.ClientConn) string {
 	return ""
 }
 
-// lease returns a lease whose TTL (ttl seconds) starts now.
+// connected returns an error marked [backend.ErrUnavailable] at once if
+// the client's last attempt to connect to the cluster failed, instead of
+// letting a call wait for a connection until its context ends (what the
+// etcd client does: a lock attempt on a cluster that is down would hang
+// as long as its caller lets it). While the client is still connecting
+// it waits for the outcome, within ctx. An established connection that
+// stops answering (a frozen server) is not seen here: calls then wait
+// for their context.
+func (l *Locker) connected(ctx context.Context) error {
+	conn := l.client.ActiveConnection()
+	if conn == nil {
+		return nil
+	}
+	for {
+		st := conn.GetState()
+		switch st {
+		case connectivity.Ready, connectivity.Shutdown:
+			return nil // a closed client says so itself
+		case connectivity.TransientFailure:
+			return fmt.Errorf("%w: no connection to the cluster%s", backend.ErrUnavailable, connError(conn))
+		case connectivity.Idle:
+			conn.Connect()
+		}
+		if !conn.WaitForStateChange(ctx, st) {
+			return nil // ctx ended: the call reports it
+		}
+	}
+}
+
+// lease returns a lease whose TTL (ttl seconds) starts now. It is every
+// acquisition's first request, and fails at once when the cluster cannot
+// be reached (see [Locker.connected]).
 func (l *Locker) lease(ctx context.Context, ttl int64) (lease, error) {
+	if err := l.connected(ctx); err != nil {
+		return lease{}, err
+	}
 	for {
 		le, ok := l.takeIdle(ttl)
 		if !ok {
@@ -659,6 +703,9 @@ func watchCreated(ctx context.Context, events clientv3.WatchChan) error {
 // Ping implements [backend.Pinger] with one linearizable read, which needs
 // a leader and a quorum: what a lock needs.
 func (l *Locker) Ping(ctx context.Context) error {
+	if err := l.connected(ctx); err != nil {
+		return fmt.Errorf("etcd: ping: %w", err)
+	}
 	if _, err := l.client.Get(ctx, l.prefix, clientv3.WithCountOnly()); err != nil {
 		return fmt.Errorf("etcd: ping: %w", l.classify(err))
 	}

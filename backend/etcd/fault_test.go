@@ -14,6 +14,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend"
 	xetcd "github.com/xsync-go/xsync/backend/etcd"
 	"github.com/xsync-go/xsync/internal/itest"
 )
@@ -214,4 +215,46 @@ func TestLeaderIsolated(t *testing.T) {
 		}
 		return states[0] == states[1] && states[1] == states[2]
 	}, 30*time.Second, 200*time.Millisecond, "members disagree after the heal")
+}
+
+// A cluster that is down fails a lock attempt at once, marked
+// backend.ErrUnavailable, instead of leaving it waiting for a connection
+// as long as its context lets it (the etcd client's way): for a client
+// that never reached the cluster and for one whose server stopped. Once
+// the server is back, attempts succeed again.
+func TestClusterDownFailsAtOnce(t *testing.T) {
+	srv := itest.StartEtcd(t)
+	connected := xsync.NewClient(xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(newPrefix())))
+	lease, err := connected.Acquire(t.Context(), "k")
+	require.NoError(t, err)
+	_, err = lease.Release(t.Context())
+	require.NoError(t, err)
+	srv.Stop()
+	never := xsync.NewClient(xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(newPrefix())))
+
+	// A context without a deadline: before, the attempt waited for it.
+	// The test's own deadline is the fallback.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for name, c := range map[string]*xsync.Client{"connected before": connected, "never connected": never} {
+		start := time.Now()
+		_, err := c.Acquire(ctx, "k")
+		t.Logf("%s: %v after %v", name, err, time.Since(start).Round(time.Millisecond))
+		require.ErrorIs(t, err, backend.ErrUnavailable, name)
+		assert.False(t, xsync.IsMissingLockErr(err), name)
+		require.NoError(t, ctx.Err(), "%s: the attempt waited for its context", name)
+		require.ErrorIs(t, c.Ping(ctx), backend.ErrUnavailable, name)
+	}
+
+	srv.Start()
+	require.Eventually(t, func() bool {
+		actx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		lease, err := connected.Acquire(actx, "k2")
+		if err != nil {
+			return false
+		}
+		_, _ = lease.Release(actx)
+		return true
+	}, 2*time.Minute, 100*time.Millisecond, "no lock once the server was back")
 }
