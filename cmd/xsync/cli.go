@@ -52,7 +52,8 @@ Usage:
         --url URL            backend (default $XSYNC_URL)
         --ttl DURATION       lock TTL, renewed every TTL/3 (default 30s)
         --wait DURATION      how long to wait for the lock; 0 fails at once,
-                             like flock -n (default 0)
+                             like flock -n (default 0); an attempt still
+                             unanswered after the wait plus the TTL exits 69
         --owner TEXT         shown by inspect after host/pid
         --hold-at-least D    keep the lock until D after it was taken, even
                              if COMMAND ends earlier (once-per-period jobs)
@@ -76,11 +77,16 @@ Exit codes:
   COMMAND's own code   lock: COMMAND ran (128+N if a signal N killed it)
   0                    inspect, unlock, ping: done
   64                   bad flags, arguments or URL
-  69                   the backend could not be reached (or cannot do it)
+  69                   the backend could not be reached, did not answer,
+                       or cannot do it
   75                   lock: the key was held for the whole wait
   79                   lock: the lock was lost while COMMAND ran; COMMAND was stopped
   127                  lock: COMMAND could not be started
 `
+
+// errNoAnswer ends a lock attempt that the backend left unanswered for
+// the whole wait and a TTL.
+var errNoAnswer = errors.New("no answer from the backend within the wait and the TTL")
 
 // env is the process's surroundings, replaceable in tests.
 type env struct {
@@ -145,7 +151,7 @@ func (e env) backend(ctx context.Context, rawURL string) (*xsync.Client, func(),
 // failed reports err (which names the key and the backend) in one line
 // and returns the exit code for it.
 func (e env) failed(err error) int {
-	fmt.Fprintf(e.stderr, "xsync: %v\n", strings.TrimPrefix(err.Error(), "xsync: "))
+	fmt.Fprintf(e.stderr, "xsync: %s\n", oneLine(err))
 	if errors.Is(err, xsync.ErrInvalid) {
 		return exitUsage
 	}
@@ -188,9 +194,17 @@ func (e env) lock(args []string) int {
 	if *verbose {
 		c = e.verboseClient(c, name, key)
 	}
-	lease, err := c.Acquire(ctx, key, opts...)
+	// An attempt that has not answered by the end of the wait plus a TTL
+	// would grant nothing usable: a frozen server must not keep a cron
+	// job waiting for ever (an etcd client waits as long as it is let).
+	actx, cancel := context.WithTimeoutCause(ctx, *wait+*ttl, errNoAnswer)
+	lease, err := c.Acquire(actx, key, opts...)
+	cancel()
 	switch {
 	case err == nil:
+	case errors.Is(context.Cause(actx), errNoAnswer) && ctx.Err() == nil:
+		fmt.Fprintf(e.stderr, "xsync: lock %s on %s: %v (%v)\n", xsync.ShortKey(key), name, errNoAnswer, *wait+*ttl)
+		return exitUnavailable
 	case xsync.IsMissingLockErr(err):
 		fmt.Fprintf(e.stderr, "xsync: lock %s on %s: held by someone else (waited %v)\n", xsync.ShortKey(key), name, *wait)
 		return exitBusy
@@ -205,7 +219,7 @@ func (e env) lock(args []string) int {
 	rctx, cancel := context.WithTimeout(context.Background(), min(*ttl, 5*time.Second))
 	defer cancel()
 	if _, err := lease.Release(rctx); err != nil {
-		fmt.Fprintf(e.stderr, "xsync: release %s on %s: %v (it expires after its TTL)\n", xsync.ShortKey(key), name, err)
+		fmt.Fprintf(e.stderr, "xsync: release %s on %s: %s (it expires after its TTL)\n", xsync.ShortKey(key), name, oneLine(err))
 	}
 	return code
 }
@@ -242,13 +256,19 @@ func (e env) runLocked(lease *xsync.Lease, key string, argv []string, killAfter 
 			if lost.Swap(true) {
 				continue
 			}
-			fmt.Fprintf(e.stderr, "xsync: lock %s lost while the command ran (%v): stopping it\n", xsync.ShortKey(key), lease.Err())
+			fmt.Fprintf(e.stderr, "xsync: lock %s lost while the command ran (%s): stopping it\n", xsync.ShortKey(key), oneLine(lease.Err()))
 			group(syscall.SIGTERM)
 			kill = time.After(killAfter)
 		case <-kill:
 			group(syscall.SIGKILL)
 		}
 	}
+}
+
+// oneLine is err's message on one line, even where errors were joined
+// (Redlock's nodes), without a leading "xsync: ".
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "xsync: "), "\n", "; ")
 }
 
 // exitCode is the shell's view of how the command ended.

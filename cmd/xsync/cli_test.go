@@ -117,6 +117,7 @@ func TestCommandOnEveryBackend(t *testing.T) {
 			t.Run("BusyExitsAtOnce", func(t *testing.T) { busy(t, tg) })
 			t.Run("TokenGrows", func(t *testing.T) { tokenGrows(t, tg) })
 			t.Run("InspectAndForceUnlock", func(t *testing.T) { inspectAndForce(t, tg) })
+			t.Run("SignalReachesCommand", func(t *testing.T) { signalReaches(t, tg) })
 		})
 	}
 }
@@ -249,56 +250,122 @@ func client(t *testing.T, tg target) *xsync.Client {
 	return xsync.NewClient(l)
 }
 
-// A stopped server: lock and ping exit 69, with one line naming the key
-// and the backend and no password.
-func TestUnavailable(t *testing.T) {
-	srv := itest.StartRedis(t)
-	srv.Stop()
-	url := "redis://:s3cret-password@" + srv.Endpoint()
-	r := runCLI(t, url, "lock", "k", "--", "true")
-	assert.Equal(t, exitUnavailable, r.code, r.stderr)
-	assert.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one line: %q", r.stderr)
-	assert.Contains(t, r.stderr, `"k"`)
-	assert.Contains(t, r.stderr, srv.Endpoint())
-	assert.NotContains(t, r.stderr, "s3cret")
-	assert.Equal(t, exitUnavailable, runCLI(t, url, "ping").code)
+// deployment is a backend of its own for a test that faults it: faulted
+// are the servers a fault acts on (every server of Redis and etcd, a
+// majority of Redlock's nodes).
+type deployment struct {
+	target
+	faulted []*itest.Server
+}
+
+// deploy starts a fresh deployment of each backend.
+func deploy(t *testing.T) []deployment {
+	t.Helper()
+	redis := itest.StartRedis(t)
+	nodes := itest.StartRedisN(t, 3)
+	etcd := itest.StartEtcd(t)
+	var hosts []string
+	for _, n := range nodes {
+		hosts = append(hosts, n.Endpoint())
+	}
+	return []deployment{
+		// read_timeout: a renewal hangs on the paused server longer than
+		// the TTL, so the lost signal cannot come from its failure.
+		{target{"redis", "redis://" + redis.Endpoint() + "?read_timeout=5s", true}, []*itest.Server{redis}},
+		{target{"redlock", "redlock://" + strings.Join(hosts, ",") + "?node_timeout=1s", false}, nodes[:2]},
+		{target{"etcd", "etcd://" + etcd.Endpoint() + "?dial_timeout=2s", true}, []*itest.Server{etcd}},
+	}
+}
+
+// Bad usage exits 64 before any backend is reached; a command that cannot
+// start exits 127.
+func TestUsage(t *testing.T) {
 	assert.Equal(t, exitUsage, runCLI(t, "", "ping").code, "no URL")
-	assert.Equal(t, exitUsage, runCLI(t, url, "lock", "k").code, "no command")
+	assert.Equal(t, exitUsage, runCLI(t, "mem://", "lock", "k").code, "no command")
+	assert.Equal(t, exitUsage, runCLI(t, "mem://", "lock", "--ttl", "10ms", "k", "--", "true").code, "TTL under 1s")
+	assert.Equal(t, exitUsage, runCLI(t, "mem://", "lock", "--wait", "-1s", "k", "--", "true").code, "negative wait")
+	assert.Equal(t, exitUsage, runCLI(t, "mem://", "frobnicate").code, "unknown command")
 	assert.Equal(t, exitUsage, runCLI(t, "nope://x", "ping").code, "unknown scheme")
+	assert.Equal(t, exitUsage, runCLI(t, "mem://", "unlock", "k").code, "unlock without --force")
 	assert.Equal(t, exitNoStart, runCLI(t, "mem://", "lock", "k", "--", "/nonexistent/command").code)
 }
 
-// A lock lost while the command runs (the server frozen past the TTL)
+// A frozen server (a frozen majority of Redlock's nodes): lock exits 69
+// by the end of the wait plus the TTL at the latest. A stopped one: lock
+// and ping exit 69, with one line naming the key and the backend and no
+// password.
+func TestUnavailable(t *testing.T) {
+	for _, d := range deploy(t) {
+		t.Run(d.name, func(t *testing.T) {
+			url := d.url
+			if d.name == "redis" { // a password in the URL never reaches the message
+				url = strings.Replace(url, "redis://", "redis://:s3cret-password@", 1)
+			}
+			for _, s := range d.faulted {
+				s.Pause()
+			}
+			r := runCLI(t, url, "lock", "--ttl", "2s", "k", "--", "sh", "-c", "echo ran")
+			t.Logf("frozen: exit %d after %v: %s", r.code, r.took.Round(time.Millisecond), strings.TrimSpace(r.stderr))
+			assert.Equal(t, exitUnavailable, r.code, r.stderr)
+			assert.NotContains(t, r.stdout, "ran")
+			assert.NotContains(t, r.stderr, "s3cret")
+			for _, s := range d.faulted {
+				s.Unpause()
+				s.Stop()
+			}
+			r = runCLI(t, url, "lock", "k", "--", "sh", "-c", "echo ran")
+			t.Logf("stopped: exit %d after %v: %s", r.code, r.took.Round(time.Millisecond), strings.TrimSpace(r.stderr))
+			assert.Equal(t, exitUnavailable, r.code, r.stderr)
+			assert.NotContains(t, r.stdout, "ran")
+			assert.Equal(t, 1, strings.Count(strings.TrimSpace(r.stderr), "\n")+1, "one line: %q", r.stderr)
+			if !strings.Contains(r.stderr, "open ") { // the lock was tried: the message names the key
+				assert.Contains(t, r.stderr, `"k"`)
+			}
+			assert.Contains(t, r.stderr, d.faulted[0].Endpoint())
+			assert.NotContains(t, r.stderr, "s3cret")
+			r = runCLI(t, url, "ping")
+			assert.Equal(t, exitUnavailable, r.code, r.stderr)
+			assert.NotContains(t, r.stderr, "s3cret")
+		})
+	}
+}
+
+// A lock lost while the command runs (the servers frozen past the TTL)
 // stops the command, and xsync exits with the lost code.
 func TestLostLockStopsCommand(t *testing.T) {
-	srv := itest.StartRedis(t)
-	url := "redis://" + srv.Endpoint() + "?read_timeout=5s"
-	mark := filepath.Join(t.TempDir(), "mark")
-	cmd := xsyncCmd(t, url, "lock", "--ttl", "1s", "--kill-after", "2s", "k", "--",
-		"sh", "-c", `trap 'echo stopped > "$1"; exit 0' TERM; echo started > "$1"; sleep 60 & wait`, "sh", mark)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	require.Eventually(t, func() bool { b, _ := os.ReadFile(mark); return string(b) == "started\n" }, 20*time.Second, 20*time.Millisecond)
-	srv.Pause()
-	paused := time.Now()
-	err := cmd.Wait()
-	t.Logf("xsync exited %v after the pause: %s", time.Since(paused).Round(time.Millisecond), strings.TrimSpace(stderr.String()))
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee)
-	assert.Equal(t, exitLost, ee.ExitCode())
-	b, _ := os.ReadFile(mark)
-	assert.Equal(t, "stopped\n", string(b), "the command got SIGTERM")
-	srv.Unpause()
+	for _, d := range deploy(t) {
+		t.Run(d.name, func(t *testing.T) {
+			mark := filepath.Join(t.TempDir(), "mark")
+			cmd := xsyncCmd(t, d.url, "lock", "--ttl", "2s", "--kill-after", "2s", "k", "--",
+				"sh", "-c", `trap 'echo stopped > "$1"; exit 0' TERM; echo started > "$1"; sleep 60 & wait`, "sh", mark)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			require.NoError(t, cmd.Start())
+			require.Eventually(t, func() bool { b, _ := os.ReadFile(mark); return string(b) == "started\n" }, 20*time.Second, 20*time.Millisecond)
+			for _, s := range d.faulted {
+				s.Pause()
+			}
+			paused := time.Now()
+			err := cmd.Wait()
+			t.Logf("xsync exited %v after the pause: %s", time.Since(paused).Round(time.Millisecond), strings.TrimSpace(stderr.String()))
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee)
+			assert.Equal(t, exitLost, ee.ExitCode())
+			for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+				assert.True(t, strings.HasPrefix(line, "xsync: "), "a message of its own on each line: %q", line)
+			}
+			b, _ := os.ReadFile(mark)
+			assert.Equal(t, "stopped\n", string(b), "the command got SIGTERM")
+		})
+	}
 }
 
 // SIGTERM to xsync reaches the command (its process group); xsync exits
 // with the command's code and releases the lock.
-func TestSignalReachesCommand(t *testing.T) {
-	srv := itest.StartRedis(t)
-	url := "redis://" + srv.Endpoint()
+func signalReaches(t *testing.T, tg target) {
 	mark := filepath.Join(t.TempDir(), "mark")
-	cmd := xsyncCmd(t, url, "lock", "--ttl", "30s", "k", "--",
+	key := "signal:" + t.Name()
+	cmd := xsyncCmd(t, tg.url, "lock", "--ttl", "30s", key, "--",
 		"sh", "-c", `trap 'echo got-term > "$1"; exit 7' TERM; echo started > "$1"; sleep 60 & wait`, "sh", mark)
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool { b, _ := os.ReadFile(mark); return string(b) == "started\n" }, 20*time.Second, 20*time.Millisecond)
@@ -309,6 +376,6 @@ func TestSignalReachesCommand(t *testing.T) {
 	assert.Equal(t, 7, ee.ExitCode(), "the command's own code")
 	b, _ := os.ReadFile(mark)
 	assert.Equal(t, "got-term\n", string(b))
-	r := runCLI(t, url, "inspect", "k")
-	assert.Equal(t, "k: free\n", r.stdout, "the lock was released (its TTL is 30s)")
+	r := runCLI(t, tg.url, "inspect", key)
+	assert.Equal(t, key+": free\n", r.stdout, "the lock was released (its TTL is 30s)")
 }
