@@ -137,7 +137,9 @@ func (e env) backend(ctx context.Context, rawURL string) (*xsync.Client, func(),
 	name := rawURL
 	if u, err := url.Parse(rawURL); err == nil {
 		u.User, u.RawQuery, u.Fragment = nil, "", ""
-		name = u.String()
+		if name = u.String(); u.Host == "" && u.Path == "" {
+			name = u.Scheme + "://" // mem://, not "mem:"
+		}
 	} else {
 		name = "(unparsable URL)"
 	}
