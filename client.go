@@ -354,7 +354,7 @@ func (c *Client) acquire(ctx context.Context, key string, s *acquireSpec, o Obse
 		case waiter != "":
 			token, err = c.l.(backend.Queuer).AcquireQueued(ctx, key, s.ttl, s.owner, waiter, queueKeep(s.interval))
 		case s.t != nil:
-			token, err = s.t.attempt(ctx, s)
+			token, err = s.t.attempt(ctx, s.ttl, s.interval)
 		default:
 			token, err = c.attempt(ctx, key, s)
 		}

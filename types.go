@@ -39,9 +39,9 @@ const MaxKeys = 64
 // target is an acquisition of another lock type than the mutex: the
 // backend calls that take, give back, renew and wait for it.
 type target struct {
-	label   string   // the key as messages and events show it
-	keys    []string // the keys the lease holds
-	attempt func(ctx context.Context, s *acquireSpec) (int64, error)
+	label   string                                                                // the key as messages and events show it
+	keys    []string                                                              // the keys the lease holds
+	attempt func(ctx context.Context, ttl, interval time.Duration) (int64, error) // values, not the spec: a spec passed to a func value escapes to the heap
 	release func(ctx context.Context, token int64) (bool, error)
 	refresh func(ctx context.Context, token int64, ttl time.Duration) (bool, error)
 	watch   func(ctx context.Context) (<-chan struct{}, func(), error) // nil: no notification
@@ -110,8 +110,8 @@ func (s *Semaphore) target() (*target, error) {
 	return &target{
 		label: s.key,
 		keys:  []string{s.key},
-		attempt: func(ctx context.Context, sp *acquireSpec) (int64, error) {
-			return b.AcquirePermit(ctx, s.key, s.limit, sp.ttl)
+		attempt: func(ctx context.Context, ttl, _ time.Duration) (int64, error) {
+			return b.AcquirePermit(ctx, s.key, s.limit, ttl)
 		},
 		release: func(ctx context.Context, token int64) (bool, error) { return b.ReleasePermit(ctx, s.key, token) },
 		refresh: func(ctx context.Context, token int64, ttl time.Duration) (bool, error) {
@@ -179,11 +179,11 @@ func (m *RWLock) target(write bool) (*target, error) {
 		watch: func(ctx context.Context) (<-chan struct{}, func(), error) { return b.WatchRW(ctx, m.key) },
 	}
 	if write {
-		t.attempt = func(ctx context.Context, sp *acquireSpec) (int64, error) {
-			return b.AcquireWrite(ctx, m.key, sp.ttl, queueKeep(sp.interval))
+		t.attempt = func(ctx context.Context, ttl, interval time.Duration) (int64, error) {
+			return b.AcquireWrite(ctx, m.key, ttl, queueKeep(interval))
 		}
 	} else {
-		t.attempt = func(ctx context.Context, sp *acquireSpec) (int64, error) { return b.AcquireRead(ctx, m.key, sp.ttl) }
+		t.attempt = func(ctx context.Context, ttl, _ time.Duration) (int64, error) { return b.AcquireRead(ctx, m.key, ttl) }
 	}
 	return t, nil
 }
@@ -251,8 +251,8 @@ func (c *Client) multiTarget(keys []string) (*target, error) {
 	t := &target{
 		label: strings.Join(keys, " "),
 		keys:  keys,
-		attempt: func(ctx context.Context, s *acquireSpec) (int64, error) {
-			return b.AcquireMulti(ctx, keys, s.ttl)
+		attempt: func(ctx context.Context, ttl, _ time.Duration) (int64, error) {
+			return b.AcquireMulti(ctx, keys, ttl)
 		},
 		release: func(ctx context.Context, token int64) (bool, error) { return b.ReleaseMulti(ctx, keys, token) },
 		refresh: func(ctx context.Context, token int64, ttl time.Duration) (bool, error) {

@@ -68,6 +68,23 @@ func BenchmarkLockUnlock(b *testing.B) {
 	}
 }
 
+// BenchmarkRun is the seed API's Run with an empty callback, uncontended:
+// for allocations, and for comparing commits (its Lock+Unlock twin is
+// BenchmarkLockUnlock).
+func BenchmarkRun(b *testing.B) {
+	srv := itest.StartRedis(b)
+	b.Cleanup(xsync.Swap("bench", xredis.New(itest.RedisClient(b, srv), xredis.WithPrefix(newPrefix()))))
+	b.ReportAllocs()
+	a := xsync.New("bench", "k")
+	ctx := context.Background()
+	cb := func(context.Context) error { return nil }
+	for b.Loop() {
+		if err := a.Run(ctx, cb); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkParallelKeys runs Lock+Unlock on distinct keys from parallel
 // goroutines sharing one client (pool).
 func BenchmarkParallelKeys(b *testing.B) {
