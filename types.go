@@ -39,9 +39,11 @@ const MaxKeys = 64
 // target is an acquisition of another lock type than the mutex: the
 // backend calls that take, give back, renew and wait for it.
 type target struct {
-	label   string                                                                // the key as messages and events show it
-	keys    []string                                                              // the keys the lease holds
-	attempt func(ctx context.Context, ttl, interval time.Duration) (int64, error) // values, not the spec: a spec passed to a func value escapes to the heap
+	label string   // the key as messages and events show it
+	keys  []string // the keys the lease holds
+	// attempt gets the spec's values, not the spec: a pointer passed to
+	// a func value escapes, and every acquisition's spec with it.
+	attempt func(ctx context.Context, ttl, interval time.Duration) (int64, error)
 	release func(ctx context.Context, token int64) (bool, error)
 	refresh func(ctx context.Context, token int64, ttl time.Duration) (bool, error)
 	watch   func(ctx context.Context) (<-chan struct{}, func(), error) // nil: no notification
