@@ -61,12 +61,14 @@
 //     (its last connection attempt failed: a stopped server, a refused
 //     dial); the etcd client alone would wait for a connection until the
 //     call's context ends. A server that stops answering on an open
-//     connection (frozen, cut off) is not seen that way: calls wait for
-//     their context, so give lock attempts a deadline. A holder cut off
-//     from the majority cannot refresh, and its lock expires on the
-//     majority's side while it may still run. Auto-extension then cancels
-//     its callback's context when its TTL runs out; fence writes with the
-//     token to be safe.
+//     connection (frozen, cut off) is not seen that way; a lock attempt
+//     then ends at the lock's TTL, marked backend.ErrUnavailable, unless
+//     its context ends sooner (a grant after the TTL could only be of an
+//     expired lock), and other calls wait for their context. A holder
+//     cut off from the majority cannot refresh, and its lock expires on
+//     the majority's side while it may still run. Auto-extension then
+//     cancels its callback's context when its TTL runs out; fence writes
+//     with the token to be safe.
 //   - After a leader change etcd extends every lease by an election timeout,
 //     so a lock can outlive its TTL by that much.
 //   - A write whose call failed or timed out may have been applied, or may
@@ -268,9 +270,36 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 // The key goes to this caller only if no waiter is queued for it (see
 // [Locker.WatchQueue]): the same transaction checks that the queue is
 // empty.
-func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (int64, error) {
+func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (_ int64, err error) {
+	ctx, done := bounded(ctx, ttl)
+	defer func() { err = done(err) }()
 	return l.acquire(ctx, key, ttl, owner,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(l.queuePrefix(key)).WithPrefix(), "=", 0)}, nil)
+}
+
+// errNoAnswer marks a lock attempt that got no answer within the lock's
+// TTL.
+var errNoAnswer = fmt.Errorf("%w: no answer within the lock's TTL", backend.ErrUnavailable)
+
+// bounded gives a lock attempt at most ttl, unless ctx ends sooner: a
+// grant that comes later could only be of a lock whose validity has
+// passed, and the etcd client would otherwise wait on a frozen server
+// for as long as ctx lets it. done(err) ends the bound and marks err
+// with errNoAnswer (so backend.ErrUnavailable) if the bound cut the
+// attempt short. The attempt's clean-up (revoking its lease) runs
+// detached from the bound.
+func bounded(ctx context.Context, ttl time.Duration) (context.Context, func(error) error) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= ttl {
+		return ctx, func(err error) error { return err }
+	}
+	bctx, cancel := context.WithTimeoutCause(ctx, ttl, errNoAnswer)
+	return bctx, func(err error) error {
+		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(bctx), errNoAnswer) && !errors.Is(err, errNoAnswer) {
+			err = fmt.Errorf("%w: %w", errNoAnswer, err)
+		}
+		cancel()
+		return err
+	}
 }
 
 // acquire makes the lock's transaction: the key does not exist, and the
@@ -352,8 +381,8 @@ func connError(conn *grpc.ClientConn) string {
 // etcd client does: a lock attempt on a cluster that is down would hang
 // as long as its caller lets it). While the client is still connecting
 // it waits for the outcome, within ctx. An established connection that
-// stops answering (a frozen server) is not seen here: calls then wait
-// for their context.
+// stops answering (a frozen server) is not seen here: a lock attempt
+// then ends at its TTL (see bounded).
 func (l *Locker) connected(ctx context.Context) error {
 	conn := l.client.ActiveConnection()
 	if conn == nil {

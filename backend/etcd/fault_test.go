@@ -258,3 +258,31 @@ func TestClusterDownFailsAtOnce(t *testing.T) {
 		return true
 	}, 2*time.Minute, 100*time.Millisecond, "no lock once the server was back")
 }
+
+// A server that stops answering on an open connection (frozen): a lock
+// attempt whose context allows more ends at its TTL, marked
+// backend.ErrUnavailable, instead of waiting as long as its context lets
+// it; a grant after the TTL could only be of a lock already expired.
+func TestFrozenAttemptEndsAtTTL(t *testing.T) {
+	srv := itest.StartEtcd(t)
+	l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(newPrefix()))
+	tok, err := l.Acquire(t.Context(), "warm", xetcd.MinTTL) // connected
+	require.NoError(t, err)
+	require.Positive(t, tok)
+	srv.Pause()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for name, acquire := range map[string]func() (int64, error){
+		"mutex":     func() (int64, error) { return l.Acquire(ctx, "k", xetcd.MinTTL) },
+		"semaphore": func() (int64, error) { return l.AcquirePermit(ctx, "s", 2, xetcd.MinTTL) },
+		"write":     func() (int64, error) { return l.AcquireWrite(ctx, "rw", xetcd.MinTTL, time.Second) },
+		"keys":      func() (int64, error) { return l.AcquireMulti(ctx, []string{"a", "b"}, xetcd.MinTTL) },
+	} {
+		start := time.Now()
+		tok, err := acquire()
+		t.Logf("%s: %v after %v", name, err, time.Since(start).Round(time.Millisecond))
+		assert.Zero(t, tok, name)
+		assert.ErrorIs(t, err, backend.ErrUnavailable, name)
+		require.NoError(t, ctx.Err(), "%s: the attempt waited for its context", name)
+	}
+}
