@@ -75,8 +75,12 @@
 //     still be applied later. An Acquire that fails therefore revokes its
 //     lease before it returns (one more request, at most 250ms): that
 //     deletes the key if the put was applied, and makes a put that comes
-//     later fail. The lock stays orphaned, until its TTL, only if the
-//     revocation cannot reach the cluster either.
+//     later fail. The lock stays orphaned only if the revocation cannot
+//     reach the cluster either, and then until its lease expires: its TTL
+//     after the put was applied, which a fault can delay until it heals,
+//     plus an election timeout across a leader change (with the leader
+//     isolated, docs/safety.md shows orphans of up to 6.85s with a 2s
+//     TTL).
 //
 // # Under faults, as histories show
 //
