@@ -389,9 +389,10 @@ func (c *Client) acquire(ctx context.Context, key string, s *acquireSpec, o Obse
 		// interval there is no wait to cut short): queued, where the
 		// backend queues waiters. A watch that fails to start is not an
 		// error: the interval bounds every wait, the watch's set-up
-		// included.
+		// included, and the next contended attempt tries again (a set-up
+		// slower than the interval once, under load, must not leave the
+		// waiter unqueued for its whole wait).
 		if !watched && failure == nil && s.interval > 0 {
-			watched = true
 			wctx, cancel := context.WithTimeout(ctx, s.interval)
 			var (
 				ch        <-chan struct{}
@@ -413,9 +414,13 @@ func (c *Client) acquire(ctx context.Context, key string, s *acquireSpec, o Obse
 				ch, stopWatch, werr = w.Watch(wctx, key)
 			}
 			cancel()
-			if werr == nil {
+			switch {
+			case werr == nil:
+				watched = true
 				ready = ch
 				defer stopWatch()
+			case errors.Is(werr, errors.ErrUnsupported):
+				watched = true // nothing to watch with: the interval alone
 			}
 		}
 		// A notification leaves the timer running: attempts it causes do

@@ -225,6 +225,32 @@ func TestRunWatchFailureFallsBackToInterval(t *testing.T) {
 	assert.EqualValues(t, 4, f.calls.Load(), "3 attempts and 1 release")
 }
 
+// flakyWatcher's first watch fails to start; later ones notify at once.
+type flakyWatcher struct {
+	*faulty
+	watches atomic.Int32
+}
+
+func (f *flakyWatcher) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
+	if f.watches.Add(1) == 1 {
+		return nil, nil, errServer
+	}
+	ch := make(chan struct{})
+	close(ch)
+	return ch, func() {}, nil
+}
+
+// A watch that failed to start (slow under load, say) is tried again at
+// the next contended attempt, not given up for the whole wait.
+func TestRunWatchRetriedAfterFailedSetUp(t *testing.T) {
+	f := &flakyWatcher{faulty: &faulty{acquire: []result{{}, {}, {token: 1}}, release: result{ok: true}}}
+	a := xsync.New(use(t, f), "k")
+	require.NoError(t, a.SetRetry(5, 10*time.Millisecond))
+	assert.NoError(t, a.Run(t.Context(), func(context.Context) error { return nil }))
+	assert.EqualValues(t, 2, f.watches.Load(), "the failed watch was tried again")
+	assert.EqualValues(t, 4, f.calls.Load(), "3 attempts and 1 release")
+}
+
 func TestRunDeadlineDuringWait(t *testing.T) {
 	f := &faulty{acquire: []result{{}}}
 	a := xsync.New(use(t, f), "k")
