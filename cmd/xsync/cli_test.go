@@ -94,20 +94,14 @@ type target struct {
 	fencing bool
 }
 
+// targets starts a deployment of each backend.
 func targets(t *testing.T) []target {
 	t.Helper()
-	redis := itest.StartRedis(t)
-	nodes := itest.StartRedisN(t, 3)
-	etcd := itest.StartEtcd(t)
-	var hosts []string
-	for _, n := range nodes {
-		hosts = append(hosts, n.Endpoint())
+	var ts []target
+	for _, d := range deploy(t) {
+		ts = append(ts, d.target)
 	}
-	return []target{
-		{"redis", "redis://" + redis.Endpoint(), true},
-		{"redlock", "redlock://" + strings.Join(hosts, ",") + "?node_timeout=1s", false},
-		{"etcd", "etcd://" + etcd.Endpoint(), true},
-	}
+	return ts
 }
 
 func TestCommandOnEveryBackend(t *testing.T) {
@@ -258,7 +252,7 @@ type deployment struct {
 	faulted []*itest.Server
 }
 
-// deploy starts a fresh deployment of each backend.
+// deploy starts a deployment of each backend.
 func deploy(t *testing.T) []deployment {
 	t.Helper()
 	redis := itest.StartRedis(t)
