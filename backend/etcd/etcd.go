@@ -79,8 +79,7 @@
 //     reach the cluster either, and then until its lease expires: its TTL
 //     after the put was applied, which a fault can delay until it heals,
 //     plus an election timeout across a leader change (with the leader
-//     isolated, docs/safety.md shows orphans of up to 6.85s with a 2s
-//     TTL).
+//     isolated, soaks showed orphans lasting up to 6.85s with a 2s TTL).
 //
 // # Under faults, as histories show
 //
