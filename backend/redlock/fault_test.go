@@ -142,6 +142,18 @@ func TestCannotTellIsNotNotHeld(t *testing.T) {
 	tok, err := l.Acquire(ctx, "k", 10*time.Second)
 	require.NoError(t, err)
 	require.Positive(t, tok)
+	// The acquire needed a majority only: under load a straggler's SET
+	// can be given up. Put the lock on every node, as it was granted.
+	var val string
+	for _, c := range cs {
+		if v, err := c.Get(ctx, prefix+"k").Result(); err == nil {
+			val = v
+		}
+	}
+	require.NotEmpty(t, val)
+	for _, c := range cs {
+		require.NoError(t, c.Set(ctx, prefix+"k", val, 10*time.Second).Err())
+	}
 	require.NoError(t, cs[0].Del(ctx, prefix+"k").Err())
 	nodes[1].Pause()
 	start := time.Now()
