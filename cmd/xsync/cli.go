@@ -48,7 +48,8 @@ Usage:
       with COMMAND's code. COMMAND gets XSYNC_KEY and XSYNC_TOKEN (the
       fencing token: pass it with the writes it protects). SIGINT and
       SIGTERM go to COMMAND's process group. If the lock is lost while
-      COMMAND runs, COMMAND gets SIGTERM, then SIGKILL after --kill-after.
+      COMMAND runs, or xsync itself is killed, COMMAND's process group
+      gets SIGTERM, then SIGKILL after --kill-after.
         --url URL            backend (default $XSYNC_URL)
         --ttl DURATION       lock TTL, renewed every TTL/3 (default 30s)
         --wait DURATION      how long to wait for the lock; 0 fails at once,
@@ -110,6 +111,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return e.unlock(args[1:])
 	case "ping":
 		return e.ping(args[1:])
+	case guardCommand:
+		return e.guard(args[1:])
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -228,20 +231,26 @@ func (e env) lock(args []string) int {
 
 // runLocked runs argv in a process group of its own while the lease holds,
 // forwards SIGINT and SIGTERM to it, and stops it if the lease is lost.
+// The group's leader is a guard (see guard.go) that stops the group if
+// this process dies.
 func (e env) runLocked(lease *xsync.Lease, key string, argv []string, killAfter time.Duration) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "XSYNC_KEY="+key, "XSYNC_TOKEN="+strconv.FormatInt(int64(lease.Token()), 10))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	cmd, err := guarded(argv, killAfter)
+	if err != nil {
 		fmt.Fprintf(e.stderr, "xsync: start %s: %v\n", argv[0], err)
 		return exitNoStart
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), "XSYNC_KEY="+key, "XSYNC_TOKEN="+strconv.FormatInt(int64(lease.Token()), 10))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithParent(cmd.SysProcAttr, syscall.SIGTERM) // the guard stops the group, then itself
+	exited, err := startLocked(cmd)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "xsync: start %s: %v\n", argv[0], err)
+		return exitNoStart
+	}
 	group := func(sig syscall.Signal) { _ = syscall.Kill(-cmd.Process.Pid, sig) }
 	var lost atomic.Bool
 	var kill <-chan time.Time

@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/internal/itest"
@@ -112,6 +113,7 @@ func TestCommandOnEveryBackend(t *testing.T) {
 			t.Run("TokenGrows", func(t *testing.T) { tokenGrows(t, tg) })
 			t.Run("InspectAndForceUnlock", func(t *testing.T) { inspectAndForce(t, tg) })
 			t.Run("SignalReachesCommand", func(t *testing.T) { signalReaches(t, tg) })
+			t.Run("KilledXsyncStopsCommand", func(t *testing.T) { killedStopsCommand(t, tg) })
 		})
 	}
 }
@@ -370,4 +372,68 @@ func signalReaches(t *testing.T, tg target) {
 	assert.Equal(t, "got-term\n", string(b))
 	r := runCLI(t, tg.url, "inspect", key)
 	assert.Equal(t, key+": free\n", r.stdout, "the lock was released (its TTL is 30s)")
+}
+
+// xsync killed with SIGKILL while its command runs: nobody renews the
+// lock any more, so the command, and what it started, must stop before
+// the lock's validity ends (at least two thirds of the TTL are left, as
+// the lock was renewed every third), not go on without the lock.
+func killedStopsCommand(t *testing.T, tg target) {
+	key := "killed:" + t.Name()
+	const ttl = 3 * time.Second
+	cmd := xsyncCmd(t, tg.url, "lock", "--ttl", ttl.String(), key, "--",
+		"sh", "-c", `sleep 60 & echo $!; wait`) // the child of the command prints its pid
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err, "the command's child's pid")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	require.NoError(t, err)
+	child, err := unix.PidfdOpen(pid, 0)
+	require.NoError(t, err, "pidfd of the command's child")
+	defer unix.Close(child)
+
+	require.NoError(t, cmd.Process.Kill())
+	killed := time.Now()
+	_ = cmd.Wait()
+	// The child's pidfd becomes readable when it exits.
+	fds := []unix.PollFd{{Fd: int32(child), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, int((ttl * 2 / 3).Milliseconds()))
+	require.NoError(t, err)
+	if n == 0 {
+		_ = unix.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("the command's child still ran %v after xsync was killed: it would outlive the lock", ttl*2/3)
+	}
+	t.Logf("the command's child ended %v after xsync was killed", time.Since(killed).Round(time.Millisecond))
+}
+
+// xsync stopped (SIGSTOP) past its TTL: the lock expires, as any lease
+// whose holder stalls, and another holder can take it while the command
+// runs on; once xsync runs again it sees the loss, stops the command and
+// exits 79. (The README's table says so.)
+func TestStoppedXsyncLosesLock(t *testing.T) {
+	url := "redis://" + itest.StartRedis(t).Endpoint()
+	key := "stopped:" + t.Name()
+	cmd := xsyncCmd(t, url, "lock", "--ttl", "2s", key, "--",
+		"sh", "-c", `trap 'echo got-term; exit 3' TERM; echo started; sleep 60 & wait`)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	lines := bufio.NewReader(out)
+	line, err := lines.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "started\n", line)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGSTOP))
+	stopped := time.Now()
+	r := runCLI(t, url, "lock", "--wait", "10s", key, "--", "true")
+	assert.Equal(t, 0, r.code, "another holder takes the lock once the stopped holder's TTL ran out: %s", r.stderr)
+	t.Logf("another holder got the lock %v after xsync was stopped (TTL 2s)", time.Since(stopped).Round(time.Millisecond))
+	require.NoError(t, cmd.Process.Signal(syscall.SIGCONT))
+	line, _ = lines.ReadString('\n')
+	assert.Equal(t, "got-term\n", line, "the command is stopped once xsync runs again")
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, exitLost, ee.ExitCode())
 }
