@@ -315,6 +315,10 @@ func watchAll(ctx context.Context, w backend.Watcher, keys []string) (<-chan str
 // says; the outcomes are those of [Client.Acquire] (ErrMissingLock: some
 // key was held for the whole wait). The keys are the mutex keys
 // [Client.Acquire] takes: a key held through either excludes the other.
+// The lease's token releases one of the keys alone as well (Item.Unlock
+// of that key): the other keys stay held until the lease is released or
+// they expire, and the lease's Release then frees them and returns false
+// (its token no longer held every key).
 // All keys get one token, on a fencing backend larger than every earlier
 // token of each key. A key with waiters queued counts as held: a
 // multi-key lock does not overtake them. Messages and events name the

@@ -92,6 +92,11 @@ type MultiLocker interface {
 	AcquireMulti(ctx context.Context, keys []string, ttl time.Duration) (token int64, err error)
 	// ReleaseMulti releases every key of keys that token still holds. It
 	// returns true if token held them all.
+	//
+	// [Locker.Release] of one of the keys with the token releases that
+	// key alone: the others stay held, and still expire at their TTL.
+	// Nothing a key still depends on (an etcd lease, say) may be reused
+	// for other locks while it does.
 	ReleaseMulti(ctx context.Context, keys []string, token int64) (bool, error)
 	// RefreshMulti sets the remaining lifetime of every key to ttl if
 	// token still holds them all, and changes nothing otherwise.

@@ -60,6 +60,7 @@ var cases = []testCase{
 	{"RWExclusion", "readers share a read-write lock; a writer excludes readers and writers; a refused writer keeps new readers out; under contention no writer overlaps anyone, and writers' tokens grow", rwExclusion},
 	{"RWWriterNotStarved", "readers that keep a read-write lock held between them do not keep a waiting writer out", rwWriterNotStarved},
 	{"MultiAllOrNothing", "AcquireAll takes all its keys or none (a refusal leaves the free keys free); its keys exclude their mutexes both ways; under contention over overlapping sets no key has two holders", multiAllOrNothing},
+	{"MultiPartialRelease", "the token of a multi-key lock releases one of its keys alone; the others stay held and still expire at their TTL while other locks are taken and renewed through the same client; the lease's release then frees the rest and says false", multiPartialRelease},
 	{"TypesExtend", "a lease of a semaphore, a write lock or a multi-key lock is renewed by auto-extension past its TTL, keeps excluding others, and its release frees it", typesExtend},
 	{"TypesOtherClient", "a permit's, a read or write lock's and a multi-key lock's token refreshes and releases through another client of the store; a released token then refreshes and releases nothing", typesOtherClient},
 	{"TypesWaitWoken", "a waiter for a semaphore's permit, a write lock or several keys is woken by the release it waits for, well before its retry interval (where the backend notifies)", typesWaitWoken},

@@ -94,6 +94,14 @@ func (b *toy) Release(_ context.Context, key string, token int64) (bool, error) 
 	if !ok || (l.token != token && b.defect != "releases-others") {
 		return false, nil
 	}
+	if b.defect == "multi-key-outlives" {
+		for k, o := range b.locks {
+			if o.token == token && k != key {
+				o.expires = o.expires.Add(time.Hour)
+				b.locks[k] = o
+			}
+		}
+	}
 	delete(b.locks, key)
 	delete(b.seqs, key)
 	b.freed(key, time.Now())
@@ -297,6 +305,7 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"rw-readers-ignore-writer", []string{"RWExclusion"}},
 		{"rw-starves-writer", []string{"RWWriterNotStarved"}},
 		{"multi-partial", []string{"MultiAllOrNothing"}},
+		{"multi-key-outlives", []string{"MultiPartialRelease"}},
 		{"types-orphans", []string{"TypesNoOrphan"}},
 		{"types-no-wake", []string{"TypesWaitWoken"}},
 		{"types-no-expiry-wake", []string{"TypesWaitExpiry"}},

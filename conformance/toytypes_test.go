@@ -17,6 +17,8 @@ import (
 //   - rw-starves-writer: a refused writer leaves no mark, so readers that
 //     keep coming keep it out;
 //   - multi-partial: a refused AcquireAll keeps the free keys it took;
+//   - multi-key-outlives: releasing one key of a multi-key lock keeps the
+//     others held for ever (as a lease reused while keys hang on it would);
 //   - types-orphans: a permit whose reply was lost stays held;
 //   - types-no-wake: releases wake no waiter;
 //   - types-no-expiry-wake: a holder's expiry wakes no waiter.

@@ -374,6 +374,61 @@ func multiAllOrNothing(e *env) {
 	}
 }
 
+// multiPartialRelease: the token of a multi-key lock releases one of its
+// keys alone (Item.Unlock of one key, which the seed API allows); the
+// other keys stay held and still expire at their TTL, also while locks
+// of the same TTL are taken and renewed through the same client (a
+// backend must not reuse for them what the other keys still depend on);
+// the lease's release then frees what is left and says false.
+func multiPartialRelease(e *env) {
+	needMulti(e)
+	k := func(s string) string { return e.key("{partial}:" + s) }
+	c := e.client()
+	start := time.Now()
+	m, err := c.AcquireAll(e.ctx, []string{k("a"), k("b"), k("c")}, xsync.WithTTL(e.ttl()))
+	if err != nil {
+		e.t.Fatalf("AcquireAll of free keys: %v", err)
+	}
+	e.unlock(e.name, k("a"), m.Token(), true)
+	e.mustBeFree(e.peer, k("a"))
+	e.mustBeHeld(e.peer, k("b"))
+	e.mustBeHeld(e.peer, k("c"))
+	var others []*xsync.Lease
+	for i := range 3 {
+		others = append(others, e.acquire(c, k(fmt.Sprint("other", i)), xsync.WithAutoExtend(0)))
+	}
+	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
+	for _, key := range []string{k("b"), k("c")} {
+		item, err := xsync.Lock(e.ctx, e.peer, key, e.exp)
+		if err != nil {
+			e.t.Fatalf("Lock(%q): %v", key, err)
+		}
+		if !item.HasLock() {
+			e.t.Errorf("%q, left of a multi-key lock after one of its keys was released, is still held past its TTL: every lock must expire", key)
+			continue
+		}
+		e.unlock(e.peer, key, item, true)
+	}
+	for _, o := range others {
+		e.mustRelease(o, "another lock")
+	}
+	if ok, err := m.Release(e.ctx); ok || err != nil {
+		e.t.Errorf("release of a multi-key lock whose keys were released or expired = %v, %v; want false, nil", ok, err)
+	}
+
+	m, err = c.AcquireAll(e.ctx, []string{k("x"), k("y"), k("z")}, xsync.WithTTL(e.longTTL()))
+	if err != nil {
+		e.t.Fatalf("AcquireAll of free keys: %v", err)
+	}
+	e.unlock(e.name, k("y"), m.Token(), true)
+	if ok, err := m.Release(e.ctx); ok || err != nil {
+		e.t.Errorf("release of a multi-key lock after one key was released on its own = %v, %v; want false, nil", ok, err)
+	}
+	for _, key := range []string{k("x"), k("y"), k("z")} {
+		e.mustBeFree(e.peer, key)
+	}
+}
+
 // kind is one lock of a type the backend has, as typesExtend and
 // typesNoOrphan take it: a 1-permit semaphore, a write lock, two keys.
 type kind struct {

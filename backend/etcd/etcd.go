@@ -226,7 +226,8 @@ type Locker struct {
 // lease is a lease this Locker granted. expires is a local estimate, only
 // used to drop leases that etcd has surely expired.
 type lease struct {
-	key     string // the lock's key, with the prefix (held leases only)
+	key     string // the lock's key, with the prefix (held leases only); a multi-key lock's first key
+	keys    int    // held leases: how many lock keys are attached to it; it is reused only once none is
 	id      clientv3.LeaseID
 	ttl     int64 // seconds, as granted
 	expires time.Time
@@ -330,11 +331,7 @@ func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, own
 		return 0, nil
 	}
 	token := resp.Header.Revision
-	le.key = k
-	l.mu.Lock()
-	l.held[token] = le
-	l.sweepLocked()
-	l.mu.Unlock()
+	l.hold(token, k, 1, le)
 	return token, nil
 }
 
@@ -488,6 +485,35 @@ func (l *Locker) sweepLocked() {
 	l.swept = len(l.held)
 }
 
+// hold records that token holds n lock keys on le, k the first of them.
+func (l *Locker) hold(token int64, k string, n int, le lease) {
+	le.key, le.keys = k, n
+	l.mu.Lock()
+	l.held[token] = le
+	l.sweepLocked()
+	l.mu.Unlock()
+}
+
+// detach records that one of the keys token holds was deleted, and puts
+// the lease back in the pool once none is attached to it: a lease that
+// still carries a key must never be reused (a lock taken on it would
+// renew that key with its own keep-alives).
+func (l *Locker) detach(token int64) {
+	l.mu.Lock()
+	le, ok := l.held[token]
+	if ok && le.keys > 1 {
+		le.keys--
+		l.held[token] = le
+		ok = false
+	} else if ok {
+		delete(l.held, token)
+	}
+	l.mu.Unlock()
+	if ok {
+		l.putIdle(le)
+	}
+}
+
 func (l *Locker) takeHeld(token int64) (lease, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -516,9 +542,7 @@ func (l *Locker) releaseKey(ctx context.Context, op, k string, token int64) (boo
 	if !resp.Succeeded {
 		return false, nil
 	}
-	if le, ok := l.takeHeld(token); ok && le.key == k {
-		l.putIdle(le)
-	}
+	l.detach(token)
 	return true, nil
 }
 
@@ -594,7 +618,7 @@ func (l *Locker) rebind(ctx context.Context, k string, token, ttl int64) (bool, 
 	if err != nil {
 		return false, fmt.Errorf("etcd: refresh: %w", l.classify(err))
 	}
-	le := lease{key: k, id: g.ID, ttl: ttl, expires: sent.Add(time.Duration(g.TTL) * time.Second)}
+	le := lease{key: k, keys: 1, id: g.ID, ttl: ttl, expires: sent.Add(time.Duration(g.TTL) * time.Second)}
 	resp, err := l.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(k), "=", token)).
 		Then(clientv3.OpPut(k, "", clientv3.WithLease(g.ID), clientv3.WithIgnoreValue())).
@@ -609,7 +633,17 @@ func (l *Locker) rebind(ctx context.Context, k string, token, ttl int64) (bool, 
 	}
 	l.mu.Lock()
 	old, ours := l.held[token]
-	l.held[token] = le
+	switch {
+	case ours && old.keys > 1:
+		// One key of a multi-key lock moved: the others stay on the old
+		// lease, which is not reused while they do; the new lease is not
+		// pooled at all and expires with its key.
+		old.keys--
+		l.held[token] = old
+		ours = false
+	default:
+		l.held[token] = le
+	}
 	l.mu.Unlock()
 	if ours && old.key == k {
 		l.putIdle(old) // nothing is attached to it any more

@@ -70,7 +70,7 @@ func (l *Locker) AcquirePermit(ctx context.Context, key string, limit int, ttl t
 	token := resp.Header.Revision
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		if string(kv.Key) == entry {
-			l.hold(token, entry, le)
+			l.hold(token, entry, 1, le)
 			return token, nil
 		}
 	}
@@ -82,15 +82,6 @@ func (l *Locker) AcquirePermit(ctx context.Context, key string, limit int, ttl t
 	}
 	l.putIdle(le)
 	return 0, nil
-}
-
-// hold records that token holds the etcd key k on le.
-func (l *Locker) hold(token int64, k string, le lease) {
-	le.key = k
-	l.mu.Lock()
-	l.held[token] = le
-	l.sweepLocked()
-	l.mu.Unlock()
 }
 
 // entry finds the entry under dir whose create revision is token: known
@@ -210,7 +201,7 @@ func (l *Locker) acquireEntry(ctx context.Context, op, k string, ttl time.Durati
 		l.putIdle(le)
 		return 0, nil
 	}
-	l.hold(resp.Header.Revision, k, le)
+	l.hold(resp.Header.Revision, k, 1, le)
 	return resp.Header.Revision, nil
 }
 
@@ -264,7 +255,7 @@ func (l *Locker) AcquireMulti(ctx context.Context, keys []string, ttl time.Durat
 		l.putIdle(le)
 		return 0, nil
 	}
-	l.hold(resp.Header.Revision, l.prefix+keys[0], le)
+	l.hold(resp.Header.Revision, l.prefix+keys[0], len(keys), le)
 	return resp.Header.Revision, nil
 }
 
@@ -295,6 +286,9 @@ func (l *Locker) ReleaseMulti(ctx context.Context, keys []string, token int64) (
 		}
 		return true, nil
 	}
+	// Some key was released on its own, or lost: release the others one
+	// by one (each detaches from the lease, which is reused once none is
+	// left on it).
 	for _, key := range keys {
 		if _, err := l.Release(ctx, key, token); err != nil {
 			return false, err
@@ -343,7 +337,7 @@ func (l *Locker) RefreshMulti(ctx context.Context, keys []string, token int64, t
 		for i, key := range keys {
 			ops[i] = clientv3.OpPut(l.prefix+key, "", clientv3.WithLease(g.ID), clientv3.WithIgnoreValue())
 		}
-		nle := lease{key: first, id: g.ID, ttl: want, expires: sent.Add(time.Duration(g.TTL) * time.Second)}
+		nle := lease{key: first, keys: len(keys), id: g.ID, ttl: want, expires: sent.Add(time.Duration(g.TTL) * time.Second)}
 		resp, err := l.client.Txn(ctx).If(l.ownedBy(keys, token)...).Then(ops...).Commit()
 		if err != nil || !resp.Succeeded {
 			l.revoke(ctx, nle)
