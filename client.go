@@ -131,7 +131,9 @@ type AcquireOption func(*acquireSpec)
 
 // WithTTL sets the lock's TTL (default [DefaultTTL]). It must be at least
 // a millisecond; backends round it up to their precision (etcd: whole
-// seconds, at least 2s), and the lease trusts only what was asked.
+// seconds, at least 2s), and the lease trusts only what was asked. A TTL
+// that the backend can trust for none of its length (Redlock: within its
+// allowance for clock drift, about 2ms) is [ErrInvalid].
 func WithTTL(ttl time.Duration) AcquireOption {
 	return func(s *acquireSpec) {
 		if ttl < time.Millisecond {
@@ -159,8 +161,10 @@ func WithWait(d time.Duration) AcquireOption {
 // while waiting (default [DefaultRetryInterval]); each wait is random
 // between interval/2 and interval. On a backend that queues waiters
 // (backend.Queuer: Redis and etcd), a waiter stays alive in the queue for
-// max(3 × interval, 1s) after each attempt: a caller that dies while
-// waiting holds the others back that long at most.
+// its keep time, max(3 × interval, 1s), after each attempt: a caller that
+// dies while waiting holds the others back for its keep time as the
+// backend rounds it (etcd: up to whole seconds and at least 2s, plus its
+// expiry delay; see each backend's documentation).
 func WithRetryInterval(d time.Duration) AcquireOption {
 	return func(s *acquireSpec) {
 		if d <= 0 {
@@ -233,6 +237,9 @@ func (c *Client) specFor(t *target, opts []AcquireOption) (acquireSpec, error) {
 
 // capable checks that the backend can do what s asks, before any call.
 func (c *Client) capable(s acquireSpec) error {
+	if v := c.validity(s.ttl); v <= 0 {
+		return fmt.Errorf("%w: ttl %v: too short for backend %q, which can trust a lock for none of it (its allowance for clock drift is longer)", ErrInvalid, s.ttl, c.name)
+	}
 	_, refresh := c.l.(backend.Refresher)
 	if s.t != nil {
 		refresh = s.t.refresh != nil

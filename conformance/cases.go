@@ -43,6 +43,7 @@ var cases = []testCase{
 	{"OutageIsNotContention", "a store that cannot be reached is reported as the backend's error, never as ErrMissingLock, also when ctx ends while Run retries", outageIsNotContention},
 	{"NoOrphanAfterCancelledAcquire", "an acquire that ctx cut short after the request reached the store leaves no lock behind: the key is free again soon after the call returns, not after its TTL", noOrphanAfterCancelledAcquire},
 	{"RetryBudget", "SetRetry(cnt, interval) waits about cnt × interval: attempts made because a release woke the waiter do not use up the count", retryBudget},
+	{"TinyTTL", "the shortest TTL the API accepts (1ms) is granted on a free key, rounded up to the backend's precision, or refused as ErrInvalid before any call; an attempt is never cut short sooner than the TTL the backend grants, so a healthy store is never reported down for it", tinyTTL},
 	{"KeyLimits", "a key of MaxKeyLen bytes locks on every backend, a longer one is ErrInvalid without reaching the backend, and no error message grows with the key", keyLimits},
 	{"Namespaces", "two namespaces on one store (two harnesses: two prefixes) never see each other's locks or release notifications", namespaces},
 	{"Observed", "an observer set for the backend's name sees every attempt, wait, hold and release, with the backend's outcomes", observed},

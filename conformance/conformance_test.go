@@ -3,6 +3,7 @@ package conformance_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -211,6 +212,9 @@ func (b *toy) AcquireOwner(_ context.Context, key string, ttl time.Duration, own
 	if b.defect == "huge-keys-fail" && len(key) > 1<<10 {
 		return 0, errors.New("toy: key too large")
 	}
+	if b.defect == "tiny-ttl-unavailable" && ttl < 10*time.Millisecond {
+		return 0, fmt.Errorf("%w: toy: no answer within the lock's TTL", backend.ErrUnavailable)
+	}
 	return b.acquire(key, ttl, owner)
 }
 
@@ -293,6 +297,7 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"outage-as-contention", []string{"OutageIsNotContention"}},
 		{"orphans", []string{"NoOrphanAfterCancelledAcquire"}},
 		{"huge-keys-fail", []string{"KeyLimits"}},
+		{"tiny-ttl-unavailable", []string{"TinyTTL"}},
 		{"refresh-ignores-ttl", []string{"RefreshSetsTTL", "LeaseExtend", "HoldAtLeast"}},
 		{"inspect-wrong-token", []string{"InspectAndForceRelease"}},
 		{"drops-owner", []string{"InspectAndForceRelease"}},

@@ -368,3 +368,46 @@ func keyLimits(e *env) {
 		e.t.Errorf("keys over MaxKeyLen reached the backend %d times; want 0", n)
 	}
 }
+
+// tinyTTL: the shortest TTL the API accepts (a millisecond) is granted on
+// a free key, rounded up to the backend's precision, or refused as bad
+// input (ErrInvalid, before any call) where the backend cannot trust so
+// short a lock at all. An attempt is never cut short sooner than the TTL
+// the backend actually grants, so a healthy store is not reported down,
+// also when its round trip is longer than the TTL asked for.
+func tinyTTL(e *env) {
+	type try struct {
+		name    string
+		acquire func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error)
+	}
+	tries := []try{{"a mutex", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+		return c.Acquire(ctx, e.key("mutex"), opts...)
+	}}}
+	for _, k := range e.otherKinds("") {
+		tries = append(tries, try{k.name, k.acquire})
+	}
+	clients := []*xsync.Client{e.client()}
+	if _, ok := e.h.(Faulter); ok {
+		name, f := e.faulty()
+		f.Delay(20 * time.Millisecond) // a round trip longer than the TTL asked for
+		c, err := xsync.Registered(name)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	for i, c := range clients {
+		for _, tr := range tries {
+			for range 5 {
+				l, err := tr.acquire(e.ctx, c, xsync.WithTTL(time.Millisecond))
+				switch {
+				case err == nil:
+					_, _ = l.Release(e.ctx)
+				case errors.Is(err, xsync.ErrInvalid):
+				default:
+					e.t.Fatalf("%s with a 1ms TTL on a free key (client %d) = %v; want it granted (rounded up), or ErrInvalid", tr.name, i, err)
+				}
+			}
+		}
+	}
+}

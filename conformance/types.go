@@ -455,6 +455,16 @@ func (e *env) probe(watch func(ctx context.Context, key string) (<-chan struct{}
 // kinds returns a lock of each type the backend has, on keys named after
 // sfx; it skips the test if there is none.
 func (e *env) kinds(sfx string) []kind {
+	kinds := e.otherKinds(sfx)
+	if len(kinds) == 0 {
+		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
+	}
+	return kinds
+}
+
+// otherKinds returns a lock of each type beyond the mutex that the
+// backend has, on keys named after sfx.
+func (e *env) otherKinds(sfx string) []kind {
 	var kinds []kind
 	if s, ok := e.l.(backend.Semaphorer); ok {
 		kinds = append(kinds, kind{"a 1-permit semaphore", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
@@ -471,9 +481,6 @@ func (e *env) kinds(sfx string) []kind {
 		kinds = append(kinds, kind{"a multi-key lock", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
 			return c.AcquireAll(ctx, []string{e.key("{m" + sfx + "}:a"), e.key("{m" + sfx + "}:b")}, opts...)
 		}, func() bool { return watches }})
-	}
-	if len(kinds) == 0 {
-		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
 	}
 	return kinds
 }

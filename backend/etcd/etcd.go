@@ -62,9 +62,11 @@
 //     dial); the etcd client alone would wait for a connection until the
 //     call's context ends. A server that stops answering on an open
 //     connection (frozen, cut off) is not seen that way; a lock attempt
-//     then ends at the lock's TTL, marked backend.ErrUnavailable, unless
-//     its context ends sooner (a grant after the TTL could only be of an
-//     expired lock), and other calls wait for their context. A holder
+//     then ends at the TTL etcd grants (whole seconds, at least MinTTL:
+//     never sooner than a lock granted by a healthy server could be of
+//     use), marked backend.ErrUnavailable, unless its context ends sooner
+//     (a grant after that TTL could only be of an expired lock), and
+//     other calls wait for their context. A holder
 //     cut off from the majority cannot refresh, and its lock expires on
 //     the majority's side while it may still run. Auto-extension then
 //     cancels its callback's context when its TTL runs out; fence writes
@@ -170,6 +172,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -214,6 +217,7 @@ func WithPrefix(prefix string) Option {
 type Locker struct {
 	client *clientv3.Client
 	prefix string
+	minTTL atomic.Int64 // seconds: the shortest lease the cluster grants, as far as known
 
 	mu    sync.Mutex
 	held  map[int64]lease   // by token: the leases of locks this Locker took
@@ -251,7 +255,15 @@ func New(client *clientv3.Client, opts ...Option) *Locker {
 	for _, o := range opts {
 		o(l)
 	}
+	l.minTTL.Store(int64(MinTTL / time.Second))
 	return l
+}
+
+// granted is the TTL etcd grants a lease asked for ttl: whole seconds,
+// rounded up, and at least the cluster's minimum lease TTL (MinTTL, or
+// more as the cluster's grants have shown).
+func (l *Locker) granted(ttl time.Duration) time.Duration {
+	return time.Duration(max(seconds(ttl), l.minTTL.Load())) * time.Second
 }
 
 // seconds rounds ttl up to whole seconds, the unit of an etcd lease.
@@ -275,7 +287,7 @@ func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (in
 // [Locker.WatchQueue]): the same transaction checks that the queue is
 // empty.
 func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (_ int64, err error) {
-	ctx, done := bounded(ctx, ttl)
+	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
 	return l.acquire(ctx, key, ttl, owner,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(l.queuePrefix(key)).WithPrefix(), "=", 0)}, nil)
@@ -285,14 +297,15 @@ func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration
 // TTL.
 var errNoAnswer = fmt.Errorf("%w: no answer within the lock's TTL", backend.ErrUnavailable)
 
-// bounded gives a lock attempt at most ttl, unless ctx ends sooner: a
-// grant that comes later could only be of a lock whose validity has
-// passed, and the etcd client would otherwise wait on a frozen server
-// for as long as ctx lets it. done(err) ends the bound and marks err
-// with errNoAnswer (so backend.ErrUnavailable) if the bound cut the
-// attempt short. The attempt's clean-up (revoking its lease) runs
-// detached from the bound.
-func bounded(ctx context.Context, ttl time.Duration) (context.Context, func(error) error) {
+// bounded gives a lock attempt at most the TTL etcd grants for ttl
+// (see [Locker.granted]), unless ctx ends sooner: a grant that comes
+// later could only be of a lock whose validity has passed, and the etcd
+// client would otherwise wait on a frozen server for as long as ctx lets
+// it. done(err) ends the bound and marks err with errNoAnswer (so
+// backend.ErrUnavailable) if the bound cut the attempt short. The
+// attempt's clean-up (revoking its lease) runs detached from the bound.
+func (l *Locker) bounded(ctx context.Context, ttl time.Duration) (context.Context, func(error) error) {
+	ttl = l.granted(ttl)
 	if d, ok := ctx.Deadline(); ok && time.Until(d) <= ttl {
 		return ctx, func(err error) error { return err }
 	}
@@ -431,6 +444,9 @@ func (l *Locker) lease(ctx context.Context, ttl int64) (lease, error) {
 	g, err := l.client.Grant(ctx, ttl)
 	if err != nil {
 		return lease{}, err
+	}
+	if g.TTL > ttl && g.TTL > l.minTTL.Load() {
+		l.minTTL.Store(g.TTL) // the cluster's minimum is more than MinTTL
 	}
 	return lease{id: g.ID, ttl: ttl, expires: sent.Add(time.Duration(g.TTL) * time.Second)}, nil
 }

@@ -158,7 +158,7 @@ func (l *Locker) WatchQueue(ctx context.Context, key, w string, keep time.Durati
 // is older than w's and deletes w's entry. A refused waiter's entry lease
 // is renewed (one keep-alive) once half its keep time has passed.
 func (l *Locker) AcquireQueued(ctx context.Context, key string, ttl time.Duration, owner, w string, keep time.Duration) (_ int64, err error) {
-	ctx, done := bounded(ctx, ttl)
+	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
 	v, ok := l.queued.Load(w)
 	if !ok { // not queued here: as Acquire

@@ -50,7 +50,7 @@ func entryName() string {
 // leave, and a newcomer comes last. A failed call revokes the lease, as
 // Acquire does.
 func (l *Locker) AcquirePermit(ctx context.Context, key string, limit int, ttl time.Duration) (_ int64, err error) {
-	ctx, done := bounded(ctx, ttl)
+	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
 	dir := l.semDir(key)
 	entry := dir + entryName()
@@ -151,7 +151,7 @@ func (l *Locker) WatchPermits(ctx context.Context, key string) (<-chan struct{},
 // AcquireRead implements [backend.RWLocker]: a lease and one transaction
 // that puts a reader's entry if there is no writer and no writer's mark.
 func (l *Locker) AcquireRead(ctx context.Context, key string, ttl time.Duration) (_ int64, err error) {
-	ctx, done := bounded(ctx, ttl)
+	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
 	dir := l.rwDir(key)
 	return l.acquireEntry(ctx, "acquire read", dir+"r/"+entryName(), ttl, []clientv3.Cmp{
@@ -165,7 +165,7 @@ func (l *Locker) AcquireRead(ctx context.Context, key string, ttl time.Duration)
 // lock. A refused writer puts its mark on a lease of keep (rounded up to
 // whole seconds and to MinTTL): a grant and a put, two more requests.
 func (l *Locker) AcquireWrite(ctx context.Context, key string, ttl, keep time.Duration) (_ int64, err error) {
-	ctx, done := bounded(ctx, ttl)
+	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
 	dir := l.rwDir(key)
 	tok, err := l.acquireEntry(ctx, "acquire write", dir+"w/"+entryName(), ttl, []clientv3.Cmp{
@@ -232,7 +232,7 @@ func (l *Locker) WatchRW(ctx context.Context, key string) (<-chan struct{}, func
 // revision. (etcd allows 128 comparisons in a transaction by default,
 // enough for MaxKeys.)
 func (l *Locker) AcquireMulti(ctx context.Context, keys []string, ttl time.Duration) (_ int64, err error) {
-	ctx, done := bounded(ctx, ttl)
+	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
 	cmps := make([]clientv3.Cmp, 0, 2*len(keys))
 	ops := make([]clientv3.Op, 0, len(keys))
