@@ -231,6 +231,9 @@ func (c *Client) specFor(t *target, opts []AcquireOption) (acquireSpec, error) {
 	s.retries = 0
 	if s.wait != 0 {
 		s.retries = -1
+		if t != nil && t.giveUp != nil {
+			t.waiter = strconv.FormatUint(rand.Uint64(), 36)
+		}
 	}
 	return s, c.capable(s)
 }
@@ -294,6 +297,7 @@ func (c *Client) acquireLease(ctx context.Context, key string, t *target, opts [
 		c.observeWait(ctx, key, &s, o, began, attempts, token, err)
 	}
 	if err != nil {
+		s.t.gaveUp(ctx)
 		return nil, err
 	}
 	return c.newLease(ctx, key, token, start, s, o, nil, nil), nil
@@ -507,6 +511,7 @@ func (c *Client) run(ctx context.Context, key string, cb func(ctx context.Contex
 		c.observeWait(ctx, key, s, o, began, attempts, token, err)
 	}
 	if err != nil {
+		s.t.gaveUp(ctx)
 		return err
 	}
 	var acquired time.Time

@@ -47,7 +47,28 @@ type target struct {
 	release func(ctx context.Context, token int64) (bool, error)
 	refresh func(ctx context.Context, token int64, ttl time.Duration) (bool, error)
 	watch   func(ctx context.Context) (<-chan struct{}, func(), error) // nil: no notification
+	// waiter is this acquisition's identity while it waits ("" for one
+	// attempt): a write lock's mark is named by it.
+	waiter string
+	// giveUp undoes what a waiter left on the store (a writer's mark)
+	// when its acquisition ends without the lock; nil: nothing to undo.
+	giveUp func(ctx context.Context, waiter string) error
 }
+
+// gaveUp undoes what t's waiting left on the store, best effort and
+// bounded, after an acquisition that did not get the lock.
+func (t *target) gaveUp(ctx context.Context) {
+	if t == nil || t.giveUp == nil || t.waiter == "" {
+		return
+	}
+	dctx := newDetached(ctx, maxGiveUpTimeout)
+	_ = t.giveUp(dctx, t.waiter)
+	dctx.stop()
+}
+
+// maxGiveUpTimeout bounds how long an acquisition that did not get its
+// lock spends undoing what its waiting left on the store.
+const maxGiveUpTimeout = 250 * time.Millisecond
 
 // acquireTarget is Client.Acquire for t.
 func (c *Client) acquireTarget(ctx context.Context, t *target, opts []AcquireOption) (*Lease, error) {
@@ -147,10 +168,14 @@ func (s *Semaphore) Run(ctx context.Context, cb func(ctx context.Context) error,
 // RWLock is a read-write lock on one key: many readers, or one writer, at
 // a time, across every client of the store.
 //
-// Writers are not starved: once a writer has waited (one refused
-// attempt), new readers are refused until it got the lock, and the
-// readers that hold finish; a writer that dies while waiting keeps
-// readers out for max(3 × its retry interval, 1s) at most. Readers are
+// Writers are not starved: while a writer waits (from its first refused
+// attempt on, with [WithWait]), new readers are refused, and the readers
+// that hold finish. Only a writer that waits now keeps readers out: one
+// that makes a single attempt leaves nothing behind, one whose wait or
+// context ends stops keeping them out as it returns, and one that dies
+// while waiting keeps them out for its keep time at most (max(3 × its
+// retry interval, 1s), as the backend rounds it; see
+// [WithRetryInterval]). Readers are
 // not ordered among themselves. On a fencing backend, each writer's token
 // is a fencing token, larger than every earlier token of the key; readers'
 // tokens are unique.
@@ -182,8 +207,9 @@ func (m *RWLock) target(write bool) (*target, error) {
 	}
 	if write {
 		t.attempt = func(ctx context.Context, ttl, interval time.Duration) (int64, error) {
-			return b.AcquireWrite(ctx, m.key, ttl, queueKeep(interval))
+			return b.AcquireWrite(ctx, m.key, ttl, t.waiter, queueKeep(interval))
 		}
+		t.giveUp = func(ctx context.Context, w string) error { return b.WithdrawWrite(ctx, m.key, w) }
 	} else {
 		t.attempt = func(ctx context.Context, ttl, _ time.Duration) (int64, error) { return b.AcquireRead(ctx, m.key, ttl) }
 	}

@@ -48,30 +48,43 @@ type Semaphorer interface {
 // RWLocker is implemented by backends with read-write locks: many
 // readers, or one writer, at a time.
 //
-// Writers are not starved by readers: a write attempt refused while the
-// key is held leaves a mark that keeps new readers out for keep (the core
-// passes max(3 × retry interval, 1s), and attempts more often than that
-// while it waits); the readers that hold finish, and the writer gets the
-// key at its next attempt. A write grant clears the mark (other waiting
-// writers set it again at their next refused attempt). A writer that died
-// while waiting keeps readers out for keep at most.
+// Writers are not starved by readers: a writer that waits leaves a mark
+// while its attempts are refused, and the mark keeps new readers out; the
+// readers that hold finish, and the writer gets the key at its next
+// attempt. The mark means "a writer is waiting now": it is the waiting
+// writer's own (named by w, as a queued waiter is), it lives keep after
+// each refused attempt (the core passes max(3 × retry interval, 1s), and
+// attempts more often than that while it waits), the writer's grant
+// removes it, and so does [RWLocker.WithdrawWrite] when the writer gives
+// up. A one-shot attempt (w "") leaves none. A writer that died while
+// waiting keeps readers out for keep at most.
 type RWLocker interface {
 	// AcquireRead makes one attempt to take key for reading: granted unless
-	// a writer holds key or a writer's mark is alive.
+	// a writer holds key or a waiting writer's mark is alive.
 	AcquireRead(ctx context.Context, key string, ttl time.Duration) (token int64, err error)
 	// AcquireWrite makes one attempt to take key for writing: granted if
-	// nobody holds it; refused otherwise, and then the writer's mark keeps
-	// new readers out for keep. On a fencing backend a writer's token is
-	// larger than every earlier token (read or write) of the key.
-	AcquireWrite(ctx context.Context, key string, ttl, keep time.Duration) (token int64, err error)
+	// nobody holds it; refused otherwise, and then, if w is not "", the
+	// waiting writer w's mark keeps new readers out for keep (a later
+	// refused attempt of w renews it). w is a random identity of letters
+	// and digits that the core draws for one waiting acquisition; "" for
+	// an attempt that will not wait, which leaves no mark. A grant
+	// removes w's mark. On a fencing backend a writer's token is larger
+	// than every earlier token (read or write) of the key.
+	AcquireWrite(ctx context.Context, key string, ttl time.Duration, w string, keep time.Duration) (token int64, err error)
+	// WithdrawWrite removes the waiting writer w's mark, if it has one,
+	// and wakes the key's waiters (readers it kept out may go now). The
+	// core calls it when w gives up its wait.
+	WithdrawWrite(ctx context.Context, key, w string) error
 	// ReleaseRW gives back what token holds on key (a read or the write
 	// lock).
 	ReleaseRW(ctx context.Context, key string, token int64) (bool, error)
 	// RefreshRW sets the remaining lifetime of what token holds to ttl.
 	RefreshRW(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error)
 	// WatchRW is [Watcher.Watch] for key's read-write lock: ready receives
-	// a value whenever a holder may have left, and at once if nobody
-	// holds key; errors.ErrUnsupported as for WatchPermits.
+	// a value whenever a holder may have left or a writer's mark gone,
+	// and at once if a reader or a writer could take the lock when the
+	// watch takes effect (nobody holds it, or no writer holds it and no
+	// mark is alive); errors.ErrUnsupported as for WatchPermits.
 	WatchRW(ctx context.Context, key string) (ready <-chan struct{}, stop func(), err error)
 }
 

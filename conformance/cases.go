@@ -58,7 +58,8 @@ var cases = []testCase{
 	{"QueueDeadWaiter", "a queued waiter that never tries again (its process died) holds the key back no longer than its keep time, and nobody behind it gets the key first", queueDeadWaiter},
 	{"SemaphoreLimit", "a semaphore of N permits gives N at once and refuses one more; a release frees one; 8 contenders on separate clients never hold more than N at once", semaphoreLimit},
 	{"SemaphoreExpiry", "a permit not released is free after its TTL and its release is then false; an extended permit outlives its TTL", semaphoreExpiry},
-	{"RWExclusion", "readers share a read-write lock; a writer excludes readers and writers; a refused writer keeps new readers out; under contention no writer overlaps anyone, and writers' tokens grow", rwExclusion},
+	{"RWExclusion", "readers share a read-write lock; a writer excludes readers and writers; a waiting writer keeps new readers out; under contention no writer overlaps anyone, and writers' tokens grow", rwExclusion},
+	{"RWMarkOnlyWhileWaiting", "only a writer that waits now keeps new readers out: a writer's single attempt leaves no mark; a writer whose wait or context ended takes its mark away at once, and a reader it kept out is woken by that", rwMarkOnlyWhileWaiting},
 	{"RWWriterNotStarved", "readers that keep a read-write lock held between them do not keep a waiting writer out", rwWriterNotStarved},
 	{"MultiAllOrNothing", "AcquireAll takes all its keys or none (a refusal leaves the free keys free); its keys exclude their mutexes both ways; under contention over overlapping sets no key has two holders", multiAllOrNothing},
 	{"MultiPartialRelease", "the token of a multi-key lock releases one of its keys alone; the others stay held and still expire at their TTL while other locks are taken and renewed through the same client; the lease's release then frees the rest and says false", multiPartialRelease},
@@ -67,7 +68,7 @@ var cases = []testCase{
 	{"TypesWaitWoken", "a waiter for a semaphore's permit, a write lock or several keys is woken by the release it waits for, well before its retry interval (where the backend notifies)", typesWaitWoken},
 	{"TypesWaitExpiry", "a waiter for a permit, a write lock or several keys whose holder vanished gets the lock once the holder's TTL passed; where the backend notifies, without sleeping out its one-minute retry interval", typesWaitExpiry},
 	{"TypesNoOrphan", "an acquire of a semaphore permit, a write lock or a multi-key lock that its context cut short after the request reached the store leaves nothing held: the lock is free again soon after the call returns, not after its TTL", typesNoOrphan},
-	{"TypesNoKeyLeak", "semaphores, read-write locks (with a refused writer's mark) and multi-key locks, released or expired, leave no state behind", typesNoKeyLeak},
+	{"TypesNoKeyLeak", "semaphores, read-write locks (with a waiting writer's mark) and multi-key locks, released or expired, leave no state behind", typesNoKeyLeak},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
 	{"Ping", "a healthy backend answers xsync.Ping with nil", ping},
 }

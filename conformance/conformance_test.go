@@ -309,6 +309,8 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"sem-never-expires", []string{"SemaphoreExpiry"}},
 		{"rw-readers-ignore-writer", []string{"RWExclusion"}},
 		{"rw-starves-writer", []string{"RWWriterNotStarved"}},
+		{"rw-oneshot-marks", []string{"RWMarkOnlyWhileWaiting"}},
+		{"rw-quitter-keeps-mark", []string{"RWMarkOnlyWhileWaiting"}},
 		{"multi-partial", []string{"MultiAllOrNothing"}},
 		{"multi-key-outlives", []string{"MultiPartialRelease"}},
 		{"types-orphans", []string{"TypesNoOrphan"}},

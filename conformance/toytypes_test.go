@@ -16,6 +16,8 @@ import (
 //   - rw-readers-ignore-writer: readers are let in while a writer holds;
 //   - rw-starves-writer: a refused writer leaves no mark, so readers that
 //     keep coming keep it out;
+//   - rw-oneshot-marks: a writer that will not wait leaves a mark too;
+//   - rw-quitter-keeps-mark: a writer that gives up leaves its mark;
 //   - multi-partial: a refused AcquireAll keeps the free keys it took;
 //   - multi-key-outlives: releasing one key of a multi-key lock keeps the
 //     others held for ever (as a lease reused while keys hang on it would);
@@ -26,7 +28,17 @@ import (
 type toyGroup struct {
 	holders map[int64]time.Time // token → expiry
 	writer  int64
-	mark    time.Time // new readers refused until then
+	marks   map[string]time.Time // waiting writer → new readers refused until then
+}
+
+// marked reports whether a waiting writer's mark is alive at now.
+func (g *toyGroup) marked(now time.Time) bool {
+	for w, until := range g.marks {
+		if !now.Before(until) {
+			delete(g.marks, w)
+		}
+	}
+	return len(g.marks) > 0
 }
 
 // group returns key's live group in space (under b.mu).
@@ -99,7 +111,7 @@ func (b *toy) watchGroup(space map[string]*toyGroup, name, key string) (<-chan s
 	ch := make(chan struct{}, 1)
 	now := time.Now()
 	g := b.group(space, key, now)
-	if len(g.holders) == 0 {
+	if len(g.holders) == 0 || name == "r:" && g.writer == 0 && !g.marked(now) {
 		ch <- struct{}{}
 	}
 	// Wake at the first holder's expiry too: the toy publishes nothing then.
@@ -154,7 +166,7 @@ func (b *toy) AcquireRead(_ context.Context, key string, ttl time.Duration) (int
 	_, rws := b.locked()
 	defer b.mu.Unlock()
 	g := b.group(rws, key, now)
-	if (g.writer != 0 && b.defect != "rw-readers-ignore-writer") || now.Before(g.mark) {
+	if (g.writer != 0 && b.defect != "rw-readers-ignore-writer") || g.marked(now) {
 		return 0, nil
 	}
 	b.seq++
@@ -162,21 +174,41 @@ func (b *toy) AcquireRead(_ context.Context, key string, ttl time.Duration) (int
 	return b.seq, nil
 }
 
-func (b *toy) AcquireWrite(_ context.Context, key string, ttl, keep time.Duration) (int64, error) {
+func (b *toy) AcquireWrite(_ context.Context, key string, ttl time.Duration, w string, keep time.Duration) (int64, error) {
 	now := time.Now()
 	_, rws := b.locked()
 	defer b.mu.Unlock()
 	g := b.group(rws, key, now)
+	if w == "" && b.defect == "rw-oneshot-marks" {
+		w = "oneshot"
+	}
 	if len(g.holders) > 0 {
-		if b.defect != "rw-starves-writer" {
-			g.mark = now.Add(keep)
+		if w != "" && b.defect != "rw-starves-writer" {
+			if g.marks == nil {
+				g.marks = map[string]time.Time{}
+			}
+			g.marks[w] = now.Add(keep)
 		}
 		return 0, nil
 	}
 	b.seq++
 	g.holders[b.seq] = now.Add(ttl)
-	g.writer, g.mark = b.seq, time.Time{}
+	g.writer = b.seq
+	delete(g.marks, w)
 	return b.seq, nil
+}
+
+func (b *toy) WithdrawWrite(_ context.Context, key, w string) error {
+	_, rws := b.locked()
+	defer b.mu.Unlock()
+	if b.defect == "rw-quitter-keeps-mark" {
+		return nil
+	}
+	if g := rws[key]; g != nil {
+		delete(g.marks, w)
+		b.wakeGroup("r:" + key)
+	}
+	return nil
 }
 
 func (b *toy) ReleaseRW(_ context.Context, key string, token int64) (bool, error) {
@@ -213,7 +245,7 @@ func (b *toy) leave(space map[string]*toyGroup, name, key string, token int64) b
 	if token == g.writer {
 		g.writer = 0
 	}
-	if len(g.holders) == 0 && !time.Now().Before(g.mark) {
+	if len(g.holders) == 0 && !g.marked(time.Now()) {
 		delete(space, key)
 	}
 	return ok

@@ -190,13 +190,15 @@ func rwExclusion(e *env) {
 	}
 	_, err = e.separate().RWLock(key).AcquireWrite(e.ctx, xsync.WithTTL(e.longTTL()))
 	e.mustBeMissing(err, "a writer while two read")
+	waiting := e.waitingWriter(e.ctx, key, xsync.WithWait(30*time.Second))
 	_, err = e.separate().RWLock(key).AcquireRead(e.ctx, xsync.WithTTL(e.longTTL()))
-	e.mustBeMissing(err, "a new reader just after a writer was refused (writers first)")
+	e.mustBeMissing(err, "a new reader while a writer waits (writers first)")
 	e.mustRelease(r1, "a read lock")
 	e.mustRelease(r2, "a read lock")
-	w, err := e.separate().RWLock(key).AcquireWrite(e.ctx, xsync.WithTTL(e.longTTL()), xsync.WithWait(10*time.Second))
+	got := <-waiting
+	w, err := got.lease, got.err
 	if err != nil {
-		e.t.Fatalf("a writer once the readers left: %v", err)
+		e.t.Fatalf("a waiting writer once the readers left: %v", err)
 	}
 	e.checkNewer(r2.Token(), w.Token())
 	_, err = e.separate().RWLock(key).AcquireRead(e.ctx, xsync.WithTTL(e.longTTL()))
@@ -242,6 +244,104 @@ func rwExclusion(e *env) {
 	for i := 1; i < len(tokens); i++ {
 		e.checkNewer(tokens[i-1], tokens[i])
 	}
+}
+
+// acquired is the outcome of an acquisition made in a goroutine.
+type acquired struct {
+	lease *xsync.Lease
+	err   error
+}
+
+// waitingWriter starts a writer of key's read-write lock on a client of
+// its own, waiting as opts say (after a long TTL), and returns once its
+// first attempt was refused: its mark is then on the store. The channel
+// gets the outcome.
+func (e *env) waitingWriter(ctx context.Context, key string, opts ...xsync.AcquireOption) <-chan acquired {
+	e.t.Helper()
+	refused := newSignal()
+	c := xsync.NewClient(e.h.Locker(e.t), xsync.WithObserver(observerFunc(func(ev xsync.Event) {
+		if ev.Kind == xsync.KindAttempt && ev.Outcome == xsync.OutcomeHeld {
+			refused.fire()
+		}
+	})))
+	out := make(chan acquired, 1)
+	go func() {
+		l, err := c.RWLock(key).AcquireWrite(ctx, append([]xsync.AcquireOption{xsync.WithTTL(e.longTTL())}, opts...)...)
+		out <- acquired{l, err}
+	}()
+	e.await(refused, "the writer's first refused attempt")
+	return out
+}
+
+// rwMarkOnlyWhileWaiting: what keeps new readers out is a writer that
+// waits now. A writer that makes one attempt leaves no mark; a writer
+// whose wait ended, or whose context ended, takes its mark away as it
+// returns, and a reader that the mark kept waiting is woken by that,
+// well before its retry interval (where the backend notifies).
+func rwMarkOnlyWhileWaiting(e *env) {
+	needRW(e)
+	key := e.key("rw")
+	r1, err := e.separate().RWLock(key).AcquireRead(e.ctx, xsync.WithTTL(e.longTTL()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	readNow := func(after string) {
+		e.t.Helper()
+		r, err := e.separate().RWLock(key).AcquireRead(e.ctx, xsync.WithTTL(e.longTTL()))
+		if err != nil {
+			e.t.Fatalf("a reader just after %s: %v; only a writer that waits now keeps readers out", after, err)
+		}
+		e.mustRelease(r, "a read lock")
+	}
+	_, err = e.separate().RWLock(key).AcquireWrite(e.ctx, xsync.WithTTL(e.longTTL()))
+	e.mustBeMissing(err, "a writer's single attempt while a reader holds")
+	readNow("a writer's single refused attempt")
+	_, err = e.separate().RWLock(key).AcquireWrite(e.ctx, xsync.WithTTL(e.longTTL()),
+		xsync.WithWait(300*time.Millisecond), xsync.WithRetryInterval(50*time.Millisecond))
+	e.mustBeMissing(err, "a writer whose wait ended while a reader holds")
+	readNow("a writer's wait ended")
+
+	// A writer whose mark would live 30s (its keep time) is cancelled
+	// while it waits, and a reader it keeps out waits with a 30s interval.
+	wctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	writer := e.waitingWriter(wctx, key, xsync.WithWait(time.Minute), xsync.WithRetryInterval(10*time.Second))
+	refused := newSignal()
+	rc := xsync.NewClient(e.h.Locker(e.t), xsync.WithObserver(observerFunc(func(ev xsync.Event) {
+		if ev.Kind == xsync.KindAttempt && ev.Outcome == xsync.OutcomeHeld {
+			refused.fire()
+		}
+	})))
+	reader := make(chan acquired, 1)
+	go func() {
+		l, err := rc.RWLock(key).AcquireRead(e.ctx, xsync.WithTTL(e.longTTL()), xsync.WithWait(time.Minute),
+			xsync.WithRetryInterval(30*time.Second))
+		reader <- acquired{l, err}
+	}()
+	e.await(refused, "the reader's refused attempt while the writer waits")
+	cancel()
+	if got := <-writer; !errors.Is(got.err, xsync.ErrMissingLock) || !errors.Is(got.err, context.Canceled) {
+		e.t.Fatalf("a waiting writer whose context was cancelled = %v; want ErrMissingLock and context.Canceled", got.err)
+	}
+	gaveUp := time.Now()
+	rw := e.l.(backend.RWLocker)
+	patience := 40 * time.Second // beyond the reader's interval
+	if e.probe(rw.WatchRW) {
+		patience = 5 * time.Second
+	}
+	select {
+	case got := <-reader:
+		if got.err != nil {
+			e.t.Fatalf("the reader the writer's mark kept out: %v", got.err)
+		}
+		e.t.Logf("the reader got the lock %v after the writer gave up", time.Since(gaveUp).Round(time.Millisecond))
+		e.mustRelease(got.lease, "a read lock")
+	case <-time.After(patience):
+		e.t.Errorf("the reader that a writer's mark kept out did not get the lock within %v after the writer gave up (the mark's keep time is 30s, the reader's retry interval 30s)", patience)
+		<-reader
+	}
+	readNow("a waiting writer gave up")
+	e.mustRelease(r1, "a read lock")
 }
 
 // rwWriterNotStarved: readers that keep the lock held between them, each
@@ -517,7 +617,7 @@ func typesExtend(e *env) {
 	}
 }
 
-// typesNoKeyLeak: semaphores, read-write locks (with a refused writer's
+// typesNoKeyLeak: semaphores, read-write locks (with a waiting writer's
 // mark) and multi-key locks, released or expired, leave no state behind.
 func typesNoKeyLeak(e *env) {
 	sz, ok := e.h.(Sizer)
@@ -550,7 +650,8 @@ func typesNoKeyLeak(e *env) {
 			e.mustRelease(take(c.RWLock(e.key(fmt.Sprint("rw-released", i))).AcquireWrite(e.ctx, ttl)), "a write lock")
 			key := e.key(fmt.Sprint("rw-expires", i))
 			held = append(held, take(c.RWLock(key).AcquireRead(e.ctx, ttl)))
-			_, err := c.RWLock(key).AcquireWrite(e.ctx, ttl) // refused: leaves its mark
+			// Refused while it waits: it leaves its mark, and takes it away.
+			_, err := c.RWLock(key).AcquireWrite(e.ctx, ttl, xsync.WithWait(50*time.Millisecond))
 			e.mustBeMissing(err, "a writer while a reader holds")
 		}
 		if multi {
@@ -673,11 +774,11 @@ func typesWaitWoken(e *env) {
 	// waiting writer).
 	if rw, ok := e.l.(backend.RWLocker); ok && e.probe(rw.WatchRW) {
 		key := e.key("rw-mark")
-		tok, err := rw.AcquireWrite(e.ctx, key, e.longTTL(), time.Minute)
+		tok, err := rw.AcquireWrite(e.ctx, key, e.longTTL(), "", time.Minute)
 		if err != nil || tok <= 0 {
 			e.t.Fatalf("AcquireWrite = %d, %v", tok, err)
 		}
-		if tok2, err := rw.AcquireWrite(e.ctx, key, e.longTTL(), time.Minute); tok2 != 0 || err != nil {
+		if tok2, err := rw.AcquireWrite(e.ctx, key, e.longTTL(), "waiting", time.Minute); tok2 != 0 || err != nil {
 			e.t.Fatalf("a second writer = %d, %v; want refused", tok2, err)
 		}
 		if ok, err := rw.ReleaseRW(e.ctx, key, tok); !ok || err != nil {
@@ -693,6 +794,9 @@ func typesWaitWoken(e *env) {
 			e.t.Errorf("WatchRW on a lock nobody holds, with a writer's mark alive, did not fire at once")
 		}
 		stop()
+		if err := rw.WithdrawWrite(e.ctx, key, "waiting"); err != nil {
+			e.t.Errorf("WithdrawWrite: %v", err)
+		}
 	}
 	if woke == 0 {
 		e.t.Skip("the backend notifies the waiters of none of its other lock types")
@@ -745,7 +849,7 @@ func typesOtherClient(e *env) {
 		check("a read lock", tok, err,
 			func() (bool, error) { return rb.RefreshRW(e.ctx, key, tok, ttl) },
 			func() (bool, error) { return rb.ReleaseRW(e.ctx, key, tok) })
-		tok, err = ra.AcquireWrite(e.ctx, key, ttl, time.Second)
+		tok, err = ra.AcquireWrite(e.ctx, key, ttl, "", time.Second)
 		check("a write lock", tok, err,
 			func() (bool, error) { return rb.RefreshRW(e.ctx, key, tok, ttl) },
 			func() (bool, error) { return rb.ReleaseRW(e.ctx, key, tok) })

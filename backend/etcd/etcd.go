@@ -110,11 +110,13 @@
 //     held if its entry is among them, and deleted otherwise (one more
 //     request). An entry's place only moves forward, so holders never
 //     exceed the limit.
-//   - A read-write lock of key keeps readers, the writer and a refused
-//     writer's mark under {prefix}\x00r/{hex of key}/. A read attempt is
-//     refused while a writer or a mark exists; a write attempt while any
-//     entry does, and it then puts its mark on a lease of its keep time
-//     (rounded up to whole seconds and to MinTTL: a grant and a put).
+//   - A read-write lock of key keeps readers, the writer and the marks of
+//     writers that wait under {prefix}\x00r/{hex of key}/. A read attempt
+//     is refused while a writer or a mark exists; a write attempt while
+//     a reader or a writer does, and a writer that waits then puts its
+//     own mark on a lease of its keep time (rounded up to whole seconds
+//     and to MinTTL: a lease and a put, then a keep-alive once half of it
+//     passed); its grant or its giving up deletes the mark.
 //   - A multi-key lock is one transaction that creates every key, on one
 //     lease, if none exists and none has waiters queued; its revision is
 //     every key's token.
@@ -223,6 +225,9 @@ type Locker struct {
 	held  map[int64]lease   // by token: the leases of locks this Locker took
 	idle  map[int64][]lease // by TTL in seconds: leases free for the next lock
 	swept int               // len(held) after the last sweep
+	marks map[string]mark   // by key: waiting writers' marks this Locker put
+	// marksSwept is len(marks) after the last sweep.
+	marksSwept int
 
 	queued sync.Map // waiter → *waiter: this Locker's queued waiters
 }
@@ -251,6 +256,7 @@ func New(client *clientv3.Client, opts ...Option) *Locker {
 		prefix: DefaultPrefix,
 		held:   make(map[int64]lease),
 		idle:   make(map[int64][]lease),
+		marks:  make(map[string]mark),
 	}
 	for _, o := range opts {
 		o(l)
@@ -707,14 +713,25 @@ func (l *Locker) ForceRelease(ctx context.Context, key string) (bool, error) {
 // release before the read shows in the read, one after it in the watch.
 // (A watch from a past revision would wait for etcd's 100ms catch-up.)
 func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	return l.watchKey(ctx, l.prefix+key, l.prefix+key)
+	return l.watchKey(ctx, l.prefix+key, l.absent(l.prefix+key))
+}
+
+// absent returns a check that no etcd key is at k (with opts: in the
+// range they make of it).
+func (l *Locker) absent(k string, opts ...clientv3.OpOption) func(ctx context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		resp, err := l.client.Get(ctx, k, append([]clientv3.OpOption{clientv3.WithCountOnly()}, opts...)...)
+		if err != nil {
+			return false, err
+		}
+		return resp.Count == 0, nil
+	}
 }
 
 // watchKey watches the deletes of the etcd key k, or with opts
-// (clientv3.WithPrefix) of the keys it begins; ready is sent to at once
-// if there is no key at held (with opts), which is k or a range within
-// it: the keys that hold the lock.
-func (l *Locker) watchKey(ctx context.Context, k, held string, opts ...clientv3.OpOption) (<-chan struct{}, func(), error) {
+// (clientv3.WithPrefix) of the keys it begins; once the watch is in
+// effect, ready is sent to at once if free says the lock may be taken.
+func (l *Locker) watchKey(ctx context.Context, k string, free func(ctx context.Context) (bool, error), opts ...clientv3.OpOption) (<-chan struct{}, func(), error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	events := l.client.Watch(clientv3.WithRequireLeader(wctx), k,
 		append([]clientv3.OpOption{clientv3.WithCreatedNotify(), clientv3.WithFilterPut()}, opts...)...)
@@ -727,13 +744,13 @@ func (l *Locker) watchKey(ctx context.Context, k, held string, opts ...clientv3.
 	if err := watchCreated(ctx, events); err != nil {
 		return fail(err)
 	}
-	resp, err := l.client.Get(ctx, held, append([]clientv3.OpOption{clientv3.WithCountOnly()}, opts...)...)
+	isFree, err := free(ctx)
 	if err != nil {
 		return fail(err)
 	}
 
 	ready, notify := signal()
-	if resp.Count == 0 {
+	if isFree {
 		notify()
 	}
 	done := make(chan struct{})

@@ -275,7 +275,7 @@ func TestFrozenAttemptEndsAtTTL(t *testing.T) {
 	for name, acquire := range map[string]func() (int64, error){
 		"mutex":     func() (int64, error) { return l.Acquire(ctx, "k", xetcd.MinTTL) },
 		"semaphore": func() (int64, error) { return l.AcquirePermit(ctx, "s", 2, xetcd.MinTTL) },
-		"write":     func() (int64, error) { return l.AcquireWrite(ctx, "rw", xetcd.MinTTL, time.Second) },
+		"write":     func() (int64, error) { return l.AcquireWrite(ctx, "rw", xetcd.MinTTL, "", time.Second) },
 		"keys":      func() (int64, error) { return l.AcquireMulti(ctx, []string{"a", "b"}, xetcd.MinTTL) },
 	} {
 		start := time.Now()

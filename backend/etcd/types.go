@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/xsync-go/xsync/backend"
@@ -21,8 +23,8 @@ var (
 // The other lock types. A semaphore of key is a set of entries under
 // {prefix}\x00s/{hex of key}/, one per permit, each on its permit's lease;
 // a read-write lock's are under {prefix}\x00r/{hex of key}/: readers in
-// r/, the writer in w/, and a refused writer's mark in m/ (on a lease of
-// its keep time). As for the mutex, an entry's create revision is its
+// r/, the writer in w/, and each waiting writer's mark in m/<writer> (on
+// a lease of its keep time). As for the mutex, an entry's create revision is its
 // token. Lock keys beginning with "\x00s/" or "\x00r/" would share that
 // space: such names are reserved, as "\x00q/" is. A multi-key lock takes
 // the mutex keys themselves.
@@ -145,11 +147,12 @@ func (l *Locker) RefreshPermit(ctx context.Context, key string, token int64, ttl
 // WatchPermits implements [backend.Semaphorer]: a watch of the deletes
 // of the semaphore's entries (a release, an expiry), as [Locker.Watch].
 func (l *Locker) WatchPermits(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	return l.watchKey(ctx, l.semDir(key), l.semDir(key), clientv3.WithPrefix())
+	return l.watchKey(ctx, l.semDir(key), l.absent(l.semDir(key), clientv3.WithPrefix()), clientv3.WithPrefix())
 }
 
 // AcquireRead implements [backend.RWLocker]: a lease and one transaction
-// that puts a reader's entry if there is no writer and no writer's mark.
+// that puts a reader's entry if there is no writer and no waiting
+// writer's mark.
 func (l *Locker) AcquireRead(ctx context.Context, key string, ttl time.Duration) (_ int64, err error) {
 	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
@@ -161,28 +164,119 @@ func (l *Locker) AcquireRead(ctx context.Context, key string, ttl time.Duration)
 }
 
 // AcquireWrite implements [backend.RWLocker]: a lease and one transaction
-// that puts the writer's entry, and clears the marks, if nobody holds the
-// lock. A refused writer puts its mark on a lease of keep (rounded up to
-// whole seconds and to MinTTL): a grant and a put, two more requests.
-func (l *Locker) AcquireWrite(ctx context.Context, key string, ttl, keep time.Duration) (_ int64, err error) {
+// that puts the writer's entry, and deletes its own mark, if nobody holds
+// the lock. A refused waiting writer puts its mark m/<w> on a lease of
+// keep (rounded up to whole seconds and to MinTTL): a lease and a put the
+// first time, then one keep-alive once half of it has passed, nothing in
+// between.
+func (l *Locker) AcquireWrite(ctx context.Context, key string, ttl time.Duration, w string, keep time.Duration) (_ int64, err error) {
 	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
 	dir := l.rwDir(key)
+	var ops []clientv3.Op
+	if w != "" {
+		ops = []clientv3.Op{clientv3.OpDelete(dir + "m/" + w)}
+	}
 	tok, err := l.acquireEntry(ctx, "acquire write", dir+"w/"+entryName(), ttl, []clientv3.Cmp{
 		clientv3.Compare(clientv3.CreateRevision(dir+"r/").WithPrefix(), "=", 0),
 		clientv3.Compare(clientv3.CreateRevision(dir+"w/").WithPrefix(), "=", 0),
-	}, []clientv3.Op{clientv3.OpDelete(dir+"m/", clientv3.WithPrefix())})
-	if tok != 0 || err != nil {
+	}, ops)
+	switch {
+	case w == "" || err != nil:
 		return tok, err
+	case tok != 0:
+		if m, ok := l.takeMark(dir + "m/" + w); ok {
+			l.putIdle(m.le) // the transaction deleted the mark
+		}
+		return tok, nil
 	}
-	g, err := l.client.Grant(ctx, seconds(keep))
-	if err != nil {
-		return 0, fmt.Errorf("etcd: acquire write: mark: %w", l.classify(err))
-	}
-	if _, err := l.client.Put(ctx, dir+"m/"+entryName(), "", clientv3.WithLease(g.ID)); err != nil {
+	if err := l.setMark(ctx, dir+"m/"+w, keep); err != nil {
 		return 0, fmt.Errorf("etcd: acquire write: mark: %w", l.classify(err))
 	}
 	return 0, nil
+}
+
+// mark is a waiting writer's mark that this Locker put: the lease it
+// lives on, and when that was last renewed.
+type mark struct {
+	le      lease
+	renewed time.Time
+}
+
+// setMark puts the mark k on a lease of keep, or renews the one this
+// Locker put before once half of keep has passed.
+func (l *Locker) setMark(ctx context.Context, k string, keep time.Duration) error {
+	keep = l.granted(keep)
+	l.mu.Lock()
+	m, ok := l.marks[k]
+	l.mu.Unlock()
+	if ok && time.Since(m.renewed) < keep/2 {
+		return nil
+	}
+	sent := time.Now()
+	if ok {
+		_, err := l.client.KeepAliveOnce(ctx, m.le.id)
+		if err == nil {
+			m.renewed = sent
+			l.keepMark(k, m)
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return err
+		}
+		// The mark expired with its lease: put it again.
+	}
+	le, err := l.lease(ctx, seconds(keep))
+	if err != nil {
+		return err
+	}
+	if _, err := l.client.Put(ctx, k, "", clientv3.WithLease(le.id)); err != nil {
+		l.revoke(ctx, le)
+		return err
+	}
+	l.keepMark(k, mark{le: le, renewed: sent})
+	return nil
+}
+
+// keepMark records m as the mark k, and forgets, now and then, marks
+// whose leases have surely expired (their writers stopped renewing them).
+func (l *Locker) keepMark(k string, m mark) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.marks[k] = m
+	if len(l.marks) <= 2*l.marksSwept+64 {
+		return
+	}
+	now := time.Now()
+	for k, m := range l.marks {
+		if now.After(m.le.expires) && now.Sub(m.renewed) > time.Duration(m.le.ttl)*time.Second {
+			delete(l.marks, k)
+		}
+	}
+	l.marksSwept = len(l.marks)
+}
+
+func (l *Locker) takeMark(k string) (mark, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, ok := l.marks[k]
+	delete(l.marks, k)
+	return m, ok
+}
+
+// WithdrawWrite implements [backend.RWLocker]: one delete of w's mark,
+// which wakes the lock's watchers; the mark's lease is kept for reuse.
+func (l *Locker) WithdrawWrite(ctx context.Context, key, w string) error {
+	k := l.rwDir(key) + "m/" + w
+	m, ok := l.takeMark(k)
+	if !ok {
+		return nil // never refused, or its mark was deleted already
+	}
+	if _, err := l.client.Delete(ctx, k); err != nil {
+		return fmt.Errorf("etcd: withdraw write: %w", l.classify(err))
+	}
+	l.putIdle(m.le)
+	return nil
 }
 
 // acquireEntry takes a lease and puts the etcd key k on it, with ops, if
@@ -216,14 +310,24 @@ func (l *Locker) RefreshRW(ctx context.Context, key string, token int64, ttl tim
 }
 
 // WatchRW implements [backend.RWLocker]: a watch of the deletes of the
-// lock's entries and marks. A mark alone does not count as held: it
-// keeps readers out, not writers, and a waiting reader woken while a mark
-// is alive tries again and is refused (spurious wake-ups are allowed).
+// lock's entries and marks (a release, an expiry, a writer that got the
+// lock or gave up). Once it is in effect, it fires at once if a reader
+// or a writer could take the lock: nobody holds it, or no writer holds
+// it and no writer waits (one read-only transaction). A waiter woken
+// when it cannot take the lock yet tries, is refused and waits on
+// (spurious wake-ups are allowed).
 func (l *Locker) WatchRW(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	// The holders' entries are r/... and w/...: the range [r/, w0) holds
-	// them and no mark (m/...).
 	dir := l.rwDir(key)
-	return l.watchKey(ctx, dir, dir+"r/", clientv3.WithRange(dir+"w0"))
+	return l.watchKey(ctx, dir, func(ctx context.Context) (bool, error) {
+		count := func(p string) clientv3.Op { return clientv3.OpGet(p, clientv3.WithPrefix(), clientv3.WithCountOnly()) }
+		resp, err := l.client.Txn(ctx).Then(count(dir+"r/"), count(dir+"w/"), count(dir+"m/")).Commit()
+		if err != nil {
+			return false, err
+		}
+		n := func(i int) int64 { return resp.Responses[i].GetResponseRange().Count }
+		readers, writers, marks := n(0), n(1), n(2)
+		return writers == 0 && (readers == 0 || marks == 0), nil
+	}, clientv3.WithPrefix())
 }
 
 // AcquireMulti implements [backend.MultiLocker]: a lease and one

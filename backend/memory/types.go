@@ -18,9 +18,9 @@ var (
 // their expiries. It is forgotten once nobody holds it (and, for a
 // read-write lock, no writer's mark is alive).
 type group struct {
-	holders map[int64]int64 // token → expiry, ns since Locker.base
-	writer  int64           // read-write lock: the writer's token; 0 if none
-	mark    int64           // read-write lock: new readers refused until then
+	holders map[int64]int64  // token → expiry, ns since Locker.base
+	writer  int64            // read-write lock: the writer's token; 0 if none
+	marks   map[string]int64 // read-write lock: waiting writer → until when its mark keeps new readers out
 	waiters []chan struct{}
 }
 
@@ -67,7 +67,7 @@ func (gs *groups) sweepAll(now int64) {
 	gs.swept = len(gs.m)
 }
 
-// expire drops the holders whose TTL passed at now.
+// expire drops the holders and marks whose time passed at now.
 func (g *group) expire(now int64) {
 	for tok, exp := range g.holders {
 		if now >= exp {
@@ -75,6 +75,11 @@ func (g *group) expire(now int64) {
 			if tok == g.writer {
 				g.writer = 0
 			}
+		}
+	}
+	for w, until := range g.marks {
+		if now >= until {
+			delete(g.marks, w)
 		}
 	}
 }
@@ -90,7 +95,7 @@ func (gs *groups) tidy(key string, g *group, now int64, woke bool) {
 			}
 		}
 	}
-	if len(g.holders) == 0 && now >= g.mark && len(g.waiters) == 0 {
+	if len(g.holders) == 0 && len(g.marks) == 0 && len(g.waiters) == 0 {
 		delete(gs.m, key)
 	}
 }
@@ -133,7 +138,7 @@ func (l *Locker) AcquireRead(_ context.Context, key string, ttl time.Duration) (
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	g := l.rws.get(key, now, true)
-	if g.writer != 0 || now < g.mark {
+	if g.writer != 0 || len(g.marks) > 0 {
 		l.rws.tidy(key, g, now, false)
 		return 0, nil
 	}
@@ -142,21 +147,43 @@ func (l *Locker) AcquireRead(_ context.Context, key string, ttl time.Duration) (
 	return l.seq, nil
 }
 
-// AcquireWrite implements [backend.RWLocker]: a refused writer marks the
-// key for keep, so that new readers are refused meanwhile.
-func (l *Locker) AcquireWrite(_ context.Context, key string, ttl, keep time.Duration) (int64, error) {
+// AcquireWrite implements [backend.RWLocker]: a refused waiting writer
+// marks the key for keep, so that new readers are refused meanwhile.
+func (l *Locker) AcquireWrite(_ context.Context, key string, ttl time.Duration, w string, keep time.Duration) (int64, error) {
 	now := l.clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	g := l.rws.get(key, now, true)
 	if len(g.holders) > 0 {
-		g.mark = max(g.mark, now+int64(keep))
+		if w != "" {
+			if g.marks == nil {
+				g.marks = make(map[string]int64)
+			}
+			g.marks[w] = now + int64(keep)
+		} else {
+			l.rws.tidy(key, g, now, false)
+		}
 		return 0, nil
 	}
 	l.seq++
 	g.holders[l.seq] = now + int64(ttl)
-	g.writer, g.mark = l.seq, 0
+	g.writer = l.seq
+	delete(g.marks, w)
 	return l.seq, nil
+}
+
+// WithdrawWrite implements [backend.RWLocker]: w's mark goes, and the
+// key's waiters wake.
+func (l *Locker) WithdrawWrite(_ context.Context, key, w string) error {
+	now := l.clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if g := l.rws.get(key, now, false); g != nil {
+		_, had := g.marks[w]
+		delete(g.marks, w)
+		l.rws.tidy(key, g, now, had)
+	}
+	return nil
 }
 
 // ReleaseRW implements [backend.RWLocker].
@@ -218,8 +245,8 @@ func (l *Locker) watchIn(gs *groups, key string) (<-chan struct{}, func(), error
 	l.mu.Lock()
 	g := gs.get(key, now, true)
 	g.waiters = append(g.waiters, ch)
-	if len(g.holders) == 0 {
-		ch <- struct{}{}
+	if len(g.holders) == 0 || gs == &l.rws && g.writer == 0 && len(g.marks) == 0 {
+		ch <- struct{}{} // a reader or a writer may take it now
 	}
 	l.mu.Unlock()
 

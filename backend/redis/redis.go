@@ -171,8 +171,10 @@
 //     is cleaned up as a mutex's is (its permit given back, or its token
 //     marked void).
 //   - A read-write lock of key is the sorted set prefix+key+"\x00rw":
-//     readers and the writer scored by expiry, a refused writer's mark, and
-//     the fencing counter; tokens are max(counter+1, server time in µs), as
+//     readers and the writer scored by expiry, the marks of writers that
+//     wait (each writer's own, removed when it gets the lock or gives up,
+//     alive its keep time after each refused attempt), and the fencing
+//     counter; tokens are max(counter+1, server time in µs), as
 //     a mutex's. Attempts, releases and refreshes scan the holders:
 //     O(holders). A holder's name carries its attempt's nonce, so an
 //     attempt whose reply never came is cleaned up as a mutex's is.
@@ -305,6 +307,12 @@ var (
 	//go:embed rw_abandon.lua
 	rwAbandonLua    string
 	rwAbandonScript = goredis.NewScript(zsetLua + rwAbandonLua)
+	//go:embed rw_held.lua
+	rwHeldLua    string
+	rwHeldScript = goredis.NewScript(zsetLua + rwHeldLua)
+	//go:embed rw_withdraw.lua
+	rwWithdrawLua    string
+	rwWithdrawScript = goredis.NewScript(rwWithdrawLua)
 	//go:embed sem_release.lua
 	semReleaseLua    string
 	semReleaseScript = goredis.NewScript(zsetLua + semReleaseLua)
@@ -664,12 +672,21 @@ func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func()
 // not one per waiter. stop takes w out of the queue with one more script
 // (up to 250ms), unless w got the lock, which took it out already.
 func (l *Locker) WatchQueue(ctx context.Context, key, w string, keep time.Duration) (<-chan struct{}, func(), error) {
-	if w == "" || strings.ContainsFunc(w, func(r rune) bool {
-		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
-	}) {
-		return nil, nil, fmt.Errorf("redis: watch: waiter %q: want letters and digits", w)
+	if err := checkWaiter(w, false); err != nil {
+		return nil, nil, fmt.Errorf("redis: watch: %w", err)
 	}
 	return l.watch(ctx, l.prefix+key, w, keep, nil)
+}
+
+// checkWaiter checks a waiter's name, which the scripts keep in the
+// store: letters and digits ("" too if empty is allowed).
+func checkWaiter(w string, empty bool) error {
+	if w == "" && !empty || strings.ContainsFunc(w, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+	}) {
+		return fmt.Errorf("waiter %q: want letters and digits", w)
+	}
+	return nil
 }
 
 // watch listens for releases of the Redis key k. held is the script that

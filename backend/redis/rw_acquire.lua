@@ -3,21 +3,26 @@
 --
 -- KEYS[1]  the lock's sorted set (see zset.lua): readers
 --          'r<token>:<nonce>' and the writer 'w<token>:<nonce>' scored by
---          expiry (ms), '#mark', '#fence', void marks 'v<nonce>'
+--          expiry (ms), waiting writers' marks '#m:<writer>' scored by
+--          the time until which they keep readers out (ms), '#fence',
+--          void marks 'v<nonce>'
 -- ARGV[1]  'r' to read, 'w' to write
 -- ARGV[2]  the TTL in milliseconds
--- ARGV[3]  a writer's keep time in milliseconds: how long its mark keeps
---          new readers out after a refusal
+-- ARGV[3]  a waiting writer's keep time in milliseconds: how long its
+--          mark keeps new readers out after a refusal
 -- ARGV[4]  how long the fencing counter outlives the holders, in
 --          milliseconds
 -- ARGV[5]  this attempt's nonce, random per attempt, kept in the
 --          holder's name so that a clean-up that never saw the reply finds
 --          what it took (rw_abandon.lua); a void mark 'v<nonce>' (scored by
 --          minus its end) makes the attempt take nothing
+-- ARGV[6]  a writer that waits: its name ('' for an attempt that will not
+--          wait, which leaves no mark)
 --
--- A reader is refused while a writer holds or a writer's mark is alive; a
--- writer is refused while anybody holds, and then sets the mark. Returns
--- the token (> 0), or 0 if refused.
+-- A reader is refused while a writer holds or a waiting writer's mark is
+-- alive; a writer is refused while anybody holds, and then, if it waits,
+-- sets or renews its mark; its grant removes it. Returns the token (> 0),
+-- or 0 if refused.
 --
 -- The token is max(fence + 1, server time in microseconds), as a mutex's:
 -- strictly larger than every earlier token of the key while the counter
@@ -37,8 +42,8 @@ for _, m in ipairs(redis.call('ZRANGE', k, 0, -1)) do
     writer = true
   elseif c == 'r' then
     readers = readers + 1
-  elseif m == '#mark' then
-    mark = true
+  elseif string.sub(m, 1, 3) == '#m:' then
+    mark = true -- expire() dropped the marks past their time
   end
 end
 if ARGV[1] == 'r' then
@@ -46,9 +51,11 @@ if ARGV[1] == 'r' then
     return 0
   end
 elseif writer or readers > 0 then
-  local keep = tonumber(ARGV[3])
-  redis.call('ZADD', k, 'GT', now + keep, '#mark')
-  atleast(k, keep)
+  if ARGV[6] ~= '' then
+    local keep = tonumber(ARGV[3])
+    redis.call('ZADD', k, 'GT', now + keep, '#m:' .. ARGV[6])
+    atleast(k, keep)
+  end
   return 0
 end
 local tok = us
@@ -59,8 +66,8 @@ end
 local s = string.format('%.0f', tok)
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', k, tok, '#fence', now + ttl, ARGV[1] .. s .. ':' .. ARGV[5])
-if ARGV[1] == 'w' and mark then
-  redis.call('ZREM', k, '#mark')
+if ARGV[1] == 'w' and ARGV[6] ~= '' then
+  redis.call('ZREM', k, '#m:' .. ARGV[6])
 end
 atleast(k, ttl + tonumber(ARGV[4]))
 return tok

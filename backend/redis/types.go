@@ -106,24 +106,39 @@ func (l *Locker) WatchPermits(ctx context.Context, key string) (<-chan struct{},
 // attempt's nonce with its token, so the clean-up gives the lock back, or
 // marks the attempt void if it is still on its way.
 func (l *Locker) AcquireRead(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-	return l.rwAcquire(ctx, key, "r", ttl, 0)
+	return l.rwAcquire(ctx, key, "r", ttl, "", 0)
 }
 
 // AcquireWrite implements [backend.RWLocker] in one round trip: the
 // writer's token is a fencing token, larger than every earlier token of
-// the lock; a refused writer sets the mark that keeps new readers out for
-// keep. Cleaned up as AcquireRead.
-func (l *Locker) AcquireWrite(ctx context.Context, key string, ttl, keep time.Duration) (int64, error) {
-	return l.rwAcquire(ctx, key, "w", ttl, keep)
+// the lock; a refused waiting writer sets (or renews) its mark, which
+// keeps new readers out for keep. Cleaned up as AcquireRead.
+func (l *Locker) AcquireWrite(ctx context.Context, key string, ttl time.Duration, w string, keep time.Duration) (int64, error) {
+	if err := checkWaiter(w, true); err != nil {
+		return 0, err
+	}
+	return l.rwAcquire(ctx, key, "w", ttl, w, keep)
 }
 
-func (l *Locker) rwAcquire(ctx context.Context, key, kind string, ttl, keep time.Duration) (int64, error) {
+// WithdrawWrite implements [backend.RWLocker] in one round trip: w's mark
+// goes, and the lock's waiters are told.
+func (l *Locker) WithdrawWrite(ctx context.Context, key, w string) error {
+	if err := checkWaiter(w, false); err != nil {
+		return err
+	}
+	if err := rwWithdrawScript.Run(ctx, l.client, []string{l.prefix + key + rwSuffix}, w).Err(); err != nil {
+		return fmt.Errorf("redis: withdraw write: %w", l.classify(err))
+	}
+	return nil
+}
+
+func (l *Locker) rwAcquire(ctx context.Context, key, kind string, ttl time.Duration, w string, keep time.Duration) (int64, error) {
 	k := l.prefix + key + rwSuffix
 	nonce := strconv.FormatUint(rand.Uint64(), 36)
 	var tok int64
 	return l.attempt(ctx, "acquire "+kind, func(rctx context.Context) (int64, error) {
 		var err error
-		tok, err = rwAcquireScript.Run(rctx, l.client, []string{k}, kind, ms(ttl), ms(keep), l.idleArg, nonce).Int64()
+		tok, err = rwAcquireScript.Run(rctx, l.client, []string{k}, kind, ms(ttl), ms(keep), l.idleArg, nonce, w).Int64()
 		return tok, err
 	}, func(cctx context.Context) {
 		_ = rwAbandonScript.Eval(cctx, l.client, []string{k}, nonce, ms(ttl)).Err()
@@ -143,9 +158,11 @@ func (l *Locker) RefreshRW(ctx context.Context, key string, token int64, ttl tim
 	return l.zsetCall(ctx, "refresh", rwRefreshScript, key+rwSuffix, ms(ttl), l.idleArg, token)
 }
 
-// WatchRW implements [backend.RWLocker], as WatchPermits.
+// WatchRW implements [backend.RWLocker], as WatchPermits; once the
+// watch is in effect it fires at once if a reader or a writer could take
+// the lock (nobody holds it, or no writer holds it and no writer waits).
 func (l *Locker) WatchRW(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	return l.watch(ctx, l.prefix+key+rwSuffix, "", 0, zsetHeldScript)
+	return l.watch(ctx, l.prefix+key+rwSuffix, "", 0, rwHeldScript)
 }
 
 // zsetCall runs a release or refresh script on the sorted set of key.

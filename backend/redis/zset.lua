@@ -7,8 +7,8 @@
 -- server time. Other members: a semaphore's void marks (an abandoned
 -- attempt's token, scored by minus the time until which the mark is kept),
 -- and a read-write lock's '#fence' (the last token, microseconds: far
--- above any expiry), '#mark' (a writer waits: readers are refused until
--- its score) and void marks (see rw_acquire.lua).
+-- above any expiry), waiting writers' marks '#m:<writer>' (readers are
+-- refused until their score) and void marks (see rw_acquire.lua).
 
 -- nowms reads the server's clock: microseconds and milliseconds.
 local function clock()

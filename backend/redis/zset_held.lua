@@ -1,6 +1,6 @@
 -- zset_held.lua: how long until a holder of a semaphore or read-write lock
 -- may leave, for a waiter that just started listening: the earliest
--- expiry. A read-write lock's '#mark' and '#fence' are not holders (a
+-- expiry. A read-write lock's marks and '#fence' are not holders (a
 -- waiting reader that a mark keeps out is woken, tries, and is refused).
 --
 -- KEYS[1]  the sorted set (see zset.lua)
