@@ -1,6 +1,6 @@
-// Package tlsconf builds the client TLS configuration that the backends'
-// URLs describe (tls, ca_file, cert_file, key_file, skip_verify), one way
-// for every backend.
+// Package tlsconf reads what the backends' URLs share, one way for every
+// backend: the client TLS configuration (tls, ca_file, cert_file,
+// key_file, skip_verify) and host lists.
 package tlsconf
 
 import (
@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 )
 
 // Files names the PEM files of a TLS client configuration.
@@ -64,4 +66,51 @@ func (f Files) Apply(c *tls.Config) (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{pair}
 	}
 	return c, nil
+}
+
+// URL gathers the TLS options of a URL whose scheme does not say TLS:
+// tls=true, skip_verify=true, and the PEM files.
+type URL struct {
+	on, skipVerify bool
+	files          Files
+}
+
+// Option reports whether name is a TLS option of the URL, and records
+// its value.
+func (u *URL) Option(name, value string) (bool, error) {
+	var err error
+	switch name {
+	case "tls":
+		u.on, err = strconv.ParseBool(value)
+	case "skip_verify":
+		u.skipVerify, err = strconv.ParseBool(value)
+	default:
+		return u.files.Option(name, value), nil
+	}
+	return true, err
+}
+
+// Config returns the client TLS configuration the options describe: nil
+// without tls=true, and an error if TLS options came without it.
+func (u *URL) Config() (*tls.Config, error) {
+	if !u.on {
+		if u.skipVerify || u.files.Any() {
+			return nil, errors.New("TLS options given without tls=true")
+		}
+		return nil, nil
+	}
+	return u.files.Apply(&tls.Config{InsecureSkipVerify: u.skipVerify, MinVersion: tls.VersionTLS12})
+}
+
+// Hosts splits a URL's host list ("h1:6379,h2:6379"); what names one in
+// errors ("node", "endpoint").
+func Hosts(host, what string) ([]string, error) {
+	var out []string
+	for _, h := range strings.Split(host, ",") {
+		if h == "" {
+			return nil, fmt.Errorf("empty %s address", what)
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
