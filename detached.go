@@ -11,12 +11,10 @@ import (
 // the caller's ctx but not its cancellation, and it ends at a deadline.
 // Unlike context.WithTimeout(context.WithoutCancel(ctx), d) it starts a
 // timer only when somebody asks for Done, which an in-process backend
-// never does; that saves a timer and four allocations per Run (Run's
-// overhead over Lock+Unlock on memory: about 0.65µs with it, 1.1µs or more
-// and 10 allocations instead of 6 with the standard composition). Contexts
-// derived from it (a client's per-call timeout, grpc's stream contexts)
-// register through its AfterFunc method, so the context package starts no
-// goroutine to watch it.
+// never does: no timer, and fewer allocations, on the path every Run
+// takes. Contexts derived from it (a client's per-call timeout, grpc's
+// stream contexts) register through its AfterFunc method, so the context
+// package starts no goroutine to watch it.
 type detached struct {
 	values   context.Context
 	deadline time.Time
@@ -33,7 +31,15 @@ type detached struct {
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func newDetached(ctx context.Context, timeout time.Duration) *detached {
-	return &detached{values: ctx, deadline: time.Now().Add(timeout)}
+	d := new(detached)
+	d.init(ctx, timeout)
+	return d
+}
+
+// init readies a zero detached in place (it may live inside a larger
+// struct, saving an allocation).
+func (d *detached) init(ctx context.Context, timeout time.Duration) {
+	d.values, d.deadline = ctx, time.Now().Add(timeout)
 }
 
 func (d *detached) Deadline() (time.Time, bool) { return d.deadline, true }

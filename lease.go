@@ -10,10 +10,8 @@ import (
 	"github.com/xsync-go/xsync/backend"
 )
 
-// ErrReleased is what [Lease.Err] returns once the lease was released.
-var ErrReleased = errors.New("xsync: lease released")
-
-// Lease is one held lock, as [Client.Acquire] returns it.
+// Lease is one held lock of any kind, as [Client.Acquire] and the other
+// kinds' Acquire methods return it; Run holds one for its callback.
 //
 // Its life: the lock is trusted until its validity deadline ([Lease.Deadline]:
 // the TTL, measured on the client's clock from just before the request,
@@ -29,85 +27,80 @@ var ErrReleased = errors.New("xsync: lease released")
 //
 // The methods are safe for concurrent use.
 type Lease struct {
-	c      *Client
-	key    string
-	token  Item
-	start  time.Time // when the successful request was sent, on c's clock
-	spec   acquireSpec
-	keys   []string                                                                // a multi-key lock's keys; nil: key alone
-	r      func(ctx context.Context, token int64, ttl time.Duration) (bool, error) // nil: the backend cannot refresh
-	o      Observer
-	ctx    context.Context // for renewal calls and events; ends when the lease does
+	hold
+	// ctx carries the caller's values to renewal calls and events; it
+	// ends when the lease does. For Run it is the callback's context,
+	// cancelled with the cause of a loss.
+	ctx    context.Context
 	cancel context.CancelCauseFunc
-	run    bool // ctx is Run's callback context: a loss cancels it with its cause
+	scope  runScope // Run's callback context and release context
 
-	mu       sync.Mutex
-	ttl      time.Duration // TTL of the last request
-	valid    time.Duration // how long the lock is trusted after each request
-	deadline time.Time
-	expiry   alarm
-	cap      *alarm // nil: no cap
-	lastErr  error  // why renewals failed since the last success
-	cause    error  // why the lease ended; nil while it holds
-	done     chan struct{}
-	renewing sync.WaitGroup
+	mu        sync.Mutex
+	ttl       time.Duration // TTL of the last request
+	deadline  time.Time
+	expiry    alarm
+	cap       *alarm // nil: no cap
+	lastErr   error  // why renewals failed since the last success
+	cause     error  // why the lease ended; nil while it holds
+	reported  bool   // the end of the hold was reported to the observer
+	letGoOnce bool   // Release (or Run's end) has run
+	done      chan struct{}
+	renewing  sync.WaitGroup
 }
 
-// newLease starts keeping a lock that was just acquired. For Run, cbCtx
-// and cbCancel are the callback's context: the lease ends it, with the
-// cause, when the lock is lost.
-func (c *Client) newLease(ctx context.Context, key string, token int64, start time.Time, spec acquireSpec, o Observer,
-	cbCtx context.Context, cbCancel context.CancelCauseFunc) *Lease {
-	l := &Lease{c: c, key: key, token: Item(token), start: start, spec: spec, o: o, ttl: spec.ttl, done: make(chan struct{})}
-	l.r = c.refresher(key, &spec)
-	if spec.t != nil {
-		l.keys = spec.t.keys
+// hold starts keeping a lock that was just obtained, for a Lease.
+func (c *Client) hold(ctx context.Context, t *target, s *spec, o Observer, g grant) *Lease {
+	h := hold{c: c, t: *t, s: *s, o: o, g: g}
+	if o != nil {
+		h.held = c.clock.Now()
 	}
-	l.valid = c.validity(spec.ttl)
-	l.deadline = start.Add(l.valid)
-	if cbCtx != nil {
-		l.ctx, l.cancel, l.run = cbCtx, cbCancel, true
+	return newLease(ctx, h)
+}
+
+// newLease starts keeping the lock of h.
+func newLease(ctx context.Context, h hold) *Lease {
+	h.t.value() // before the lease's goroutines share it
+	l := &Lease{hold: h, ttl: h.s.ttl, done: make(chan struct{})}
+	if h.s.run {
+		l.ctx, l.cancel = context.WithCancelCause(ctx)
 	} else {
 		l.ctx, l.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	}
+	l.deadline = h.g.start.Add(h.c.validity(h.s.ttl))
+	l.scope.item = itemCtx{Context: l.ctx, item: Item(h.g.token)}
+	if !h.s.extend {
+		l.scope.item.deadline = l.deadline
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.expiry = newAlarm(c.clock, l.deadline.Sub(c.clock.Now()), l.expire)
-	if spec.maxHold > 0 {
-		capAlarm := newAlarm(c.clock, start.Add(spec.maxHold).Sub(c.clock.Now()), func() { l.lose(errMaxHold) })
+	l.expiry = newAlarm(h.c.clock, l.deadline.Sub(h.c.clock.Now()), l.expire)
+	if h.s.maxHold > 0 {
+		capAlarm := newAlarm(h.c.clock, h.g.start.Add(h.s.maxHold).Sub(h.c.clock.Now()), func() { l.lose(errMaxHold) })
 		l.cap = &capAlarm
 	}
-	if spec.extend && l.r != nil {
+	if _, ok := h.t.value().(backend.Refresher); ok && h.s.extend {
 		l.renewing.Add(1)
 		go l.renew()
 	}
 	return l
 }
 
-// validity is how long a lock of ttl is trusted after its request.
-func (c *Client) validity(ttl time.Duration) time.Duration {
-	if v, ok := c.l.(backend.Validity); ok {
-		return min(max(v.Validity(ttl), 0), ttl)
-	}
-	return ttl
-}
-
 // Token returns the lock's token: a fencing token on backends with fencing
-// (memory, redis, etcd). Pass it with every write to the protected
-// resource.
-func (l *Lease) Token() Item { return l.token }
+// (memory, redis, etcd) for a mutex, a write lock or a multi-key lock.
+// Pass it with every write to the protected resource.
+func (l *Lease) Token() Item { return Item(l.g.token) }
 
 // Key returns the lock's key; for a multi-key lock ([Client.AcquireAll]),
 // its keys joined with spaces.
-func (l *Lease) Key() string { return l.key }
+func (l *Lease) Key() string { return l.t.name }
 
 // Keys returns the keys the lease holds: one, or those of a multi-key
 // lock. The caller must not change the slice.
 func (l *Lease) Keys() []string {
-	if l.keys == nil {
-		return []string{l.key}
+	if l.t.keys == nil {
+		return []string{l.t.name}
 	}
-	return l.keys
+	return l.t.keys
 }
 
 // Done returns a channel that is closed when the lease ends: lost (its
@@ -131,40 +124,37 @@ func (l *Lease) Deadline() time.Time {
 	return l.deadline
 }
 
-// lost reports the cause if the lease was lost (not released).
-func (l *Lease) lost() error {
-	if err := l.Err(); err != nil && errors.Is(err, ErrLockLost) {
-		return err
-	}
-	return nil
-}
-
 // expire ends the lease at its deadline, unless a renewal moved it.
 func (l *Lease) expire() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.c.clock.Now().Before(l.deadline) {
+		l.mu.Unlock()
 		return
 	}
 	cause := error(errExpired)
 	if l.lastErr != nil {
 		cause = &lostError{why: "its TTL ran out after failed renewals", err: l.lastErr}
 	}
-	l.endLocked(cause)
+	l.mu.Unlock()
+	l.lose(cause)
 }
 
-// lose ends the lease with cause, if it has not ended yet.
+// lose ends the lease with the loss cause, if it has not ended yet, and
+// reports the end of the hold and the loss at once.
 func (l *Lease) lose(cause error) {
+	if l.end(cause) && l.o != nil {
+		l.report(cause)
+	}
+}
+
+// end records the end of the lease, stops its timers and ends its
+// context (for Run, with the cause of a loss). It reports whether this
+// call ended it.
+func (l *Lease) end(cause error) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.endLocked(cause)
-}
-
-// endLocked records the end of the lease, stops its timers and ends its
-// context (for Run, with the cause of a loss).
-func (l *Lease) endLocked(cause error) {
 	if l.cause != nil {
-		return
+		return false
 	}
 	l.cause = cause
 	close(l.done)
@@ -172,11 +162,37 @@ func (l *Lease) endLocked(cause error) {
 	if l.cap != nil {
 		l.cap.Stop()
 	}
-	if l.run && cause != ErrReleased {
+	if l.s.run && cause != ErrReleased {
 		l.cancel(cause)
 	} else {
 		l.cancel(nil)
 	}
+	return true
+}
+
+// report tells the observer that the hold ended, lost if lost is not
+// nil, unless that was told already.
+func (l *Lease) report(lost error) {
+	if !l.markReported() {
+		l.reportEnd(l.ctx, lost)
+	}
+}
+
+// markReported records that the end of the hold is being reported, and
+// says whether it was before.
+func (l *Lease) markReported() (again bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	again, l.reported = l.reported, true
+	return again
+}
+
+// lost returns the cause if the lease was lost (not released).
+func (l *Lease) lost() error {
+	if err := l.Err(); err != nil && errors.Is(err, ErrLockLost) {
+		return err
+	}
+	return nil
 }
 
 // renew refreshes the lock every TTL/3 until the lease ends.
@@ -189,7 +205,7 @@ func (l *Lease) renew() {
 		every := l.ttl / 3
 		l.mu.Unlock()
 		select {
-		case <-l.ctx.Done():
+		case <-l.done:
 			return
 		case <-tick.wait(every):
 		}
@@ -210,21 +226,18 @@ func (l *Lease) refresh(ctx context.Context, ttl time.Duration, auto bool) (ende
 	l.mu.Unlock()
 	sent := l.c.clock.Now()
 	rctx, cancel := context.WithTimeout(ctx, remaining)
-	ok, err := l.r(rctx, int64(l.token), ttl)
+	ok, err := l.t.value().(backend.Refresher).Refresh(rctx, l.g.token, ttl)
 	cancel()
-	if auto && l.ctx.Err() != nil {
+	if errors.Is(err, errors.ErrUnsupported) {
+		// The lock cannot be refreshed after all: it keeps its deadline.
+		return auto
+	}
+	if auto && l.Err() != nil {
 		return true
 	}
 	if l.o != nil {
-		out := OutcomeExtended
-		switch {
-		case err != nil:
-			out = OutcomeFailed
-		case !ok:
-			out = OutcomeNotHeld
-		}
-		l.o.Observe(l.ctx, Event{Kind: KindRenew, Backend: l.c.name, Key: l.key, Outcome: out, Start: sent,
-			Duration: l.c.clock.Now().Sub(sent), Token: l.token, Run: l.spec.run, Err: err})
+		l.o.Observe(l.ctx, Event{Kind: KindRenew, Lock: l.t.kind, Backend: l.c.name, Key: l.t.name, Outcome: renewOutcome(ok, err),
+			Start: sent, Duration: l.c.clock.Now().Sub(sent), Token: Item(l.g.token), Run: l.s.run, Err: err})
 	}
 	switch {
 	case err != nil:
@@ -240,68 +253,82 @@ func (l *Lease) refresh(ctx context.Context, ttl time.Duration, auto bool) (ende
 		l.lose(errNotHeld)
 		return true
 	}
+	return !l.extended(sent, ttl)
+}
+
+// extended moves the deadline after a renewal sent at sent, unless the
+// lease ended meanwhile; it reports whether the lease still holds.
+func (l *Lease) extended(sent time.Time, ttl time.Duration) bool {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	// A renewal that answers after the deadline revives nothing: the
 	// expiry has fired, or is about to.
 	if l.cause != nil || !l.c.clock.Now().Before(l.deadline) || !l.expiry.Stop() {
-		l.endLocked(errExpired)
-		return true
+		l.mu.Unlock()
+		l.lose(errExpired)
+		return false
 	}
+	defer l.mu.Unlock()
 	l.lastErr = nil
-	l.ttl, l.valid = ttl, l.c.validity(ttl)
-	l.deadline = sent.Add(l.valid)
+	l.ttl = ttl
+	l.deadline = sent.Add(l.c.validity(ttl))
 	l.expiry.Reset(l.deadline.Sub(l.c.clock.Now()))
-	return false
+	return true
 }
 
 // Extend renews the lock now for ttl (0: the lease's TTL), measured from
 // just before the request, and moves the deadline. It returns nil if the
-// lock was extended; an error matching [ErrLockLost] if the lease had
-// ended or the backend no longer held the lock (the lease is then lost);
-// an error matching errors.ErrUnsupported if the backend cannot refresh
-// locks; and otherwise the backend's error (the lease keeps its deadline).
+// lock was extended; an error matching [ErrLockLost] if the lease was
+// lost or the backend no longer held the lock (the lease is then lost);
+// one matching [ErrReleased] if the lease was released; one matching
+// errors.ErrUnsupported if the backend cannot refresh this lock; and
+// otherwise the backend's error (the lease keeps its deadline).
 func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 	if ttl < 0 {
 		return fmt.Errorf("%w: ttl %v: must be >= 0", ErrInvalid, ttl)
 	}
-	if l.r == nil {
-		return fmt.Errorf("xsync: extend %s: backend %q cannot refresh locks: %w", keyString(l.key), l.c.name, errors.ErrUnsupported)
+	if _, ok := l.t.value().(backend.Refresher); !ok {
+		return fmt.Errorf("xsync: extend %s: %s cannot refresh a %s: %w", keyString(l.t.name), l.c.name, l.t.kind, errors.ErrUnsupported)
 	}
 	if err := l.Err(); err != nil {
-		return fmt.Errorf("xsync: extend %s: %w", keyString(l.key), err)
+		return fmt.Errorf("xsync: extend %s: %w", keyString(l.t.name), err)
 	}
 	l.refresh(ctx, ttl, false)
 	if err := l.Err(); err != nil {
-		return fmt.Errorf("xsync: extend %s: %w", keyString(l.key), err)
+		return fmt.Errorf("xsync: extend %s: %w", keyString(l.t.name), err)
 	}
 	l.mu.Lock()
 	err := l.lastErr
 	l.lastErr = nil
 	l.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("xsync: extend %s on backend %q: %w", keyString(l.key), l.c.name, err)
+		return fmt.Errorf("xsync: extend %s on %s: %w", keyString(l.t.name), l.c.name, err)
 	}
 	return nil
 }
 
 // TTL returns how long the lock has left as the backend sees it. It
-// returns an error matching [ErrLockLost] if the lease's token no longer
-// holds the key, and one matching errors.ErrUnsupported if the backend
-// cannot inspect locks, or if the lease is not a mutex's (a semaphore's,
-// a read-write lock's or a multi-key lock's).
+// returns an error matching [ErrReleased] or [ErrLockLost] if the lease
+// ended, one matching ErrLockLost if its token no longer holds the lock,
+// and one matching errors.ErrUnsupported if the backend cannot inspect
+// this lock. Backends count in their own precision (etcd: whole seconds).
 func (l *Lease) TTL(ctx context.Context) (time.Duration, error) {
-	if l.spec.t != nil {
-		return 0, fmt.Errorf("xsync: ttl of %s: only a mutex's lease can tell: %w", keyString(l.key), errors.ErrUnsupported)
+	if err := l.Err(); err != nil {
+		return 0, fmt.Errorf("xsync: ttl of %s: %w", keyString(l.t.name), err)
 	}
-	info, err := l.c.Inspect(ctx, l.key)
+	in, ok := l.t.value().(backend.Inspector)
+	if !ok {
+		return 0, fmt.Errorf("xsync: ttl of %s: %s cannot inspect a %s: %w", keyString(l.t.name), l.c.name, l.t.kind, errors.ErrUnsupported)
+	}
+	info, err := in.Inspect(ctx)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("xsync: ttl of %s on %s: %w", keyString(l.t.name), l.c.name, err)
 	}
-	if !info.Held || info.Token != l.token {
-		return 0, fmt.Errorf("xsync: ttl of %s: %w", keyString(l.key), errNotHeld)
+	for _, h := range info.Holders {
+		if h.Token == l.g.token {
+			return h.TTL, nil
+		}
 	}
-	return info.TTL, nil
+	return 0, fmt.Errorf("xsync: ttl of %s: %w", keyString(l.t.name), errNotHeld)
 }
 
 // Release gives the lock back, if the lease's token still holds it, and
@@ -311,36 +338,42 @@ func (l *Lease) TTL(ctx context.Context) (time.Duration, error) {
 // failed (the lock then expires after its TTL). Releasing twice returns
 // (false, nil).
 func (l *Lease) Release(ctx context.Context) (bool, error) {
-	if again := l.finish(); again {
+	released, err, _, first := l.release(ctx, ctx)
+	if !first {
 		return false, nil
 	}
-	var start time.Time
-	if l.o != nil {
-		start = l.c.clock.Now()
-	}
-	ok, err := l.release(ctx)
-	if l.o != nil {
-		l.o.Observe(ctx, Event{Kind: KindRelease, Backend: l.c.name, Key: l.key, Outcome: releaseOutcome(ok, err),
-			Start: start, Duration: l.c.clock.Now().Sub(start), Token: l.token, Run: l.spec.run, Err: err})
-	}
 	if err != nil {
-		return false, fmt.Errorf("xsync: release %s on backend %q: %w", keyString(l.key), l.c.name, err)
+		return false, fmt.Errorf("xsync: release %s on %s: %w", &l.t, l.c.name, err)
 	}
-	return ok, nil
+	return released, nil
 }
 
-// finish stops the renewal and ends the lease as released; it reports
-// whether it had been released before.
-func (l *Lease) finish() (again bool) {
+// release ends the lease as released, stops the renewal, gives the lock
+// back on rctx, and reports it to the observer (with ctx's values). first
+// says whether this call released the lease; released and err are the
+// backend's answer, and lost the loss (before the release, or found at
+// it).
+func (l *Lease) release(ctx, rctx context.Context) (released bool, err, lost error, first bool) {
 	l.mu.Lock()
-	again = l.cause == ErrReleased
-	l.endLocked(ErrReleased) // also stops the renewal
+	first, l.letGoOnce = !l.letGoOnce, true
 	l.mu.Unlock()
+	if !first {
+		return false, nil, nil, false
+	}
+	l.end(ErrReleased)
 	l.renewing.Wait()
-	return again
+	lost = l.lost()
+	reported := l.o == nil || l.markReported()
+	released, err, lost = l.letGo(ctx, rctx, lost, reported)
+	return released, err, lost, true
 }
 
-// release is the backend call of Release.
-func (l *Lease) release(ctx context.Context) (bool, error) {
-	return l.c.release(ctx, l.key, int64(l.token), l.start, &l.spec)
+// finish is Run's end of the hold: the lock is released on a context
+// detached from ctx, with a short timeout. It returns the loss, if the
+// lock was lost before the callback returned or found gone at release.
+func (l *Lease) finish(ctx context.Context) error {
+	l.scope.release.init(ctx, min(l.s.ttl, maxReleaseTimeout))
+	_, _, lost, _ := l.release(ctx, &l.scope.release)
+	l.scope.release.stop()
+	return lost
 }

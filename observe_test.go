@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -83,4 +84,108 @@ func TestObserverRunEventsAndTee(t *testing.T) {
 		assert.Equal(t, name, e.Backend)
 		assert.Positive(t, e.Token)
 	}
+}
+
+// lostSignal is a recorder that also says when a KindLost arrives.
+type lostSignal struct {
+	recorder
+	lost chan struct{}
+}
+
+func (r *lostSignal) Observe(ctx context.Context, e xsync.Event) {
+	r.recorder.Observe(ctx, e)
+	if e.Kind == xsync.KindLost {
+		close(r.lost)
+	}
+}
+
+// Every hold is observed the same way, whatever its kind and whether
+// Acquire or Run took it: attempt, wait, hold, release; and a lease lost
+// at its deadline reports the end of its hold and the loss.
+func TestEveryKindObservedAlike(t *testing.T) {
+	t.Parallel()
+	type kind struct {
+		lock, key string
+		acquire   func(c *xsync.Client, ctx context.Context, opts ...xsync.AcquireOption) (*xsync.Lease, error)
+		run       func(c *xsync.Client, ctx context.Context, cb func(context.Context) error, opts ...xsync.AcquireOption) error
+	}
+	kinds := []kind{
+		{"mutex", "k", func(c *xsync.Client, ctx context.Context, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.Acquire(ctx, "k", opts...)
+		}, func(c *xsync.Client, ctx context.Context, cb func(context.Context) error, opts ...xsync.AcquireOption) error {
+			return c.Run(ctx, "k", cb, opts...)
+		}},
+		{"semaphore", "k", func(c *xsync.Client, ctx context.Context, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.Semaphore("k", 2).Acquire(ctx, opts...)
+		}, func(c *xsync.Client, ctx context.Context, cb func(context.Context) error, opts ...xsync.AcquireOption) error {
+			return c.Semaphore("k", 2).Run(ctx, cb, opts...)
+		}},
+		{"read", "k", func(c *xsync.Client, ctx context.Context, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.RWLock("k").AcquireRead(ctx, opts...)
+		}, func(c *xsync.Client, ctx context.Context, cb func(context.Context) error, opts ...xsync.AcquireOption) error {
+			return c.RWLock("k").RunRead(ctx, cb, opts...)
+		}},
+		{"write", "k", func(c *xsync.Client, ctx context.Context, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.RWLock("k").AcquireWrite(ctx, opts...)
+		}, func(c *xsync.Client, ctx context.Context, cb func(context.Context) error, opts ...xsync.AcquireOption) error {
+			return c.RWLock("k").RunWrite(ctx, cb, opts...)
+		}},
+		{"keys", "a b", func(c *xsync.Client, ctx context.Context, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+			return c.AcquireAll(ctx, []string{"a", "b"}, opts...)
+		}, func(c *xsync.Client, ctx context.Context, cb func(context.Context) error, opts ...xsync.AcquireOption) error {
+			return c.RunAll(ctx, []string{"a", "b"}, cb, opts...)
+		}},
+	}
+	check := func(t *testing.T, k kind, events []xsync.Event, run bool, want ...xsync.EventKind) {
+		t.Helper()
+		var got []xsync.EventKind
+		for _, e := range events {
+			got = append(got, e.Kind)
+			assert.Equal(t, k.lock, e.Lock, "%s event", e.Kind)
+			assert.Equal(t, "obs", e.Backend, "%s event", e.Kind)
+			assert.Equal(t, k.key, e.Key, "%s event", e.Kind)
+			assert.Equal(t, run, e.Run, "%s event", e.Kind)
+			assert.Positive(t, e.Token, "%s event", e.Kind)
+		}
+		assert.Equal(t, want, got)
+	}
+	for _, k := range kinds {
+		t.Run(k.lock, func(t *testing.T) {
+			t.Parallel()
+			clock := memory.NewManualClock(time.Unix(1_800_000_000, 0))
+			r := &lostSignal{lost: make(chan struct{})}
+			c := xsync.NewClient(memory.New(memory.WithClock(clock.Now)), xsync.WithClock(clock), xsync.WithName("obs"), xsync.WithObserver(r))
+			ctx := t.Context()
+
+			lease, err := k.acquire(c, ctx)
+			require.NoError(t, err)
+			released, err := lease.Release(ctx)
+			require.NoError(t, err)
+			require.True(t, released)
+			check(t, k, r.take(), false, xsync.KindAttempt, xsync.KindWait, xsync.KindHold, xsync.KindRelease)
+
+			require.NoError(t, k.run(c, ctx, func(context.Context) error { return nil }))
+			check(t, k, r.take(), true, xsync.KindAttempt, xsync.KindWait, xsync.KindHold, xsync.KindRelease)
+
+			lease, err = k.acquire(c, ctx, xsync.WithTTL(time.Second))
+			require.NoError(t, err)
+			clock.Advance(2 * time.Second)
+			<-lease.Done()
+			<-r.lost // reported by the lease's timer, right after Done closed
+			events := r.take()
+			check(t, k, events, false, xsync.KindAttempt, xsync.KindWait, xsync.KindHold, xsync.KindLost)
+			assert.Equal(t, xsync.OutcomeLost, events[2].Outcome)
+			assert.ErrorIs(t, events[3].Err, xsync.ErrLockLost)
+			assert.ErrorIs(t, lease.Err(), xsync.ErrLockLost)
+		})
+	}
+}
+
+// take returns the events recorded so far and forgets them.
+func (r *recorder) take() []xsync.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.events
+	r.events = nil
+	return out
 }

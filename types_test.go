@@ -62,7 +62,7 @@ func TestTypesBadInputNeverReachesBackend(t *testing.T) {
 
 // The leases of the other types live as a mutex's does: a manual clock
 // expires them, Extend moves their deadline, Keys names what they hold,
-// and TTL is for mutexes only.
+// and TTL reads what they have left.
 func TestTypesLeases(t *testing.T) {
 	t.Parallel()
 	c, _, clock := manual(t)
@@ -73,8 +73,9 @@ func TestTypesLeases(t *testing.T) {
 	keys[0] = "changed" // the caller's slice is not the lease's
 	assert.Equal(t, []string{"a", "b"}, m.Keys())
 	assert.Equal(t, "a b", m.Key())
-	_, err = m.TTL(ctx)
-	assert.ErrorIs(t, err, errors.ErrUnsupported)
+	left, err := m.TTL(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 10*time.Second, left)
 	_, err = c.Acquire(ctx, "b")
 	assert.ErrorIs(t, err, xsync.ErrMissingLock, "the mutex of a key AcquireAll holds")
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend"
 	"github.com/xsync-go/xsync/backend/memory"
 )
 
@@ -55,9 +56,31 @@ func (f *faulty) Release(ctx context.Context, key string, token int64) (bool, er
 	return f.release.ok, f.release.err
 }
 
+// faultyLock is a faulty backend's mutex as a lock value.
+type faultyLock struct {
+	f   *faulty
+	key string
+}
+
+func (l faultyLock) Acquire(ctx context.Context, r backend.Request) (int64, error) {
+	return l.f.Acquire(ctx, l.key, r.TTL)
+}
+
+func (l faultyLock) Release(ctx context.Context, token int64) (bool, error) {
+	return l.f.Release(ctx, l.key, token)
+}
+
+// faultyRefresher is a faulty backend whose mutex can be refreshed.
 type faultyRefresher struct{ *faulty }
 
-func (f faultyRefresher) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+func (f faultyRefresher) Mutex(key string) backend.Lock {
+	return refreshingLock{faultyLock{f.faulty, key}}
+}
+
+type refreshingLock struct{ faultyLock }
+
+func (l refreshingLock) Refresh(ctx context.Context, token int64, ttl time.Duration) (bool, error) {
+	f := l.f
 	f.mu.Lock()
 	f.refreshN++
 	n := f.refreshN
@@ -66,10 +89,20 @@ func (f faultyRefresher) Refresh(ctx context.Context, key string, token int64, t
 	return r.ok, r.err
 }
 
+// faultyWatcher is a faulty backend whose mutex's watch fails to start.
 type faultyWatcher struct{ *faulty }
 
-func (f faultyWatcher) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	return nil, nil, f.watchErr
+func (f faultyWatcher) Mutex(key string) backend.Lock {
+	return watchingLock{faultyLock{f.faulty, key}, func() (<-chan struct{}, func(), error) { return nil, nil, f.watchErr }}
+}
+
+type watchingLock struct {
+	faultyLock
+	watch func() (<-chan struct{}, func(), error)
+}
+
+func (l watchingLock) Watch(context.Context, string, time.Duration) (<-chan struct{}, func(), error) {
+	return l.watch()
 }
 
 var errServer = errors.New("server on fire")
@@ -231,13 +264,15 @@ type flakyWatcher struct {
 	watches atomic.Int32
 }
 
-func (f *flakyWatcher) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	if f.watches.Add(1) == 1 {
-		return nil, nil, errServer
-	}
-	ch := make(chan struct{})
-	close(ch)
-	return ch, func() {}, nil
+func (f *flakyWatcher) Mutex(key string) backend.Lock {
+	return watchingLock{faultyLock{f.faulty, key}, func() (<-chan struct{}, func(), error) {
+		if f.watches.Add(1) == 1 {
+			return nil, nil, errServer
+		}
+		ch := make(chan struct{})
+		close(ch)
+		return ch, func() {}, nil
+	}}
 }
 
 // A watch that failed to start (slow under load, say) is tried again at

@@ -1,66 +1,75 @@
 // Package backend is the contract between package xsync and a lock backend.
 //
 // Applications do not import this package; they import xsync and one
-// backend package (memory, redis, redlock, etcd) and register an instance
-// with xsync.Register. Implementers of a new backend import this package
-// and nothing of xsync, and run the exported conformance suite
-// (package conformance) against their backend.
+// backend package (memory, redis, redlock, etcd). Implementers of a new
+// backend import this package and nothing of xsync, and run the exported
+// conformance suite (package conformance) against their backend.
 //
-// The required interface, [Locker], has two methods: one acquire attempt
-// and an owner-only release. Every further capability is a separate
-// small interface that xsync discovers by type assertion:
+// # The contract in brief
 //
-//   - [Refresher]: extend a held lock (needed for auto-extension).
-//   - [Watcher]: tell a waiter that a key may have become free, so that it
-//     can try at once instead of sleeping out its retry interval.
-//   - [Queuer]: queue waiters in arrival order, so that a release wakes
-//     only the first and a free key goes to it (FIFO handoff).
-//   - [Validity]: say that a lock can be trusted for less than its TTL
-//     (an allowance for clock drift between servers).
-//   - [Pinger]: say whether the backend can serve locks right now (for
-//     readiness probes).
-//   - [OwnerAcquirer]: store a description of the holder with the lock.
-//   - [Inspector]: tell who holds a key, with which token, for how long.
-//   - [ForceReleaser]: free a key whoever holds it (an operator's action),
-//     waking waiters and keeping the fencing counter.
-//   - [Semaphorer], [RWLocker], [MultiLocker]: the other lock types (a
-//     semaphore of N permits, a read-write lock, several keys at once).
+// A backend is a [Locker]: two methods, one acquire attempt of a mutex key
+// and an owner-only release. Everything else is optional and found by type
+// assertion, in two places:
+//
+//   - On the Locker, its kinds of lock, each handed out as a [Lock] value:
+//     [Mutexer] (the mutex with its abilities), [Semaphorer], [RWLocker]
+//     (its read and write sides), [MultiLocker] (several mutex keys at
+//     once); and the store's abilities, [Pinger] and [Validity].
+//   - On a Lock, its abilities, the same for every kind: [Refresher],
+//     [Watcher] (waking and queueing waiters), [Inspector] and
+//     [ForceReleaser].
+//
+// The core holds every kind of Lock the same way: it attempts, waits,
+// renews, watches and releases without knowing which kind it holds.
 //
 // # Division of labour
 //
 // The core (package xsync) owns every policy: argument validation, retries,
-// waiting between attempts, renewal cadence, deadlines and the mapping of
-// outcomes to errors. A backend makes exactly one attempt per call and
-// reports the outcome; it must not retry, sleep or wait for a key to become
-// free.
+// waiting between attempts, renewal cadence, how long a waiter's place is
+// kept, deadlines and the mapping of outcomes to errors. A backend makes
+// exactly one attempt per call and reports the outcome; it must not retry,
+// sleep or wait for a lock to become free.
 //
-// The core guarantees, for every call it makes into a backend:
-//   - key is non-empty (it may hold any bytes: spaces, braces, unicode,
-//     invalid UTF-8, a kilobyte or more);
-//   - ttl is at least one millisecond (at least one second through the
-//     seed API); a backend rounds it up to its own precision;
-//   - token is a value the same backend returned from Acquire (> 0).
+// The core guarantees, for every call it makes into a backend: keys are
+// non-empty (they may hold any bytes: spaces, braces, unicode, NUL,
+// invalid UTF-8, a kilobyte or more) and at most 64 KiB; a multi-key lock
+// has 1 to 64 distinct keys; a semaphore's limit is 1 to 4096; a TTL is at
+// least a millisecond (a backend rounds it up to its precision); a token
+// is one the same backend returned (> 0); an owner is at most 256 bytes; a
+// waiter's name is letters and digits.
 //
 // # Outcomes are values
 //
-// Expected outcomes are reported as values, never as errors: a key held by
-// someone else is (0, nil) from Acquire, and a release or refresh by a token
-// that no longer holds the key is (false, nil). A non-nil error always means
-// the backend could not do its job (network, server, timeout) and must wrap
-// the underlying cause with %w so that errors.Is and errors.As reach it.
-// An error that says the store could not be reached also wraps
-// [ErrUnavailable], so that the core never mistakes it for a call that the
-// caller's context cut short.
+// Expected outcomes are values, never errors: a lock held by someone else
+// is (0, nil) from Acquire, and a release or refresh by a token that no
+// longer holds the lock is (false, nil). A non-nil error always means the
+// backend could not do its job (network, server, timeout) and wraps the
+// cause with %w, so that errors.Is and errors.As reach it. An error that
+// says the store could not be reached also wraps [ErrUnavailable].
+//
+// An ability may say [errors.ErrUnsupported] when called, as database/sql's
+// driver.ErrSkip lets an optional interface decline at run time (a wrapper
+// that forwards to a Lock without it): the core then does without it, as
+// if the Lock did not have it. A kind's method may decline the same way by
+// returning a nil Lock: the caller then gets errors.ErrUnsupported.
 //
 // # Fencing tokens
 //
-// A successful Acquire returns a token > 0 that identifies this acquisition.
-// Backends that can (memory, redis, etcd) return fencing tokens: for one
-// key, every successful acquisition returns a strictly larger token than
-// every earlier one, across all clients of the same store, and this stays
-// true when the backend forgets idle keys. A backend that cannot give that
-// guarantee must still return tokens unique per key and acquisition, and
-// must say so in its package documentation (and tell the conformance suite).
+// A successful Acquire returns a token > 0 that identifies the
+// acquisition. Backends that can (memory, redis, etcd) return fencing
+// tokens: for one key, every successful acquisition of a mutex, a write
+// lock or a multi-key lock returns a strictly larger token than every
+// earlier one, across all clients of the same store, also after the
+// backend forgot idle keys. Permits and read locks are held side by side:
+// their tokens are unique, not fencing. A backend that cannot give fencing
+// tokens must still give unique ones, and say so in its documentation.
+//
+// # Kinds are separate locks
+//
+// A mutex, a semaphore, a read-write lock (and each later kind) of the
+// same key are separate locks, and a backend keeps their state apart by
+// construction: no key of one kind can name the state of another. A
+// multi-key lock takes the mutex keys themselves.
 package backend
 
 import (
@@ -75,143 +84,178 @@ import (
 // client's own error) when it knows that this, and not the caller's
 // context, ended a call. The core then reports the call as a failure of the
 // backend even if ctx ended meanwhile, never as a lock that was not
-// obtained in time (xsync.ErrMissingLock).
+// obtained in time.
 var ErrUnavailable = errors.New("store unavailable")
 
-// Locker is the interface every backend implements. Its methods may be
-// called concurrently from many goroutines.
+// Locker is the interface every backend implements: the mutex of a key,
+// by key. Its methods, and those of every Lock it hands out, may be called
+// concurrently from many goroutines.
 type Locker interface {
-	// Acquire makes exactly one attempt to take key for ttl and does not
-	// wait if the key is held.
-	//
-	// It returns the new lock's token (> 0) on success; (0, nil) if the key
-	// is held by someone else; (0, err) if the backend failed. (0, nil) must
-	// mean that the store answered that the key is held, never that it
-	// could not be asked.
-	//
-	// If the outcome is unknown when Acquire is about to return an error
-	// (ctx ended, or the call failed after the request may have reached the
-	// store), Acquire must first undo what this attempt may have taken, best
-	// effort and bounded (a context detached from ctx, with a short timeout
-	// of the backend's choosing), so that a lock nobody can release does
-	// not stay held for its TTL; its package documentation states the
-	// window that remains.
+	// Acquire is Mutex(key).Acquire with Request{TTL: ttl}: one attempt to
+	// take key for ttl.
 	Acquire(ctx context.Context, key string, ttl time.Duration) (token int64, err error)
-
-	// Release releases key if and only if token still holds it, atomically
-	// on the server. It returns (true, nil) if it released the lock,
-	// (false, nil) if token no longer holds key (expired, released, or taken
-	// over by another holder), and (false, err) if the backend failed.
+	// Release is Mutex(key).Release(ctx, token).
 	Release(ctx context.Context, key string, token int64) (released bool, err error)
 }
 
-// Refresher is implemented by backends that can extend a held lock.
-type Refresher interface {
-	// Refresh sets the remaining lifetime of the lock held by token on key
-	// to ttl, if and only if token still holds key, atomically on the
-	// server. The results mean the same as Release's: (true, nil) extended;
-	// (false, nil) token no longer holds key; (false, err) backend failure.
-	// Refresh must not change the token.
-	Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (extended bool, err error)
-}
-
-// Watcher is implemented by backends that can tell a waiter that a key may
-// have become free.
-type Watcher interface {
-	// Watch starts watching key and returns once the watch is in effect.
-	// Until stop is called, the ready channel receives a value whenever key
-	// may have become free: when a holder releases it, when it expires if
-	// the backend can tell, and once right away if key is already free when
-	// the watch takes effect. Values are coalesced (the channel is buffered
-	// and a value is dropped if one is already pending); spurious values are
-	// allowed. A backend should not miss a release made after Watch returns;
-	// where it can (a lost pub/sub message), it must document it, and the
-	// core bounds every wait by the caller's retry interval anyway.
+// Lock is one lock of the store, of any kind: a mutex key, a semaphore,
+// a side of a read-write lock, a set of keys. It is a small value that
+// names the lock; making one contacts nothing.
+type Lock interface {
+	// Acquire makes exactly one attempt and does not wait.
 	//
-	// ctx bounds the set-up only (the core gives it the retry interval as
-	// a deadline); the watch lasts until stop is called.
-	// stop must be called exactly once, releases every resource the watch
-	// holds, and must not block on the network for long.
-	Watch(ctx context.Context, key string) (ready <-chan struct{}, stop func(), err error)
-}
-
-// Queuer is implemented by backends whose waiters can queue for a key in
-// the order they came, so that a release wakes only the waiter that has
-// waited longest, and a free key goes to it rather than to whoever asks
-// first. The core uses it, when present, in place of [Watcher] for the
-// waiters of one acquisition, and falls back to Watch when WatchQueue
-// says [errors.ErrUnsupported].
-type Queuer interface {
-	// WatchQueue is Watch for the waiter w, a random identity the core
-	// draws for one acquisition: it also puts w at the end of key's queue
-	// (if not there yet). The ready channel then receives a value when
-	// w's turn may have come: a release when w is the first live waiter,
-	// the holder's expiry, or right away if key is free.
+	// It returns the new hold's token (> 0); (0, nil) if the lock is held
+	// (or, with waiters queued, not this attempt's turn); (0, err) if the
+	// backend failed. (0, nil) must mean that the store answered, never
+	// that it could not be asked.
 	//
-	// A waiter stays in the queue, alive, for keep after it was queued or
-	// after its latest attempt (AcquireQueued); the core attempts more
-	// often than that while it waits. A waiter that is not alive is
-	// dropped when the queue is next read, so a waiter that died in the
-	// queue holds the others back for keep at most. stop takes w out of
-	// the queue (best effort: keep bounds a failed removal too); it may
-	// make one short call to the store.
-	WatchQueue(ctx context.Context, key, w string, keep time.Duration) (ready <-chan struct{}, stop func(), err error)
-	// AcquireQueued is one attempt by the queued waiter w, with the
-	// results of Acquire, and owner as AcquireOwner's ("" for none). The
-	// key is granted only if it is free and no live waiter is ahead of w;
-	// then w leaves the queue. Otherwise w stays queued, alive for keep
-	// more (and is queued again at the end if the store lost the queue).
-	AcquireQueued(ctx context.Context, key string, ttl time.Duration, owner, w string, keep time.Duration) (token int64, err error)
+	// If the outcome is unknown when Acquire is about to return an error
+	// (ctx ended, or the call failed after the request may have reached
+	// the store), Acquire must first undo what this attempt may have
+	// taken, best effort and bounded (a context detached from ctx, with a
+	// short timeout of the backend's choosing), so that a lock nobody can
+	// release does not stay held for its TTL; its documentation states
+	// the window that remains.
+	Acquire(ctx context.Context, r Request) (token int64, err error)
+
+	// Release gives back what token holds, if and only if it still holds
+	// it, atomically on the store: (true, nil) if it did; (false, nil) if
+	// token holds nothing (expired, released, taken over); (false, err) if
+	// the backend failed.
+	Release(ctx context.Context, token int64) (released bool, err error)
 }
 
-// Validity is implemented by backends whose locks can be trusted for less
-// than their TTL, for example because the servers' clocks may drift apart.
-type Validity interface {
-	// Validity returns how long a lock taken or extended for ttl can be
-	// trusted, counted from just before the request was sent. It must be
-	// more than zero and at most ttl. The core ends the callback's context
-	// at that moment.
-	Validity(ttl time.Duration) time.Duration
+// Request is what one attempt asks for.
+type Request struct {
+	// TTL is how long the hold lasts unless refreshed.
+	TTL time.Duration
+	// Owner describes the holder for operators ([Inspector]); "" for none.
+	// A backend that cannot store it ignores it. It never affects who
+	// holds the lock.
+	Owner string
+	// Waiter is "" for an attempt by a caller that does not wait (one
+	// attempt, or no watch). Otherwise it names a waiter that joined the
+	// lock's waiters with [Watcher.Watch]: the attempt is granted only in
+	// the waiter's turn, a grant takes the waiter's place away, and a
+	// refusal keeps it alive Keep more.
+	Waiter string
+	// Keep is how long a refused Waiter's place stays alive.
+	Keep time.Duration
 }
 
-// Pinger is implemented by backends that can tell whether they can serve
-// locks right now.
-type Pinger interface {
-	// Ping makes one check that the backend could take a lock now (its
+// The kinds of lock. A Locker implements those it has.
+type (
+	// Mutexer hands out the mutex of a key with its abilities: the same
+	// lock as the Locker's own Acquire and Release.
+	Mutexer interface {
+		Mutex(key string) Lock
+	}
+	// Semaphorer hands out the semaphore of a key: at most limit holders
+	// at once, each with a permit of its own. Holders of one key should
+	// use the same limit: an attempt counts the permits held, whatever
+	// limit their holders asked for.
+	Semaphorer interface {
+		Semaphore(key string, limit int) Lock
+	}
+	// RWLocker hands out the two sides of the read-write lock of a key:
+	// many readers, or one writer. Writers are not starved: a writer that
+	// waits (it joined with Watch) keeps new readers out, and its place
+	// goes when it gets the lock or leaves.
+	RWLocker interface {
+		RWLock(key string) (read, write Lock)
+	}
+	// MultiLocker hands out the lock of several mutex keys taken all or
+	// none, in one atomic step, under one token. A key with waiters queued
+	// counts as held. Release of one of the keys through its Mutex with
+	// the token releases that key alone; the others stay held and expire
+	// at their TTL (nothing they depend on may be reused meanwhile). The
+	// set's Release frees what its token still holds and says true only
+	// if that was every key.
+	MultiLocker interface {
+		Multi(keys []string) Lock
+	}
+)
+
+// The abilities of a Lock, the same for every kind.
+type (
+	// Refresher sets the remaining lifetime of what token holds to ttl,
+	// if token still holds it, atomically on the store; the results mean
+	// what Release's do. The token does not change.
+	Refresher interface {
+		Refresh(ctx context.Context, token int64, ttl time.Duration) (refreshed bool, err error)
+	}
+
+	// Watcher lets a waiter learn when the lock may be free.
+	//
+	// Watch starts waiting as waiter (a name the core draws per waiting
+	// acquisition) and returns once the watch is in effect. Until stop is
+	// called, ready receives a value whenever the waiter's turn may have
+	// come: a release, an expiry the backend can tell of, a waiter ahead
+	// leaving; and once at once if the lock could be taken when the watch
+	// takes effect. Values are coalesced and may be spurious. A backend
+	// should not miss a release made after Watch returns; where it can
+	// (a lost pub/sub message), it must say so: the core bounds every
+	// wait by its retry interval anyway.
+	//
+	// A Lock that keeps its waiters in order (a FIFO queue; a read-write
+	// lock's waiting writers, who keep readers out) gives waiter a place
+	// there, alive for keep unless an attempt by the waiter renews it
+	// ([Request.Waiter]); a waiter whose process died thus holds the others
+	// back for keep at most. stop leaves: the place goes at once (best
+	// effort: keep bounds a removal that failed) and readers or waiters it
+	// held back are woken. stop must be called once and may make one
+	// short call to the store.
+	//
+	// ctx bounds the set-up only; the watch lasts until stop.
+	Watcher interface {
+		Watch(ctx context.Context, waiter string, keep time.Duration) (ready <-chan struct{}, stop func(), err error)
+	}
+
+	// Inspector reads the lock's state in one consistent step, for
+	// operators. It changes nothing.
+	Inspector interface {
+		Inspect(ctx context.Context) (Info, error)
+	}
+
+	// ForceReleaser frees the lock whoever holds it (an operator's
+	// action), wakes its waiters as a release does, and keeps the fencing
+	// counter, so later tokens are still larger. It reports whether
+	// anything was held.
+	ForceReleaser interface {
+		ForceRelease(ctx context.Context) (freed bool, err error)
+	}
+)
+
+// Info is what [Inspector.Inspect] reads: the lock's holders, in the
+// order they got it where the backend can tell.
+type Info struct {
+	Holders []Holder
+	// Waiting is how many waiters keep a place (queued waiters; writers
+	// waiting to write), where the backend keeps places; 0 otherwise.
+	Waiting int
+}
+
+// Holder is one hold of a lock.
+type Holder struct {
+	Token int64
+	TTL   time.Duration // how long it has left on the store's clock
+	Owner string        // its owner metadata, if stored
+	Write bool          // a read-write lock's writer
+}
+
+// The abilities of the store, on the Locker.
+type (
+	// Pinger makes one check that the backend could take a lock now (its
 	// server, or a quorum of its servers, answers) and returns nil if so,
 	// or the error that says why not. It changes no lock.
-	Ping(ctx context.Context) error
-}
-
-// OwnerAcquirer is implemented by backends that store a description of
-// the holder with the lock, for operators (see [Inspector]).
-type OwnerAcquirer interface {
-	// AcquireOwner is Acquire that also stores owner (at most 256 bytes,
-	// non-empty) with the lock while it is held. The owner never affects
-	// who holds the lock.
-	AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (int64, error)
-}
-
-// LockInfo is what [Inspector.Inspect] reports about a key.
-type LockInfo struct {
-	Held  bool
-	Token int64         // the holder's token, when held
-	TTL   time.Duration // how long the lock has left on the store's clock, when held
-	Owner string        // the holder's owner metadata, if stored
-}
-
-// Inspector is implemented by backends that can tell who holds a key.
-type Inspector interface {
-	// Inspect reads the state of key in one consistent step. It changes
-	// nothing.
-	Inspect(ctx context.Context, key string) (LockInfo, error)
-}
-
-// ForceReleaser is implemented by backends that let an operator free a
-// key whoever holds it.
-type ForceReleaser interface {
-	// ForceRelease deletes the lock on key, if any, and reports whether
-	// there was one. It wakes waiters as a release does and keeps the
-	// fencing counter, so later tokens are still larger.
-	ForceRelease(ctx context.Context, key string) (bool, error)
-}
+	Pinger interface {
+		Ping(ctx context.Context) error
+	}
+	// Validity says how long a lock taken or refreshed for ttl can be
+	// trusted, counted from just before the request was sent: at most ttl
+	// (an allowance for clock drift between servers). 0 or less means the
+	// backend cannot trust so short a lock at all.
+	Validity interface {
+		Validity(ttl time.Duration) time.Duration
+	}
+)

@@ -15,53 +15,39 @@
 // ([Sizer]) and breaks the link between a client and the store
 // ([Faulter]).
 //
-// The suite drives the backend through package xsync (Lock, Unlock, Run),
-// so it checks the rules of the whole stack as an application sees them:
-// mutual exclusion, one winner of N, contention as a value, expiry,
-// owner-only release, fencing tokens, the callback context, retries and
-// waiting, release on error and panic, cancellation, bad input, odd and
-// long keys, and that no goroutine or key is leaked; and at the edges: the
-// lost-lock signal on time while a renewal hangs, a deadline passing during
-// an attempt, an unreachable store never reported as contention, no lock
-// orphaned by an acquire cut short, and a retry budget that release
-// notifications do not use up.
+// The suite drives the backend through package xsync (Lock, Unlock, Run,
+// a Client's leases of every kind), so it checks the rules of the whole
+// stack as an application sees them: mutual exclusion, one winner of N,
+// contention as a value, expiry, owner-only release, fencing tokens, the
+// callback context, waiting and notification, release on error and
+// panic, cancellation, odd and long keys, the shortest TTL, and that no
+// goroutine or key is leaked; at the edges: a deadline passing during an
+// attempt, an unreachable store never reported as contention, no lock
+// orphaned by an acquire cut short; and the rules of each kind of lock
+// the backend has.
 //
 // Each subtest says which rule it checks, runs with a timeout guard, and
 // fails if goroutines started during it are still running at its end.
 // Results are only trustworthy under the race detector (go test -race).
 //
-// Capabilities are found by type assertion: subtests for auto-extension
-// need [backend.Refresher], the handoff-speed check needs
-// [backend.Watcher], the queue rules (QueueFIFO, QueueGiveUp,
-// QueueDeadWaiter) need [backend.Queuer], and the rules of the other lock
-// types need theirs: SemaphoreLimit and SemaphoreExpiry
-// [backend.Semaphorer], RWExclusion and RWWriterNotStarved
-// [backend.RWLocker], MultiAllOrNothing [backend.MultiLocker] (its keys
-// share a hash tag, as Redis Cluster needs), and TypesExtend,
-// TypesOtherClient, TypesWaitWoken, TypesWaitExpiry, TypesNoOrphan and
-// TypesNoKeyLeak any of them.
-// They are skipped on backends without them, and so are the subtests that
-// need a [Sizer] or a [Faulter] harness.
+// What a backend has is found as the core finds it, by type assertion:
+// the abilities of its mutex (backend.Refresher for auto-extension,
+// backend.Watcher for waking waiters, backend.Inspector and
+// backend.ForceReleaser for operators), and its kinds (backend.Semaphorer,
+// backend.RWLocker, backend.MultiLocker). What the suite cannot find out,
+// the harness declares in [Limits] (fencing, queueing, owner metadata,
+// TTL precision). Subtests for what a backend lacks are skipped, and so
+// are those that need a [Sizer] or a [Faulter] harness.
+//
+// The rules about the core alone (validation, retry policy, the timer that
+// keeps a lease's deadline, the observer's events) hold or fail the same
+// way on every backend: [RunCore] runs them, and the suite's own tests do,
+// once; a backend's tests need not.
 //
 // Subtests that wait for a TTL to pass take about MinTTL each; the whole
 // suite takes 30 to 60 seconds on a backend with one-second TTLs.
-//
-// # Histories under faults
-//
-// [RunHistory] checks the same claims the way Jepsen and etcd's
-// robustness tests do: several clients contend for a few keys while a
-// [Nemesis] injects faults on a schedule (the backend's tests build it
-// from their containers: pause, kill and restart, a cut network; or
-// [FreezeClient] through a [Faulter]), every backend call is recorded on
-// one monotonic clock, and the whole history is checked: by porcupine
-// (github.com/anishathalye/porcupine) against a model of a lock with
-// expiry, and directly for what a sequential model cannot say (overlap
-// counts, stale writes on a fenced resource, how late lost-lock signals
-// came, orphaned and unexplained locks). [Expect] says what a fault may
-// break according to the backend's documentation; everything else fails
-// the test. A cell runs a few seconds by default; [HistoryDurationEnv]
-// soaks it for longer, and [HistoryReportEnv] collects the reports
-// (docs/run-soak.sh turns them into docs/safety.md).
+// Histories under faults, which check the same claims the way Jepsen and
+// etcd's robustness tests do, are in package conformance/history.
 package conformance
 
 import (
@@ -78,6 +64,7 @@ import (
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/wrap"
 )
 
 // Harness is one subtest's view of the store under test: a fresh
@@ -135,6 +122,15 @@ type Limits struct {
 	// one wins, instead of exactly one.
 	SplitVote bool
 
+	// NoOwner declares that the backend stores no owner metadata with a
+	// lock (Request.Owner), so that Inspect cannot show it.
+	NoOwner bool
+
+	// FIFO declares that the backend hands a held mutex to its waiters
+	// in the order they came (waiters that watch keep a place in a
+	// queue). The queue rules run only then.
+	FIFO bool
+
 	// SizeSettle is how long after the last lock expired Sizer.Size may
 	// take to return to its starting value (for example the idle TTL of
 	// fencing counters). Zero means ExpiryTolerance.
@@ -151,7 +147,8 @@ type Limits struct {
 	Timeout time.Duration
 }
 
-func (o Limits) withDefaults() Limits {
+// WithDefaults returns o with its zero fields set to their defaults.
+func (o Limits) WithDefaults() Limits {
 	if o.MinTTL == 0 {
 		o.MinTTL = time.Second
 	}
@@ -194,6 +191,20 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	}
 }
 
+// RunCore runs the rules about the core alone on the harness's backend.
+// Every backend shares them: the suite's own tests run them, once.
+func RunCore(t *testing.T, newHarness func(t *testing.T) Harness) {
+	t.Helper()
+	run := fmt.Sprintf("%x", time.Now().UnixNano())
+	for _, c := range coreCases {
+		t.Run(c.name, func(t *testing.T) {
+			e := setUp(t, newHarness, run)
+			t.Logf("rule: %s", c.rule)
+			c.fn(e)
+		})
+	}
+}
+
 type testCase struct {
 	name string
 	rule string
@@ -221,7 +232,7 @@ func setUp(t *testing.T, newHarness func(*testing.T) Harness, run string) *env {
 	if h == nil {
 		t.Fatal("newHarness returned nil")
 	}
-	opts := h.Limits().withDefaults()
+	opts := h.Limits().WithDefaults()
 	// Registered first, so it runs last: after the backend's own clean-up.
 	ignore := []goleak.Option{goleak.IgnoreCurrent()}
 	for _, f := range opts.IgnoreGoroutines {
@@ -327,12 +338,12 @@ func (e *env) sleepUntil(t time.Time) {
 }
 
 // counting counts every call a wrapped backend gets and records every
-// Acquire and its outcome.
+// mutex attempt and its outcome.
 type counting struct {
 	mu       sync.Mutex
 	acquires []acquireCall
 	calls    atomic.Int64
-	onHeld   func() // called (once per contended attempt) after Acquire found the key held
+	onHeld   func() // called (once per contended attempt) after an attempt found the key held
 }
 
 type acquireCall struct {
@@ -350,10 +361,10 @@ func (c *counting) attempts() []acquireCall {
 // instrument registers a counting wrapper of e.l under a new name.
 func (e *env) instrument(onHeld func()) (string, *counting) {
 	c := &counting{onHeld: onHeld}
-	w := &wrapped{base: e.l}
-	w.acquire = func(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	w := &wrap.Locker{Base: e.l}
+	w.Hooks.Acquire = func(ctx context.Context, _ wrap.Ref, base backend.Lock, r backend.Request) (int64, error) {
 		c.calls.Add(1)
-		tok, err := e.l.Acquire(ctx, key, ttl)
+		tok, err := base.Acquire(ctx, r)
 		c.mu.Lock()
 		c.acquires = append(c.acquires, acquireCall{at: time.Now(), token: tok, err: err})
 		onHeld := c.onHeld
@@ -363,19 +374,34 @@ func (e *env) instrument(onHeld func()) (string, *counting) {
 		}
 		return tok, err
 	}
-	w.release = func(ctx context.Context, key string, token int64) (bool, error) {
+	w.Hooks.Release = func(ctx context.Context, _ wrap.Ref, base backend.Lock, token int64) (bool, error) {
 		c.calls.Add(1)
-		return e.l.Release(ctx, key, token)
+		return base.Release(ctx, token)
 	}
 	return e.register("counting", w), c
 }
 
 // register puts a wrapper of e.l behind a new xsync name for the subtest.
-func (e *env) register(kind string, w *wrapped) string {
+func (e *env) register(kind string, w *wrap.Locker) string {
 	e.wraps++
 	name := fmt.Sprintf("conformance-%s-%d:%s", kind, e.wraps, e.t.Name())
-	e.t.Cleanup(xsync.Swap(name, w.locker()))
+	e.t.Cleanup(xsync.Swap(name, w))
 	return name
+}
+
+// mutex is the mutex of key on l, as the core takes it.
+func mutex(l backend.Locker, key string) backend.Lock { return wrap.Mutex(l, key) }
+
+// notifies reports whether the backend wakes a mutex's waiters.
+func (e *env) notifies() bool {
+	_, ok := mutex(e.l, e.key("probe")).(backend.Watcher)
+	return ok
+}
+
+// refreshes reports whether the backend can refresh a mutex.
+func (e *env) refreshes() bool {
+	_, ok := mutex(e.l, e.key("probe")).(backend.Refresher)
+	return ok
 }
 
 // signal is a one-shot event usable from any goroutine.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/backend/memory"
 	"github.com/xsync-go/xsync/conformance"
 )
 
@@ -24,7 +25,7 @@ type toy struct {
 
 	mu     sync.Mutex
 	seq    int64
-	locks  map[string]toyLock
+	locks  map[string]toyHeld
 	seqs   map[string]int64 // per-key counters, for the "repeats tokens" defect
 	queues map[string][]*toyWaiter
 	sems   map[string]*toyGroup
@@ -33,7 +34,7 @@ type toy struct {
 	groupWaiters map[string][]chan struct{}
 }
 
-type toyLock struct {
+type toyHeld struct {
 	token   int64
 	expires time.Time
 	ttl     time.Duration
@@ -41,15 +42,15 @@ type toyLock struct {
 }
 
 func newToy(defect string) *toy {
-	return &toy{defect: defect, locks: map[string]toyLock{}, seqs: map[string]int64{}}
+	return &toy{defect: defect, locks: map[string]toyHeld{}, seqs: map[string]int64{}}
 }
 
-func (b *toy) live(key string, now time.Time) (toyLock, bool) {
+func (b *toy) live(key string, now time.Time) (toyHeld, bool) {
 	l, ok := b.locks[key]
 	if ok && b.defect != "never-expires" && !now.Before(l.expires) {
 		delete(b.locks, key)
 		delete(b.seqs, key)
-		return toyLock{}, false
+		return toyHeld{}, false
 	}
 	return l, ok
 }
@@ -84,7 +85,7 @@ func (b *toy) grant(key string, ttl time.Duration, owner string, now time.Time) 
 	if b.defect == "drops-owner" {
 		owner = ""
 	}
-	b.locks[key] = toyLock{token: tok, expires: now.Add(ttl), ttl: ttl, owner: owner}
+	b.locks[key] = toyHeld{token: tok, expires: now.Add(ttl), ttl: ttl, owner: owner}
 	return tok, nil
 }
 
@@ -161,49 +162,6 @@ func reply(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (c *toyClient) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-	d, down := c.link()
-	if down {
-		if c.defect == "outage-as-contention" {
-			return 0, nil
-		}
-		return 0, errToyDown
-	}
-	tok, err := c.toy.Acquire(ctx, key, ttl)
-	if !reply(ctx, d) {
-		// The request was applied; its reply is lost. Undo it.
-		if tok > 0 && c.defect != "orphans" {
-			c.toy.Release(context.Background(), key, tok)
-		}
-		return 0, ctx.Err()
-	}
-	return tok, err
-}
-
-func (c *toyClient) Release(ctx context.Context, key string, token int64) (bool, error) {
-	d, down := c.link()
-	if down {
-		return false, errToyDown
-	}
-	ok, err := c.toy.Release(ctx, key, token)
-	if !reply(ctx, d) {
-		return false, ctx.Err()
-	}
-	return ok, err
-}
-
-func (c *toyClient) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
-	d, down := c.link()
-	if down {
-		return false, errToyDown
-	}
-	ok, err := c.toy.Refresh(ctx, key, token, ttl)
-	if !reply(ctx, d) {
-		return false, ctx.Err()
-	}
-	return ok, err
-}
-
 func (b *toy) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	return b.AcquireOwner(ctx, key, ttl, "")
 }
@@ -218,22 +176,22 @@ func (b *toy) AcquireOwner(_ context.Context, key string, ttl time.Duration, own
 	return b.acquire(key, ttl, owner)
 }
 
-func (b *toy) Inspect(_ context.Context, key string) (backend.LockInfo, error) {
+func (b *toy) inspect(key string) backend.Info {
 	now := time.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l, ok := b.live(key, now)
 	if !ok {
-		return backend.LockInfo{}, nil
+		return backend.Info{}
 	}
 	tok := l.token
 	if b.defect == "inspect-wrong-token" {
 		tok++
 	}
-	return backend.LockInfo{Held: true, Token: tok, TTL: l.expires.Sub(now), Owner: l.owner}, nil
+	return backend.Info{Holders: []backend.Holder{{Token: tok, TTL: l.expires.Sub(now), Owner: l.owner}}, Waiting: len(b.queue(key, now))}
 }
 
-func (b *toy) ForceRelease(_ context.Context, key string) (bool, error) {
+func (b *toy) forceRelease(key string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_, ok := b.live(key, time.Now())
@@ -243,7 +201,7 @@ func (b *toy) ForceRelease(_ context.Context, key string) (bool, error) {
 		b.seq = 0
 	}
 	b.freed(key, time.Now())
-	return ok, nil
+	return ok
 }
 
 func (b *toy) size() int {
@@ -265,12 +223,27 @@ func TestToy(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) conformance.Harness { return &toyHarness{store: newToy(defect)} })
 }
 
+// TestCore runs the rules about the core alone, once, on the memory
+// backend (some need a backend whose waiters do not queue).
+func TestCore(t *testing.T) {
+	if os.Getenv(defectEnv) != "" {
+		t.Skip("running as a child")
+	}
+	conformance.RunCore(t, func(t *testing.T) conformance.Harness { return memoryHarness{memory.New()} })
+}
+
+// memoryHarness gives every subtest a memory Locker of its own.
+type memoryHarness struct{ l *memory.Locker }
+
+func (h memoryHarness) Locker(*testing.T) backend.Locker { return h.l }
+func (h memoryHarness) Limits() conformance.Limits       { return conformance.Limits{} }
+
 // toyHarness gives every subtest a toy store of its own; all its Lockers
 // are that store.
 type toyHarness struct{ store *toy }
 
 func (h *toyHarness) Locker(*testing.T) backend.Locker { return h.store }
-func (h *toyHarness) Limits() conformance.Limits       { return conformance.Limits{} }
+func (h *toyHarness) Limits() conformance.Limits       { return conformance.Limits{FIFO: true} }
 func (h *toyHarness) Size(*testing.T) int              { return h.store.size() }
 
 func (h *toyHarness) Faulty(*testing.T) (backend.Locker, conformance.Fault) {

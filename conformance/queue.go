@@ -7,11 +7,13 @@ import (
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/wrap"
 )
 
-// The rules of backends that queue waiters (backend.Queuer). Each waiter
-// is a Client on a Locker of its own (separate connections, as separate
-// processes), and says when it is in the queue (its WatchQueue returned).
+// The rules of backends that queue a mutex's waiters (Limits.FIFO). Each
+// waiter is a Client on a Locker of its own (separate connections, as
+// separate processes), and says when it is in the queue (its Watch
+// returned).
 
 // queueInterval is the waiters' retry interval: far longer than a rule
 // takes, so that only the backend's wake-ups can explain a quick handoff.
@@ -22,25 +24,24 @@ const queueInterval = 20 * time.Second
 const queueWait = 30 * time.Second
 
 func needQueuer(e *env) {
-	if _, ok := e.l.(backend.Queuer); !ok {
-		e.t.Skip("the backend does not queue waiters (no backend.Queuer)")
+	if !e.opts.FIFO {
+		e.t.Skip("the backend does not queue waiters (Limits.FIFO)")
 	}
 }
 
 // queueClient returns a Client on a new Locker of the store, and a
 // channel that receives a value each time one of its waiters is queued.
 func queueClient(e *env) (*xsync.Client, <-chan struct{}) {
-	base := e.h.Locker(e.t)
 	queued := make(chan struct{}, 8)
-	w := &wrapped{base: base}
-	w.watchQueue = func(ctx context.Context, key, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
-		ch, stop, err := base.(backend.Queuer).WatchQueue(ctx, key, waiter, keep)
+	w := &wrap.Locker{Base: e.h.Locker(e.t)}
+	w.Hooks.Watch = func(ctx context.Context, _ wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
+		ch, stop, err := base.Watch(ctx, waiter, keep)
 		if err == nil {
 			queued <- struct{}{}
 		}
 		return ch, stop, err
 	}
-	return xsync.NewClient(w.locker()), queued
+	return xsync.NewClient(w), queued
 }
 
 func awaitQueued(e *env, queued <-chan struct{}) {
@@ -160,9 +161,9 @@ func queueDeadWaiter(e *env) {
 		e.t.Fatal(err)
 	}
 	const keep = time.Second
-	dead := e.h.Locker(e.t).(backend.Queuer)
+	dead := mutex(e.h.Locker(e.t), key).(backend.Watcher)
 	queuedAt := time.Now()
-	_, stopDead, err := dead.WatchQueue(e.ctx, key, "deadwaiter", keep)
+	_, stopDead, err := dead.Watch(e.ctx, "deadwaiter", keep)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -73,9 +73,17 @@ func (b *toy) WatchQueue(_ context.Context, key, id string, keep time.Duration) 
 	}
 	b.queues[key] = append(b.queues[key], w)
 	b.freed(key, now)
+	// Wake at the holder's expiry too: the toy publishes nothing then.
+	var expiry *time.Timer
+	if l, held := b.live(key, now); held {
+		expiry = time.AfterFunc(l.expires.Sub(now), w.wake)
+	}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
+			if expiry != nil {
+				expiry.Stop()
+			}
 			if b.defect == "queue-keeps-quitters" {
 				return
 			}

@@ -180,7 +180,7 @@ func (b *toy) AcquireWrite(_ context.Context, key string, ttl time.Duration, w s
 	defer b.mu.Unlock()
 	g := b.group(rws, key, now)
 	if w == "" && b.defect == "rw-oneshot-marks" {
-		w = "oneshot"
+		w, keep = "oneshot", time.Second
 	}
 	if len(g.holders) > 0 {
 		if w != "" && b.defect != "rw-starves-writer" {
@@ -196,6 +196,22 @@ func (b *toy) AcquireWrite(_ context.Context, key string, ttl time.Duration, w s
 	g.writer = b.seq
 	delete(g.marks, w)
 	return b.seq, nil
+}
+
+// joinWrite sets the waiting writer w's mark, which keeps new readers out
+// for keep.
+func (b *toy) joinWrite(key, w string, keep time.Duration) {
+	now := time.Now()
+	_, rws := b.locked()
+	defer b.mu.Unlock()
+	if b.defect == "rw-starves-writer" {
+		return
+	}
+	g := b.group(rws, key, now)
+	if g.marks == nil {
+		g.marks = map[string]time.Time{}
+	}
+	g.marks[w] = now.Add(keep)
 }
 
 func (b *toy) WithdrawWrite(_ context.Context, key, w string) error {
@@ -274,14 +290,14 @@ func (b *toy) AcquireMulti(_ context.Context, keys []string, ttl time.Duration) 
 			continue
 		}
 		if b.defect == "multi-partial" {
-			b.locks[k] = toyLock{token: tok, expires: now.Add(ttl), ttl: ttl}
+			b.locks[k] = toyHeld{token: tok, expires: now.Add(ttl), ttl: ttl}
 		}
 	}
 	if !free {
 		return 0, nil
 	}
 	for _, k := range keys {
-		b.locks[k] = toyLock{token: tok, expires: now.Add(ttl), ttl: ttl}
+		b.locks[k] = toyHeld{token: tok, expires: now.Add(ttl), ttl: ttl}
 	}
 	return tok, nil
 }
@@ -316,21 +332,4 @@ func (b *toy) RefreshMulti(_ context.Context, keys []string, token int64, ttl ti
 		b.locks[k] = l
 	}
 	return true, nil
-}
-
-// AcquirePermit through a link that can be broken: a permit whose reply
-// is lost is given back, unless the defect types-orphans says otherwise.
-func (c *toyClient) AcquirePermit(ctx context.Context, key string, limit int, ttl time.Duration) (int64, error) {
-	d, down := c.link()
-	if down {
-		return 0, errToyDown
-	}
-	tok, err := c.toy.AcquirePermit(ctx, key, limit, ttl)
-	if !reply(ctx, d) {
-		if tok > 0 && c.defect != "types-orphans" {
-			c.toy.ReleasePermit(context.Background(), key, tok)
-		}
-		return 0, ctx.Err()
-	}
-	return tok, err
 }

@@ -1,5 +1,6 @@
 // Package xotel is an xsync observer that reports to OpenTelemetry:
-// metrics for every lock operation and a span for every Run.
+// metrics for every lock operation of every kind of lock, and a span for
+// every Run.
 //
 //	o, err := xotel.New() // the global MeterProvider and TracerProvider
 //	if err != nil { ... }
@@ -17,16 +18,18 @@
 // unboundedly many, and they often carry user ids.
 //
 //   - xsync.lock.acquire.duration (histogram, s): each acquire attempt.
-//   - xsync.lock.wait.duration (histogram, s): Run's whole obtaining phase.
+//   - xsync.lock.wait.duration (histogram, s): an acquisition's whole
+//     obtaining phase (Run's, or a lease's).
 //   - xsync.lock.hold.duration (histogram, s): from acquisition to the
-//     callback's return.
+//     hold's end (Run's callback returned, the lease was released, or the
+//     lock was lost).
 //   - xsync.lock.attempts ({attempt}), xsync.lock.renewals ({renewal}),
 //     xsync.lock.releases ({release}): counters by outcome; failed
 //     releases are xsync.lock.releases with outcome failed.
-//   - xsync.lock.lost ({lock}): locks lost while their callback ran.
-//   - xsync.lock.held ({lock}): locks held by Run right now (an
-//     up-down counter; Lock/Unlock pairs are not counted, since an Item
-//     may be left to expire).
+//   - xsync.lock.lost ({lock}): locks lost while held.
+//   - xsync.lock.held ({lock}): Runs and leases holding a lock right now
+//     (an up-down counter; Lock/Unlock pairs are not counted, since an
+//     Item may be left to expire).
 //
 // # Spans
 //
@@ -49,6 +52,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/internal/keys"
 )
 
 // ScopeName is the instrumentation scope of the meter and the tracer.
@@ -69,8 +73,8 @@ func WithMeterProvider(mp metric.MeterProvider) Option { return func(c *config) 
 // WithTracerProvider records spans with tp instead of the global one.
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(c *config) { c.tp = tp } }
 
-// WithKeyInSpans puts the lock's key (shortened, as xsync.ShortKey shows
-// it) on spans as xsync.key. Off by default: keys often carry user ids.
+// WithKeyInSpans puts the lock's key (a long key shortened to its first
+// 48 bytes, its length and a hash) on spans as xsync.key. Off by default: keys often carry user ids.
 func WithKeyInSpans() Option { return func(c *config) { c.key = true } }
 
 // Observer reports xsync's events to OpenTelemetry. Build it with [New].
@@ -147,17 +151,17 @@ func New(opts ...Option) (*Observer, error) {
 		return ctr
 	}
 	o.acquire = seconds("xsync.lock.acquire.duration", "Duration of one acquire attempt.")
-	o.wait = seconds("xsync.lock.wait.duration", "Duration of Run's obtaining phase, all attempts and waits.")
-	o.hold = seconds("xsync.lock.hold.duration", "Time from a lock's acquisition to its callback's return.")
+	o.wait = seconds("xsync.lock.wait.duration", "Duration of an acquisition's obtaining phase, all attempts and waits.")
+	o.hold = seconds("xsync.lock.hold.duration", "Time from a lock's acquisition to the end of its hold.")
 	o.attempts = counter("xsync.lock.attempts", "{attempt}", "Acquire attempts, by outcome.")
-	o.renewals = counter("xsync.lock.renewals", "{renewal}", "Renewals under auto-extension, by outcome.")
+	o.renewals = counter("xsync.lock.renewals", "{renewal}", "Renewals (auto-extension and Extend), by outcome.")
 	o.releases = counter("xsync.lock.releases", "{release}", "Releases, by outcome.")
-	o.lost = counter("xsync.lock.lost", "{lock}", "Locks lost while their callback ran.")
+	o.lost = counter("xsync.lock.lost", "{lock}", "Locks lost while held.")
 	if err != nil {
 		return nil, err
 	}
 	if o.held, err = m.Int64UpDownCounter("xsync.lock.held", metric.WithUnit("{lock}"),
-		metric.WithDescription("Locks held by Run right now.")); err != nil {
+		metric.WithDescription("Runs and leases holding a lock right now.")); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -167,7 +171,7 @@ func New(opts ...Option) (*Observer, error) {
 func (o *Observer) StartRun(ctx context.Context, backend, key string) context.Context {
 	attrs := []attribute.KeyValue{attribute.String("xsync.backend", backend)}
 	if o.key {
-		attrs = append(attrs, attribute.String("xsync.key", xsync.ShortKey(key)))
+		attrs = append(attrs, attribute.String("xsync.key", keys.Trim(key)))
 	}
 	ctx, _ = o.tracer.Start(ctx, "xsync.run", trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
 	return ctx
@@ -184,13 +188,15 @@ func (o *Observer) Observe(ctx context.Context, e xsync.Event) {
 		o.acquire.Record(ctx, e.Duration.Seconds(), both)
 	case xsync.KindWait:
 		o.wait.Record(ctx, e.Duration.Seconds(), both)
+		if e.Outcome == xsync.OutcomeAcquired {
+			o.held.Add(ctx, 1, backend) // every hold: its end is its KindHold
+		}
 		if !e.Run {
 			return
 		}
 		run := trace.SpanFromContext(ctx)
 		o.child(ctx, "xsync.wait", e, attribute.Int("xsync.attempts", e.Attempts))
 		if e.Outcome == xsync.OutcomeAcquired {
-			o.held.Add(ctx, 1, backend)
 			run.SetAttributes(attribute.Int64("xsync.token", int64(e.Token)))
 			return
 		}
@@ -203,7 +209,10 @@ func (o *Observer) Observe(ctx context.Context, e xsync.Event) {
 		run.End()
 	case xsync.KindHold:
 		o.hold.Record(ctx, e.Duration.Seconds(), both)
-		o.child(ctx, "xsync.hold", e, attribute.Int64("xsync.token", int64(e.Token)))
+		o.held.Add(ctx, -1, backend)
+		if e.Run {
+			o.child(ctx, "xsync.hold", e, attribute.Int64("xsync.token", int64(e.Token)))
+		}
 	case xsync.KindRenew:
 		o.renewals.Add(ctx, 1, both)
 	case xsync.KindLost:
@@ -218,7 +227,6 @@ func (o *Observer) Observe(ctx context.Context, e xsync.Event) {
 		if !e.Run {
 			return
 		}
-		o.held.Add(ctx, -1, backend)
 		run := trace.SpanFromContext(ctx)
 		run.SetAttributes(attribute.String("xsync.release.outcome", string(e.Outcome)))
 		if e.Outcome == xsync.OutcomeFailed {

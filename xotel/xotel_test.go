@@ -150,7 +150,7 @@ func TestCallbackSpansNest(t *testing.T) {
 	run := byName["xsync.run"]
 	assert.Equal(t, run.SpanContext().SpanID(), byName["work"].Parent().SpanID())
 	assert.Equal(t, run.SpanContext().SpanID(), byName["xsync.hold"].Parent().SpanID())
-	assert.Contains(t, run.Attributes(), attribute.String("xsync.key", `"k"`))
+	assert.Contains(t, run.Attributes(), attribute.String("xsync.key", "k"))
 }
 
 func TestLostLock(t *testing.T) {
@@ -177,7 +177,13 @@ func TestLostLock(t *testing.T) {
 	assert.True(t, lostEvent, "the run span has an xsync.lost event")
 }
 
-type failingRelease struct{ *memory.Locker }
+// failingRelease is a Locker only (no Mutexer): the core drives it through
+// Acquire and Release, and Release fails.
+type failingRelease struct{ l *memory.Locker }
+
+func (f failingRelease) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	return f.l.Acquire(ctx, key, ttl)
+}
 
 func (failingRelease) Release(context.Context, string, int64) (bool, error) {
 	return false, errors.New("server on fire")
@@ -244,4 +250,34 @@ func TestRealRedis(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 3, runs)
+}
+
+// Every kind of lock, taken as a lease, is counted as held from its
+// acquisition to its release.
+func TestLeasesOfEveryKind(t *testing.T) {
+	l := memory.New()
+	name, tel := setUp(t, l)
+	c := xsync.NewClient(l, xsync.WithName(name))
+	b := attribute.String("xsync.backend", name)
+	ctx := t.Context()
+	var leases []*xsync.Lease
+	take := func(le *xsync.Lease, err error) {
+		t.Helper()
+		require.NoError(t, err)
+		leases = append(leases, le)
+	}
+	take(c.Acquire(ctx, "m"))
+	take(c.Semaphore("s", 2).Acquire(ctx))
+	take(c.RWLock("rw").AcquireRead(ctx))
+	take(c.AcquireAll(ctx, []string{"a", "b"}))
+	assert.EqualValues(t, 4, tel.sum(t, "xsync.lock.held", b))
+	assert.EqualValues(t, 4, tel.sum(t, "xsync.lock.attempts", b, outcome(xsync.OutcomeAcquired)))
+	for _, le := range leases {
+		released, err := le.Release(ctx)
+		require.NoError(t, err)
+		require.True(t, released)
+	}
+	assert.EqualValues(t, 0, tel.sum(t, "xsync.lock.held", b))
+	assert.EqualValues(t, 4, tel.sum(t, "xsync.lock.releases", b, outcome(xsync.OutcomeReleased)))
+	assert.EqualValues(t, 4, tel.sum(t, "xsync.lock.hold.duration", b, outcome(xsync.OutcomeKept)))
 }

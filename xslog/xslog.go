@@ -3,38 +3,79 @@
 //	restore := xsync.SetObserver("", xslog.New(slog.Default()))
 //
 // Every event of the core becomes one record with stable attribute names:
-// xsync.event (attempt, wait, hold, renew, lost, release), xsync.backend,
-// xsync.key (shortened: at most 48 bytes of it, with its length and a hash),
-// xsync.outcome, xsync.duration, xsync.attempts, xsync.token, xsync.run and
-// error. Levels keep normal operation quiet at Info: attempts, waits, holds,
+// xsync.event (attempt, wait, hold, renew, lost, release), xsync.lock
+// (mutex, semaphore, read, write, keys), xsync.backend, xsync.key,
+// xsync.outcome, xsync.duration, xsync.attempts, xsync.token, xsync.run
+// and error. Every kind of lock and every hold is logged the same way,
+// whether a Lease or a Run holds it.
+//
+// Levels keep normal operation quiet at Info: attempts, waits, holds,
 // renewals and releases that went as expected are Debug (contention is
-// normal: Debug too); backend failures, failed renewals and releases that
-// found the lock gone are Warn; a lost lock is Error.
+// normal: Debug too, or what [WithContentionLevel] says); backend
+// failures, failed renewals and releases that found the lock gone are
+// Warn; a lost lock is Error, logged at the moment the lock is lost.
+//
+// Keys often carry user ids or emails: [WithKeys] logs a hash of them,
+// or nothing, instead of the first 48 bytes.
 package xslog
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/internal/keys"
 )
 
 // Observer logs xsync's events. Build it with [New].
 type Observer struct {
-	l *slog.Logger
+	l          *slog.Logger
+	keys       KeyMode
+	contention slog.Level
 }
 
 var _ xsync.Observer = (*Observer)(nil)
 
+// KeyMode says how an [Observer] logs keys.
+type KeyMode int
+
+// The ways to log keys.
+const (
+	// KeysShort logs the key, shortened to its first 48 bytes with its
+	// length and hash if it is longer. The default.
+	KeysShort KeyMode = iota
+	// KeysHash logs only a hash of the key (32-bit FNV-1a, in hex): records
+	// of one key can be told apart and matched, the key not read.
+	KeysHash
+	// KeysNone logs no key.
+	KeysNone
+)
+
+// Option configures an [Observer].
+type Option func(*Observer)
+
+// WithKeys sets how keys are logged (default [KeysShort]).
+func WithKeys(m KeyMode) Option { return func(o *Observer) { o.keys = m } }
+
+// WithContentionLevel sets the level of the records that say a lock was
+// held by someone else (an attempt refused, a wait given up): Debug by
+// default; Info makes contention visible in production logs.
+func WithContentionLevel(l slog.Level) Option { return func(o *Observer) { o.contention = l } }
+
 // New returns an observer that logs to l (slog.Default() if nil).
-func New(l *slog.Logger) *Observer {
+func New(l *slog.Logger, opts ...Option) *Observer {
 	if l == nil {
 		l = slog.Default()
 	}
-	return &Observer{l: l}
+	o := &Observer{l: l, contention: slog.LevelDebug}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
 }
 
-// Level returns the level an event is logged at.
+// Level returns the level an event is logged at by default.
 func Level(e xsync.Event) slog.Level {
 	switch {
 	case e.Kind == xsync.KindLost:
@@ -49,17 +90,33 @@ func Level(e xsync.Event) slog.Level {
 	}
 }
 
+// level is the level o logs e at.
+func (o *Observer) level(e xsync.Event) slog.Level {
+	if e.Outcome == xsync.OutcomeHeld {
+		return o.contention
+	}
+	return Level(e)
+}
+
 // Observe implements [xsync.Observer].
 func (o *Observer) Observe(ctx context.Context, e xsync.Event) {
-	level := Level(e)
+	level := o.level(e)
 	if !o.l.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 9)
+	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs,
 		slog.String("xsync.event", string(e.Kind)),
+		slog.String("xsync.lock", e.Lock),
 		slog.String("xsync.backend", e.Backend),
-		slog.String("xsync.key", xsync.ShortKey(e.Key)),
+	)
+	switch o.keys {
+	case KeysShort:
+		attrs = append(attrs, slog.String("xsync.key", keys.Trim(e.Key)))
+	case KeysHash:
+		attrs = append(attrs, slog.String("xsync.key", fmt.Sprintf("fnv32a:%08x", keys.Hash(e.Key))))
+	}
+	attrs = append(attrs,
 		slog.String("xsync.outcome", string(e.Outcome)),
 		slog.Bool("xsync.run", e.Run),
 	)

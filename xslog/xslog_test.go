@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend"
 	"github.com/xsync-go/xsync/backend/memory"
 	"github.com/xsync-go/xsync/xslog"
 )
@@ -20,6 +21,28 @@ import (
 type capture struct {
 	mu      sync.Mutex
 	records []slog.Record
+	added   chan struct{} // closed and replaced at every record
+}
+
+// await waits until a record of kind and outcome has come.
+func (c *capture) await(t *testing.T, kind xsync.EventKind, outcome xsync.Outcome) rec {
+	t.Helper()
+	for {
+		c.mu.Lock()
+		if c.added == nil {
+			c.added = make(chan struct{})
+		}
+		added := c.added
+		c.mu.Unlock()
+		if got := c.find(kind, outcome); len(got) > 0 {
+			return got[0]
+		}
+		select {
+		case <-added:
+		case <-t.Context().Done():
+			t.Fatalf("no %s %s record", kind, outcome)
+		}
+	}
 }
 
 func (c *capture) Enabled(context.Context, slog.Level) bool { return true }
@@ -29,6 +52,10 @@ func (c *capture) Handle(_ context.Context, r slog.Record) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.records = append(c.records, r.Clone())
+	if c.added != nil {
+		close(c.added)
+		c.added = nil
+	}
 	return nil
 }
 
@@ -97,7 +124,7 @@ func TestContention(t *testing.T) {
 			for _, r := range got {
 				assert.Equal(t, slog.LevelDebug, r.level, "normal operation is quiet at Info")
 				assert.Equal(t, name, r.attrs["xsync.backend"])
-				assert.Equal(t, `"user:1"`, r.attrs["xsync.key"])
+				assert.Equal(t, "user:1", r.attrs["xsync.key"], "quoted once, by the handler")
 			}
 		}
 	}
@@ -131,12 +158,18 @@ func TestLostLock(t *testing.T) {
 	assert.Equal(t, slog.LevelWarn, hold[0].level)
 }
 
-// failingRelease is a memory backend whose releases fail.
+// failingRelease is a memory backend whose mutexes' releases fail.
 type failingRelease struct{ *memory.Locker }
 
 var errDown = errors.New("server on fire")
 
 func (failingRelease) Release(context.Context, string, int64) (bool, error) { return false, errDown }
+
+func (f failingRelease) Mutex(key string) backend.Lock { return failingLock{f.Locker.Mutex(key)} }
+
+type failingLock struct{ backend.Lock }
+
+func (failingLock) Release(context.Context, int64) (bool, error) { return false, errDown }
 
 // A failed release, which Run does not report (the lock expires), is
 // logged.
@@ -173,4 +206,68 @@ func TestRestore(t *testing.T) {
 	_, err = xsync.Lock(t.Context(), name, "b", 1)
 	require.NoError(t, err)
 	assert.Len(t, c.all(), 1)
+}
+
+// A lease from Client.Acquire, neither renewed nor released, is lost at
+// its validity deadline: that is logged at Error, with the end of its
+// hold, when it happens (the lease's Done closes), not when it is
+// released.
+func TestLeaseLostAtDeadlineLogged(t *testing.T) {
+	clock := memory.NewManualClock(time.Now())
+	c := &capture{}
+	locks := xsync.NewClient(memory.New(memory.WithClock(clock.Now)), xsync.WithClock(clock),
+		xsync.WithName("lease"), xsync.WithObserver(xslog.New(slog.New(c))))
+	l, err := locks.Acquire(t.Context(), "report", xsync.WithTTL(10*time.Second))
+	require.NoError(t, err)
+	require.NoError(t, clock.BlockUntil(t.Context(), 1)) // the lease's expiry
+	clock.Advance(10 * time.Second)
+	<-l.Done()
+	lost := c.await(t, xsync.KindLost, xsync.OutcomeLost)
+	assert.Equal(t, slog.LevelError, lost.level)
+	assert.Equal(t, "lost", lost.attrs["xsync.event"])
+	assert.Equal(t, "mutex", lost.attrs["xsync.lock"])
+	assert.Equal(t, "false", lost.attrs["xsync.run"], "a lease, not a Run")
+	assert.Contains(t, lost.attrs["error"], "TTL ran out")
+	hold := c.find(xsync.KindHold, xsync.OutcomeLost)
+	require.Len(t, hold, 1)
+	assert.Equal(t, "10s", hold[0].attrs["xsync.duration"])
+	_, err = l.Release(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, c.find(xsync.KindHold, xsync.OutcomeLost), 1, "the hold's end is logged once")
+	assert.Len(t, c.find(xsync.KindRelease, xsync.OutcomeNotHeld), 1)
+}
+
+// Keys can be logged as a hash, or not at all; contention can be logged
+// at a level of its own.
+func TestKeysAndContentionLevel(t *testing.T) {
+	locks := xsync.NewClient(memory.New())
+	ctx := t.Context()
+	held, err := locks.Acquire(ctx, "user:alice@example.com")
+	require.NoError(t, err)
+	defer held.Release(ctx)
+	for _, tc := range []struct {
+		mode xslog.KeyMode
+		want string
+	}{
+		{xslog.KeysShort, "user:alice@example.com"},
+		{xslog.KeysHash, "fnv32a:"},
+		{xslog.KeysNone, ""},
+	} {
+		c := &capture{}
+		o := xslog.New(slog.New(c), xslog.WithKeys(tc.mode), xslog.WithContentionLevel(slog.LevelInfo))
+		_, err := xsync.NewClient(locks.Locker(), xsync.WithObserver(o)).Acquire(ctx, "user:alice@example.com")
+		require.ErrorIs(t, err, xsync.ErrMissingLock)
+		got := c.find(xsync.KindAttempt, xsync.OutcomeHeld)
+		require.Len(t, got, 1)
+		assert.Equal(t, slog.LevelInfo, got[0].level, "contention at the level asked for")
+		key, logged := got[0].attrs["xsync.key"]
+		if tc.want == "" {
+			assert.False(t, logged, "no key")
+			continue
+		}
+		assert.Contains(t, key, tc.want)
+		if tc.mode == xslog.KeysHash {
+			assert.NotContains(t, key, "alice")
+		}
+	}
 }

@@ -1,172 +1,3 @@
-// Package etcd is an xsync lock backend on etcd: leases for expiry,
-// transactions for atomicity, and the key's create revision as the
-// fencing token.
-//
-//	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"etcd:2379"}})
-//	...
-//	xsync.Register("default", etcd.New(cli))
-//
-// # What is guaranteed
-//
-// etcd replicates every write through Raft to a majority before it answers,
-// so these hold as long as a majority of the cluster is up and reachable,
-// through the loss of any minority of members and through leader changes:
-//
-//   - Mutual exclusion: a lock is a key created by a transaction guarded on
-//     "the key does not exist", attached to a lease of the lock's TTL.
-//   - Fencing tokens: the token is the key's create revision, which grows
-//     across the whole cluster with every write. Every later acquisition of
-//     any key gets a larger token. Data in etcd itself is fenced by
-//     [Locker.OwnerCmp] in the transaction that writes it; elsewhere, store
-//     the token with the data and refuse smaller ones (UPDATE ... WHERE
-//     fence < $token).
-//   - Owner-only release: release is a transaction guarded on the key's
-//     create revision being the token; an expired holder's token no longer
-//     matches, so its release returns false.
-//   - Expiry: the lease expires after its TTL on the leader's clock and
-//     etcd deletes the key. etcd grants at least its minimum lease TTL:
-//     2s with the default election timeout, so the seed's default of 1s
-//     becomes 2s on the server (the caller's callback context still ends
-//     after the 1s asked for). TTLs are whole seconds, rounded up; expiry
-//     happens within about 0.5s after the TTL.
-//   - Bounded state: one key and one lease per held lock, and one key per
-//     queued waiter; the lock's key goes when the lock is released or
-//     expires, a waiter's when it gets the lock, gives up or dies (with its
-//     lease), and a lease kept for reuse expires within its TTL if it is
-//     not reused.
-//   - Operators: [Locker.Inspect] reads a key's token, owner metadata (the
-//     key's value, set by [Locker.AcquireOwner]) and its lease's time left;
-//     [Locker.ForceRelease] deletes the key whoever holds it, which wakes
-//     watching waiters; revisions, and so tokens, keep growing.
-//   - Waiters queue (FIFO), as etcd's own Mutex has them do: a caller that
-//     finds the key held puts an entry under {prefix}\x00q/{hex of key}/ on
-//     a lease, and its create revision is its place. It watches the lock's
-//     key and the queue from the current revision (no catch-up stall) and
-//     tries only when the key is gone and no entry is ahead of it; its
-//     transaction checks both. A handoff is thus one watch notification
-//     after the releasing delete and the next waiter's transaction, however
-//     many wait; a free key goes to the first waiter, and a newcomer's
-//     transaction checks that nobody is queued. A waiter that gives up
-//     deletes its entry (one request, up to 250ms); one that dies holds the
-//     others back until its entry's lease expires: its keep time,
-//     max(3 × retry interval, 1s), rounded up to whole seconds and to
-//     MinTTL, plus etcd's expiry delay. Lock keys beginning with "\x00q/"
-//     are reserved for the queues.
-//
-// # What is not guaranteed
-//
-//   - Without a reachable majority, every call fails with the client's
-//     error (not xsync.ErrMissingLock). A lock attempt or Ping fails at
-//     once, marked backend.ErrUnavailable, when the client cannot connect
-//     (its last connection attempt failed: a stopped server, a refused
-//     dial); the etcd client alone would wait for a connection until the
-//     call's context ends. A server that stops answering on an open
-//     connection (frozen, cut off) is not seen that way; a lock attempt
-//     then ends at the TTL etcd grants (whole seconds, at least MinTTL:
-//     never sooner than a lock granted by a healthy server could be of
-//     use), marked backend.ErrUnavailable, unless its context ends sooner
-//     (a grant after that TTL could only be of an expired lock), and
-//     other calls wait for their context. A holder
-//     cut off from the majority cannot refresh, and its lock expires on
-//     the majority's side while it may still run. Auto-extension then
-//     cancels its callback's context when its TTL runs out; fence writes
-//     with the token to be safe.
-//   - After a leader change etcd extends every lease by an election timeout,
-//     so a lock can outlive its TTL by that much.
-//   - A write whose call failed or timed out may have been applied, or may
-//     still be applied later. An Acquire that fails therefore revokes its
-//     lease before it returns (one more request, at most 250ms): that
-//     deletes the key if the put was applied, and makes a put that comes
-//     later fail. The lock stays orphaned only if the revocation cannot
-//     reach the cluster either, and then until its lease expires: its TTL
-//     after the put was applied, which a fault can delay until it heals,
-//     plus an election timeout across a leader change (with the leader
-//     isolated, soaks showed orphans lasting up to 6.85s with a 2s TTL).
-//
-// # Under faults, as histories show
-//
-// TestHistory records concurrent histories with conformance.RunHistory
-// under each fault below and checks them; docs/safety.md has the figures
-// of a soak. One member paused longer than the TTL, killed and restarted
-// (its data survives), cut off the network, a client's link frozen, and on
-// three members the leader cut off: under every one, mutual exclusion
-// holds, tokens grow in grant order, a fenced resource accepts no stale
-// write, no release or refresh succeeds for a token that lost the key, and
-// a callback that outlives its lock has its context ended at the validity
-// deadline. An acquisition that hung through a fault can be granted after
-// its validity has passed; Run then hands the callback an already-ended
-// context, with a cause matching xsync.ErrLockLost (counted as late
-// grants).
-//
-// # Semaphores, read-write locks, multi-key locks
-//
-// Each permit and each read or write lock is an entry on a lease of its
-// own, and its create revision is its token (for writers, a fencing
-// token); waiters watch the entries' deletes.
-//
-//   - A semaphore of key keeps its permits under {prefix}\x00s/{hex of
-//     key}/. An attempt is a lease and one transaction that puts the entry
-//     and reads the first limit entries by create revision: the permit is
-//     held if its entry is among them, and deleted otherwise (one more
-//     request). An entry's place only moves forward, so holders never
-//     exceed the limit.
-//   - A read-write lock of key keeps readers, the writer and the marks of
-//     writers that wait under {prefix}\x00r/{hex of key}/. A read attempt
-//     is refused while a writer or a mark exists; a write attempt while
-//     a reader or a writer does, and a writer that waits then puts its
-//     own mark on a lease of its keep time (rounded up to whole seconds
-//     and to MinTTL: a lease and a put, then a keep-alive once half of it
-//     passed); its grant or its giving up deletes the mark.
-//   - A multi-key lock is one transaction that creates every key, on one
-//     lease, if none exists and none has waiters queued; its revision is
-//     every key's token.
-//
-// Lock keys beginning with "\x00s/" or "\x00r/" are reserved, as "\x00q/"
-// is. A release by a Locker that did not take the permit or read lock
-// reads the entries first (one more request).
-//
-// # Round trips
-//
-// Measured in etcd writes (a Put) on one node: Acquire is a lease plus a
-// transaction. The lease is one this Locker used before, renewed to a full
-// TTL with one keep-alive (which is not a Raft write: about a third of a
-// Put), or, the first time, a new grant (a write). Release is one
-// transaction (a write); its lease is kept for the next lock and expires
-// on its own when unused. Refresh is one keep-alive and one read. An uncontended
-// Lock+Unlock costs about 2.4 Puts; see docs/benchmarks.md.
-//
-// # URLs
-//
-// Importing this package registers the URL scheme "etcd" with xsync.Open:
-//
-//	etcd://[user:password@]host1:2379[,host2:2379...][?options]
-//
-// Options: prefix (see [WithPrefix]); dial_timeout (a duration, default
-// 5s); tls=true to connect with TLS, with ca_file (the CAs to trust
-// instead of the system's), cert_file and key_file (a client certificate,
-// for a cluster started with --client-cert-auth), all PEM files; and
-// skip_verify=true, which turns certificate verification off: unsafe,
-// only for tests. With a user and password, Open does not connect: the
-// first call authenticates. The client Open builds is closed by the
-// Closer Open returns.
-//
-// # Security
-//
-// TLS, mutual TLS and authentication are tested on a real cluster. With
-// auth enabled, a lock user needs only read and write on its prefix
-// (leases need no permission of their own):
-//
-//	etcdctl role add xsync-lock
-//	etcdctl role grant-permission xsync-lock --prefix=true readwrite xsync/
-//	etcdctl user add locker
-//	etcdctl user grant-role locker xsync-lock
-//
-// A user of another prefix gets "permission denied" for every call on this
-// one. A wrong password is "authentication failed"; errors never show it.
-// A TLS handshake that fails (a certificate from another CA, a missing
-// client certificate) makes etcd's client wait for a connection until the
-// context ends; the error then says there was no connection to the cluster
-// and why ("x509: certificate signed by unknown authority").
 package etcd
 
 import (
@@ -189,15 +20,27 @@ import (
 )
 
 var (
-	_ backend.Locker        = (*Locker)(nil)
-	_ backend.Refresher     = (*Locker)(nil)
-	_ backend.Watcher       = (*Locker)(nil)
-	_ backend.Pinger        = (*Locker)(nil)
-	_ backend.OwnerAcquirer = (*Locker)(nil)
-	_ backend.Inspector     = (*Locker)(nil)
-	_ backend.ForceReleaser = (*Locker)(nil)
-	_ backend.Queuer        = (*Locker)(nil)
+	_ backend.Locker      = (*Locker)(nil)
+	_ backend.Mutexer     = (*Locker)(nil)
+	_ backend.Semaphorer  = (*Locker)(nil)
+	_ backend.RWLocker    = (*Locker)(nil)
+	_ backend.MultiLocker = (*Locker)(nil)
+	_ backend.Pinger      = (*Locker)(nil)
 )
+
+// The spaces of the kinds of lock, after the prefix: a mutex's key is
+// {prefix}m/{key}; a mutex's queue, a semaphore's permits and a
+// read-write lock's entries are under {prefix}q/, s/ and r/, then the key
+// in hex. No key of one kind can name another kind's state.
+const (
+	mutexSpace     = "m/"
+	queueSpace     = "q/"
+	semaphoreSpace = "s/"
+	rwSpace        = "r/"
+)
+
+// mutexKey is the etcd key of key's mutex.
+func (l *Locker) mutexKey(key string) string { return l.prefix + mutexSpace + key }
 
 // DefaultPrefix is where locks live unless [WithPrefix] says otherwise.
 const DefaultPrefix = "xsync/"
@@ -277,28 +120,6 @@ func seconds(ttl time.Duration) int64 {
 	return int64((ttl + time.Second - 1) / time.Second)
 }
 
-// Acquire implements [backend.Locker]: a lease with a full TTL, then a
-// transaction that creates the key with it if the key does not exist.
-//
-// The lease is one this Locker used before, renewed with one keep-alive
-// (not a Raft write: a third of a Put here), or a new grant (a write).
-func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
-	return l.AcquireOwner(ctx, key, ttl, "")
-}
-
-// AcquireOwner implements [backend.OwnerAcquirer]: Acquire, with owner as
-// the lock key's value (for [Locker.Inspect]). Same cost.
-//
-// The key goes to this caller only if no waiter is queued for it (see
-// [Locker.WatchQueue]): the same transaction checks that the queue is
-// empty.
-func (l *Locker) AcquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (_ int64, err error) {
-	ctx, done := l.bounded(ctx, ttl)
-	defer func() { err = done(err) }()
-	return l.acquire(ctx, key, ttl, owner,
-		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(l.queuePrefix(key)).WithPrefix(), "=", 0)}, nil)
-}
-
 // errNoAnswer marks a lock attempt that got no answer within the lock's
 // TTL.
 var errNoAnswer = fmt.Errorf("%w: no answer within the lock's TTL", backend.ErrUnavailable)
@@ -333,7 +154,7 @@ func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, own
 		// A lease granted without our knowing holds no key: it expires.
 		return 0, fmt.Errorf("etcd: lease: %w", l.classify(err))
 	}
-	k := l.prefix + key
+	k := l.mutexKey(key)
 	resp, err := l.client.Txn(ctx).
 		If(append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))...).
 		Then(append(ops, clientv3.OpPut(k, owner, clientv3.WithLease(le.id)))...).
@@ -544,13 +365,6 @@ func (l *Locker) takeHeld(token int64) (lease, bool) {
 	return le, ok
 }
 
-// Release implements [backend.Locker] with one transaction that deletes
-// the key if token (its create revision) still holds it. The lock's lease
-// is kept for the next lock.
-func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, error) {
-	return l.releaseKey(ctx, "release", l.prefix+key, token)
-}
-
 // releaseKey deletes the etcd key k if token is its create revision, and
 // keeps the lease for the next lock.
 func (l *Locker) releaseKey(ctx context.Context, op, k string, token int64) (bool, error) {
@@ -566,19 +380,6 @@ func (l *Locker) releaseKey(ctx context.Context, op, k string, token int64) (boo
 	}
 	l.detach(token)
 	return true, nil
-}
-
-// Refresh implements [backend.Refresher]: one keep-alive of the lock's
-// lease, then a read that the key still has token as its create revision.
-// If the lease was granted for another TTL than ttl (a lease's TTL is fixed
-// in etcd), the key moves to a new lease of ttl instead: a grant and a
-// transaction guarded on the token, which keeps the key's create revision
-// and so the token.
-// In that order the answer is sound: a key that exists after its lease was
-// extended lives on with it. (A lease can outlive its key: a release through
-// another Locker deletes the key but knows nothing of the lease.)
-func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
-	return l.refreshKey(ctx, l.prefix+key, token, ttl)
 }
 
 // refreshKey is Refresh of the etcd key k.
@@ -673,132 +474,6 @@ func (l *Locker) rebind(ctx context.Context, k string, token, ttl int64) (bool, 
 	return true, nil
 }
 
-// Inspect implements [backend.Inspector]: a read of the key (its create
-// revision is the token, its value the owner), then the time to live of
-// its lease, in whole seconds as etcd reports it. Two requests: the lock
-// can change between them (then TTL is 0).
-func (l *Locker) Inspect(ctx context.Context, key string) (backend.LockInfo, error) {
-	resp, err := l.client.Get(ctx, l.prefix+key)
-	if err != nil {
-		return backend.LockInfo{}, fmt.Errorf("etcd: inspect: %w", l.classify(err))
-	}
-	if len(resp.Kvs) == 0 {
-		return backend.LockInfo{}, nil
-	}
-	kv := resp.Kvs[0]
-	info := backend.LockInfo{Held: true, Token: kv.CreateRevision, Owner: string(kv.Value)}
-	ttl, err := l.client.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
-	if err != nil {
-		return backend.LockInfo{}, fmt.Errorf("etcd: inspect: %w", l.classify(err))
-	}
-	if ttl.TTL > 0 {
-		info.TTL = time.Duration(ttl.TTL) * time.Second
-	}
-	return info, nil
-}
-
-// ForceRelease implements [backend.ForceReleaser]: one delete of the key,
-// whoever holds it. Waiters watching it wake; tokens (revisions) keep
-// growing. The holder's lease is left to expire.
-func (l *Locker) ForceRelease(ctx context.Context, key string) (bool, error) {
-	resp, err := l.client.Delete(ctx, l.prefix+key)
-	if err != nil {
-		return false, fmt.Errorf("etcd: force release: %w", l.classify(err))
-	}
-	return resp.Deleted > 0, nil
-}
-
-// Watch implements [backend.Watcher]. It starts a watch at the current
-// revision and waits until etcd has created it, then reads the key: a
-// release before the read shows in the read, one after it in the watch.
-// (A watch from a past revision would wait for etcd's 100ms catch-up.)
-func (l *Locker) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	return l.watchKey(ctx, l.prefix+key, l.absent(l.prefix+key))
-}
-
-// absent returns a check that no etcd key is at k (with opts: in the
-// range they make of it).
-func (l *Locker) absent(k string, opts ...clientv3.OpOption) func(ctx context.Context) (bool, error) {
-	return func(ctx context.Context) (bool, error) {
-		resp, err := l.client.Get(ctx, k, append([]clientv3.OpOption{clientv3.WithCountOnly()}, opts...)...)
-		if err != nil {
-			return false, err
-		}
-		return resp.Count == 0, nil
-	}
-}
-
-// watchKey watches the deletes of the etcd key k, or with opts
-// (clientv3.WithPrefix) of the keys it begins; once the watch is in
-// effect, ready is sent to at once if free says the lock may be taken.
-func (l *Locker) watchKey(ctx context.Context, k string, free func(ctx context.Context) (bool, error), opts ...clientv3.OpOption) (<-chan struct{}, func(), error) {
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	events := l.client.Watch(clientv3.WithRequireLeader(wctx), k,
-		append([]clientv3.OpOption{clientv3.WithCreatedNotify(), clientv3.WithFilterPut()}, opts...)...)
-	fail := func(err error) (<-chan struct{}, func(), error) {
-		cancel()
-		for range events { // let the watch's goroutines finish
-		}
-		return nil, nil, fmt.Errorf("etcd: watch: %w", err)
-	}
-	if err := watchCreated(ctx, events); err != nil {
-		return fail(err)
-	}
-	isFree, err := free(ctx)
-	if err != nil {
-		return fail(err)
-	}
-
-	ready, notify := signal()
-	if isFree {
-		notify()
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range events {
-			// A delete, or the end of the watch (cancelled, or the
-			// cluster lost its leader): either way, try again.
-			notify()
-		}
-	}()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			<-done
-		})
-	}
-	return ready, stop, nil
-}
-
-// signal returns a watch's ready channel and the function that sends on
-// it; values are coalesced, as backend.Watcher allows.
-func signal() (<-chan struct{}, func()) {
-	ready := make(chan struct{}, 1)
-	return ready, func() {
-		select {
-		case ready <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// watchCreated waits for a watch's first response, which says that etcd
-// has created it (clientv3.WithCreatedNotify): events from then on reach
-// it.
-func watchCreated(ctx context.Context, events clientv3.WatchChan) error {
-	select {
-	case resp, ok := <-events:
-		if !ok {
-			return errors.New("watch closed before it was created")
-		}
-		return resp.Err()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Ping implements [backend.Pinger] with one linearizable read, which needs
 // a leader and a quorum: what a lock needs.
 func (l *Locker) Ping(ctx context.Context) error {
@@ -811,6 +486,18 @@ func (l *Locker) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Acquire implements [backend.Locker]: the mutex's attempt (see
+// [Locker.Mutex]).
+func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	return l.acquireOwner(ctx, key, ttl, "")
+}
+
+// Release implements [backend.Locker]: one transaction that deletes the
+// mutex's key if token (its create revision) still holds it.
+func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, error) {
+	return l.releaseKey(ctx, "release", l.mutexKey(key), token)
+}
+
 // OwnerCmp returns a comparison that holds while token holds the lock on
 // key. Put it in the transaction that writes the protected data, and the
 // write happens only if the lock is still the caller's: fencing without a
@@ -820,5 +507,5 @@ func (l *Locker) Ping(ctx context.Context) error {
 //	resp, err := cli.Txn(ctx).If(cmp).Then(clientv3.OpPut("order/1001/paid", "yes")).Commit()
 //	// resp.Succeeded is false if the lock was lost
 func (l *Locker) OwnerCmp(key string, token int64) clientv3.Cmp {
-	return clientv3.Compare(clientv3.CreateRevision(l.prefix+key), "=", token)
+	return clientv3.Compare(clientv3.CreateRevision(l.mutexKey(key)), "=", token)
 }

@@ -202,7 +202,7 @@ func TestLeaderIsolated(t *testing.T) {
 		var states []string
 		for _, c := range perMember {
 			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-			resp, err := c.Get(ctx, prefix+"k")
+			resp, err := c.Get(ctx, prefix+"m/k")
 			cancel()
 			if err != nil {
 				return false
@@ -274,9 +274,14 @@ func TestFrozenAttemptEndsAtTTL(t *testing.T) {
 	defer cancel()
 	for name, acquire := range map[string]func() (int64, error){
 		"mutex":     func() (int64, error) { return l.Acquire(ctx, "k", xetcd.MinTTL) },
-		"semaphore": func() (int64, error) { return l.AcquirePermit(ctx, "s", 2, xetcd.MinTTL) },
-		"write":     func() (int64, error) { return l.AcquireWrite(ctx, "rw", xetcd.MinTTL, "", time.Second) },
-		"keys":      func() (int64, error) { return l.AcquireMulti(ctx, []string{"a", "b"}, xetcd.MinTTL) },
+		"semaphore": func() (int64, error) { return l.Semaphore("s", 2).Acquire(ctx, backend.Request{TTL: xetcd.MinTTL}) },
+		"write": func() (int64, error) {
+			_, w := l.RWLock("rw")
+			return w.Acquire(ctx, backend.Request{TTL: xetcd.MinTTL})
+		},
+		"keys": func() (int64, error) {
+			return l.Multi([]string{"a", "b"}).Acquire(ctx, backend.Request{TTL: xetcd.MinTTL})
+		},
 	} {
 		start := time.Now()
 		tok, err := acquire()

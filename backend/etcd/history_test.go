@@ -10,6 +10,7 @@ import (
 	"github.com/xsync-go/xsync/backend"
 	xetcd "github.com/xsync-go/xsync/backend/etcd"
 	"github.com/xsync-go/xsync/conformance"
+	"github.com/xsync-go/xsync/conformance/history"
 	"github.com/xsync-go/xsync/internal/itest"
 )
 
@@ -29,37 +30,37 @@ func TestHistory(t *testing.T) {
 		require.Eventually(t, func() bool { _, err := admin.Get(t.Context(), "up"); return err == nil },
 			30*time.Second, 50*time.Millisecond, "etcd did not come back")
 	}
-	var cut *conformance.Nemesis
+	var cut *history.Nemesis
 	if os.Getenv(itest.NetworkEnv) != "host" {
-		cut = &conformance.Nemesis{Name: "disconnect",
+		cut = &history.Nemesis{Name: "disconnect",
 			Inject: func(*testing.T) { srv.Disconnect() },
 			Heal:   func(t *testing.T) { srv.Connect(); up(t) }}
 	}
-	faulty := conformance.Expect{MayOrphan: true}
+	faulty := history.Expect{MayOrphan: true}
 	for _, c := range []struct {
 		name string
-		n    *conformance.Nemesis
+		n    *history.Nemesis
 	}{
 		{name: "none"},
-		{name: "pause", n: &conformance.Nemesis{Name: "pause",
+		{name: "pause", n: &history.Nemesis{Name: "pause",
 			Inject: func(*testing.T) { srv.Pause() },
 			Heal:   func(*testing.T) { srv.Unpause() }}},
-		{name: "restart", n: &conformance.Nemesis{Name: "restart",
+		{name: "restart", n: &history.Nemesis{Name: "restart",
 			Inject: func(*testing.T) { srv.Kill() },
 			Heal:   func(t *testing.T) { srv.Start(); up(t) },
 			Length: time.Millisecond}},
 		{name: "disconnect", n: cut},
-		{name: "freeze-client", n: conformance.FreezeClient(3 * time.Second)},
+		{name: "freeze-client", n: history.FreezeClient(3 * time.Second)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.name != "none" && c.n == nil {
 				t.Skip("this fault cannot be injected here")
 			}
-			var e conformance.Expect
+			var e history.Expect
 			if c.n != nil {
 				e = faulty
 			}
-			conformance.RunHistory(t, &harness{srv: srv, admin: admin, prefix: newPrefix()}, conformance.HistoryOptions{
+			history.Run(t, &harness{srv: srv, admin: admin, prefix: newPrefix()}, history.Options{
 				Name: "etcd/" + c.name, Nemesis: c.n, Expect: e,
 			})
 		})
@@ -72,13 +73,13 @@ func TestHistory(t *testing.T) {
 		members := itest.StartEtcdCluster(t, 3)
 		cadmin := itest.EtcdClient(t, members...)
 		var old *itest.Server
-		n := &conformance.Nemesis{Name: "isolate-leader",
+		n := &history.Nemesis{Name: "isolate-leader",
 			Inject: func(t *testing.T) {
 				old = members[leader(t, cadmin, members)]
 				old.Disconnect()
 			},
 			Heal: func(*testing.T) { old.Connect() }}
-		conformance.RunHistory(t, &clusterHarness{members: members, prefix: newPrefix()}, conformance.HistoryOptions{
+		history.Run(t, &clusterHarness{members: members, prefix: newPrefix()}, history.Options{
 			Name: "etcd/isolate-leader", Nemesis: n, Expect: faulty,
 		})
 	})
@@ -95,5 +96,5 @@ func (h *clusterHarness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *clusterHarness) Limits() conformance.Limits {
-	return conformance.Limits{MinTTL: xetcd.MinTTL, ExpiryTolerance: time.Second}
+	return conformance.Limits{MinTTL: xetcd.MinTTL, ExpiryTolerance: time.Second, FIFO: true}
 }

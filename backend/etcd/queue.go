@@ -13,16 +13,14 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// The waiters' queue of a key is a set of keys, one per waiter, under
-// {prefix}\x00q/{hex of the key}/: each on a lease of the waiter's keep
-// time, which the waiter renews while it waits, ordered by create
-// revision. The head is the entry with the smallest one. Lock keys whose
-// names begin with "\x00q/" would share that space: such names are
-// reserved.
+// The waiters' queue of a mutex is a set of keys, one per waiter, under
+// {prefix}q/{hex of the key}/: each on a lease of the waiter's keep time,
+// which the waiter renews while it waits, ordered by create revision. The
+// head is the entry with the smallest one.
 
 // queuePrefix is the range of key's queue entries.
 func (l *Locker) queuePrefix(key string) string {
-	return l.prefix + "\x00q/" + hex.EncodeToString([]byte(key)) + "/"
+	return l.prefix + queueSpace + hex.EncodeToString([]byte(key)) + "/"
 }
 
 // waiter is one queued waiter of this Locker.
@@ -35,7 +33,7 @@ type waiter struct {
 	keep  time.Duration
 }
 
-// WatchQueue implements [backend.Queuer]: w's entry (a put on a lease of
+// watchQueue is a mutex waiter's watch: w's entry (a put on a lease of
 // keep, rounded up to whole seconds and to etcd's minimum) joins the
 // key's queue, and two watches start, on the lock's key and on the queue,
 // before w reads both. w is woken when the lock key is gone and no entry
@@ -43,8 +41,8 @@ type waiter struct {
 // holder's expiry, or the entry ahead of it leaving (given up, or expired
 // with its lease: a waiter that died). stop deletes w's entry unless w got
 // the lock (one request, up to 250ms) and keeps its lease for reuse.
-func (l *Locker) WatchQueue(ctx context.Context, key, w string, keep time.Duration) (<-chan struct{}, func(), error) {
-	k, qp := l.prefix+key, l.queuePrefix(key)
+func (l *Locker) watchQueue(ctx context.Context, key, w string, keep time.Duration) (<-chan struct{}, func(), error) {
+	k, qp := l.mutexKey(key), l.queuePrefix(key)
 	le, err := l.lease(ctx, seconds(max(keep, MinTTL)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("etcd: watch: lease: %w", l.classify(err))
@@ -153,16 +151,16 @@ func (l *Locker) WatchQueue(ctx context.Context, key, w string, keep time.Durati
 	return ready, stop, nil
 }
 
-// AcquireQueued implements [backend.Queuer]: Acquire as the queued waiter
+// acquireQueued is an attempt by the queued waiter
 // w, in one transaction that also checks that no entry of the key's queue
 // is older than w's and deletes w's entry. A refused waiter's entry lease
 // is renewed (one keep-alive) once half its keep time has passed.
-func (l *Locker) AcquireQueued(ctx context.Context, key string, ttl time.Duration, owner, w string, keep time.Duration) (_ int64, err error) {
+func (l *Locker) acquireQueued(ctx context.Context, key string, ttl time.Duration, owner, w string, keep time.Duration) (_ int64, err error) {
 	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
 	v, ok := l.queued.Load(w)
 	if !ok { // not queued here: as Acquire
-		return l.AcquireOwner(ctx, key, ttl, owner)
+		return l.acquireOwner(ctx, key, ttl, owner)
 	}
 	wt := v.(*waiter)
 	tok, err := l.acquire(ctx, key, ttl, owner,

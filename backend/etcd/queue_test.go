@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/xsync-go/xsync/backend"
 	xetcd "github.com/xsync-go/xsync/backend/etcd"
 	"github.com/xsync-go/xsync/internal/itest"
 )
@@ -24,12 +25,14 @@ func TestQueueEntryLost(t *testing.T) {
 	other := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
 	l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
 	const key, keep, ttl = "k", time.Second, 5 * time.Second
-	entry := prefix + "\x00q/" + hex.EncodeToString([]byte(key)) + "/w1"
+	entry := prefix + "q/" + hex.EncodeToString([]byte(key)) + "/w1"
 
 	held, err := other.Acquire(ctx, key, ttl)
 	require.NoError(t, err)
 	require.Positive(t, held)
-	ready, stop, err := l.WatchQueue(ctx, key, "w1", keep)
+	m := l.Mutex(key)
+	queued := backend.Request{TTL: ttl, Waiter: "w1", Keep: keep}
+	ready, stop, err := m.(backend.Watcher).Watch(ctx, "w1", keep)
 	require.NoError(t, err)
 	defer stop()
 
@@ -45,7 +48,7 @@ func TestQueueEntryLost(t *testing.T) {
 	// Time must pass: the renewal that finds the lease gone is due after
 	// half the keep time.
 	time.Sleep(keep/2 + 100*time.Millisecond)
-	tok, err := l.AcquireQueued(ctx, key, ttl, "", "w1", keep)
+	tok, err := m.Acquire(ctx, queued)
 	require.NoError(t, err)
 	require.Zero(t, tok, "the key is still held")
 	got, err = admin.Get(ctx, entry)
@@ -60,7 +63,7 @@ func TestQueueEntryLost(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the waiter was not woken by the release")
 	}
-	tok, err = l.AcquireQueued(ctx, key, ttl, "", "w1", keep)
+	tok, err = m.Acquire(ctx, queued)
 	require.NoError(t, err)
 	require.Greater(t, tok, held)
 	got, err = admin.Get(ctx, entry, clientv3.WithCountOnly())

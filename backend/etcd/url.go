@@ -2,13 +2,10 @@ package etcd
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,11 +29,9 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 		return nil, nil, fmt.Errorf("unexpected path %q", u.Path)
 	}
 	cfg := clientv3.Config{DialTimeout: 5 * time.Second, Logger: zap.NewNop()}
-	for _, ep := range strings.Split(u.Host, ",") {
-		if ep == "" {
-			return nil, nil, errors.New("empty endpoint")
-		}
-		cfg.Endpoints = append(cfg.Endpoints, ep)
+	var err error
+	if cfg.Endpoints, err = tlsconf.Hosts(u.Host, "endpoint"); err != nil {
+		return nil, nil, err
 	}
 	if u.User != nil {
 		cfg.Username = u.User.Username()
@@ -44,10 +39,7 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 	}
 	var opts []Option
 	q := u.Query()
-	var (
-		useTLS, skipVerify bool
-		files              tlsconf.Files
-	)
+	var tlsOpts tlsconf.URL
 	for name, vals := range q {
 		v := vals[0]
 		var err error
@@ -56,12 +48,9 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 			opts = append(opts, WithPrefix(v))
 		case "dial_timeout":
 			cfg.DialTimeout, err = time.ParseDuration(v)
-		case "tls":
-			useTLS, err = strconv.ParseBool(v)
-		case "skip_verify":
-			skipVerify, err = strconv.ParseBool(v)
 		default:
-			if !files.Option(name, v) {
+			var known bool
+			if known, err = tlsOpts.Option(name, v); !known {
 				return nil, nil, fmt.Errorf("unknown option %q", name)
 			}
 		}
@@ -69,15 +58,8 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 			return nil, nil, fmt.Errorf("option %s=%q: %w", name, v, err)
 		}
 	}
-	if !useTLS && (skipVerify || files.Any()) {
-		return nil, nil, errors.New("TLS options given without tls=true")
-	}
-	if useTLS {
-		tc, err := files.Apply(&tls.Config{InsecureSkipVerify: skipVerify, MinVersion: tls.VersionTLS12})
-		if err != nil {
-			return nil, nil, err
-		}
-		cfg.TLS = tc
+	if cfg.TLS, err = tlsOpts.Config(); err != nil {
+		return nil, nil, err
 	}
 	if cfg.Username == "" {
 		// Without credentials clientv3.New does not dial (it connects
@@ -150,20 +132,84 @@ func (z *lazy) Release(ctx context.Context, key string, token int64) (bool, erro
 	return l.Release(ctx, key, token)
 }
 
-func (z *lazy) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
-	l, err := z.get(ctx)
+func (z *lazy) Mutex(key string) backend.Lock {
+	return lazyLock{z, func(l *Locker) backend.Lock { return l.Mutex(key) }}
+}
+
+func (z *lazy) Semaphore(key string, limit int) backend.Lock {
+	return lazyLock{z, func(l *Locker) backend.Lock { return l.Semaphore(key, limit) }}
+}
+
+func (z *lazy) RWLock(key string) (read, write backend.Lock) {
+	return lazyLock{z, func(l *Locker) backend.Lock { r, _ := l.RWLock(key); return r }},
+		lazyLock{z, func(l *Locker) backend.Lock { _, w := l.RWLock(key); return w }}
+}
+
+func (z *lazy) Multi(keys []string) backend.Lock {
+	return lazyLock{z, func(l *Locker) backend.Lock { return l.Multi(keys) }}
+}
+
+// lazyLock is a lock of a lazy backend: made of its Locker on each call.
+// Every lock of this package has every ability.
+type lazyLock struct {
+	z    *lazy
+	make func(l *Locker) backend.Lock
+}
+
+func (k lazyLock) lock(ctx context.Context) (backend.Lock, error) {
+	l, err := k.z.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return k.make(l), nil
+}
+
+func (k lazyLock) Acquire(ctx context.Context, r backend.Request) (int64, error) {
+	lk, err := k.lock(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return lk.Acquire(ctx, r)
+}
+
+func (k lazyLock) Release(ctx context.Context, token int64) (bool, error) {
+	lk, err := k.lock(ctx)
 	if err != nil {
 		return false, err
 	}
-	return l.Refresh(ctx, key, token, ttl)
+	return lk.Release(ctx, token)
 }
 
-func (z *lazy) Watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
-	l, err := z.get(ctx)
+func (k lazyLock) Refresh(ctx context.Context, token int64, ttl time.Duration) (bool, error) {
+	lk, err := k.lock(ctx)
+	if err != nil {
+		return false, err
+	}
+	return lk.(backend.Refresher).Refresh(ctx, token, ttl)
+}
+
+func (k lazyLock) Watch(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
+	lk, err := k.lock(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	return l.Watch(ctx, key)
+	return lk.(backend.Watcher).Watch(ctx, waiter, keep)
+}
+
+func (k lazyLock) Inspect(ctx context.Context) (backend.Info, error) {
+	lk, err := k.lock(ctx)
+	if err != nil {
+		return backend.Info{}, err
+	}
+	return lk.(backend.Inspector).Inspect(ctx)
+}
+
+func (k lazyLock) ForceRelease(ctx context.Context) (bool, error) {
+	lk, err := k.lock(ctx)
+	if err != nil {
+		return false, err
+	}
+	return lk.(backend.ForceReleaser).ForceRelease(ctx)
 }
 
 func (z *lazy) Ping(ctx context.Context) error {

@@ -53,7 +53,7 @@ func TestOpenURLWorks(t *testing.T) {
 	item, err := xsync.Lock(ctx, "url", "user:1", 5)
 	require.NoError(t, err)
 	require.True(t, item.HasLock())
-	resp, err := itest.EtcdClient(t, members[2]).Get(ctx, "app1/user:1")
+	resp, err := itest.EtcdClient(t, members[2]).Get(ctx, "app1/m/user:1")
 	require.NoError(t, err)
 	require.Len(t, resp.Kvs, 1)
 	assert.Equal(t, int64(item), resp.Kvs[0].CreateRevision, "the Item is the key's create revision")

@@ -13,6 +13,7 @@ import (
 	"github.com/xsync-go/xsync/backend"
 	"github.com/xsync-go/xsync/backend/memory"
 	"github.com/xsync-go/xsync/conformance"
+	"github.com/xsync-go/xsync/conformance/history"
 	"github.com/xsync-go/xsync/internal/benchutil"
 )
 
@@ -75,17 +76,18 @@ func TestRefreshExtends(t *testing.T) {
 	l := memory.New(memory.WithClock(clock.Now))
 	ctx := t.Context()
 	tok, _ := l.Acquire(ctx, "k", 2*time.Second)
+	m := l.Mutex("k").(backend.Refresher)
 	clock.Advance(time.Second)
-	ok, err := l.Refresh(ctx, "k", tok, 2*time.Second)
+	ok, err := m.Refresh(ctx, tok, 2*time.Second)
 	require.NoError(t, err)
 	require.True(t, ok)
 	clock.Advance(1500 * time.Millisecond) // 2.5s after acquiring
 	other, _ := l.Acquire(ctx, "k", time.Second)
 	assert.Zero(t, other, "refreshed lock still held past its first TTL")
-	ok, _ = l.Refresh(ctx, "k", tok+1, time.Second)
+	ok, _ = m.Refresh(ctx, tok+1, time.Second)
 	assert.False(t, ok, "another token cannot refresh")
 	clock.Advance(time.Second)
-	ok, _ = l.Refresh(ctx, "k", tok, time.Second)
+	ok, _ = m.Refresh(ctx, tok, time.Second)
 	assert.False(t, ok, "an expired lock cannot be refreshed")
 }
 
@@ -96,7 +98,7 @@ func TestWatchWakesAtExpiry(t *testing.T) {
 	ctx := t.Context()
 	_, err := l.Acquire(ctx, "k", time.Second)
 	require.NoError(t, err)
-	ready, stop, err := l.Watch(ctx, "k")
+	ready, stop, err := watch(ctx, l, "k")
 	require.NoError(t, err)
 	defer stop()
 	select {
@@ -116,7 +118,7 @@ func TestWatchWakesAtExpiry(t *testing.T) {
 
 func TestWatchReadyWhenFree(t *testing.T) {
 	l := memory.New()
-	ready, stop, err := l.Watch(t.Context(), "k")
+	ready, stop, err := watch(t.Context(), l, "k")
 	require.NoError(t, err)
 	stop()
 	stop() // idempotent
@@ -131,14 +133,18 @@ func TestWatchStopReleasesTimer(t *testing.T) {
 	l := memory.New()
 	ctx := t.Context()
 	tok, _ := l.Acquire(ctx, "k", time.Hour)
-	_, stop1, _ := l.Watch(ctx, "k")
-	_, stop2, _ := l.Watch(ctx, "k")
+	_, stop1, _ := watch(ctx, l, "k")
+	_, stop2, _ := watch(ctx, l, "k")
 	stop1()
 	stop2()
 	ok, err := l.Release(ctx, "k", tok)
 	require.NoError(t, err)
 	assert.True(t, ok)
 	assert.Zero(t, l.Len())
+}
+
+func watch(ctx context.Context, l *memory.Locker, key string) (<-chan struct{}, func(), error) {
+	return l.Mutex(key).(backend.Watcher).Watch(ctx, "w", time.Second)
 }
 
 // BenchmarkAcquireRelease is the backend alone, without the core.
@@ -161,7 +167,13 @@ func TestWithClockNilPanics(t *testing.T) {
 // The history checker on the memory backend: no faults to inject in one
 // process, so the history must be clean.
 func TestHistory(t *testing.T) {
-	conformance.RunHistory(t, &harness{l: memory.New()}, conformance.HistoryOptions{Name: "memory/none"})
+	history.Run(t, &harness{l: memory.New()}, history.Options{Name: "memory/none"})
+}
+
+// The same with every kind of lock: semaphores, read-write locks and
+// multi-key locks beside the mutexes.
+func TestHistoryKinds(t *testing.T) {
+	history.Run(t, &harness{l: memory.New()}, history.Options{Name: "memory/none/kinds", Kinds: history.AllKinds})
 }
 
 // BenchmarkTypes interleaves an uncontended acquire+release of each lock

@@ -24,10 +24,15 @@ func TestAbandonedAttemptsEachStayVoid(t *testing.T) {
 	l := New(c, WithPrefix("abandon:"))
 	ctx := t.Context()
 	const ttl = time.Second
-	k := l.prefix + "k"
+	k := l.prefix + mutexSpace + "k"
+	abandon := func(ctx context.Context, nonce string) {
+		l.abandon(ctx, func(ctx context.Context) {
+			require.NoError(t, abandonScript.Eval(ctx, l.client, []string{k}, nonce, l.idleArg, ms(ttl)).Err())
+		})
+	}
 	nonces := []string{"n1", "n2", "n3"}
 	for _, n := range nonces {
-		l.abandon(ctx, k, n, ttl)
+		abandon(ctx, n)
 	}
 	for _, n := range nonces {
 		tok, err := acquireScript.Run(ctx, l.client, []string{k}, ms(ttl), l.idleArg, n).Int64()
@@ -52,7 +57,7 @@ func TestAbandonedAttemptsEachStayVoid(t *testing.T) {
 	require.Equal(t, len(nonces), marks())
 	// Marks last the attempt's TTL; the next clean-up after that drops them.
 	time.Sleep(ttl + 50*time.Millisecond) // the marks' time must pass
-	l.abandon(context.Background(), k, "n4", ttl)
+	abandon(context.Background(), "n4")
 	assert.Equal(t, 1, marks(), "expired marks are dropped, the new one kept")
 }
 
@@ -65,10 +70,10 @@ func TestAbandonedReadWriteAttempts(t *testing.T) {
 	l := New(c, WithPrefix("abandon-rw:"))
 	ctx := t.Context()
 	const ttl = time.Minute
-	k := l.prefix + "k" + rwSuffix
+	k := l.prefix + rwSpace + "k"
 	attempt := func(kind, nonce string) int64 {
 		t.Helper()
-		tok, err := rwAcquireScript.Run(ctx, c, []string{k}, kind, ms(ttl), ms(time.Second), l.idleArg, nonce).Int64()
+		tok, err := rwAcquireScript.Run(ctx, c, []string{k}, kind, ms(ttl), ms(time.Second), l.idleArg, nonce, "").Int64()
 		require.NoError(t, err)
 		return tok
 	}
@@ -89,7 +94,8 @@ func TestAbandonedReadWriteAttempts(t *testing.T) {
 	require.Positive(t, w, "no reader is left: a writer gets the lock")
 	assert.Greater(t, w, tok)
 	assert.Equal(t, int64(1), abandon("writer"), "a granted write lock is given back too")
-	ok, err := l.ReleaseRW(ctx, "k", w)
+	_, write := l.RWLock("k")
+	ok, err := write.Release(ctx, w)
 	require.NoError(t, err)
 	assert.False(t, ok, "already given back")
 }

@@ -16,6 +16,7 @@ import (
 	xredis "github.com/xsync-go/xsync/backend/redis"
 	"github.com/xsync-go/xsync/conformance"
 	"github.com/xsync-go/xsync/internal/itest"
+	"github.com/xsync-go/xsync/internal/pubsub"
 )
 
 // TestClusterConformance runs the suite through a go-redis ClusterClient
@@ -33,11 +34,11 @@ func TestClusterConformance(t *testing.T) {
 		cc := clusterClient(t, nodes)
 		prefix := newPrefix()
 		ctx := t.Context()
-		sa, err := cc.ClusterKeySlot(ctx, prefix+"a").Result()
+		sa, err := cc.ClusterKeySlot(ctx, prefix+"m:a").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		sb, err := cc.ClusterKeySlot(ctx, prefix+"b").Result()
+		sb, err := cc.ClusterKeySlot(ctx, prefix+"m:b").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +110,7 @@ func openLocker(t *testing.T, u string) backend.Locker {
 }
 
 func (h *clusterHarness) Limits() conformance.Limits {
-	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond, IgnoreGoroutines: xredis.IdleGoroutines}
+	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond, IgnoreGoroutines: pubsub.IdleGoroutines, FIFO: true}
 }
 
 func (h *clusterHarness) Size(t *testing.T) int {

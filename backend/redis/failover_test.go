@@ -14,7 +14,7 @@ import (
 
 	"github.com/xsync-go/xsync"
 	xredis "github.com/xsync-go/xsync/backend/redis"
-	"github.com/xsync-go/xsync/conformance"
+	"github.com/xsync-go/xsync/conformance/history"
 	"github.com/xsync-go/xsync/internal/itest"
 )
 
@@ -113,7 +113,7 @@ func TestClusterFailover(t *testing.T) {
 // fault's length some keys answer on the old primary and the others by ASK
 // redirection on the new one; Heal moves the rest and gives the slot to
 // the new primary. The next injection moves it on again.
-func reshard(t *testing.T, nodes []*itest.Server, tag string) *conformance.Nemesis {
+func reshard(t *testing.T, nodes []*itest.Server, tag string) *history.Nemesis {
 	admin := func(addr string) *goredis.Client {
 		return itest.RedisClient(t, byEndpoint(t, nodes, addr))
 	}
@@ -135,7 +135,7 @@ func reshard(t *testing.T, nodes []*itest.Server, tag string) *conformance.Nemes
 		}
 		require.NoError(t, src.Do(ctx, args...).Err())
 	}
-	return &conformance.Nemesis{Name: "reshard",
+	return &history.Nemesis{Name: "reshard",
 		Inject: func(t *testing.T) {
 			ctx := context.Background()
 			c := clusterClient(t, nodes)
@@ -192,7 +192,7 @@ func TestHistoryFailover(t *testing.T) {
 		nodes := itest.StartRedisCluster(t, 3, 1)
 		c := clusterClient(t, nodes)
 		var victim *itest.Server
-		n := &conformance.Nemesis{Name: "kill-primary",
+		n := &history.Nemesis{Name: "kill-primary",
 			Inject: func(t *testing.T) {
 				// Kill a primary: the history's keys are spread over
 				// the slots of all three.
@@ -210,8 +210,8 @@ func TestHistoryFailover(t *testing.T) {
 			},
 			Heal:   func(t *testing.T) { victim.Start(); clusterUp(t, nodes); victim = nil },
 			Length: 3 * time.Second}
-		conformance.RunHistory(t, &clusterHarness{nodes: nodes, prefix: newPrefix()}, conformance.HistoryOptions{
-			Name: "redis-cluster/kill-primary", Nemesis: n, Expect: conformance.Expect{MayOverlap: true, MayOrphan: true},
+		history.Run(t, &clusterHarness{nodes: nodes, prefix: newPrefix()}, history.Options{
+			Name: "redis-cluster/kill-primary", Nemesis: n, Expect: history.Expect{MayOverlap: true, MayOrphan: true},
 		})
 	})
 	t.Run("cluster-reshard", func(t *testing.T) {
@@ -221,7 +221,7 @@ func TestHistoryFailover(t *testing.T) {
 		// overlap at all.
 		nodes := itest.StartRedisCluster(t, 3, 1)
 		tag := fmt.Sprintf("reshard-%d", prefixes.Add(1))
-		conformance.RunHistory(t, &clusterHarness{nodes: nodes, prefix: "{" + tag + "}:"}, conformance.HistoryOptions{
+		history.Run(t, &clusterHarness{nodes: nodes, prefix: "{" + tag + "}:"}, history.Options{
 			Name: "redis-cluster/reshard", Nemesis: reshard(t, nodes, "{"+tag+"}:"), Duration: 10 * time.Second,
 		})
 		// The fault did what it says: callers were sent to the importing
@@ -246,7 +246,7 @@ func TestHistoryFailover(t *testing.T) {
 		var victim *itest.Server
 		sentinel := goredis.NewSentinelClient(&goredis.Options{Addr: sn.Addrs()[0]})
 		t.Cleanup(func() { sentinel.Close() })
-		n := &conformance.Nemesis{Name: "kill-primary",
+		n := &history.Nemesis{Name: "kill-primary",
 			Inject: func(t *testing.T) {
 				addr, err := sentinel.GetMasterAddrByName(context.Background(), sn.Master).Result()
 				require.NoError(t, err)
@@ -255,8 +255,8 @@ func TestHistoryFailover(t *testing.T) {
 			},
 			Heal:   func(*testing.T) { victim.Start() },
 			Length: 4 * time.Second}
-		conformance.RunHistory(t, &sentinelHarness{sn: sn, prefix: newPrefix()}, conformance.HistoryOptions{
-			Name: "redis-sentinel/kill-primary", Nemesis: n, Expect: conformance.Expect{MayOverlap: true, MayOrphan: true},
+		history.Run(t, &sentinelHarness{sn: sn, prefix: newPrefix()}, history.Options{
+			Name: "redis-sentinel/kill-primary", Nemesis: n, Expect: history.Expect{MayOverlap: true, MayOrphan: true},
 		})
 	})
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xsync-go/xsync/conformance"
+	"github.com/xsync-go/xsync/conformance/history"
 	"github.com/xsync-go/xsync/internal/itest"
 )
 
@@ -22,7 +22,7 @@ import (
 func TestHistory(t *testing.T) {
 	srv := itest.StartRedis(t)
 	admin := itest.RedisClient(t, srv)
-	cut := &conformance.Nemesis{Name: "disconnect",
+	cut := &history.Nemesis{Name: "disconnect",
 		Inject: func(*testing.T) { srv.Disconnect() },
 		Heal:   func(t *testing.T) { srv.Connect(); waitUp(t, admin) }}
 	if os.Getenv(itest.NetworkEnv) == "host" {
@@ -30,8 +30,8 @@ func TestHistory(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name   string
-		n      *conformance.Nemesis
-		expect conformance.Expect
+		n      *history.Nemesis
+		expect history.Expect
 		ttl    time.Duration
 		// A cell whose weakness must show: more holders stall (one in
 		// three, deaf to their context) so that some act across the fault,
@@ -40,27 +40,27 @@ func TestHistory(t *testing.T) {
 		dur        time.Duration
 	}{
 		{name: "none"},
-		{name: "pause", n: &conformance.Nemesis{Name: "pause",
+		{name: "pause", n: &history.Nemesis{Name: "pause",
 			Inject: func(*testing.T) { srv.Pause() },
 			Heal:   func(*testing.T) { srv.Unpause() }},
-			expect: conformance.Expect{MayOrphan: true}},
-		{name: "restart", n: &conformance.Nemesis{Name: "restart",
+			expect: history.Expect{MayOrphan: true}},
+		{name: "restart", n: &history.Nemesis{Name: "restart",
 			Inject: func(*testing.T) { srv.Kill() },
 			Heal:   func(t *testing.T) { srv.Start(); waitUp(t, admin) },
 			Length: time.Millisecond, Calm: 2 * time.Second},
 			// A TTL that outlives the restart, so that holders are still
 			// inside their validity when the server comes back empty.
 			ttl:        3 * time.Second,
-			expect:     conformance.Expect{MustOverlap: true, MayOrphan: true},
+			expect:     history.Expect{MustOverlap: true, MayOrphan: true},
 			stallEvery: 3, dur: 12 * time.Second},
-		{name: "disconnect", n: cut, expect: conformance.Expect{MayOrphan: true}},
-		{name: "freeze-client", n: conformance.FreezeClient(3 * time.Second), expect: conformance.Expect{MayOrphan: true}},
+		{name: "disconnect", n: cut, expect: history.Expect{MayOrphan: true}},
+		{name: "freeze-client", n: history.FreezeClient(3 * time.Second), expect: history.Expect{MayOrphan: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.name != "none" && c.n == nil {
 				t.Skip("this fault cannot be injected here")
 			}
-			conformance.RunHistory(t, &harness{srv: srv, prefix: newPrefix()}, conformance.HistoryOptions{
+			history.Run(t, &harness{srv: srv, prefix: newPrefix()}, history.Options{
 				Name: "redis/" + c.name, Nemesis: c.n, Expect: c.expect, TTL: c.ttl, StallEvery: c.stallEvery, Duration: c.dur,
 			})
 		})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/xsync-go/xsync/backend"
 	xredis "github.com/xsync-go/xsync/backend/redis"
 	"github.com/xsync-go/xsync/internal/itest"
 )
@@ -27,14 +28,17 @@ func TestQueueLost(t *testing.T) {
 	held, err := other.Acquire(ctx, key, ttl)
 	require.NoError(t, err)
 	require.Positive(t, held)
-	ready, stop, err := l.WatchQueue(ctx, key, "w1", keep)
+	m := l.Mutex(key)
+	ready, stop, err := m.(backend.Watcher).Watch(ctx, "w1", keep)
 	require.NoError(t, err)
 	defer stop()
-	queue := func() string { return admin.HGet(ctx, prefix+key, "q").Val() }
+	hash := prefix + "m:" + key
+	queue := func() string { return admin.HGet(ctx, hash, "q").Val() }
 	require.True(t, strings.HasPrefix(queue(), "w1="), "queued: %q", queue())
 
-	require.NoError(t, admin.HDel(ctx, prefix+key, "q").Err())
-	tok, err := l.AcquireQueued(ctx, key, ttl, "", "w1", keep)
+	require.NoError(t, admin.HDel(ctx, hash, "q").Err())
+	queued := backend.Request{TTL: ttl, Waiter: "w1", Keep: keep}
+	tok, err := m.Acquire(ctx, queued)
 	require.NoError(t, err)
 	require.Zero(t, tok, "the key is still held")
 	require.True(t, strings.HasPrefix(queue(), "w1="), "queued again: %q", queue())
@@ -47,7 +51,7 @@ func TestQueueLost(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the waiter was not woken by the release")
 	}
-	tok, err = l.AcquireQueued(ctx, key, ttl, "", "w1", keep)
+	tok, err = m.Acquire(ctx, queued)
 	require.NoError(t, err)
 	require.Greater(t, tok, held)
 	require.Empty(t, queue(), "the waiter left the queue with the key")

@@ -16,6 +16,7 @@ import (
 	xredis "github.com/xsync-go/xsync/backend/redis"
 	"github.com/xsync-go/xsync/conformance"
 	"github.com/xsync-go/xsync/internal/itest"
+	"github.com/xsync-go/xsync/internal/pubsub"
 )
 
 // openURL opens u and registers it under a name of the test's own.
@@ -164,7 +165,7 @@ func (h *aclHarness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *aclHarness) Limits() conformance.Limits {
-	return conformance.Limits{SizeSettle: testIdle + 250_000_000, IgnoreGoroutines: xredis.IdleGoroutines}
+	return conformance.Limits{SizeSettle: testIdle + 250_000_000, IgnoreGoroutines: pubsub.IdleGoroutines, FIFO: true}
 }
 
 func (h *aclHarness) Size(t *testing.T) int { return countKeys(t, h.admin, h.prefix) }

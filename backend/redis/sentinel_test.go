@@ -11,9 +11,9 @@ import (
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
-	xredis "github.com/xsync-go/xsync/backend/redis"
 	"github.com/xsync-go/xsync/conformance"
 	"github.com/xsync-go/xsync/internal/itest"
+	"github.com/xsync-go/xsync/internal/pubsub"
 )
 
 // TestSentinelConformance runs the suite through a go-redis FailoverClient
@@ -80,7 +80,7 @@ func sentinelPasswords(t *testing.T, sn *itest.Sentinel) {
 }
 
 func (h *sentinelHarness) Limits() conformance.Limits {
-	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond, IgnoreGoroutines: xredis.IdleGoroutines}
+	return conformance.Limits{SizeSettle: testIdle + 250*time.Millisecond, IgnoreGoroutines: pubsub.IdleGoroutines, FIFO: true}
 }
 
 func (h *sentinelHarness) Size(t *testing.T) int {

@@ -77,8 +77,8 @@ func TestOpenURLWorks(t *testing.T) {
 	db3 := itest.RedisClientWith(t, srv, &goredis.Options{Password: "s3cret", DB: 3})
 	keys, err := db3.Keys(ctx, "*").Result()
 	require.NoError(t, err)
-	assert.Equal(t, []string{"app1:user:1"}, keys)
-	ttl, err := db3.PTTL(ctx, "app1:user:1").Result()
+	assert.Equal(t, []string{"app1:m:user:1"}, keys)
+	ttl, err := db3.PTTL(ctx, "app1:m:user:1").Result()
 	require.NoError(t, err)
 	assert.Greater(t, ttl.Seconds(), 30.0, "the key lives for the TTL plus fence_idle")
 

@@ -1,16 +1,23 @@
--- zset_held.lua: how long until a holder of a semaphore or read-write lock
--- may leave, for a waiter that just started listening: the earliest
--- expiry. A read-write lock's marks and '#fence' are not holders (a
--- waiting reader that a mark keeps out is woken, tries, and is refused).
+-- zset_held.lua: whether a semaphore has a free permit, for a waiter that
+-- just started listening; if not, how long until the earliest permit may
+-- be freed by its expiry.
 --
--- KEYS[1]  the sorted set (see zset.lua)
+-- KEYS[1]  the semaphore's sorted set (see zset.lua)
+-- ARGV[1]  its limit
 --
--- Returns the time in milliseconds, at least 1; 0 if nobody holds.
+-- Returns 0 if fewer than the limit are held; otherwise the time until
+-- the earliest permit's expiry in milliseconds, at least 1.
 local _, now = clock()
 local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
+local first, n = nil, 0
 for i = 1, #r, 2 do
-  if string.sub(r[i], 1, 1) ~= '#' then
-    return math.max(tonumber(r[i + 1]) - now, 1)
+  local c = string.sub(r[i], 1, 1)
+  if c ~= '#' and c ~= 'v' then
+    n = n + 1
+    first = first or tonumber(r[i + 1])
   end
 end
-return 0
+if n < tonumber(ARGV[1]) then
+  return 0
+end
+return math.max(first - now, 1)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend"
 	"github.com/xsync-go/xsync/backend/redlock"
 	"github.com/xsync-go/xsync/internal/itest"
 )
@@ -146,18 +147,18 @@ func TestCannotTellIsNotNotHeld(t *testing.T) {
 	// can be given up. Put the lock on every node, as it was granted.
 	var val string
 	for _, c := range cs {
-		if v, err := c.Get(ctx, prefix+"k").Result(); err == nil {
+		if v, err := c.Get(ctx, prefix+"m:k").Result(); err == nil {
 			val = v
 		}
 	}
 	require.NotEmpty(t, val)
 	for _, c := range cs {
-		require.NoError(t, c.Set(ctx, prefix+"k", val, 10*time.Second).Err())
+		require.NoError(t, c.Set(ctx, prefix+"m:k", val, 10*time.Second).Err())
 	}
-	require.NoError(t, cs[0].Del(ctx, prefix+"k").Err())
+	require.NoError(t, cs[0].Del(ctx, prefix+"m:k").Err())
 	nodes[1].Pause()
 	start := time.Now()
-	ok, err := l.Refresh(ctx, "k", tok, 10*time.Second)
+	ok, err := l.Mutex("k").(backend.Refresher).Refresh(ctx, tok, 10*time.Second)
 	assert.False(t, ok)
 	assert.Error(t, err, "one node says no, one cannot answer: the lock may still hold a majority")
 	ok, err = l.Release(ctx, "k", tok)
@@ -170,7 +171,7 @@ func TestCannotTellIsNotNotHeld(t *testing.T) {
 	_, err = l.Release(ctx, "k", tok)
 	require.NoError(t, err)
 	for i, c := range cs {
-		n, err := c.Exists(ctx, prefix+"k").Result()
+		n, err := c.Exists(ctx, prefix+"m:k").Result()
 		require.NoError(t, err)
 		assert.Zero(t, n, "node %d still holds the key", i)
 	}
@@ -308,7 +309,7 @@ func TestFailedAttemptDoesNotWakeItself(t *testing.T) {
 	prefix := newPrefix()
 	ctx := t.Context()
 	for _, c := range cs[:3] {
-		require.NoError(t, c.Set(ctx, prefix+"k", "4242", time.Minute).Err())
+		require.NoError(t, c.Set(ctx, prefix+"m:k", "4242", time.Minute).Err())
 	}
 	var obs attemptCounter
 	c := xsync.NewClient(redlock.New(cs, redlock.WithPrefix(prefix)), xsync.WithObserver(&obs))
@@ -322,7 +323,7 @@ func TestFailedAttemptDoesNotWakeItself(t *testing.T) {
 	t.Logf("%d attempts in %v with a %v interval", n, wait, interval)
 	assert.LessOrEqual(t, n, int64(1+wait/(interval/2)+1), "attempts woken by their own clean-up")
 	for i, c := range cs[3:] {
-		exists, err := c.Exists(ctx, prefix+"k").Result()
+		exists, err := c.Exists(ctx, prefix+"m:k").Result()
 		require.NoError(t, err)
 		assert.Zero(t, exists, "node %d: the failed attempts gave back what they took", i+3)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/xsync-go/xsync/conformance"
+	"github.com/xsync-go/xsync/conformance/history"
 	"github.com/xsync-go/xsync/internal/itest"
 )
 
@@ -41,30 +41,30 @@ func TestHistory(t *testing.T) {
 				30*time.Second, 20*time.Millisecond, "node %d did not come back", i)
 		}
 	}
-	pause := func(name string, idx ...int) *conformance.Nemesis {
-		return &conformance.Nemesis{Name: name,
+	pause := func(name string, idx ...int) *history.Nemesis {
+		return &history.Nemesis{Name: name,
 			Inject: func(*testing.T) { each(idx, (*itest.Server).Pause) },
 			Heal:   func(*testing.T) { each(idx, (*itest.Server).Unpause) }}
 	}
-	cut := func(name string, idx ...int) *conformance.Nemesis {
+	cut := func(name string, idx ...int) *history.Nemesis {
 		if os.Getenv(itest.NetworkEnv) == "host" {
 			return nil // a server on the host network cannot be cut off
 		}
-		return &conformance.Nemesis{Name: name,
+		return &history.Nemesis{Name: name,
 			Inject: func(*testing.T) { each(idx, (*itest.Server).Disconnect) },
 			Heal:   func(t *testing.T) { each(idx, (*itest.Server).Connect); up(t, idx) }}
 	}
-	restart := func(name string, length time.Duration, idx ...int) *conformance.Nemesis {
-		return &conformance.Nemesis{Name: name,
+	restart := func(name string, length time.Duration, idx ...int) *history.Nemesis {
+		return &history.Nemesis{Name: name,
 			Inject: func(*testing.T) { each(idx, (*itest.Server).Kill) },
 			Heal:   func(t *testing.T) { each(idx, (*itest.Server).Start); up(t, idx) },
 			Length: length, Calm: 2 * time.Second}
 	}
-	faulty := conformance.Expect{MayOrphan: true}
+	faulty := history.Expect{MayOrphan: true}
 	for _, c := range []struct {
 		name   string
-		n      *conformance.Nemesis
-		expect conformance.Expect
+		n      *history.Nemesis
+		expect history.Expect
 		ttl    time.Duration
 		// A cell whose weakness must show: more holders stall (one in
 		// three, deaf to their context) so that some act across the fault,
@@ -79,15 +79,15 @@ func TestHistory(t *testing.T) {
 		{name: "cut-majority", n: cut("cut-majority", 0, 1), expect: faulty},
 		{name: "restart-minority", n: restart("restart-minority", 2*time.Second, 0), expect: faulty},
 		{name: "restart-majority", n: restart("restart-majority", time.Millisecond, 0, 1), ttl: 3 * time.Second,
-			expect:     conformance.Expect{MustOverlap: true, MayOrphan: true},
+			expect:     history.Expect{MustOverlap: true, MayOrphan: true},
 			stallEvery: 3, dur: 12 * time.Second},
-		{name: "freeze-client", n: conformance.FreezeClient(3 * time.Second), expect: faulty},
+		{name: "freeze-client", n: history.FreezeClient(3 * time.Second), expect: faulty},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.name != "none" && c.n == nil {
 				t.Skip("this fault cannot be injected here")
 			}
-			conformance.RunHistory(t, &harness{nodes: nodes, prefix: newPrefix()}, conformance.HistoryOptions{
+			history.Run(t, &harness{nodes: nodes, prefix: newPrefix()}, history.Options{
 				Name: "redlock/" + c.name, Nemesis: c.n, Expect: c.expect, TTL: c.ttl, StallEvery: c.stallEvery, Duration: c.dur,
 			})
 		})

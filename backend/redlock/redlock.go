@@ -1,162 +1,3 @@
-// Package redlock is an xsync lock backend over N independent Redis nodes
-// (no replication between them), using the Redlock algorithm as
-// implemented by github.com/go-redsync/redsync/v4: a lock is held when a
-// majority of the nodes granted it within its validity.
-//
-//	var clients []goredis.UniversalClient
-//	for _, addr := range []string{"r1:6379", "r2:6379", "r3:6379", "r4:6379", "r5:6379"} {
-//		clients = append(clients, goredis.NewClient(&goredis.Options{Addr: addr, ContextTimeoutEnabled: true}))
-//	}
-//	xsync.Register("default", redlock.New(clients))
-//
-// # What is guaranteed
-//
-// Under Redlock's timing assumptions (below), while a majority of the nodes
-// is up and keeps its data:
-//
-//   - Mutual exclusion: two holders would each need a majority of the
-//     nodes, and any two majorities share a node, which grants a key to one
-//     holder at a time (SET NX PX).
-//   - Owner-only release and extend: each node checks the holder's value (a
-//     random 63-bit token) in a script.
-//   - Availability: locking goes on with up to (N-1)/2 nodes down, slow or
-//     partitioned away. Once a majority of the nodes has answered a call,
-//     the others are given at most the node timeout (50ms by default) from
-//     the start of the call, so a frozen minority costs at most that. Until
-//     a majority has answered, a call waits up to the quorum timeout (1s
-//     by default; dialling counts, so a burst on cold connections is not
-//     failed) and then fails with "quorum unreachable".
-//   - Validity: the lock is trusted for its TTL minus the time the
-//     acquisition took minus an allowance for clock drift (1% of the TTL
-//     plus 2ms). The callback of xsync's Run is cancelled at that moment.
-//
-// Contention and failure are told apart: if a majority of the nodes
-// answered and the lock was not obtained, someone else holds it ((0, nil),
-// so xsync.ErrMissingLock from Run); if fewer than a majority answered, the
-// error says the quorum was unreachable (it matches backend.ErrUnavailable,
-// not ErrMissingLock). Release and refresh say (false, nil) only when a
-// majority answered that the token no longer holds the key; when too few
-// answered to tell, they return an error, and xsync does not report a
-// lost lock for it.
-//
-// # Under faults, as histories show
-//
-// TestHistory records concurrent histories with conformance.RunHistory on
-// three nodes under each fault below and checks them; docs/safety.md has
-// the figures of a soak. Under every one, no release or refresh succeeds
-// for a token that lost the key, and a callback that outlives its lock has
-// its context ended at the validity deadline.
-//
-//   - One node paused, cut off or killed and restarted (always the same
-//     one), two nodes paused or cut off, a client's link frozen: mutual
-//     exclusion holds; with two of three nodes gone nothing is granted
-//     ("quorum unreachable"). Votes of acquisitions that failed may linger
-//     on a node until their TTL (counted as orphans).
-//   - Two of three nodes killed and restarted without persistence: the
-//     majority forgets held locks, and a second holder wins inside the
-//     first one's validity (the history must show it, or the test fails).
-//     Restarting different nodes one after another has the same effect
-//     once a holder's remaining majority includes a restarted node: keep
-//     a restarted node out for longer than the longest hold (the TTL, or
-//     the auto-extension cap), or run the nodes with appendfsync always.
-//   - Tokens do not fence: a holder that stalls past its validity writes
-//     after the next holder, and the resource cannot tell (counted as
-//     stale writes accepted, in every cell, faults or not).
-//
-// # Operators
-//
-// [Locker.Inspect] reads every node: a key is held if a majority of the
-// nodes hold the same token, for as long as that majority lasts.
-// [Locker.ForceRelease] deletes the key on every node and needs a majority
-// to answer; waiters hear of it as of a release. Redlock stores no owner
-// metadata.
-//
-// # Release notification
-//
-// Release and force release publish on every node where they deleted the
-// key, and waiters listen ([Locker.Watch]): each Locker keeps one pub/sub
-// connection per node, shared by all its waiters and closed 10s after the
-// last one left ([IdleGoroutines]). A wait thus ends about a round trip after the release,
-// not at the waiter's retry interval. A message lost (a node's
-// connection broken, or down: a waiter listens on every node but needs
-// only a majority's confirmation to start) costs that waiter at most its
-// retry interval. Waiters also wake when the holder's majority expires,
-// which publishes nothing.
-//
-// # Split votes
-//
-// Contenders that lock a free key at the same moment can split the nodes
-// so that none has a majority. Redlock as specified then fails them all;
-// here the contender that holds the lowest-numbered node that answered
-// keeps its nodes and claims the others, which every other contender
-// releases at once. A burst of simultaneous contenders thus elects one
-// winner (measured: TestSplitVoteBursts), at the cost of about one more
-// round trip for the winner in that case only; the uncontended path is
-// unchanged.
-//
-// # Clean-up
-//
-// A failed acquire (contention, a quorum unreachable, the caller's context
-// ended) releases every node that granted it or did not answer, before it
-// returns: up to one more node timeout when nodes are frozen. A node that
-// was frozen throughout may still apply the request when it wakes; the
-// key then stays held on that node alone (a minority) until its TTL.
-//
-// # What is not guaranteed
-//
-//   - Tokens are not fencing tokens. They are unique per acquisition but
-//     random, not ordered: Redlock has no single place that could order
-//     acquisitions (a counter on each node is only as ordered as the
-//     majorities that see it, and a node that lost its data resets it).
-//     Martin Kleppmann's critique ("How to do distributed locking") and
-//     antirez's reply are the debate; both agree that a lock without a
-//     fencing token cannot protect a resource against a holder that stalls
-//     past its validity. Where that matters, use etcd (backend/etcd), or
-//     design the writes to be idempotent or checked.
-//   - Timing assumptions: process pauses, network delays and clock drift
-//     must stay small against the TTL. A node whose clock jumps forward
-//     expires keys early.
-//   - A node that restarts without persistence forgets the locks it
-//     granted; with the one that held the deciding vote gone, a second
-//     holder can get a majority while the first still holds the lock.
-//     Mitigation: keep a restarted node out for at least the longest TTL
-//     in use (or run it with fsync'd persistence).
-//
-// No semaphore, read-write lock or multi-key lock: the Locker has none of
-// backend.Semaphorer, RWLocker and MultiLocker, and xsync says
-// errors.ErrUnsupported. A semaphore cannot be built soundly on majority
-// votes: with N permits each node admits N holders, and N+1 holders can
-// each win a majority when (N+1) × majority ≤ N × nodes (3 holders of 2
-// permits on 5 nodes: 9 votes ≤ 10), so the limit would not hold. A
-// read-write lock and several keys at once can be (any two majorities
-// share a node, which refuses the second holder); they are not built yet.
-//
-// The clients should honour contexts (go-redis ContextTimeoutEnabled:
-// true); otherwise a frozen node holds each call for the client's read
-// timeout (3s by default) instead of the node timeout.
-//
-// The nodes are reached through redsync's connection layer
-// (github.com/go-redsync/redsync/v4/redis and its go-redis v9 pool); the
-// rounds are this package's own, because redsync's Mutex cannot tell "the
-// nodes said no" from "too few nodes answered" on release and extend, and
-// has no answer to split votes.
-//
-// # URLs
-//
-// Importing this package registers the URL scheme "redlock" with
-// xsync.Open:
-//
-//	redlock://[[user]:password@]host1:6379,host2:6379,host3:6379[?options]
-//
-// Every node gets the same credentials and options. Options: prefix,
-// node_timeout and quorum_timeout (durations), drift_factor (see the With*
-// options); db; dial_timeout, read_timeout, write_timeout (durations);
-// tls=true, with ca_file (the CAs to trust instead of the system's),
-// cert_file and key_file (a client certificate), all PEM files; and
-// skip_verify=true, which turns certificate verification off: unsafe,
-// only for tests. The clients Open builds honour contexts and are closed by
-// the Closer Open returns. A least-privileged user on each node needs
-// [ACLRules]; TLS and such a user are tested on real nodes.
 package redlock
 
 import (
@@ -179,16 +20,19 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/pubsub"
 )
 
 var (
-	_ backend.Locker        = (*Locker)(nil)
-	_ backend.Refresher     = (*Locker)(nil)
-	_ backend.Validity      = (*Locker)(nil)
-	_ backend.Pinger        = (*Locker)(nil)
-	_ backend.Inspector     = (*Locker)(nil)
-	_ backend.ForceReleaser = (*Locker)(nil)
+	_ backend.Locker   = (*Locker)(nil)
+	_ backend.Mutexer  = (*Locker)(nil)
+	_ backend.Validity = (*Locker)(nil)
+	_ backend.Pinger   = (*Locker)(nil)
 )
+
+// mutexSpace comes after the prefix and before a mutex's key, as in
+// backend/redis: the space of the mutexes, the only kind here.
+const mutexSpace = "m:"
 
 // Defaults of the options.
 const (
@@ -243,7 +87,7 @@ type Locker struct {
 	nodeTimeout   time.Duration
 	quorumTimeout time.Duration
 	drift         float64
-	subs          []nodeSub // one pub/sub connection per node, for Watch
+	hubs          []*pubsub.Hub // one pub/sub connection per node, for Watch
 }
 
 // New returns a backend over the given independent Redis nodes (use an
@@ -264,10 +108,11 @@ func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
 		o(l)
 	}
 	l.quorumTimeout = max(l.quorumTimeout, l.nodeTimeout)
-	l.subs = make([]nodeSub, len(clients))
+	l.hubs = make([]*pubsub.Hub, len(clients))
 	l.pools = make([]redis.Pool, len(clients))
 	for i, c := range clients {
 		l.pools[i] = rsgoredis.NewPool(c)
+		l.hubs[i] = pubsub.New(c.Subscribe)
 	}
 	l.n, l.quorum = len(clients), len(clients)/2+1
 	return l
@@ -508,17 +353,16 @@ func newToken() (int64, error) {
 // nodes the others are releasing.
 const maxClaims = 4
 
-// Acquire implements [backend.Locker]: one Redlock round over all nodes in
-// parallel. If nobody reached a majority (a split vote), the contender that
+// acquire is one Redlock round over all nodes in parallel. If nobody reached a majority (a split vote), the contender that
 // holds the lowest-numbered answering node claims the rest, and the others
 // release theirs. A failed acquire releases what it took before it
 // returns.
-func (l *Locker) Acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration) (int64, error) {
 	token, err := newToken()
 	if err != nil {
 		return 0, fmt.Errorf("redlock: token: %w", err)
 	}
-	k, value, px := l.prefix+key, strconv.FormatInt(token, 10), ttl.Milliseconds()
+	k, value, px := l.prefix+mutexSpace+key, strconv.FormatInt(token, 10), ttl.Milliseconds()
 	start := time.Now()
 	votes := make([]vote, l.n)
 	op := func(ctx context.Context, i, try int) (vote, error) {
@@ -658,18 +502,18 @@ func (l *Locker) unreachable(op string, failed int, votes []vote) error {
 		op, backend.ErrUnavailable, l.n-failed, l.n, l.quorum, errors.Join(errs...))
 }
 
-// Release implements [backend.Locker] on all nodes in parallel. It returns
+// release runs on all nodes in parallel. It returns
 // (true, nil) if a majority released the token's key, (false, nil) if
 // nodes enough to leave no majority answered that the token does not hold
 // it, and an error when too few nodes answered to tell.
-func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, error) {
+func (l *Locker) release(ctx context.Context, key string, token int64) (bool, error) {
 	return l.each(ctx, "release", key, token, releaseScript)
 }
 
-// Refresh implements [backend.Refresher]: the TTL is set anew on every
-// node that still has the token, in parallel; the answers mean what
+// refresh sets the TTL anew on every node that still has the token, in
+// parallel; the answers mean what
 // Release's do.
-func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
+func (l *Locker) refresh(ctx context.Context, key string, token int64, ttl time.Duration) (bool, error) {
 	start := time.Now()
 	ok, err := l.each(ctx, "refresh", key, token, extendScript, ttl.Milliseconds())
 	if ok && time.Since(start) >= l.Validity(ttl) {
@@ -681,7 +525,7 @@ func (l *Locker) Refresh(ctx context.Context, key string, token int64, ttl time.
 // each runs script on every node with the token's value (and args) and
 // decides what the answers mean: see Release.
 func (l *Locker) each(ctx context.Context, op, key string, token int64, script *redis.Script, args ...any) (bool, error) {
-	k, value := l.prefix+key, strconv.FormatInt(token, 10)
+	k, value := l.prefix+mutexSpace+key, strconv.FormatInt(token, 10)
 	votes := make([]vote, l.n)
 	keysAndArgs := append([]any{k, value}, args...)
 	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i, _ int) (vote, error) {
@@ -704,14 +548,14 @@ func (l *Locker) each(ctx context.Context, op, key string, token int64, script *
 	}
 }
 
-// Inspect implements [backend.Inspector] across the nodes: each node's
+// inspect reads the key across the nodes: each node's
 // value and remaining TTL are read in parallel (each atomically on its
 // node, not all at one instant). The key is held if a majority of the
 // nodes hold the same value; its TTL is how long that majority lasts (the
 // majority-th longest of those nodes' TTLs). Redlock stores no owner
 // metadata. With fewer than a majority answering, it cannot tell and
 // returns an error.
-func (l *Locker) Inspect(ctx context.Context, key string) (backend.LockInfo, error) {
+func (l *Locker) inspect(ctx context.Context, key string) (backend.Info, error) {
 	type seen struct {
 		value string
 		ttl   time.Duration
@@ -719,7 +563,7 @@ func (l *Locker) Inspect(ctx context.Context, key string) (backend.LockInfo, err
 	answers := make([]seen, l.n)
 	votes := make([]vote, l.n)
 	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i, _ int) (vote, error) {
-		r, err := l.eval(ctx, i, inspectScript, l.prefix+key)
+		r, err := l.eval(ctx, i, inspectScript, l.prefix+mutexSpace+key)
 		if err != nil {
 			return vote{}, err
 		}
@@ -732,7 +576,7 @@ func (l *Locker) Inspect(ctx context.Context, key string) (backend.LockInfo, err
 		return vote{yes: true}, nil
 	})
 	if yes, _, failed := tally(votes); yes < l.quorum {
-		return backend.LockInfo{}, fmt.Errorf("redlock: inspect: cannot tell: %w", l.unreachable("inspect", failed, votes))
+		return backend.Info{}, fmt.Errorf("redlock: inspect: cannot tell: %w", l.unreachable("inspect", failed, votes))
 	}
 	byValue := map[string][]time.Duration{}
 	for i, a := range answers {
@@ -746,23 +590,22 @@ func (l *Locker) Inspect(ctx context.Context, key string) (backend.LockInfo, err
 		}
 		token, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return backend.LockInfo{}, fmt.Errorf("redlock: inspect: value %q is not a token", v)
+			return backend.Info{}, fmt.Errorf("redlock: inspect: value %q is not a token", v)
 		}
 		slices.Sort(ttls)
-		return backend.LockInfo{Held: true, Token: token, TTL: ttls[len(ttls)-l.quorum]}, nil
+		return backend.Info{Holders: []backend.Holder{{Token: token, TTL: ttls[len(ttls)-l.quorum]}}}, nil
 	}
-	return backend.LockInfo{}, nil
+	return backend.Info{}, nil
 }
 
-// ForceRelease implements [backend.ForceReleaser]: the key is deleted on
-// every node, whatever it holds. It reports whether any node had it, and
+// forceRelease deletes the key on every node, whatever it holds. It reports whether any node had it, and
 // fails unless a majority of the nodes answered (a node that did not may
 // keep its vote until its TTL; a minority cannot hold the lock). Every
 // node that had the key tells its waiters, as a release does.
-func (l *Locker) ForceRelease(ctx context.Context, key string) (bool, error) {
+func (l *Locker) forceRelease(ctx context.Context, key string) (bool, error) {
 	votes := make([]vote, l.n)
 	l.round(ctx, time.Now(), all(l.n), votes, nil, func(ctx context.Context, i, _ int) (vote, error) {
-		r, err := l.eval(ctx, i, forceScript, l.prefix+key)
+		r, err := l.eval(ctx, i, forceScript, l.prefix+mutexSpace+key)
 		if err != nil {
 			return vote{}, err
 		}

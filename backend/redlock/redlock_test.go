@@ -12,6 +12,7 @@ import (
 	"github.com/xsync-go/xsync/backend/redlock"
 	"github.com/xsync-go/xsync/conformance"
 	"github.com/xsync-go/xsync/internal/itest"
+	"github.com/xsync-go/xsync/internal/pubsub"
 )
 
 func TestMain(m *testing.M) { itest.Main(m) }
@@ -52,7 +53,7 @@ func (h *harness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *harness) Limits() conformance.Limits {
-	return conformance.Limits{NotFencing: true, SplitVote: true, IgnoreGoroutines: redlock.IdleGoroutines}
+	return conformance.Limits{NotFencing: true, SplitVote: true, IgnoreGoroutines: pubsub.IdleGoroutines, NoOwner: true}
 }
 
 func (h *harness) Size(t *testing.T) int {

@@ -14,6 +14,7 @@ import (
 	"github.com/xsync-go/xsync/backend/redlock"
 	"github.com/xsync-go/xsync/conformance"
 	"github.com/xsync-go/xsync/internal/itest"
+	"github.com/xsync-go/xsync/internal/pubsub"
 )
 
 // Redlock over three TLS nodes, verification on, through the URL; a CA
@@ -91,7 +92,7 @@ func (h *aclHarness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *aclHarness) Limits() conformance.Limits {
-	return conformance.Limits{NotFencing: true, SplitVote: true, IgnoreGoroutines: redlock.IdleGoroutines}
+	return conformance.Limits{NotFencing: true, SplitVote: true, IgnoreGoroutines: pubsub.IdleGoroutines, NoOwner: true}
 }
 
 func (h *aclHarness) Size(t *testing.T) int {

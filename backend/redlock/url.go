@@ -2,7 +2,6 @@ package redlock
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,9 +34,8 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 		base.Password, _ = u.User.Password()
 	}
 	var (
-		opts               []Option
-		useTLS, skipVerify bool
-		files              tlsconf.Files
+		opts    []Option
+		tlsOpts tlsconf.URL
 	)
 	for name, vals := range u.Query() {
 		v := vals[0]
@@ -77,12 +75,9 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 			base.ReadTimeout, err = time.ParseDuration(v)
 		case "write_timeout":
 			base.WriteTimeout, err = time.ParseDuration(v)
-		case "tls":
-			useTLS, err = strconv.ParseBool(v)
-		case "skip_verify":
-			skipVerify, err = strconv.ParseBool(v)
 		default:
-			if !files.Option(name, v) {
+			var known bool
+			if known, err = tlsOpts.Option(name, v); !known {
 				return nil, nil, fmt.Errorf("unknown option %q", name)
 			}
 		}
@@ -90,22 +85,17 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 			return nil, nil, fmt.Errorf("option %s=%q: %w", name, v, err)
 		}
 	}
-	if !useTLS && (skipVerify || files.Any()) {
-		return nil, nil, errors.New("TLS options given without tls=true")
+	shared, err := tlsOpts.Config() // the TLS configuration every node gets a copy of
+	if err != nil {
+		return nil, nil, err
 	}
-	var shared *tls.Config // the TLS configuration every node gets a copy of
-	if useTLS {
-		var err error
-		if shared, err = files.Apply(&tls.Config{InsecureSkipVerify: skipVerify, MinVersion: tls.VersionTLS12}); err != nil {
-			return nil, nil, err
-		}
+	addrs, err := tlsconf.Hosts(u.Host, "node")
+	if err != nil {
+		return nil, nil, err
 	}
 	var clients []goredis.UniversalClient
 	closer := closers{}
-	for _, addr := range strings.Split(u.Host, ",") {
-		if addr == "" {
-			return nil, nil, errors.New("empty node address")
-		}
+	for _, addr := range addrs {
 		o := base
 		o.Addr = addr
 		if shared != nil {

@@ -52,7 +52,7 @@ func TestOpenURLWorks(t *testing.T) {
 	holding := 0
 	for _, n := range nodes {
 		db1 := itest.RedisClientWith(t, n, &goredis.Options{DB: 1})
-		holding += int(db1.Exists(ctx, "app1:user:1").Val())
+		holding += int(db1.Exists(ctx, "app1:m:user:1").Val())
 	}
 	assert.GreaterOrEqual(t, holding, 2, "the lock is in DB 1, under the prefix, on a majority")
 	ok, err := item.Unlock(ctx, "url", "user:1")

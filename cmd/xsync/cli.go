@@ -26,6 +26,7 @@ import (
 	_ "github.com/xsync-go/xsync/backend/memory"  // mem://
 	_ "github.com/xsync-go/xsync/backend/redis"   // redis://, rediss://, redis+cluster://, redis+sentinel://
 	_ "github.com/xsync-go/xsync/backend/redlock" // redlock://
+	"github.com/xsync-go/xsync/internal/keys"
 )
 
 // Exit codes. The command's own code passes through when it ran.
@@ -208,23 +209,23 @@ func (e env) lock(args []string) int {
 	switch {
 	case err == nil:
 	case errors.Is(context.Cause(actx), errNoAnswer) && ctx.Err() == nil:
-		fmt.Fprintf(e.stderr, "xsync: lock %s on %s: %v (%v)\n", xsync.ShortKey(key), name, errNoAnswer, *wait+*ttl)
+		fmt.Fprintf(e.stderr, "xsync: lock %s on %s: %v (%v)\n", keys.Short(key), name, errNoAnswer, *wait+*ttl)
 		return exitUnavailable
 	case xsync.IsMissingLockErr(err):
-		fmt.Fprintf(e.stderr, "xsync: lock %s on %s: held by someone else (waited %v)\n", xsync.ShortKey(key), name, *wait)
+		fmt.Fprintf(e.stderr, "xsync: lock %s on %s: held by someone else (waited %v)\n", keys.Short(key), name, *wait)
 		return exitBusy
 	default:
 		return e.failed(err)
 	}
 	stop() // from here on, signals go to the command
 	if *verbose {
-		fmt.Fprintf(e.stderr, "xsync: locked %s on %s, token %d\n", xsync.ShortKey(key), name, lease.Token())
+		fmt.Fprintf(e.stderr, "xsync: locked %s on %s, token %d\n", keys.Short(key), name, lease.Token())
 	}
 	code = e.runLocked(lease, key, argv, *killAfter)
 	rctx, cancel := context.WithTimeout(context.Background(), min(*ttl, 5*time.Second))
 	defer cancel()
 	if _, err := lease.Release(rctx); err != nil {
-		fmt.Fprintf(e.stderr, "xsync: release %s on %s: %s (it expires after its TTL)\n", xsync.ShortKey(key), name, oneLine(err))
+		fmt.Fprintf(e.stderr, "xsync: release %s on %s: %s (it expires after its TTL)\n", keys.Short(key), name, oneLine(err))
 	}
 	return code
 }
@@ -267,7 +268,7 @@ func (e env) runLocked(lease *xsync.Lease, key string, argv []string, killAfter 
 			if lost.Swap(true) {
 				continue
 			}
-			fmt.Fprintf(e.stderr, "xsync: lock %s lost while the command ran (%s): stopping it\n", xsync.ShortKey(key), oneLine(lease.Err()))
+			fmt.Fprintf(e.stderr, "xsync: lock %s lost while the command ran (%s): stopping it\n", keys.Short(key), oneLine(lease.Err()))
 			group(syscall.SIGTERM)
 			kill = time.After(killAfter)
 		case <-kill:
@@ -306,7 +307,7 @@ func (e env) verboseClient(c *xsync.Client, name, key string) *xsync.Client {
 			return
 		}
 		k := n.Add(1)
-		fmt.Fprintf(e.stderr, "xsync: %s on %s: attempt %d after %v: %s\n", xsync.ShortKey(key), name, k,
+		fmt.Fprintf(e.stderr, "xsync: %s on %s: attempt %d after %v: %s\n", keys.Short(key), name, k,
 			time.Since(start).Round(time.Millisecond), ev.Outcome)
 	})))
 }

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/internal/keys"
 )
 
 // The command that xsync lock runs must not outlive the xsync process
@@ -124,7 +124,7 @@ func (e env) guard(args []string) int {
 		if !orphaned && os.Getppid() != parent {
 			orphaned = true
 			fmt.Fprintf(e.stderr, "xsync: the xsync process that held the lock on %s is gone: stopping the command\n",
-				xsync.ShortKey(os.Getenv("XSYNC_KEY")))
+				keys.Short(os.Getenv("XSYNC_KEY")))
 			_ = syscall.Kill(0, syscall.SIGTERM) // the group; this guard ignores it
 			kill = time.After(killAfter)
 		}

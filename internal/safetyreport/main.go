@@ -1,5 +1,5 @@
 // Command safetyreport turns the history reports of a soak run (JSON
-// lines, as conformance.RunHistory appends them to $XSYNC_HISTORY_REPORT)
+// lines, as history.Run appends them to $XSYNC_HISTORY_REPORT)
 // into docs/safety.md. docs/run-soak.sh runs it:
 //
 //	go run ./internal/safetyreport -in reports.jsonl -cmd "..." > docs/safety.md
@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xsync-go/xsync/conformance"
+	"github.com/xsync-go/xsync/conformance/history"
 )
 
 func main() {
@@ -40,15 +40,15 @@ func main() {
 	}
 }
 
-func read(r io.Reader) ([]conformance.HistoryReport, error) {
-	var out []conformance.HistoryReport
+func read(r io.Reader) ([]history.Report, error) {
+	var out []history.Report
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		if strings.TrimSpace(sc.Text()) == "" {
 			continue
 		}
-		var rep conformance.HistoryReport
+		var rep history.Report
 		if err := json.Unmarshal(sc.Bytes(), &rep); err != nil {
 			return nil, fmt.Errorf("line %q: %w", sc.Text(), err)
 		}
@@ -59,7 +59,7 @@ func read(r io.Reader) ([]conformance.HistoryReport, error) {
 
 var backends = []string{"memory", "redis", "redlock", "etcd"}
 
-func render(w io.Writer, reports []conformance.HistoryReport, cmd, machine string, now time.Time) error {
+func render(w io.Writer, reports []history.Report, cmd, machine string, now time.Time) error {
 	b := &strings.Builder{}
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("# Safety under faults: histories checked\n\n")
@@ -80,7 +80,7 @@ auto-extension; every holder writes its token to a model resource that
 rejects a token smaller than one it accepted, and one hold in 12 (one in 3
 in the cells whose weakness must show) stalls past its validity deaf to
 its context (a GC pause) and writes after it.
-conformance.RunHistory records every backend call on one monotonic clock
+history.Run records every backend call on one monotonic clock
 and checks the whole history; see its documentation for the checks, and
 the backend packages' documentation for what each fault may break.
 
@@ -109,7 +109,7 @@ Columns:
 - **errors**: what callers saw, by class.
 
 `)
-	byBackend := map[string][]conformance.HistoryReport{}
+	byBackend := map[string][]history.Report{}
 	for _, r := range reports {
 		be, _, _ := strings.Cut(r.Name, "/")
 		byBackend[be] = append(byBackend[be], r)
@@ -160,7 +160,7 @@ func order(backend string) int {
 	return len(backends)
 }
 
-func mayBreak(e conformance.Expect) string {
+func mayBreak(e history.Expect) string {
 	var s []string
 	switch {
 	case e.MustOverlap:

@@ -9,6 +9,10 @@ import (
 	"github.com/xsync-go/xsync/backend"
 )
 
+// The rules of a Client's lease on the backend, and of the operators'
+// calls: the lease's life, its loss at the deadline, Extend, waiting,
+// Inspect and ForceRelease, hold-at-least.
+
 // The cases in this file drive the backend through the handle API
 // (xsync.Client and its Lease) and the optional operator capabilities.
 
@@ -86,7 +90,7 @@ func leaseLostAtDeadline(e *env) {
 }
 
 func leaseExtend(e *env) {
-	if _, ok := e.l.(backend.Refresher); !ok {
+	if !e.refreshes() {
 		e.t.Skip("the backend cannot refresh locks")
 	}
 	t, c, key := e.t, e.client(), e.key("k")
@@ -152,8 +156,8 @@ func leaseWait(e *env) {
 }
 
 func inspectAndForceRelease(e *env) {
-	_, inspects := e.l.(backend.Inspector)
-	_, forces := e.l.(backend.ForceReleaser)
+	_, inspects := mutex(e.l, e.key("probe")).(backend.Inspector)
+	_, forces := mutex(e.l, e.key("probe")).(backend.ForceReleaser)
 	if !inspects || !forces {
 		e.t.Skip("the backend cannot inspect or force-release locks")
 	}
@@ -173,7 +177,7 @@ func inspectAndForceRelease(e *env) {
 	if info.TTL <= 0 || info.TTL > e.ttl()+time.Second {
 		t.Fatalf("Inspect TTL %v; want in (0, %v]", info.TTL, e.ttl())
 	}
-	if _, ok := e.l.(backend.OwnerAcquirer); ok && !strings.Contains(info.Owner, "conformance-owner") {
+	if !e.opts.NoOwner && !strings.Contains(info.Owner, "conformance-owner") {
 		t.Fatalf("Inspect owner %q; want it to contain the caller's string", info.Owner)
 	}
 	if ttl, err := holder.TTL(e.ctx); err != nil || ttl <= 0 {
@@ -182,7 +186,7 @@ func inspectAndForceRelease(e *env) {
 
 	// A waiter that only a notification can wake in time (without one,
 	// its retry interval wakes it).
-	_, notifies := e.l.(backend.Watcher)
+	notifies := e.notifies()
 	interval := e.opts.Timeout / 2
 	if !notifies {
 		interval = 100 * time.Millisecond
@@ -252,7 +256,7 @@ func (e *env) cancelWaiter(before xsync.Item, got chan *xsync.Lease, errc chan e
 }
 
 func holdAtLeast(e *env) {
-	if _, ok := e.l.(backend.Refresher); !ok {
+	if !e.refreshes() {
 		e.t.Skip("the backend cannot refresh locks")
 	}
 	t, c, key := e.t, e.client(), e.key("k")

@@ -1,4 +1,4 @@
-package conformance
+package history
 
 import (
 	"testing"
@@ -55,43 +55,43 @@ func TestCheckerCatches(t *testing.T) {
 		name   string
 		lim    checkLimits
 		break_ func(h *history)
-		want   func(r HistoryReport) int
+		want   func(r Report) int
 	}{
 		{"overlap: a grant inside another holder's validity", strict, func(h *history) {
 			h.holds[2].call, h.holds[2].ret = sec, sec+sec/100 // 11 is valid until 1.6 s
 			h.attempts = nil
-		}, func(r HistoryReport) int { return r.Overlaps }},
+		}, func(r Report) int { return r.Overlaps }},
 		{"token going backwards", strict, func(h *history) {
 			h.holds[2].token = 9
 			h.writes[2].token = 9
-		}, func(r HistoryReport) int { return r.TokenOrder }},
+		}, func(r Report) int { return r.TokenOrder }},
 		{"stale write accepted", checkLimits{fencing: false, tolerance: strict.tolerance, late: strict.late}, func(h *history) {
 			h.writes[3].accepted = true // a resource without fencing
-		}, func(r HistoryReport) int { return r.StaleAccepted }},
+		}, func(r Report) int { return r.StaleAccepted }},
 		{"late signal", strict, func(h *history) {
 			lateRun(h, 3*sec+sec/2)
-		}, func(r HistoryReport) int { return r.LateSignals }},
+		}, func(r Report) int { return r.LateSignals }},
 		{"missing signal", strict, func(h *history) {
 			lateRun(h, 0)
-		}, func(r HistoryReport) int { return r.LateSignals }},
+		}, func(r Report) int { return r.LateSignals }},
 		{"lost lock not reported by Run", strict, func(h *history) {
 			lateRun(h, 3*sec)
 			h.holds[2].run.reported = false
-		}, func(r HistoryReport) int { return r.LostUnreported }},
+		}, func(r Report) int { return r.LostUnreported }},
 		{"foreign release", strict, func(h *history) {
 			h.holds[1].release = &outcome{call: 22 * sec / 10, ret: 221 * sec / 100, ok: true} // 12 holds the key then
-		}, func(r HistoryReport) int { return r.ForeignReleases }},
+		}, func(r Report) int { return r.ForeignReleases }},
 		{"release of a token never granted", strict, func(h *history) {
 			h.strays = []stray{{key: "k", token: 99, call: sec, ret: sec, ok: true}}
-		}, func(r HistoryReport) int { return r.ForeignReleases }},
+		}, func(r Report) int { return r.ForeignReleases }},
 		{"phantom: the key held with nobody to hold it", strict, func(h *history) {
 			h.attempts = append(h.attempts, attempt{client: 1, key: "k", call: 19 * sec / 10, ret: 19*sec/10 + sec/100})
-		}, func(r HistoryReport) int { return r.Phantoms }},
+		}, func(r Report) int { return r.Phantoms }},
 		{"orphan: a failed acquisition left the key held", strict, func(h *history) {
 			h.attempts = append(h.attempts,
 				attempt{client: 1, key: "k", call: 17 * sec / 10, ret: 175 * sec / 100, failed: true},
 				attempt{client: 0, key: "k", call: 19 * sec / 10, ret: 19*sec/10 + sec/100})
-		}, func(r HistoryReport) int { return r.Orphans }},
+		}, func(r Report) int { return r.Orphans }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := clean()
@@ -142,7 +142,7 @@ func TestModelRejects(t *testing.T) {
 // Breaches waives exactly what a cell's Expect allows, and asks for the
 // documented weakness where the cell must show it.
 func TestBreaches(t *testing.T) {
-	ok := HistoryReport{Acquired: 100, Fencing: true, Model: "Ok"}
+	ok := Report{Acquired: 100, Fencing: true, Model: "Ok"}
 	assert.Empty(t, ok.Breaches())
 
 	r := ok
@@ -179,4 +179,72 @@ func TestBreaches(t *testing.T) {
 	r = ok
 	r.Nemesis = true
 	assert.Len(t, r.Breaches(), 1, "a schedule that injected nothing")
+}
+
+// kinds is a good history of the other kinds: on semaphore "s" of 2
+// permits, tokens 20 and 21 held side by side (0.1–0.6 s) and released,
+// then 22 (0.7 s); on read-write lock "rw", readers 30 and 31 side by
+// side (0.1–0.5 s), then writer 40 (0.6–0.9 s); on keys "a" and "b",
+// multi-key lock 50 (1–1.5 s), then a's mutex 51 (1.6–2 s).
+func kinds() *history {
+	h := &history{end: 3 * sec, errors: map[string]int{}}
+	held := func(id int, key, kind string, token, from, to int64, also ...string) *hold {
+		x := &hold{id: id, key: key, also: also, kind: kind, token: token, call: from, ret: from + sec/100,
+			ttl: sec, validity: sec, release: &outcome{call: to, ret: to + sec/100, ok: true}}
+		if kind == "semaphore" {
+			x.limit = 2
+		}
+		return x
+	}
+	h.holds = []*hold{
+		held(0, "s/s", "semaphore", 20, sec/10, 6*sec/10),
+		held(1, "s/s", "semaphore", 21, sec/10, 6*sec/10),
+		held(2, "s/s", "semaphore", 22, 7*sec/10, 9*sec/10),
+		held(3, "rw/rw", "read", 30, sec/10, 5*sec/10),
+		held(4, "rw/rw", "read", 31, sec/10, 5*sec/10),
+		held(5, "rw/rw", "write", 40, 6*sec/10, 9*sec/10),
+		held(6, "m/a", "keys", 50, sec, 15*sec/10, "m/b"),
+		held(7, "m/a", "mutex", 51, 16*sec/10, 2*sec),
+	}
+	return h
+}
+
+func TestCheckerKinds(t *testing.T) {
+	r := check(kinds(), strict)
+	assert.Empty(t, r.Violations)
+	assert.Equal(t, "Ok", r.Model)
+	for _, tc := range []struct {
+		name   string
+		break_ func(h *history)
+		want   func(r Report) int
+	}{
+		{"a third permit of two", func(h *history) {
+			h.holds[2].call, h.holds[2].ret = 3*sec/10, 31*sec/100
+		}, func(r Report) int { return r.Overlaps }},
+		{"a reader beside the writer", func(h *history) {
+			h.holds[4].release.call, h.holds[4].release.ret = 7*sec/10, 71*sec/100
+		}, func(r Report) int { return r.Overlaps }},
+		{"a mutex inside a multi-key lock on its key", func(h *history) {
+			h.holds[7].call, h.holds[7].ret = 12*sec/10, 121*sec/100
+		}, func(r Report) int { return r.Overlaps }},
+		{"a writer's token not above an earlier reader's", func(h *history) {
+			h.holds[5].token = 29
+		}, func(r Report) int { return r.TokenOrder }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := kinds()
+			tc.break_(h)
+			r := check(h, strict)
+			assert.Positive(t, tc.want(r), "not caught: %s", r.summary())
+			for _, v := range r.Violations {
+				t.Log(v)
+			}
+		})
+	}
+	// Readers side by side and permits within the limit are no overlap,
+	// and a permit's or a reader's token need not grow.
+	h := kinds()
+	h.holds[1].token, h.holds[4].token = 19, 29
+	r = check(h, strict)
+	assert.Zero(t, r.Overlaps+r.TokenOrder, r.Violations)
 }

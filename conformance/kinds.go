@@ -11,7 +11,17 @@ import (
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/wrap"
 )
+
+// The rules of the kinds beyond the mutex: semaphores, read-write locks
+// and multi-key locks, and what every kind shares (auto-extension, other
+// clients' tokens, waking waiters, no orphans, bounded state). Contenders
+// are Clients on Lockers of their own (separate connections, as separate
+// processes), and the checks are made by the callbacks themselves: a
+// counter of holders that must stay within the rule, kept with atomics,
+// so that two holders at once are seen whatever the order of their
+// events.
 
 // The rules of the other lock types: semaphores (backend.Semaphorer),
 // read-write locks (backend.RWLocker) and multi-key locks
@@ -253,15 +263,24 @@ type acquired struct {
 }
 
 // waitingWriter starts a writer of key's read-write lock on a client of
-// its own, waiting as opts say (after a long TTL), and returns once its
-// first attempt was refused: its mark is then on the store. The channel
-// gets the outcome.
+// its own, waiting as opts say (after a long TTL), and returns once it
+// waits: its watch has taken effect, so that the backend keeps new readers
+// out for it (on a backend without a watch, once its first attempt was
+// refused). The channel gets the outcome.
 func (e *env) waitingWriter(ctx context.Context, key string, opts ...xsync.AcquireOption) <-chan acquired {
 	e.t.Helper()
-	refused := newSignal()
-	c := xsync.NewClient(e.h.Locker(e.t), xsync.WithObserver(observerFunc(func(ev xsync.Event) {
-		if ev.Kind == xsync.KindAttempt && ev.Outcome == xsync.OutcomeHeld {
-			refused.fire()
+	waiting := newSignal()
+	w := &wrap.Locker{Base: e.h.Locker(e.t)}
+	w.Hooks.Watch = func(ctx context.Context, ref wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
+		ready, stop, err := base.Watch(ctx, waiter, keep)
+		if err == nil && ref.Kind == "write" {
+			waiting.fire()
+		}
+		return ready, stop, err
+	}
+	c := xsync.NewClient(w, xsync.WithObserver(observerFunc(func(ev xsync.Event) {
+		if ev.Kind == xsync.KindAttempt && ev.Outcome == xsync.OutcomeHeld && !e.writersWatch() {
+			waiting.fire()
 		}
 	})))
 	out := make(chan acquired, 1)
@@ -269,8 +288,16 @@ func (e *env) waitingWriter(ctx context.Context, key string, opts ...xsync.Acqui
 		l, err := c.RWLock(key).AcquireWrite(ctx, append([]xsync.AcquireOption{xsync.WithTTL(e.longTTL())}, opts...)...)
 		out <- acquired{l, err}
 	}()
-	e.await(refused, "the writer's first refused attempt")
+	e.await(waiting, "the writer to wait")
 	return out
+}
+
+// writersWatch reports whether the backend's writers watch (and so keep
+// new readers out while they wait).
+func (e *env) writersWatch() bool {
+	_, w := e.l.(backend.RWLocker).RWLock(e.key("probe"))
+	_, ok := w.(backend.Watcher)
+	return ok
 }
 
 // rwMarkOnlyWhileWaiting: what keeps new readers out is a writer that
@@ -324,10 +351,11 @@ func rwMarkOnlyWhileWaiting(e *env) {
 		e.t.Fatalf("a waiting writer whose context was cancelled = %v; want ErrMissingLock and context.Canceled", got.err)
 	}
 	gaveUp := time.Now()
-	rw := e.l.(backend.RWLocker)
 	patience := 40 * time.Second // beyond the reader's interval
-	if e.probe(rw.WatchRW) {
-		patience = 5 * time.Second
+	if read, _ := e.l.(backend.RWLocker).RWLock(key); read != nil {
+		if _, ok := read.(backend.Watcher); ok {
+			patience = 5 * time.Second
+		}
 	}
 	select {
 	case got := <-reader:
@@ -529,31 +557,24 @@ func multiPartialRelease(e *env) {
 	}
 }
 
-// kind is one lock of a type the backend has, as typesExtend and
-// typesNoOrphan take it: a 1-permit semaphore, a write lock, two keys.
+// kind is one lock of a kind beyond the mutex that the backend has, as
+// the rules of every kind take it: a 1-permit semaphore, a write lock,
+// two keys.
 type kind struct {
-	name    string
+	name string
+	// lock is the backend's lock of this kind, on l.
+	lock    func(l backend.Locker) backend.Lock
 	acquire func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error)
-	// notifies reports whether the backend wakes this type's waiters:
-	// its watch does not say errors.ErrUnsupported.
-	notifies func() bool
 }
 
-// probe reports whether watch works (not errors.ErrUnsupported).
-func (e *env) probe(watch func(ctx context.Context, key string) (<-chan struct{}, func(), error)) bool {
-	_, stop, err := watch(e.ctx, e.key("probe"))
-	if err != nil {
-		if !errors.Is(err, errors.ErrUnsupported) {
-			e.t.Fatalf("watch: %v", err)
-		}
-		return false
-	}
-	stop()
-	return true
+// notifies reports whether the backend wakes this kind's waiters.
+func (k kind) notifies(l backend.Locker) bool {
+	_, ok := k.lock(l).(backend.Watcher)
+	return ok
 }
 
-// kinds returns a lock of each type the backend has, on keys named after
-// sfx; it skips the test if there is none.
+// kinds returns a lock of each kind beyond the mutex that the backend
+// has, on keys named after sfx; it skips the test if there is none.
 func (e *env) kinds(sfx string) []kind {
 	kinds := e.otherKinds(sfx)
 	if len(kinds) == 0 {
@@ -562,25 +583,33 @@ func (e *env) kinds(sfx string) []kind {
 	return kinds
 }
 
-// otherKinds returns a lock of each type beyond the mutex that the
+// otherKinds returns a lock of each kind beyond the mutex that the
 // backend has, on keys named after sfx.
 func (e *env) otherKinds(sfx string) []kind {
 	var kinds []kind
-	if s, ok := e.l.(backend.Semaphorer); ok {
-		kinds = append(kinds, kind{"a 1-permit semaphore", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
-			return c.Semaphore(e.key("s"+sfx), 1).Acquire(ctx, opts...)
-		}, func() bool { return e.probe(s.WatchPermits) }})
+	if _, ok := e.l.(backend.Semaphorer); ok {
+		key := e.key("s" + sfx)
+		kinds = append(kinds, kind{"a 1-permit semaphore",
+			func(l backend.Locker) backend.Lock { return l.(backend.Semaphorer).Semaphore(key, 1) },
+			func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+				return c.Semaphore(key, 1).Acquire(ctx, opts...)
+			}})
 	}
-	if rw, ok := e.l.(backend.RWLocker); ok {
-		kinds = append(kinds, kind{"a write lock", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
-			return c.RWLock(e.key("rw"+sfx)).AcquireWrite(ctx, opts...)
-		}, func() bool { return e.probe(rw.WatchRW) }})
+	if _, ok := e.l.(backend.RWLocker); ok {
+		key := e.key("rw" + sfx)
+		kinds = append(kinds, kind{"a write lock",
+			func(l backend.Locker) backend.Lock { _, w := l.(backend.RWLocker).RWLock(key); return w },
+			func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+				return c.RWLock(key).AcquireWrite(ctx, opts...)
+			}})
 	}
 	if _, ok := e.l.(backend.MultiLocker); ok {
-		_, watches := e.l.(backend.Watcher)
-		kinds = append(kinds, kind{"a multi-key lock", func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
-			return c.AcquireAll(ctx, []string{e.key("{m" + sfx + "}:a"), e.key("{m" + sfx + "}:b")}, opts...)
-		}, func() bool { return watches }})
+		keys := []string{e.key("{m" + sfx + "}:a"), e.key("{m" + sfx + "}:b")}
+		kinds = append(kinds, kind{"a multi-key lock",
+			func(l backend.Locker) backend.Lock { return l.(backend.MultiLocker).Multi(keys) },
+			func(ctx context.Context, c *xsync.Client, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+				return c.AcquireAll(ctx, keys, opts...)
+			}})
 	}
 	return kinds
 }
@@ -725,7 +754,7 @@ func typesWaitWoken(e *env) {
 	kinds := e.kinds("")
 	woke := 0
 	for _, k := range kinds {
-		if !k.notifies() {
+		if !k.notifies(e.l) {
 			e.t.Logf("%s: the backend does not notify its waiters; not checked", k.name)
 			continue
 		}
@@ -769,33 +798,35 @@ func typesWaitWoken(e *env) {
 			<-got
 		}
 	}
-	// A watch that starts once the holders left fires at once, also when
-	// a refused writer's mark is still alive (it keeps readers out, not a
-	// waiting writer).
-	if rw, ok := e.l.(backend.RWLocker); ok && e.probe(rw.WatchRW) {
+	// A writer's watch that starts once the holders left fires at once,
+	// also while another writer waits (whose mark keeps readers out, not
+	// writers).
+	if rw, ok := e.l.(backend.RWLocker); ok {
 		key := e.key("rw-mark")
-		tok, err := rw.AcquireWrite(e.ctx, key, e.longTTL(), "", time.Minute)
-		if err != nil || tok <= 0 {
-			e.t.Fatalf("AcquireWrite = %d, %v", tok, err)
-		}
-		if tok2, err := rw.AcquireWrite(e.ctx, key, e.longTTL(), "waiting", time.Minute); tok2 != 0 || err != nil {
-			e.t.Fatalf("a second writer = %d, %v; want refused", tok2, err)
-		}
-		if ok, err := rw.ReleaseRW(e.ctx, key, tok); !ok || err != nil {
-			e.t.Fatalf("ReleaseRW = %v, %v", ok, err)
-		}
-		ready, stop, err := rw.WatchRW(e.ctx, key)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		select {
-		case <-ready:
-		case <-time.After(interval / 4):
-			e.t.Errorf("WatchRW on a lock nobody holds, with a writer's mark alive, did not fire at once")
-		}
-		stop()
-		if err := rw.WithdrawWrite(e.ctx, key, "waiting"); err != nil {
-			e.t.Errorf("WithdrawWrite: %v", err)
+		_, w := rw.RWLock(key)
+		if ww, ok := w.(backend.Watcher); ok {
+			tok, err := w.Acquire(e.ctx, backend.Request{TTL: e.longTTL()})
+			if err != nil || tok <= 0 {
+				e.t.Fatalf("a writer = %d, %v", tok, err)
+			}
+			_, leave, err := ww.Watch(e.ctx, "waiting", time.Minute) // a second writer waits
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if ok, err := w.Release(e.ctx, tok); !ok || err != nil {
+				e.t.Fatalf("release = %v, %v", ok, err)
+			}
+			ready, stop, err := ww.Watch(e.ctx, "late", time.Minute)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			select {
+			case <-ready:
+			case <-time.After(interval / 4):
+				e.t.Errorf("a writer's watch on a lock nobody holds, while another writer waits, did not fire at once")
+			}
+			stop()
+			leave()
 		}
 	}
 	if woke == 0 {
@@ -815,55 +846,37 @@ func (f observerFunc) Observe(_ context.Context, e xsync.Event) { f(e) }
 func typesOtherClient(e *env) {
 	a, b := e.h.Locker(e.t), e.h.Locker(e.t)
 	ttl := e.longTTL()
-	check := func(what string, token int64, err error, refresh func() (bool, error), release func() (bool, error)) {
+	check := func(what string, la, lb backend.Lock) {
 		e.t.Helper()
-		if err != nil || token <= 0 {
-			e.t.Fatalf("%s: acquire = %d, %v", what, token, err)
+		tok, err := la.Acquire(e.ctx, backend.Request{TTL: ttl})
+		if err != nil || tok <= 0 {
+			e.t.Fatalf("%s: acquire = %d, %v", what, tok, err)
 		}
-		if ok, err := refresh(); !ok || err != nil {
-			e.t.Errorf("%s: refresh through another client = %v, %v; want true, nil", what, ok, err)
+		rb, refreshes := lb.(backend.Refresher)
+		if refreshes {
+			if ok, err := rb.Refresh(e.ctx, tok, ttl); !ok || err != nil {
+				e.t.Errorf("%s: refresh through another client = %v, %v; want true, nil", what, ok, err)
+			}
 		}
-		if ok, err := release(); !ok || err != nil {
+		if ok, err := lb.Release(e.ctx, tok); !ok || err != nil {
 			e.t.Errorf("%s: release through another client = %v, %v; want true, nil", what, ok, err)
 		}
-		if ok, err := release(); ok || err != nil {
+		if ok, err := lb.Release(e.ctx, tok); ok || err != nil {
 			e.t.Errorf("%s: second release = %v, %v; want false, nil", what, ok, err)
 		}
-		if ok, err := refresh(); ok || err != nil {
-			e.t.Errorf("%s: refresh after the release = %v, %v; want false, nil", what, ok, err)
+		if refreshes {
+			if ok, err := rb.Refresh(e.ctx, tok, ttl); ok || err != nil {
+				e.t.Errorf("%s: refresh after the release = %v, %v; want false, nil", what, ok, err)
+			}
 		}
 	}
-	has := false
-	if sa, ok := a.(backend.Semaphorer); ok {
-		has = true
-		sb, key := b.(backend.Semaphorer), e.key("s")
-		tok, err := sa.AcquirePermit(e.ctx, key, 2, ttl)
-		check("a permit", tok, err,
-			func() (bool, error) { return sb.RefreshPermit(e.ctx, key, tok, ttl) },
-			func() (bool, error) { return sb.ReleasePermit(e.ctx, key, tok) })
+	for _, k := range e.kinds("") {
+		check(k.name, k.lock(a), k.lock(b))
 	}
-	if ra, ok := a.(backend.RWLocker); ok {
-		has = true
-		rb, key := b.(backend.RWLocker), e.key("rw")
-		tok, err := ra.AcquireRead(e.ctx, key, ttl)
-		check("a read lock", tok, err,
-			func() (bool, error) { return rb.RefreshRW(e.ctx, key, tok, ttl) },
-			func() (bool, error) { return rb.ReleaseRW(e.ctx, key, tok) })
-		tok, err = ra.AcquireWrite(e.ctx, key, ttl, "", time.Second)
-		check("a write lock", tok, err,
-			func() (bool, error) { return rb.RefreshRW(e.ctx, key, tok, ttl) },
-			func() (bool, error) { return rb.ReleaseRW(e.ctx, key, tok) })
-	}
-	if ma, ok := a.(backend.MultiLocker); ok {
-		has = true
-		mb, keys := b.(backend.MultiLocker), []string{e.key("{m}:a"), e.key("{m}:b")}
-		tok, err := ma.AcquireMulti(e.ctx, keys, ttl)
-		check("two keys", tok, err,
-			func() (bool, error) { return mb.RefreshMulti(e.ctx, keys, tok, ttl) },
-			func() (bool, error) { return mb.ReleaseMulti(e.ctx, keys, tok) })
-	}
-	if !has {
-		e.t.Skip("the backend has no semaphore, read-write lock or multi-key lock")
+	if rw, ok := a.(backend.RWLocker); ok {
+		read, _ := rw.RWLock(e.key("rw-read"))
+		other, _ := b.(backend.RWLocker).RWLock(e.key("rw-read"))
+		check("a read lock", read, other)
 	}
 }
 
@@ -881,7 +894,7 @@ func typesWaitExpiry(e *env) {
 		}
 	}
 	for _, k := range kinds {
-		notifies := k.notifies()
+		notifies := k.notifies(e.l)
 		interval := time.Second
 		if notifies {
 			interval = time.Minute

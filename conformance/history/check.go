@@ -1,4 +1,4 @@
-package conformance
+package history
 
 import (
 	"cmp"
@@ -20,10 +20,20 @@ import (
 
 // hold is one successful acquisition, as the backend reported it, and what
 // followed: renewals, release, and (under Run) the callback.
+//
+// A hold belongs to a group per key it holds: the mutexes and multi-key
+// locks share the groups of their keys ("m/key"), semaphores ("s/key")
+// and read-write locks ("rw/key") have their own. Each group is checked
+// by the rule of its kind: a mutex's key has one holder at a time; a
+// semaphore at most its limit; a read-write lock a writer alone or any
+// readers.
 type hold struct {
 	id       int
 	client   int
-	key      string
+	key      string   // its (first) group
+	also     []string // a multi-key lock's other groups
+	kind     string   // "mutex" (or ""), "semaphore", "read", "write", "keys"
+	limit    int      // a semaphore's
 	token    int64
 	call     int64 // Acquire invoked
 	ret      int64 // Acquire returned the token
@@ -53,16 +63,18 @@ type runInfo struct {
 // attempt is an Acquire that did not hand out a token.
 type attempt struct {
 	client    int
-	key       string
+	key       string   // its (first) group
+	also      []string // a multi-key lock's other groups
+	kind      string
 	call, ret int64
 	failed    bool   // an error (outcome unknown); otherwise the key was held
 	err       string // the error, for messages
-	waiter    string // the queued waiter that made it (backend.Queuer); "" if not queued
+	waiter    string // the waiter that made it, once it watched; "" if none
 }
 
-// queued is a waiter's time in a key's queue (backend.Queuer): from its
-// WatchQueue call until its stop, plus the time it may stay alive there
-// if the removal failed.
+// queued is a waiter's time in its place (a queued mutex waiter, a
+// waiting writer): from its Watch call until its stop, plus the time it
+// may stay alive there if the removal failed.
 type queued struct {
 	waiter   string
 	key      string
@@ -110,9 +122,9 @@ type checkLimits struct {
 	orphans   bool  // orphans are allowed (and not listed as violations)
 }
 
-// HistoryReport is what a checked history showed. Every count is of
+// Report is what a checked history showed. Every count is of
 // events in the history; durations are worst cases.
-type HistoryReport struct {
+type Report struct {
 	Name     string        // the cell: backend and fault
 	Expect   Expect        // what the cell's fault was allowed to break
 	TTL      time.Duration // the locks' TTL
@@ -154,11 +166,27 @@ type HistoryReport struct {
 
 const maxViolations = 12
 
-func (r *HistoryReport) violate(format string, args ...any) {
+func (r *Report) violate(format string, args ...any) {
 	if len(r.Violations) < maxViolations {
 		r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
 	}
 }
+
+// groups are the groups h belongs to.
+func (h *hold) groups() []string { return append([]string{h.key}, h.also...) }
+
+// fences reports whether h's token is a fencing token on a fencing
+// backend: a mutex's, a writer's, a multi-key lock's.
+func (h *hold) fences() bool { return h.kind != "semaphore" && h.kind != "read" }
+
+// shared reports whether h may hold beside other holders of its group:
+// a permit, a reader.
+func (h *hold) shared() bool { return h.kind == "semaphore" || h.kind == "read" }
+
+// conflict reports whether a and b may not hold at once: either is
+// exclusive (a mutex, a writer, a multi-key lock). Permits are counted
+// against their limit instead.
+func conflict(a, b *hold) bool { return !a.shared() || !b.shared() }
 
 // deadline is the end of h's validity: its last confirmed grant or renewal
 // (timed from the request, as the core times it) plus the validity.
@@ -213,11 +241,13 @@ func stretch(call, ret int64, faults []fault) int64 {
 }
 
 // check runs every check on h and returns the report.
-func check(h *history, lim checkLimits) HistoryReport {
-	r := HistoryReport{Duration: time.Duration(h.end), Faults: len(h.faults), Errors: h.errors, Writes: len(h.writes)}
+func check(h *history, lim checkLimits) Report {
+	r := Report{Duration: time.Duration(h.end), Faults: len(h.faults), Errors: h.errors, Writes: len(h.writes)}
 	byKey := map[string][]*hold{}
 	for _, x := range h.holds {
-		byKey[x.key] = append(byKey[x.key], x)
+		for _, g := range x.groups() {
+			byKey[g] = append(byKey[g], x)
+		}
 		r.Acquired++
 		if x.run != nil {
 			r.Runs++
@@ -238,6 +268,7 @@ func check(h *history, lim checkLimits) HistoryReport {
 	}
 	for key, hs := range byKey {
 		checkOverlaps(&r, key, hs)
+		checkPermits(&r, key, hs)
 		if lim.fencing {
 			checkTokenOrder(&r, key, hs)
 		}
@@ -256,9 +287,10 @@ func check(h *history, lim checkLimits) HistoryReport {
 	return r
 }
 
-// checkOverlaps counts pairs of holds of one key whose windows intersect:
-// both holders could act as the owner at the same time.
-func checkOverlaps(r *HistoryReport, key string, hs []*hold) {
+// checkOverlaps counts pairs of holds of one group whose windows
+// intersect and which may not hold at once: both holders could act as the
+// owner at the same time.
+func checkOverlaps(r *Report, key string, hs []*hold) {
 	sorted := slices.Clone(hs)
 	slices.SortFunc(sorted, func(a, b *hold) int { return cmp.Compare(a.ret, b.ret) })
 	for i, a := range sorted {
@@ -270,18 +302,57 @@ func checkOverlaps(r *HistoryReport, key string, hs []*hold) {
 				// may reach them: keep scanning only while bs < ae.
 				break
 			}
-			if d := min(ae, be) - max(as, bs); d > 0 {
+			if d := min(ae, be) - max(as, bs); d > 0 && conflict(a, b) {
 				r.Overlaps++
 				r.WorstOverlap = max(r.WorstOverlap, time.Duration(d))
-				r.violate("key %q: holders of tokens %d and %d both inside their validity for %v (from %v)", key, a.token, b.token, time.Duration(d), ms(max(as, bs)))
+				r.violate("%s: holders of tokens %d (%s) and %d (%s) both inside their validity for %v (from %v)", key, a.token, a.kindName(), b.token, b.kindName(), time.Duration(d), ms(max(as, bs)))
 			}
 		}
 	}
 }
 
-// checkTokenOrder checks that a hold granted after another one returned
-// (its request came later) has a larger token.
-func checkTokenOrder(r *HistoryReport, key string, hs []*hold) {
+// checkPermits counts the moments a semaphore's holders inside their
+// validity outnumbered its limit.
+func checkPermits(r *Report, key string, hs []*hold) {
+	type edge struct {
+		at    int64
+		delta int
+		h     *hold
+	}
+	var edges []edge
+	for _, x := range hs {
+		if x.kind != "semaphore" {
+			continue
+		}
+		s, e := x.window()
+		if e > s {
+			edges = append(edges, edge{s, 1, x}, edge{e, -1, x})
+		}
+	}
+	// Ends before starts at the same moment: a handoff is no overlap.
+	slices.SortFunc(edges, func(a, b edge) int { return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.delta, b.delta)) })
+	n := 0
+	for _, e := range edges {
+		n += e.delta
+		if e.delta > 0 && n > e.h.limit {
+			r.Overlaps++
+			r.violate("%s: %d permits held inside their validity at %v, over the limit of %d (the last: token %d)", key, n, ms(e.at), e.h.limit, e.h.token)
+		}
+	}
+}
+
+// kindName is h's kind for messages.
+func (h *hold) kindName() string {
+	if h.kind == "" {
+		return "mutex"
+	}
+	return h.kind
+}
+
+// checkTokenOrder checks that a fencing hold (a mutex's, a writer's, a
+// multi-key lock's) granted after another hold of its group returned (its
+// request came later) has a larger token.
+func checkTokenOrder(r *Report, key string, hs []*hold) {
 	byRet := slices.Clone(hs)
 	slices.SortFunc(byRet, func(a, b *hold) int { return cmp.Compare(a.ret, b.ret) })
 	byCall := slices.Clone(hs)
@@ -297,17 +368,19 @@ func checkTokenOrder(r *HistoryReport, key string, hs []*hold) {
 			}
 			i++
 		}
-		if top != nil && b.token <= top.token {
+		if b.fences() && top != nil && b.token <= top.token {
 			r.TokenOrder++
-			r.violate("key %q: token %d (requested at %v) after token %d (granted at %v): fencing tokens must grow", key, b.token, ms(b.call), top.token, ms(top.ret))
+			r.violate("%s: token %d (requested at %v) after token %d (granted at %v): fencing tokens must grow", key, b.token, ms(b.call), top.token, ms(top.ret))
 		}
 	}
 }
 
 // checkReleases finds releases and renewals that succeeded while another
-// holder, granted after this one, was inside its validity: the store
-// released or extended a lock the token no longer held.
-func checkReleases(r *HistoryReport, key string, hs []*hold) {
+// holder that excludes this one, granted after it, was inside its
+// validity: the store released or extended a lock the token no longer
+// held. (Holders side by side, permits and readers, cannot be told from
+// each other this way.)
+func checkReleases(r *Report, key string, hs []*hold) {
 	for _, a := range hs {
 		calls := slices.Clone(a.renewals)
 		if a.release != nil {
@@ -318,13 +391,13 @@ func checkReleases(r *HistoryReport, key string, hs []*hold) {
 				continue
 			}
 			for _, b := range hs {
-				if b == a || b.call <= a.ret {
-					continue // not granted after a
+				if b == a || b.call <= a.ret || !conflict(a, b) {
+					continue // not granted after a, or beside it
 				}
 				bs, be := b.window()
 				if bs <= c.call && c.ret <= be {
 					r.ForeignReleases++
-					r.violate("key %q: token %d's call at %v succeeded while token %d held the lock", key, a.token, ms(c.call), b.token)
+					r.violate("%s: token %d's call at %v succeeded while token %d held the lock", key, a.token, ms(c.call), b.token)
 				}
 			}
 		}
@@ -335,7 +408,7 @@ func checkReleases(r *HistoryReport, key string, hs []*hold) {
 // outlived the lock's validity: it must have ended by the deadline (plus
 // scheduling tolerance), with a cause saying the lock was lost, and Run's
 // error must say so too.
-func checkSignals(r *HistoryReport, holds []*hold, lim checkLimits) {
+func checkSignals(r *Report, holds []*hold, lim checkLimits) {
 	r.WorstLateness = time.Duration(math.MinInt64)
 	for _, h := range holds {
 		if h.run == nil {
@@ -372,7 +445,7 @@ func checkSignals(r *HistoryReport, holds []*hold, lim checkLimits) {
 // holder granted before some holder whose write the resource had already
 // accepted is stale. Without fencing tokens the resource accepts every
 // write, and stale ones are counted but are no violation.
-func checkWrites(r *HistoryReport, h *history, fencing bool) {
+func checkWrites(r *Report, h *history, fencing bool) {
 	grant := map[int]*hold{}
 	for _, x := range h.holds {
 		grant[x.id] = x
@@ -403,13 +476,19 @@ type span struct {
 	waiter   string // for a queued waiter: its identity
 }
 
-// checkContention explains every attempt that found the key held: by a
+// groups are the groups a's lock belongs to.
+func (a attempt) groups() []string { return append([]string{a.key}, a.also...) }
+
+// checkContention explains every attempt that found the lock held: any
+// hold or waiter of the lock's groups does (for a semaphore or a
+// read-write lock a weaker check than a mutex's, which is refused by
+// exclusive holders only): by a
 // hold (from its request until the store may have dropped it), by another
 // attempt in flight (Redlock's partial votes), or by a failed acquisition
 // that may have taken the lock and left it until its TTL (an orphan). An
 // attempt none of these explains is a phantom: the store reported a lock
 // nobody in the history could hold.
-func checkContention(r *HistoryReport, h *history, byKey map[string][]*hold, lim checkLimits) {
+func checkContention(r *Report, h *history, byKey map[string][]*hold, lim checkLimits) {
 	spans := map[string][]span{}
 	for key, hs := range byKey {
 		for _, x := range hs {
@@ -424,9 +503,11 @@ func checkContention(r *HistoryReport, h *history, byKey map[string][]*hold, lim
 		spans[q.key] = append(spans[q.key], span{from: q.from, to: q.to, self: -1, waiter: q.waiter})
 	}
 	for i, a := range h.attempts {
-		spans[a.key] = append(spans[a.key], span{from: a.call, to: a.ret, self: i})
-		if end := stretch(a.call, a.ret, h.faults); a.failed || end > a.ret {
-			spans[a.key] = append(spans[a.key], span{from: a.call, to: end + ttl + lim.tolerance, failed: true, ret: a.ret, self: i})
+		for _, g := range a.groups() {
+			spans[g] = append(spans[g], span{from: a.call, to: a.ret, self: i})
+			if end := stretch(a.call, a.ret, h.faults); a.failed || end > a.ret {
+				spans[g] = append(spans[g], span{from: a.call, to: end + ttl + lim.tolerance, failed: true, ret: a.ret, self: i})
+			}
 		}
 	}
 	type index struct {
@@ -460,15 +541,26 @@ func checkContention(r *HistoryReport, h *history, byKey map[string][]*hold, lim
 		}
 		return span{}, false
 	}
+	explain := func(a attempt, i int, orphan bool) (span, bool) {
+		for _, g := range a.groups() {
+			l := idx[g].sure
+			if orphan {
+				l = idx[g].orphan
+			}
+			if s, ok := covered(l, a.call, a.ret, i, a.waiter); ok {
+				return s, true
+			}
+		}
+		return span{}, false
+	}
 	for i, a := range h.attempts {
 		if a.failed {
 			continue
 		}
-		x := idx[a.key]
-		if _, ok := covered(x.sure, a.call, a.ret, i, a.waiter); ok {
+		if _, ok := explain(a, i, false); ok {
 			continue
 		}
-		if s, ok := covered(x.orphan, a.call, a.ret, i, a.waiter); ok {
+		if s, ok := explain(a, i, true); ok {
 			r.Orphans++
 			r.WorstOrphan = max(r.WorstOrphan, time.Duration(a.ret-s.ret))
 			if !lim.orphans {
@@ -502,8 +594,9 @@ type lockOp struct {
 	failed bool
 }
 
-// checkModel checks the history for linearizability against a lock with
-// expiry, with porcupine: acquisitions succeed only when the lock is free
+// checkModel checks the history's exclusive holds (mutexes, writers,
+// multi-key locks: each of its keys) for linearizability against a lock
+// with expiry, with porcupine: acquisitions succeed only when the lock is free
 // or the holder's validity has passed (and, with fencing, with a larger
 // token), renewals and releases succeed only for the holder, and a holder
 // is told "not held" only once its validity has passed. Failed calls
@@ -522,14 +615,19 @@ func checkModel(h *history, lim checkLimits) string {
 		ops = append(ops, porcupine.Operation{ClientId: client, Input: op, Call: op.call, Return: op.ret})
 	}
 	for _, x := range h.holds {
-		add(x.key, x.client, lockOp{kind: 'a', token: x.token, until: x.call + x.validity, call: x.call, ret: x.ret, ok: true})
-		for _, c := range x.renewals {
-			if !c.failed {
-				add(x.key, x.client, lockOp{kind: 'r', token: x.token, until: c.call + x.validity, call: c.call, ret: c.ret, ok: c.ok})
-			}
+		if x.shared() {
+			continue // the model is a mutex's
 		}
-		if c := x.release; c != nil {
-			add(x.key, x.client, lockOp{kind: 'u', token: x.token, call: c.call, ret: c.ret, ok: c.ok, failed: c.failed})
+		for _, g := range x.groups() {
+			add(g, x.client, lockOp{kind: 'a', token: x.token, until: x.call + x.validity, call: x.call, ret: x.ret, ok: true})
+			for _, c := range x.renewals {
+				if !c.failed {
+					add(g, x.client, lockOp{kind: 'r', token: x.token, until: c.call + x.validity, call: c.call, ret: c.ret, ok: c.ok})
+				}
+			}
+			if c := x.release; c != nil {
+				add(g, x.client, lockOp{kind: 'u', token: x.token, call: c.call, ret: c.ret, ok: c.ok, failed: c.failed})
+			}
 		}
 	}
 	model := porcupine.Model{

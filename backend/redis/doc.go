@@ -1,0 +1,234 @@
+// Package redis is an xsync lock backend on one Redis deployment: a single
+// server, a Sentinel-managed primary, or a Redis Cluster, through any
+// go-redis v9 client.
+//
+//	client := goredis.NewClient(&goredis.Options{
+//		Addr:                  "localhost:6379",
+//		ContextTimeoutEnabled: true, // calls end with their context, not the 3s read timeout
+//	})
+//	xsync.Register("default", redis.New(client))
+//
+// Build the client with ContextTimeoutEnabled: without it, go-redis ends a
+// call to a frozen server by its read timeout (3s by default), not by the
+// caller's context: Lock and Run then return late, and the clean-up of an
+// acquire cut short waits as long. (The callback's context of Run ends on
+// time either way: the core keeps that deadline.)
+//
+// # What is guaranteed
+//
+// While the Redis primary that holds a key stays up and keeps its data:
+//
+//   - Mutual exclusion: acquire, release and refresh are Lua scripts, each
+//     one atomic step on the server, one round trip each.
+//   - Owner-only release and refresh: the script compares the token.
+//   - Expiry with millisecond precision, measured on the server's clock
+//     (TIME): a lock not released is free once its TTL has passed there.
+//   - Fencing tokens: a new token is max(last token + 1, server time in
+//     microseconds). Tokens grow strictly for a key while its counter
+//     lives (the TTL plus [WithFenceIdle], one minute by default), and keep
+//     growing after the counter expired or the server restarted without
+//     persistence, as long as the server's clock has not gone back by more
+//     than the time since the last token was issued.
+//   - Bounded state: one hash per key ({prefix}m:{key}), and it expires with
+//     its lock plus the fence idle time, or, while waiters are queued, when
+//     the last of them is no longer alive, if that is later. Nothing else
+//     is written.
+//   - Operators: [Locker.Inspect] reads a key's token, time left (on the
+//     server's clock) and owner metadata (stored in the lock's hash by
+//     [Locker.AcquireOwner], at no extra cost) in one script;
+//     [Locker.ForceRelease] frees a key whoever holds it, keeps the fencing
+//     counter and publishes the release, so waiters try at once.
+//   - Waiters queue (FIFO): a caller that finds the key held joins the
+//     key's queue (a field of its hash) and listens on a channel named
+//     like the key. A release publishes the name of the first live waiter,
+//     and only that one wakes and tries; a free key goes to the first live
+//     waiter, not to whoever asks first. A handoff thus costs the
+//     releaser's round trip, one message and the waiter's round trip,
+//     whatever the number of waiters. Waiters also wake when the holder's
+//     TTL runs out (every waiter tries then, the first one wins).
+//   - A waiter that dies while queued (its process killed, its link cut)
+//     holds the key back for its keep time at most: a waiter stays alive in
+//     the queue for max(3 × its retry interval, 1s) after each attempt
+//     (xsync attempts at least once per retry interval while it waits), and
+//     one not alive is dropped when the queue is next read. A waiter that
+//     gives up leaves the queue at once (one more script, up to 250ms);
+//     if that fails, the same keep time bounds the delay. The conformance
+//     rules QueueFIFO, QueueGiveUp and QueueDeadWaiter check all three.
+//
+// # What is not guaranteed
+//
+//   - One Redis is not highly available. If the server is down, every call
+//     fails (with the client's error, not [xsync.ErrMissingLock]) until it
+//     is back.
+//   - A restart without persistence forgets held locks: a second holder can
+//     get a key whose first holder still runs (its Refresh and Unlock then
+//     return false, and auto-extension cancels its callback's context).
+//     Tokens still grow (see above), so a fenced resource rejects the old
+//     holder.
+//   - A failover to a replica (Sentinel, Cluster) can lose the last writes,
+//     replication being asynchronous: a grant, extension or release that
+//     had not reached the replica when the primary died. A lost grant or
+//     extension lets a second caller take a key whose holder still runs,
+//     for up to the rest of that holder's TTL; tokens keep growing if the
+//     promoted replica's clock is not behind the old primary's by more
+//     than the time since the last token (the lost counter is replaced by
+//     the clock). See "Redis Cluster and Sentinel" below for what was
+//     measured. For locks that must survive the loss of a node, use
+//     Redlock (backend/redlock) or etcd (backend/etcd).
+//   - A release notification lost while the subscription reconnects delays
+//     a waiter until its retry interval, never longer. Each Locker keeps
+//     one pub/sub connection, shared by all its waiters of every key; it
+//     stays open 10s after its last waiter left, so that waiting again
+//     does not connect again.
+//   - Eviction: with maxmemory set, every maxmemory-policy but noeviction
+//     (allkeys-* and volatile-* alike: lock keys always carry a TTL) lets
+//     Redis delete a held lock to free memory, and a second caller then
+//     gets it. Run Redis for locks with maxmemory-policy noeviction (or no
+//     maxmemory); [Locker.Ping] reports an unsafe policy as
+//     [ErrEvictionPolicy].
+//   - An acquire whose caller gave up (its context ended) or whose
+//     connection broke may still have taken the lock. Acquire then waits up
+//     to 250ms more for the reply and releases what it took, or, without a
+//     reply, sends a clean-up script (250ms more at most) that releases
+//     what that attempt took or marks it void if it has not arrived yet;
+//     Acquire returns after that, so it can return up to 0.5s after ctx
+//     ended. The lock stays orphaned, until its TTL, only if neither the
+//     reply nor the clean-up gets through in that time (a server frozen
+//     for longer, a link that stays cut).
+//
+// # Under faults, as histories show
+//
+// TestHistory records concurrent histories with conformance/history
+// under each fault below and checks them; docs/safety.md has the figures
+// of a soak. Under every one: tokens grow in grant order, a fenced
+// resource accepts no stale write, no release or refresh succeeds for a
+// token that lost the key, and a callback that outlives its lock has its
+// context ended at the validity deadline.
+//
+//   - Server paused longer than the TTL, network cut, a client's link
+//     frozen: mutual exclusion holds. Acquisitions queued on a frozen
+//     server run when it wakes, after their callers gave up, and their
+//     clean-up cannot reach it first; such a key stays held, by nobody,
+//     for up to its TTL after the heal (counted as orphans).
+//   - Server killed and restarted without persistence: it forgets held
+//     locks, and a second holder gets a key inside the first one's
+//     validity (the history must show it, or the test fails). Fencing
+//     rejects the first holder's later writes.
+//
+// # Redis Cluster and Sentinel
+//
+// Tested on real deployments in containers (Redis 7.0): a Cluster of 3
+// primaries with a replica each (cluster-node-timeout 1s) through a
+// ClusterClient, and a primary, a replica and 3 sentinels (quorum 2,
+// down-after-milliseconds 1000) through a FailoverClient. Both pass the
+// conformance suite, with keys over many slots, braces and hash tags
+// included. In a Cluster each lock is one key, so it lives in its key's
+// slot, and the fencing counter lives in the same hash and moves with it.
+//
+// Release notifications use classic PUBLISH and SUBSCRIBE, not sharded
+// pub/sub: classic pub/sub works from Redis 5 on and on every deployment
+// through one code path, and a Cluster broadcasts each message over its
+// bus, so a waiter's subscription on any node hears it, and keeps hearing
+// it while the key's slot moves. The cost is that each release in a
+// Cluster reaches every node.
+//
+// Measured (TestClusterFailover, TestSentinelFailover, TestHistoryFailover;
+// 2 cores):
+//
+//   - Primary killed and left dead: locks on its slots were served again
+//     after 3.5 to 3.9s on the Cluster and after about 4.0s on Sentinel
+//     (three runs each). Meanwhile callers got errors: on Sentinel
+//     [backend.ErrUnavailable] (connection refused); on the Cluster their
+//     context's deadline (go-redis retries the dial within the call). A
+//     go-redis ClusterClient finds the promoted replica by itself only on
+//     a MOVED reply or every ClusterStateReloadInterval (a minute by
+//     default), and a dead primary sends no MOVED: without help it was not
+//     served again within 60s. So this backend asks a ClusterClient to
+//     reload its slot map (ReloadState, in the background, coalesced by
+//     the client) whenever a call fails without a reply.
+//   - The held lock survived the kill in these runs (it had reached the
+//     replica); in an earlier run on Sentinel it did not, and a second
+//     holder got the key with a larger token. Histories with the primary
+//     killed mid-history (Cluster and Sentinel) allow overlaps and count
+//     them; in every run tokens grew in grant order and the fenced
+//     resource accepted no stale write.
+//   - Slot migration while locks are taken (the slot of the contended
+//     keys moved from primary to primary three times in 10s, each time
+//     half-migrated for 1.5s, with 300 to 430 ASK redirections): no
+//     overlap, no orphan, no error; the history is checked with no
+//     allowance at all. MIGRATE moves a key with its TTL atomically.
+//
+// Needs Redis 5 or later (scripts that call TIME and then write).
+//
+// # Semaphores, read-write locks, multi-key locks
+//
+// Each call is one script, one round trip; waiters hear of releases on
+// pub/sub as a mutex's do (no queue: the first to try wins).
+//
+//   - A semaphore of key is the sorted set {prefix}s:{key}: permit
+//     tokens (random, drawn by the client) scored by their expiry on the
+//     server's clock. An attempt drops the expired ones and counts the
+//     rest, so it costs O(permits held). An attempt whose reply never came
+//     is cleaned up as a mutex's is (its permit given back, or its token
+//     marked void).
+//   - A read-write lock of key is the sorted set {prefix}r:{key}:
+//     readers and the writer scored by expiry, the marks of writers that
+//     wait (each writer's own, removed when it gets the lock or gives up,
+//     alive its keep time after each refused attempt), and the fencing
+//     counter; tokens are max(counter+1, server time in µs), as
+//     a mutex's. Attempts, releases and refreshes scan the holders:
+//     O(holders). A holder's name carries its attempt's nonce, so an
+//     attempt whose reply never came is cleaned up as a mutex's is.
+//   - A multi-key lock takes the mutexes' own hashes in one script, with
+//     one token for all (larger than each key's earlier tokens). In a
+//     Cluster the keys must share a hash slot (a hash tag); otherwise the
+//     error matches [ErrCrossSlot] and nothing is taken.
+//
+// # Keys
+//
+// Every lock lives under the prefix, in the space of its kind: a mutex in
+// the hash {prefix}m:{key}, a semaphore in the sorted set {prefix}s:{key},
+// a read-write lock in the sorted set {prefix}r:{key}. The kind comes
+// before the key, so no key of one kind can name another kind's state,
+// whatever bytes it holds. A hash tag in key ("{order:42}:payment") keeps
+// each of them in key's hash slot of a Redis Cluster. Release
+// notifications go out on a channel named like the lock's key.
+//
+// # URLs
+//
+// Importing this package registers these URL schemes with xsync.Open:
+//
+//	redis://[[user]:password@]host[:port][/db][?options]
+//	rediss://[[user]:password@]host[:port][/db][?ca_file=ca.pem&cert_file=client.pem&key_file=client-key.pem]
+//	redis+cluster://[[user]:password@]host1:port,host2:port[?options]
+//	redis+sentinel://[[user]:password@]sentinel1:port,sentinel2:port/primary[/db][?options]
+//
+// and rediss+cluster and rediss+sentinel, the same with TLS. A cluster
+// URL lists some of its nodes (the client finds the others); a sentinel
+// URL lists sentinels and names the primary they watch (their "sentinel
+// monitor" name) as its path. The user and password are the Redis
+// servers' (the primary's and replicas'); sentinels that require a
+// password get sentinel_username and sentinel_password options.
+//
+// The options are go-redis's (dial_timeout, read_timeout, write_timeout,
+// pool_size, client_name, max_retries, ...; see goredis.ParseURL,
+// goredis.ParseClusterURL and goredis.ParseFailoverURL) plus, with TLS,
+// the PEM files: ca_file (the CAs to trust instead of the system's),
+// cert_file and key_file (a client certificate, for servers that require
+// one), and this package's prefix (see [WithPrefix]) and fence_idle, a
+// duration (see [WithFenceIdle]). skip_verify=true turns certificate
+// verification off: it is unsafe (anyone on the path can pose as the
+// server) and only for tests. The client Open builds honours contexts
+// (ContextTimeoutEnabled) and is closed by the Closer Open returns.
+//
+// # Security
+//
+// TLS, mutual TLS, passwords (requirepass) and ACL users are tested on
+// real servers. A lock user needs no more than [ACLRules] grants: its keys
+// and channels under the prefix, and the commands the backend sends:
+//
+//	ACL SETUSER locker on >PASSWORD resetkeys resetchannels ~xsync:* &xsync:* -@all +eval +evalsha +subscribe +unsubscribe +ping +time +hmget +hgetall +hset +hdel +del +pexpire +pttl +publish
+//
+// Errors never show a password: wrong credentials are the server's
+// WRONGPASS or NOAUTH, and URLs in errors are redacted.
+package redis

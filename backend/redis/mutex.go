@@ -1,0 +1,203 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xsync-go/xsync/backend"
+)
+
+// Mutex implements [backend.Mutexer]: the mutex of key, the hash
+// {prefix}m:{key}, with every ability; its waiters queue (FIFO).
+func (l *Locker) Mutex(key string) backend.Lock { return mutex{l, l.prefix + mutexSpace + key} }
+
+type mutex struct {
+	l *Locker
+	k string // the hash
+}
+
+var (
+	_ backend.Refresher     = mutex{}
+	_ backend.Watcher       = mutex{}
+	_ backend.Inspector     = mutex{}
+	_ backend.ForceReleaser = mutex{}
+)
+
+// Acquire takes the mutex in one round trip: a script that grants it if
+// it is free and no live waiter is queued ahead (with r.Waiter, that
+// waiter's turn has come), and stores the owner with it.
+//
+// If ctx ends before the reply comes, Acquire still waits for it up to
+// 250ms (on the same connection: a reply is the only sure news of the
+// outcome) and releases a lock it turns out to have taken. If no reply
+// comes even then, or the connection broke, it sends a clean-up script,
+// with a budget of 250ms more, that releases what this attempt took (each
+// attempt carries a random nonce, stored with the lock) or marks the
+// attempt void should its request still be on the way.
+func (m mutex) Acquire(ctx context.Context, r backend.Request) (int64, error) {
+	tok, err := m.l.acquireMutex(ctx, m.k, r)
+	if tok > 0 && r.Waiter != "" {
+		m.l.queued.left(r.Waiter) // the script took the waiter out of the queue
+	}
+	return tok, err
+}
+
+func (m mutex) Release(ctx context.Context, token int64) (bool, error) {
+	return m.l.call(ctx, "release", releaseScript, []string{m.k}, token, m.l.idleArg)
+}
+
+func (m mutex) Refresh(ctx context.Context, token int64, ttl time.Duration) (bool, error) {
+	return m.l.call(ctx, "refresh", refreshScript, []string{m.k}, token, ms(ttl), m.l.idleArg)
+}
+
+// Watch queues waiter (a field of the lock's hash) in the same script
+// that reads the holder's time left, and listens for releases. A release
+// wakes only the queue's first live waiter (its message names it), so a
+// handoff costs one acquire script, not one per waiter; the waiter also
+// wakes at the holder's expiry. stop takes waiter out of the queue with
+// one more script (up to 250ms), unless it got the lock, which took it
+// out already.
+func (m mutex) Watch(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
+	if err := checkWaiter(waiter); err != nil {
+		return nil, nil, fmt.Errorf("redis: watch: %w", err)
+	}
+	l := m.l
+	l.queued.add(waiter)
+	w, err := l.watch(ctx, m.k, waiter, nil, func(ctx context.Context) (int64, error) {
+		return queueScript.Run(ctx, l.client, []string{m.k}, waiter, ms(keep)).Int64()
+	})
+	leave := func() {
+		if l.queued.remove(waiter) {
+			return // it got the lock
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		_ = dequeueScript.Run(ctx, l.client, []string{m.k}, waiter).Err()
+	}
+	if err != nil {
+		leave()
+		return nil, nil, err
+	}
+	return w.ready, sync.OnceFunc(func() { w.stop(); leave() }), nil
+}
+
+// Inspect reads the holder's token, its time left on the server's clock,
+// its owner, and the queue's length, in one round trip.
+func (m mutex) Inspect(ctx context.Context) (backend.Info, error) {
+	v, err := inspectScript.Run(ctx, m.l.client, []string{m.k}).Slice()
+	if err != nil {
+		return backend.Info{}, fmt.Errorf("redis: inspect: %w", m.l.classify(err))
+	}
+	if len(v) != 4 {
+		return backend.Info{}, fmt.Errorf("redis: inspect: unexpected reply %v", v)
+	}
+	tok, _ := v[0].(string)
+	left, _ := v[1].(int64)
+	owner, _ := v[2].(string)
+	waiting, _ := v[3].(int64)
+	token, err := strconv.ParseInt(tok, 10, 64)
+	if err != nil {
+		return backend.Info{}, fmt.Errorf("redis: inspect: token %q: %w", tok, err)
+	}
+	info := backend.Info{Waiting: int(waiting)}
+	if token > 0 {
+		info.Holders = []backend.Holder{{Token: token, TTL: time.Duration(left) * time.Millisecond, Owner: owner}}
+	}
+	return info, nil
+}
+
+// ForceRelease frees the key whoever holds it, keeps the fencing counter
+// and publishes the release to waiters, in one round trip.
+func (m mutex) ForceRelease(ctx context.Context) (bool, error) {
+	return m.l.call(ctx, "force release", forceScript, []string{m.k}, m.l.idleArg)
+}
+
+// acquireMutex is one attempt on the hash k.
+func (l *Locker) acquireMutex(ctx context.Context, k string, r backend.Request) (int64, error) {
+	nonce := strconv.FormatUint(rand.Uint64(), 36)
+	rctx := ctx
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), d.Add(cleanupTimeout))
+		defer cancel()
+	}
+	var tok int64
+	var err error
+	switch { // literal calls: a slice built here costs every Lock 20 B more
+	case r.Waiter != "":
+		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner, r.Waiter, ms(r.Keep)).Int64()
+	case r.Owner == "":
+		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce).Int64()
+	default:
+		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner).Int64()
+	}
+	switch {
+	case err != nil:
+		if !isReply(err) {
+			l.abandon(ctx, func(ctx context.Context) {
+				// EVAL with the source: one round trip even on a server
+				// that has not seen the script (this path is rare; EVALSHA
+				// could cost two).
+				_ = abandonScript.Eval(ctx, l.client, []string{k}, nonce, l.idleArg, ms(r.TTL)).Err()
+			})
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("redis: acquire: %w (then: %w)", ctx.Err(), err)
+		}
+		return 0, fmt.Errorf("redis: acquire: %w", l.classify(err))
+	case ctx.Err() != nil:
+		// The reply came after the caller gave up: nobody will use this
+		// lock, so give it back.
+		if tok > 0 {
+			l.abandon(ctx, func(ctx context.Context) { _, _ = l.call(ctx, "release", releaseScript, []string{k}, tok, l.idleArg) })
+		}
+		return 0, fmt.Errorf("redis: acquire: %w", ctx.Err())
+	}
+	return tok, nil
+}
+
+// abandon runs undo, the clean-up of an attempt whose caller gave up or
+// whose reply never came, detached from ctx and bounded.
+func (l *Locker) abandon(ctx context.Context, undo func(ctx context.Context)) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	undo(ctx)
+}
+
+// checkWaiter checks a waiter's name, which the scripts keep in the
+// store: letters and digits.
+func checkWaiter(w string) error {
+	for _, r := range w {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+			return fmt.Errorf("waiter %q: want letters and digits", w)
+		}
+	}
+	if w == "" {
+		return fmt.Errorf("empty waiter")
+	}
+	return nil
+}
+
+// queued is the set of a Locker's queued waiters: whether each is still
+// in the queue, or got the lock (which took it out).
+type queued struct{ m sync.Map } // waiter → *atomic.Bool (it got the lock)
+
+func (q *queued) add(w string) { q.m.Store(w, new(atomic.Bool)) }
+
+// left records that w got the lock.
+func (q *queued) left(w string) {
+	if v, ok := q.m.Load(w); ok {
+		v.(*atomic.Bool).Store(true)
+	}
+}
+
+// remove forgets w and reports whether it got the lock.
+func (q *queued) remove(w string) bool {
+	v, ok := q.m.LoadAndDelete(w)
+	return ok && v.(*atomic.Bool).Load()
+}
