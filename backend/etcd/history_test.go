@@ -61,7 +61,7 @@ func TestHistory(t *testing.T) {
 				e = faulty
 			}
 			history.Run(t, &harness{srv: srv, admin: admin, prefix: newPrefix()}, history.Options{
-				Name: "etcd/" + c.name, Nemesis: c.n, Expect: e,
+				Name: "etcd/" + c.name, Kinds: history.AllKinds, Nemesis: c.n, Expect: e,
 			})
 		})
 	}
@@ -80,7 +80,7 @@ func TestHistory(t *testing.T) {
 			},
 			Heal: func(*testing.T) { old.Connect() }}
 		history.Run(t, &clusterHarness{members: members, prefix: newPrefix()}, history.Options{
-			Name: "etcd/isolate-leader", Nemesis: n, Expect: faulty,
+			Name: "etcd/isolate-leader", Kinds: history.AllKinds, Nemesis: n, Expect: faulty,
 		})
 	})
 }

@@ -164,16 +164,10 @@ func TestWithClockNilPanics(t *testing.T) {
 	assert.PanicsWithValue(t, "memory: WithClock(nil)", func() { memory.WithClock(nil) })
 }
 
-// The history checker on the memory backend: no faults to inject in one
-// process, so the history must be clean.
+// The history checker on the memory backend, with every kind of lock: no
+// faults to inject in one process, so the history must be clean.
 func TestHistory(t *testing.T) {
-	history.Run(t, &harness{l: memory.New()}, history.Options{Name: "memory/none"})
-}
-
-// The same with every kind of lock: semaphores, read-write locks and
-// multi-key locks beside the mutexes.
-func TestHistoryKinds(t *testing.T) {
-	history.Run(t, &harness{l: memory.New()}, history.Options{Name: "memory/none/kinds", Kinds: history.AllKinds})
+	history.Run(t, &harness{l: memory.New()}, history.Options{Name: "memory/none", Kinds: history.AllKinds})
 }
 
 // BenchmarkTypes interleaves an uncontended acquire+release of each lock

@@ -211,7 +211,7 @@ func TestHistoryFailover(t *testing.T) {
 			Heal:   func(t *testing.T) { victim.Start(); clusterUp(t, nodes); victim = nil },
 			Length: 3 * time.Second}
 		history.Run(t, &clusterHarness{nodes: nodes, prefix: newPrefix()}, history.Options{
-			Name: "redis-cluster/kill-primary", Nemesis: n, Expect: history.Expect{MayOverlap: true, MayOrphan: true},
+			Name: "redis-cluster/kill-primary", Kinds: history.AllKinds, Nemesis: n, Expect: history.Expect{MayOverlap: true, MayOrphan: true},
 		})
 	})
 	t.Run("cluster-reshard", func(t *testing.T) {
@@ -222,7 +222,7 @@ func TestHistoryFailover(t *testing.T) {
 		nodes := itest.StartRedisCluster(t, 3, 1)
 		tag := fmt.Sprintf("reshard-%d", prefixes.Add(1))
 		history.Run(t, &clusterHarness{nodes: nodes, prefix: "{" + tag + "}:"}, history.Options{
-			Name: "redis-cluster/reshard", Nemesis: reshard(t, nodes, "{"+tag+"}:"), Duration: 10 * time.Second,
+			Name: "redis-cluster/reshard", Kinds: history.AllKinds, Nemesis: reshard(t, nodes, "{"+tag+"}:"), Duration: 10 * time.Second,
 		})
 		// The fault did what it says: callers were sent to the importing
 		// primary with ASKING while the slot was half moved.
@@ -256,7 +256,7 @@ func TestHistoryFailover(t *testing.T) {
 			Heal:   func(*testing.T) { victim.Start() },
 			Length: 4 * time.Second}
 		history.Run(t, &sentinelHarness{sn: sn, prefix: newPrefix()}, history.Options{
-			Name: "redis-sentinel/kill-primary", Nemesis: n, Expect: history.Expect{MayOverlap: true, MayOrphan: true},
+			Name: "redis-sentinel/kill-primary", Kinds: history.AllKinds, Nemesis: n, Expect: history.Expect{MayOverlap: true, MayOrphan: true},
 		})
 	})
 }

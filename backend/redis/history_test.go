@@ -61,7 +61,7 @@ func TestHistory(t *testing.T) {
 				t.Skip("this fault cannot be injected here")
 			}
 			history.Run(t, &harness{srv: srv, prefix: newPrefix()}, history.Options{
-				Name: "redis/" + c.name, Nemesis: c.n, Expect: c.expect, TTL: c.ttl, StallEvery: c.stallEvery, Duration: c.dur,
+				Name: "redis/" + c.name, Kinds: history.AllKinds, Nemesis: c.n, Expect: c.expect, TTL: c.ttl, StallEvery: c.stallEvery, Duration: c.dur,
 			})
 		})
 	}

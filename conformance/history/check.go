@@ -73,12 +73,23 @@ type attempt struct {
 }
 
 // queued is a waiter's time in its place (a queued mutex waiter, a
-// waiting writer): from its Watch call until its stop, plus the time it
-// may stay alive there if the removal failed.
+// waiting writer): from its Watch call until its stop (or the Watch's
+// failure), and how long the place may stay alive after that if its
+// removal failed.
 type queued struct {
-	waiter   string
-	key      string
-	from, to int64
+	waiter     string
+	key        string
+	from, stop int64
+	keep       int64
+}
+
+// end is the latest moment the store may still keep q's place: its keep
+// time after the stop, which faults stretch (see outlive), with the
+// store's rounding (whole seconds, at least minTTL) and tolerance.
+func (q queued) end(faults []fault, lim checkLimits) int64 {
+	keep := max(q.keep, lim.minTTL)
+	keep = (keep + int64(time.Second) - 1) / int64(time.Second) * int64(time.Second)
+	return outlive(q.from, q.stop, keep+lim.tolerance, faults)
 }
 
 // write is one fenced write on the model resource.
@@ -118,6 +129,7 @@ type history struct {
 type checkLimits struct {
 	fencing   bool  // tokens are fencing tokens (not Limits.NotFencing)
 	tolerance int64 // how long after its TTL a lock may still be held on the server
+	minTTL    int64 // the shortest TTL the store grants (Limits.MinTTL)
 	late      int64 // how late after the validity deadline a lost signal may come
 	orphans   bool  // orphans are allowed (and not listed as violations)
 }
@@ -133,12 +145,13 @@ type Report struct {
 	Duration time.Duration // how long the history ran
 	Faults   int           // injections of the fault
 
-	Acquired  int // acquisitions (tokens handed out)
-	Contended int // attempts that found the key held
-	Failed    int // attempts that failed (outcome unknown)
-	Runs      int // acquisitions made by Run, with a callback
-	LateGrant int // acquisitions whose answer came after their validity had passed (lost on arrival)
-	Stalled   int // holds that stalled past their validity, ignoring their context
+	Acquired  int            // acquisitions (tokens handed out)
+	ByKind    map[string]int // acquisitions by kind of lock: mutex, semaphore, read, write, keys
+	Contended int            // attempts that found the key held
+	Failed    int            // attempts that failed (outcome unknown)
+	Runs      int            // acquisitions made by Run, with a callback
+	LateGrant int            // acquisitions whose answer came after their validity had passed (lost on arrival)
+	Stalled   int            // holds that stalled past their validity, ignoring their context
 
 	Writes        int // fenced writes on the model resource
 	StaleRejected int // writes the resource rejected: an older token after a newer one
@@ -213,8 +226,7 @@ func (h *hold) window() (start, end int64) {
 
 // serverEnd is the latest moment the store may still keep h: a confirmed
 // release ends it; otherwise its last possible grant or renewal plus the
-// TTL and tolerance. A call that landed during a fault may take effect up
-// to the heal, so faults stretch it.
+// TTL and tolerance, which faults stretch (see outlive).
 func (h *hold) serverEnd(faults []fault, tol int64) int64 {
 	if h.release != nil && h.release.ok && !h.release.failed {
 		return h.release.ret
@@ -225,7 +237,22 @@ func (h *hold) serverEnd(faults []fault, tol int64) int64 {
 			last = max(last, r.ret)
 		}
 	}
-	return stretch(h.call, last, faults) + h.ttl + tol
+	return outlive(h.call, last, h.ttl+tol, faults)
+}
+
+// outlive is the latest moment something the store keeps for life after
+// [call, ret] may still be there: a fault that overlaps the call may serve
+// it at the heal, and a fault that begins while it lives may renew it for
+// a whole life at the heal (etcd renews every lease when a leader takes
+// over).
+func outlive(call, ret, life int64, faults []fault) int64 {
+	end := stretch(call, ret, faults) + life
+	for _, f := range faults { // in the order they came
+		if f.start <= end && f.heal >= call {
+			end = max(end, f.heal+life)
+		}
+	}
+	return end
 }
 
 // stretch returns ret, or the heal of the last fault that overlaps
@@ -242,13 +269,14 @@ func stretch(call, ret int64, faults []fault) int64 {
 
 // check runs every check on h and returns the report.
 func check(h *history, lim checkLimits) Report {
-	r := Report{Duration: time.Duration(h.end), Faults: len(h.faults), Errors: h.errors, Writes: len(h.writes)}
+	r := Report{Duration: time.Duration(h.end), Faults: len(h.faults), Errors: h.errors, Writes: len(h.writes), ByKind: map[string]int{}}
 	byKey := map[string][]*hold{}
 	for _, x := range h.holds {
 		for _, g := range x.groups() {
 			byKey[g] = append(byKey[g], x)
 		}
 		r.Acquired++
+		r.ByKind[cmp.Or(x.kind, "mutex")]++
 		if x.run != nil {
 			r.Runs++
 		}
@@ -500,13 +528,13 @@ func checkContention(r *Report, h *history, byKey map[string][]*hold, lim checkL
 		ttl = max(ttl, x.ttl)
 	}
 	for _, q := range h.queued {
-		spans[q.key] = append(spans[q.key], span{from: q.from, to: q.to, self: -1, waiter: q.waiter})
+		spans[q.key] = append(spans[q.key], span{from: q.from, to: q.end(h.faults, lim), self: -1, waiter: q.waiter})
 	}
 	for i, a := range h.attempts {
 		for _, g := range a.groups() {
 			spans[g] = append(spans[g], span{from: a.call, to: a.ret, self: i})
 			if end := stretch(a.call, a.ret, h.faults); a.failed || end > a.ret {
-				spans[g] = append(spans[g], span{from: a.call, to: end + ttl + lim.tolerance, failed: true, ret: a.ret, self: i})
+				spans[g] = append(spans[g], span{from: a.call, to: outlive(a.call, a.ret, ttl+lim.tolerance, h.faults), failed: true, ret: a.ret, self: i})
 			}
 		}
 	}

@@ -248,3 +248,27 @@ func TestCheckerKinds(t *testing.T) {
 	r = check(h, strict)
 	assert.Zero(t, r.Overlaps+r.TokenOrder, r.Violations)
 }
+
+// A waiter's place explains refusals for its keep time after its stop;
+// a fault that begins while the place lives may renew it (etcd renews
+// every lease when a leader takes over), so it explains them until a
+// keep time after the heal. Beyond that, a refusal is a phantom.
+func TestCheckerPlacesOutliveFaults(t *testing.T) {
+	withPlace := func(faults ...fault) *history {
+		h := clean()
+		h.end = 5 * sec
+		h.queued = []queued{{waiter: "w", key: "k", from: 7 * sec / 10, stop: 8 * sec / 10, keep: sec}}
+		h.faults = faults
+		// After 12's release (2.51 s): only the place can explain it.
+		h.attempts = append(h.attempts, attempt{client: 1, key: "k", call: 3 * sec, ret: 3*sec + sec/100})
+		return h
+	}
+	r := check(withPlace(), strict)
+	assert.Equal(t, 1, r.Phantoms, "no fault: the place was gone by 2.05 s: %s", r.Violations)
+
+	r = check(withPlace(fault{start: 9 * sec / 10, heal: 25 * sec / 10}), strict)
+	assert.Zero(t, r.Phantoms, "a fault from 0.9 s to 2.5 s renews the place until 3.75 s: %s", r.Violations)
+
+	r = check(withPlace(fault{start: 21 * sec / 10, heal: 25 * sec / 10}), strict)
+	assert.Equal(t, 1, r.Phantoms, "a fault that began after the place was gone renews nothing: %s", r.Violations)
+}

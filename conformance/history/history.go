@@ -222,9 +222,11 @@ func (o Options) withDefaults(t *testing.T, ttl time.Duration) Options {
 //     validity deadline (within scheduling tolerance), with a cause and a
 //     Run error matching xsync.ErrLockLost;
 //   - no release or renewal succeeds on a lock its token no longer holds;
-//   - every attempt that found a key held is explained by a holder, an
-//     attempt in flight, or a failed acquisition whose lock may linger
-//     until its TTL (an orphan, allowed only under faults).
+//   - every attempt that found a key held is explained by a holder, a
+//     waiter's place, an attempt in flight, or a failed acquisition whose
+//     lock may linger until its TTL (an orphan, allowed only under
+//     faults); a fault that begins while any of these lives may renew it
+//     for its whole TTL at the heal, as etcd renews its leases.
 //
 // Run returns the report and, if [ReportEnv] names a file,
 // appends it there.
@@ -266,7 +268,7 @@ func Run(t *testing.T, h conformance.Harness, opts Options) Report {
 	stopWorkers()
 
 	hist := rec.history()
-	rep := check(hist, checkLimits{fencing: !lim.NotFencing, tolerance: int64(lim.ExpiryTolerance), late: int64(signalTolerance), orphans: o.Expect.MayOrphan})
+	rep := check(hist, checkLimits{fencing: !lim.NotFencing, tolerance: int64(lim.ExpiryTolerance), minTTL: int64(lim.MinTTL), late: int64(signalTolerance), orphans: o.Expect.MayOrphan})
 	rep.Name, rep.Expect, rep.TTL, rep.Fencing, rep.Nemesis = o.Name, o.Expect, ttl, !lim.NotFencing, o.Nemesis != nil
 	t.Logf("history %s: %s", o.Name, rep.summary())
 	for _, v := range rep.Violations {

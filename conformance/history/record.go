@@ -97,16 +97,23 @@ func (r *historian) wrap(c int, l backend.Locker) *wrap.Locker {
 	w.Hooks.Watch = func(ctx context.Context, ref wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
 		from := r.now()
 		ch, stop, err := base.Watch(ctx, waiter, keep)
-		if err != nil || !(ref.Kind == "mutex" && r.fifo || ref.Kind == "write") {
+		if !(ref.Kind == "mutex" && r.fifo || ref.Kind == "write") {
+			return ch, stop, err
+		}
+		left := func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for _, g := range group(ref) {
+				r.queued = append(r.queued, queued{waiter: waiter, key: g, from: from, stop: r.now(), keep: int64(keep)})
+			}
+		}
+		if err != nil {
+			left() // the place may have been taken before the call failed
 			return ch, stop, err
 		}
 		return ch, func() {
 			stop()
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			for _, g := range group(ref) {
-				r.queued = append(r.queued, queued{waiter: waiter, key: g, from: from, to: r.now() + int64(keep)})
-			}
+			left()
 		}, nil
 	}
 	return w

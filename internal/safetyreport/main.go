@@ -75,8 +75,11 @@ func render(w io.Writer, reports []history.Report, cmd, machine string, now time
 Each cell is one history: 3 clients (separate connections, as separate
 processes would have) × 3 goroutines contend for 2 keys while the fault
 is injected on a schedule (calm, fault, heal, again; always healed before
-the end). Holders take locks with Lock/Unlock, with Run, and with Run and
-auto-extension; every holder writes its token to a model resource that
+the end). Holders take every kind of lock the backend has, at random:
+the mutex (Lock/Unlock, Run, Run with auto-extension), a semaphore of 2
+permits, a read or a write lock, and two keys at once (the mutexes' own
+keys), each as a lease or under Run; every holder writes its token to a
+model resource that
 rejects a token smaller than one it accepted, and one hold in 12 (one in 3
 in the cells whose weakness must show) stalls past its validity deaf to
 its context (a GC pause) and writes after it.
@@ -90,7 +93,9 @@ Columns:
   (overlap: two holders inside their validity; orphan: a failed
   acquisition leaves the key held until its TTL). The checker fails the
   cell on anything else.
-- **acq.**: acquisitions (tokens handed out); **late grants**: answers that
+- **acq.**: acquisitions (tokens handed out), and by kind (m: mutex, s:
+  semaphore permit, r/w: read/write lock, k: two keys at once); **late
+  grants**: answers that
   came after the lock's validity had passed (Run hands the callback an
   already-ended context).
 - **overlaps**: pairs of holders inside their validity windows at the same
@@ -119,7 +124,7 @@ Columns:
 	var breaches []string
 	for _, be := range names {
 		p("## %s\n\n", be)
-		p("| fault | may break | TTL | run | faults | acq. | late grants | overlaps (worst) | model | token order | stale writes rej. / acc. | lost signals (late, worst) | orphans (worst) | phantoms | errors | verdict |\n")
+		p("| fault | may break | TTL | run | faults | acq. (by kind) | late grants | overlaps (worst) | model | token order | stale writes rej. / acc. | lost signals (late, worst) | orphans (worst) | phantoms | errors | verdict |\n")
 		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, r := range byBackend[be] {
 			_, fault, _ := strings.Cut(r.Name, "/")
@@ -134,8 +139,8 @@ Columns:
 			if !r.Fencing {
 				order = "n/a"
 			}
-			p("| %s | %s | %v | %v | %d | %d | %d | %d (%s) | %s | %s | %d / %d | %d (%d late, %s) | %d (%s) | %d | %s | %s |\n",
-				fault, mayBreak(r.Expect), r.TTL, r.Duration.Round(time.Second), r.Faults, r.Acquired, r.LateGrant,
+			p("| %s | %s | %v | %v | %d | %d (%s) | %d | %d (%s) | %s | %s | %d / %d | %d (%d late, %s) | %d (%s) | %d | %s | %s |\n",
+				fault, mayBreak(r.Expect), r.TTL, r.Duration.Round(time.Second), r.Faults, r.Acquired, kinds(r.ByKind), r.LateGrant,
 				r.Overlaps, dur(r.WorstOverlap), r.Model, order, r.StaleRejected, r.StaleAccepted,
 				r.Signals, r.LateSignals, signed(r.WorstLateness), r.Orphans, dur(r.WorstOrphan), r.Phantoms,
 				errs(r.Errors), verdict)
@@ -192,6 +197,20 @@ func signed(d time.Duration) string {
 		return "+" + d.Round(time.Millisecond).String()
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// kinds is a cell's acquisitions by kind, in a fixed order.
+func kinds(m map[string]int) string {
+	var s []string
+	for _, k := range []struct{ kind, short string }{{"mutex", "m"}, {"semaphore", "s"}, {"read", "r"}, {"write", "w"}, {"keys", "k"}} {
+		if n := m[k.kind]; n > 0 {
+			s = append(s, fmt.Sprintf("%s %d", k.short, n))
+		}
+	}
+	if len(s) == 0 {
+		return "–"
+	}
+	return strings.Join(s, ", ")
 }
 
 func errs(m map[string]int) string {
