@@ -223,10 +223,11 @@ func (a *acquisition) endedErr(ctx context.Context) error {
 
 // watch starts watching the lock from the first contended attempt on,
 // as a waiter of its own (with a zero interval there is no wait to cut
-// short). A watch that fails to start is not an error: the interval
-// bounds every wait, the set-up included, and the next contended attempt
-// tries again (a set-up slower than the interval once, under load, must
-// not leave the waiter without a place for its whole wait).
+// short). The set-up may take the retry interval, or watchSetup if that
+// is longer (a place in a queue takes a few round trips, which a loaded
+// store may not answer within a short interval, time after time), within
+// the wait. A watch that fails to start is not an error: the next
+// contended attempt tries again.
 func (a *acquisition) watch(ctx context.Context) {
 	if a.watched || a.failure != nil || a.s.interval <= 0 {
 		return
@@ -237,7 +238,11 @@ func (a *acquisition) watch(ctx context.Context) {
 		return
 	}
 	name := strconv.FormatUint(rand.Uint64(), 36)
-	wctx, cancel := context.WithTimeout(ctx, a.s.interval)
+	setup := max(a.s.interval, watchSetup)
+	if !a.waitEnd.IsZero() {
+		setup = min(setup, max(a.waitEnd.Sub(a.c.clock.Now()), a.s.interval))
+	}
+	wctx, cancel := context.WithTimeout(ctx, setup)
 	ready, leave, err := w.Watch(wctx, name, keepTime(a.s.interval))
 	cancel()
 	switch {
@@ -247,6 +252,9 @@ func (a *acquisition) watch(ctx context.Context) {
 		a.watched = true
 	}
 }
+
+// watchSetup is the least time a watch's set-up is given.
+const watchSetup = time.Second
 
 // sleep waits for the next attempt: a notification, the next timed
 // retry, or ctx's end. A notification leaves the timer running: attempts
