@@ -14,7 +14,8 @@
 //   - On the Locker, its kinds of lock, each handed out as a [Lock] value:
 //     [Mutexer] (the mutex with its abilities), [Semaphorer], [RWLocker]
 //     (its read and write sides), [MultiLocker] (several mutex keys at
-//     once); and the store's abilities, [Pinger] and [Validity].
+//     once); and the store's abilities, [Lister], [Pinger] and
+//     [Validity].
 //   - On a Lock, its abilities, the same for every kind: [Refresher],
 //     [Watcher] (waking and queueing waiters), [Inspector] and
 //     [ForceReleaser].
@@ -235,6 +236,13 @@ type Info struct {
 	Waiting int
 }
 
+// Listed is one lock [Lister.List] found.
+type Listed struct {
+	Kind string // "mutex", "semaphore" or "rwlock"
+	Key  string // the key as the caller gave it
+	Info Info
+}
+
 // Holder is one hold of a lock.
 type Holder struct {
 	Token int64
@@ -245,6 +253,17 @@ type Holder struct {
 
 // The abilities of the store, on the Locker.
 type (
+	// Lister lists, for operators, the locks of every kind that are held
+	// or have waiters keeping a place, whose keys begin with prefix: at
+	// most limit of them (1 to 1000) from cursor on ("" for the first
+	// page), and the cursor of the next page ("" after the last), which
+	// is the backend's own. It changes nothing. A page may be short, or
+	// empty while next is not ""; a lock that changes meanwhile may be
+	// listed twice or not at all; a multi-key lock shows as its keys'
+	// mutexes.
+	Lister interface {
+		List(ctx context.Context, prefix, cursor string, limit int) (locks []Listed, next string, err error)
+	}
 	// Pinger makes one check that the backend could take a lock now (its
 	// server, or a quorum of its servers, answers) and returns nil if so,
 	// or the error that says why not. It changes no lock.

@@ -289,6 +289,10 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"types-orphans", []string{"TypesNoOrphan"}},
 		{"types-no-wake", []string{"TypesWaitWoken"}},
 		{"types-no-expiry-wake", []string{"TypesWaitExpiry"}},
+		{"inspect-misses-permits", []string{"TypesInspectAndForceRelease"}},
+		{"force-keeps-readers", []string{"TypesInspectAndForceRelease"}},
+		{"list-skips-rw", []string{"List"}},
+		{"kinds-share-keys", []string{"KeySpaces"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()

@@ -53,6 +53,9 @@ var cases = []testCase{
 	{"TypesWaitExpiry", "a waiter for a permit, a write lock or several keys whose holder vanished gets the lock once the holder's TTL passed; where the backend notifies, without sleeping out its one-minute retry interval", typesWaitExpiry},
 	{"TypesNoOrphan", "an acquire of a semaphore permit, a write lock or a multi-key lock that its context cut short after the request reached the store leaves nothing held: the lock is free again soon after the call returns, not after its TTL", typesNoOrphan},
 	{"TypesNoKeyLeak", "semaphores, read-write locks (with a waiting writer's mark) and multi-key locks, released or expired, leave no state behind", typesNoKeyLeak},
+	{"TypesInspectAndForceRelease", "Inspect shows every holder of a semaphore (and its free permits) and of a read-write lock (its readers, or its writer, and its waiting writers); ForceRelease frees them all, the lock is free again and the forced-out holders release nothing", typesInspectAndForceRelease},
+	{"List", "List shows every held lock of every kind whose key begins with a prefix (a key set as its keys' mutexes), with holders' tokens, page by page within the limit, nothing outside the prefix, and nothing once they are released", listing},
+	{"KeySpaces", "a mutex, a semaphore and a read-write lock of one key are separate locks, and keys forged like a backend's internal names (suffixes, separators, hex) lock independently of the locks they imitate", keySpaces},
 	{"NoKeyLeak", "released and expired locks leave no state behind in the backend", noKeyLeak},
 	{"Ping", "a healthy backend answers xsync.Ping with nil", ping},
 }

@@ -22,8 +22,8 @@ type toyOps struct {
 }
 
 // lock is the lock of o, with the abilities o has calls for: every kind
-// refreshes, the mutex, semaphores and read-write locks watch, the mutex
-// is inspected and forced.
+// refreshes; the mutex, semaphores and read-write locks watch, and are
+// inspected and forced.
 func (o toyOps) lock() backend.Lock {
 	switch {
 	case o.inspect != nil:
@@ -100,6 +100,12 @@ func (b *toy) semaphoreOps(key string, limit int) toyOps {
 		watch: func(ctx context.Context, _ string, _ time.Duration) (<-chan struct{}, func(), error) {
 			return b.WatchPermits(ctx, key)
 		},
+		inspect: func(context.Context) (backend.Info, error) {
+			return b.inspectGroup(func() map[string]*toyGroup { s, _ := b.spaces(); return s }, key), nil
+		},
+		force: func(context.Context) (bool, error) {
+			return b.forceGroup(func() map[string]*toyGroup { s, _ := b.spaces(); return s }, "s:", key), nil
+		},
 	}
 }
 
@@ -110,12 +116,15 @@ func (b *toy) RWLock(key string) (read, write backend.Lock) {
 
 func (b *toy) rwOps(key string) (read, write toyOps) {
 	release := func(ctx context.Context, tok int64) (bool, error) { return b.ReleaseRW(ctx, key, tok) }
+	rws := func() map[string]*toyGroup { _, r := b.spaces(); return r }
+	inspect := func(context.Context) (backend.Info, error) { return b.inspectGroup(rws, key), nil }
+	force := func(context.Context) (bool, error) { return b.forceGroup(rws, "r:", key), nil }
 	refresh := func(ctx context.Context, tok int64, ttl time.Duration) (bool, error) {
 		return b.RefreshRW(ctx, key, tok, ttl)
 	}
 	read = toyOps{
 		acquire: func(ctx context.Context, r backend.Request) (int64, error) { return b.AcquireRead(ctx, key, r.TTL) },
-		release: release, refresh: refresh,
+		release: release, refresh: refresh, inspect: inspect, force: force,
 		watch: func(ctx context.Context, _ string, _ time.Duration) (<-chan struct{}, func(), error) {
 			return b.WatchRW(ctx, key)
 		},
@@ -124,7 +133,7 @@ func (b *toy) rwOps(key string) (read, write toyOps) {
 		acquire: func(ctx context.Context, r backend.Request) (int64, error) {
 			return b.AcquireWrite(ctx, key, r.TTL, r.Waiter, r.Keep)
 		},
-		release: release, refresh: refresh,
+		release: release, refresh: refresh, inspect: inspect, force: force,
 		watch: func(ctx context.Context, w string, keep time.Duration) (<-chan struct{}, func(), error) {
 			b.joinWrite(key, w, keep)
 			ready, stop, err := b.WatchRW(ctx, key)

@@ -2,9 +2,14 @@ package conformance_test
 
 import (
 	"context"
+	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/xsync-go/xsync/backend"
 )
 
 // The toy's other lock types (backend.Semaphorer, RWLocker, MultiLocker),
@@ -23,7 +28,14 @@ import (
 //     others held for ever (as a lease reused while keys hang on it would);
 //   - types-orphans: a permit whose reply was lost stays held;
 //   - types-no-wake: releases wake no waiter;
-//   - types-no-expiry-wake: a holder's expiry wakes no waiter.
+//   - types-no-expiry-wake: a holder's expiry wakes no waiter;
+//   - inspect-misses-permits: Inspect of a semaphore or a read-write lock
+//     shows its first holder only;
+//   - force-keeps-readers: ForceRelease of a read-write lock frees its
+//     writer only;
+//   - list-skips-rw: List shows no read-write lock;
+//   - kinds-share-keys: semaphores and read-write locks of one key share
+//     their state.
 
 type toyGroup struct {
 	holders map[int64]time.Time // token → expiry
@@ -65,8 +77,94 @@ func (b *toy) group(space map[string]*toyGroup, key string, now time.Time) *toyG
 func (b *toy) spaces() (sems, rws map[string]*toyGroup) {
 	if b.sems == nil {
 		b.sems, b.rws = map[string]*toyGroup{}, map[string]*toyGroup{}
+		if b.defect == "kinds-share-keys" {
+			b.rws = b.sems
+		}
 	}
 	return b.sems, b.rws
+}
+
+// inspectGroup reads key's group in space.
+func (b *toy) inspectGroup(space func() map[string]*toyGroup, key string) backend.Info {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.groupInfo(b.group(space(), key, now), now)
+}
+
+func (b *toy) groupInfo(g *toyGroup, now time.Time) backend.Info {
+	var in backend.Info
+	for _, tok := range slices.Sorted(maps.Keys(g.holders)) {
+		in.Holders = append(in.Holders, backend.Holder{Token: tok, TTL: g.holders[tok].Sub(now), Write: tok == g.writer})
+	}
+	if b.defect == "inspect-misses-permits" && len(in.Holders) > 1 {
+		in.Holders = in.Holders[:1]
+	}
+	if g.marked(now) {
+		in.Waiting = len(g.marks)
+	}
+	return in
+}
+
+// forceGroup frees key's group in space, whoever holds it, and wakes its
+// waiters (named name+key).
+func (b *toy) forceGroup(space func() map[string]*toyGroup, name, key string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g := b.group(space(), key, time.Now())
+	freed := len(g.holders) > 0
+	for tok := range g.holders {
+		if name == "r:" && b.defect == "force-keeps-readers" && tok != g.writer {
+			continue
+		}
+		delete(g.holders, tok)
+	}
+	g.writer = 0
+	b.wakeGroup(name + key)
+	return freed
+}
+
+// List implements backend.Lister: the held mutexes, and the held (or
+// waited for) semaphores and read-write locks, by kind and key.
+func (b *toy) List(_ context.Context, prefix, cursor string, limit int) ([]backend.Listed, string, error) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var all []backend.Listed
+	for k := range b.locks {
+		if l, ok := b.live(k, now); ok && strings.HasPrefix(k, prefix) {
+			all = append(all, backend.Listed{Kind: "mutex", Key: k, Info: backend.Info{Holders: []backend.Holder{{Token: l.token, TTL: l.expires.Sub(now), Owner: l.owner}}}})
+		}
+	}
+	sems, rws := b.spaces()
+	for _, sp := range []struct {
+		kind  string
+		space map[string]*toyGroup
+	}{{"semaphore", sems}, {"rwlock", rws}} {
+		if sp.kind == "rwlock" && b.defect == "list-skips-rw" {
+			continue
+		}
+		for k := range sp.space {
+			if in := b.groupInfo(b.group(sp.space, k, now), now); strings.HasPrefix(k, prefix) && (len(in.Holders) > 0 || in.Waiting > 0) {
+				all = append(all, backend.Listed{Kind: sp.kind, Key: k, Info: in})
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b backend.Listed) int { return strings.Compare(a.Kind+"\x00"+a.Key, b.Kind+"\x00"+b.Key) })
+	start := 0
+	if cursor != "" {
+		n, err := strconv.Atoi(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		start = min(n, len(all))
+	}
+	end := min(start+limit, len(all))
+	next := ""
+	if end < len(all) {
+		next = strconv.Itoa(end)
+	}
+	return all[start:end], next, nil
 }
 
 func (b *toy) AcquirePermit(_ context.Context, key string, limit int, ttl time.Duration) (int64, error) {

@@ -220,6 +220,14 @@ func (z *lazy) Ping(ctx context.Context) error {
 	return l.Ping(ctx)
 }
 
+func (z *lazy) List(ctx context.Context, prefix, cursor string, limit int) ([]backend.Listed, string, error) {
+	l, err := z.get(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return l.List(ctx, prefix, cursor, limit)
+}
+
 // Close closes the client, if one was built.
 func (z *lazy) Close() error {
 	z.mu.Lock()

@@ -158,13 +158,20 @@ func (gl groupLock) Inspect(context.Context) (backend.Info, error) {
 	if g == nil {
 		return backend.Info{}, nil
 	}
+	info := g.info(now)
+	gl.gs.tidy(gl.key, g, false)
+	return info, nil
+}
+
+// info is what Inspect reads of g: its holders in token order, and the
+// waiting writers' marks.
+func (g *group) info(now int64) backend.Info {
 	info := backend.Info{Waiting: len(g.marks)}
 	for _, tok := range slices.Sorted(maps.Keys(g.holders)) {
 		h := g.holders[tok]
 		info.Holders = append(info.Holders, backend.Holder{Token: tok, TTL: time.Duration(h.expires - now), Owner: h.owner, Write: tok == g.writer})
 	}
-	gl.gs.tidy(gl.key, g, false)
-	return info, nil
+	return info
 }
 
 func (gl groupLock) ForceRelease(context.Context) (bool, error) {

@@ -49,6 +49,10 @@ const cleanupTimeout = 250 * time.Millisecond
 //
 // (The sorted-set commands are for semaphores and read-write locks.)
 //
+// Add +scan for an operator's user, to let [Locker.List] list the locks
+// (SCAN shows the names of every key of the database, not only the
+// prefix's, so a lock user does without it).
+//
 // Add +info to let [Locker.Ping] check the eviction policy; without it,
 // Ping falls back to PING and cannot. On Redis 7.2 or later, go-redis also
 // sends CLIENT SETINFO when it connects and ignores a refusal; add

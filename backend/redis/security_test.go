@@ -152,6 +152,25 @@ func TestLeastPrivilegeACL(t *testing.T) {
 		require.NoError(t, s.See(err))
 		assert.True(t, ok, "the lock was still there: the other user released nothing")
 	})
+	t.Run("list needs +scan", func(t *testing.T) {
+		const prefix = "app1:list-test:" // nothing else of the test's is under it
+		mine := xsync.NewClient(xredis.New(client(t, "locker", pw), xredis.WithPrefix(prefix)))
+		lease, err := mine.Acquire(t.Context(), "listed")
+		require.NoError(t, err)
+		defer lease.Release(t.Context())
+		_, _, err = mine.List(t.Context(), "", "", 10)
+		require.ErrorIs(t, err, errors.ErrUnsupported, "a lock user may not SCAN")
+		assert.ErrorContains(t, err, "+scan")
+		aclUser(t, admin, "operator", pw, "app1:")
+		require.NoError(t, admin.Do(t.Context(), "ACL", "SETUSER", "operator", "+scan").Err())
+		op := xsync.NewClient(xredis.New(client(t, "operator", pw), xredis.WithPrefix(prefix)))
+		locks, next, err := op.List(t.Context(), "", "", 10)
+		require.NoError(t, err)
+		assert.Empty(t, next)
+		require.Len(t, locks, 1)
+		assert.Equal(t, "listed", locks[0].Key)
+		assert.Equal(t, lease.Token(), locks[0].Token)
+	})
 }
 
 type aclHarness struct {

@@ -47,6 +47,7 @@ var (
 	_ backend.RWLocker    = (*Locker)(nil)
 	_ backend.MultiLocker = (*Locker)(nil)
 	_ backend.Pinger      = (*Locker)(nil)
+	_ backend.Lister      = (*Locker)(nil)
 	_ backend.Validity    = (*Locker)(nil)
 )
 
@@ -92,6 +93,13 @@ func (w *Locker) Ping(ctx context.Context) error {
 		return p.Ping(ctx)
 	}
 	return errors.ErrUnsupported
+}
+
+func (w *Locker) List(ctx context.Context, prefix, cursor string, limit int) ([]backend.Listed, string, error) {
+	if li, ok := w.Base.(backend.Lister); ok {
+		return li.List(ctx, prefix, cursor, limit)
+	}
+	return nil, "", errors.ErrUnsupported
 }
 
 func (w *Locker) Validity(ttl time.Duration) time.Duration {
