@@ -114,6 +114,13 @@ func TestCommandOnEveryBackend(t *testing.T) {
 			t.Run("InspectAndForceUnlock", func(t *testing.T) { inspectAndForce(t, tg) })
 			t.Run("SignalReachesCommand", func(t *testing.T) { signalReaches(t, tg) })
 			t.Run("KilledXsyncStopsCommand", func(t *testing.T) { killedStopsCommand(t, tg) })
+			t.Run("InspectExitCodes", func(t *testing.T) { inspectExitCodes(t, tg) })
+			t.Run("FlagsAfterKeyAndWaitForever", func(t *testing.T) { waitForever(t, tg) })
+			if tg.name != "redlock" { // Redlock has the mutex only
+				t.Run("Permits", func(t *testing.T) { permits(t, tg) })
+				t.Run("ReadWrite", func(t *testing.T) { readWrite(t, tg) })
+				t.Run("List", func(t *testing.T) { list(t, tg) })
+			}
 		})
 	}
 }
@@ -208,11 +215,11 @@ func inspectAndForce(t *testing.T, tg target) {
 	require.NoError(t, err)
 	require.NoError(t, waiter.Start())
 	waiting := make(chan struct{})
-	go func() { // --verbose reports each attempt: wait for one that found the key held
+	go func() { // --verbose reports the wait's changes: wait for "held by someone else"
 		sc := bufio.NewScanner(progress)
 		once := sync.OnceFunc(func() { close(waiting) })
 		for sc.Scan() {
-			if strings.HasSuffix(sc.Text(), ": held") {
+			if strings.HasSuffix(sc.Text(), ": waiting: held by someone else") {
 				once()
 			}
 		}
@@ -273,13 +280,168 @@ func deploy(t *testing.T) []deployment {
 	}
 }
 
+// inspect exits 0 for a held key and 1 for a free one, as test(1) would.
+func inspectExitCodes(t *testing.T, tg target) {
+	key := "inspect:" + t.Name()
+	r := runCLI(t, tg.url, "inspect", key)
+	assert.Equal(t, exitFree, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "free")
+	lease, err := client(t, tg).Acquire(t.Context(), key, xsync.WithTTL(10*time.Second))
+	require.NoError(t, err)
+	defer lease.Release(context.Background())
+	r = runCLI(t, tg.url, "inspect", "--json", key)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var info struct {
+		Kind  string `json:"kind"`
+		Held  bool   `json:"held"`
+		Token int64  `json:"token"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &info), r.stdout)
+	assert.Equal(t, "mutex", info.Kind)
+	assert.True(t, info.Held)
+	assert.Equal(t, int64(lease.Token()), info.Token)
+}
+
+// Flags may follow KEY; --wait forever waits for a held key until it is
+// released.
+func waitForever(t *testing.T, tg target) {
+	key := "forever:" + t.Name()
+	lease, err := client(t, tg).Acquire(t.Context(), key, xsync.WithTTL(30*time.Second))
+	require.NoError(t, err)
+	waiter := xsyncCmd(t, tg.url, "lock", key, "--wait", "forever", "--verbose", "--", "sh", "-c", "echo got it")
+	var out bytes.Buffer
+	waiter.Stdout = &out
+	progress, err := waiter.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, waiter.Start())
+	waiting, drained := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(drained)
+		sc := bufio.NewScanner(progress)
+		once := sync.OnceFunc(func() { close(waiting) })
+		for sc.Scan() {
+			if strings.HasSuffix(sc.Text(), "held by someone else") {
+				once()
+			}
+		}
+	}()
+	select {
+	case <-waiting:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiter never reported the key held")
+	}
+	released := time.Now()
+	ok, err := lease.Release(t.Context())
+	require.NoError(t, err)
+	require.True(t, ok)
+	<-drained // the pipe is read to its end before Wait
+	require.NoError(t, waiter.Wait())
+	assert.Contains(t, out.String(), "got it")
+	t.Logf("a waiter with --wait forever ran %v after the release", time.Since(released).Round(time.Millisecond))
+}
+
+// lock --permits N runs at most N commands at once; inspect --permits
+// shows the holders and the free permits.
+func permits(t *testing.T, tg target) {
+	key := "permits:" + t.Name()
+	var holders []*exec.Cmd
+	for i := range 2 {
+		h := xsyncCmd(t, tg.url, "lock", "--permits", "2", "--owner", fmt.Sprintf("worker-%d", i), key, "--", "sleep", "60")
+		require.NoError(t, h.Start())
+		holders = append(holders, h)
+	}
+	defer func() {
+		for _, h := range holders {
+			h.Process.Signal(syscall.SIGTERM)
+			h.Wait()
+		}
+	}()
+	var info struct {
+		Kind    string            `json:"kind"`
+		Held    bool              `json:"held"`
+		Holders []json.RawMessage `json:"holders"`
+		Free    *int              `json:"free"`
+	}
+	require.Eventually(t, func() bool {
+		r := runCLI(t, tg.url, "inspect", "--json", "--permits", "2", key)
+		return r.code == exitOK && json.Unmarshal([]byte(r.stdout), &info) == nil && len(info.Holders) == 2
+	}, 20*time.Second, 50*time.Millisecond, "two commands never held two permits")
+	assert.Equal(t, "semaphore", info.Kind)
+	require.NotNil(t, info.Free)
+	assert.Zero(t, *info.Free)
+	r := runCLI(t, tg.url, "lock", "--permits", "2", "--wait", "0", key, "--", "echo", "third")
+	assert.Equal(t, exitBusy, r.code, "a third command while two permits are held: %s", r.stderr)
+	assert.NotContains(t, r.stdout, "third")
+	assert.Equal(t, exitFree, runCLI(t, tg.url, "inspect", key).code, "the key's mutex is another lock, and free")
+}
+
+// lock --read shares the lock with other readers; --write waits for them.
+func readWrite(t *testing.T, tg target) {
+	key := "rw:" + t.Name()
+	reader, err := client(t, tg).RWLock(key).AcquireRead(t.Context(), xsync.WithTTL(30*time.Second))
+	require.NoError(t, err)
+	r := runCLI(t, tg.url, "lock", "--read", key, "--", "echo", "read")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "read")
+	r = runCLI(t, tg.url, "lock", "--write", "--wait", "0", key, "--", "echo", "write")
+	assert.Equal(t, exitBusy, r.code, "a writer while a reader holds: %s", r.stderr)
+	r = runCLI(t, tg.url, "inspect", "--kind", "rwlock", key)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "reader: token")
+	mustRelease(t, reader)
+	r = runCLI(t, tg.url, "lock", "--write", key, "--", "echo", "write")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "write")
+}
+
+// list shows the locks of every kind under a prefix.
+func list(t *testing.T, tg target) {
+	p := "list:" + t.Name() + ":"
+	c := client(t, tg)
+	m, err := c.Acquire(t.Context(), p+"m", xsync.WithTTL(30*time.Second))
+	require.NoError(t, err)
+	s, err := c.Semaphore(p+"s", 3).Acquire(t.Context(), xsync.WithTTL(30*time.Second))
+	require.NoError(t, err)
+	r := runCLI(t, tg.url, "list", "--json", p)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 2, r.stdout)
+	assert.Contains(t, r.stdout, `"kind":"mutex","key":"`+p+`m"`)
+	assert.Contains(t, r.stdout, `"kind":"semaphore","key":"`+p+`s"`)
+	r = runCLI(t, tg.url, "list", "--limit", "1", p)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Len(t, strings.Split(strings.TrimSpace(r.stdout), "\n"), 1)
+	assert.Contains(t, r.stderr, "more than 1")
+	mustRelease(t, m)
+	mustRelease(t, s)
+	r = runCLI(t, tg.url, "list", p)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Empty(t, strings.TrimSpace(r.stdout))
+}
+
+func mustRelease(t *testing.T, l *xsync.Lease) {
+	t.Helper()
+	ok, err := l.Release(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok)
+}
+
 // Bad usage exits 64 before any backend is reached; a command that cannot
 // start exits 127.
 func TestUsage(t *testing.T) {
 	assert.Equal(t, exitUsage, runCLI(t, "", "ping").code, "no URL")
 	assert.Equal(t, exitUsage, runCLI(t, "mem://", "lock", "k").code, "no command")
 	assert.Equal(t, exitUsage, runCLI(t, "mem://", "lock", "--ttl", "10ms", "k", "--", "true").code, "TTL under 1s")
-	assert.Equal(t, exitUsage, runCLI(t, "mem://", "lock", "--wait", "-1s", "k", "--", "true").code, "negative wait")
+	r := runCLI(t, "mem://", "lock", "--wait", "-1s", "k", "--", "true")
+	assert.Equal(t, exitUsage, r.code, "negative wait")
+	assert.Contains(t, r.stderr, "forever", "the message says how to wait until stopped")
+	assert.Equal(t, exitUsage, runCLI(t, "mem://", "lock", "--permits", "2", "--read", "k", "--", "true").code, "two kinds")
+	assert.Equal(t, exitUsage, runCLI(t, "mem://", "inspect", "--kind", "queue", "k").code, "unknown kind")
+	assert.Equal(t, exitUsage, runCLI(t, "mem://", "ping", "--timeout", "0s").code, "no time to answer")
+	assert.Equal(t, exitOK, runCLI(t, "mem://", "lock", "k", "--ttl", "2s", "--", "true").code, "flags after KEY")
+	v := runCLI(t, "", "version")
+	assert.Equal(t, exitOK, v.code)
+	assert.True(t, strings.HasPrefix(v.stdout, "xsync "), v.stdout)
 	assert.Equal(t, exitUsage, runCLI(t, "mem://", "frobnicate").code, "unknown command")
 	assert.Equal(t, exitUsage, runCLI(t, "nope://x", "ping").code, "unknown scheme")
 	assert.Equal(t, exitUsage, runCLI(t, "mem://", "unlock", "k").code, "unlock without --force")
