@@ -210,3 +210,88 @@ func TestWaitIsADeadline(t *testing.T) {
 		clock.Advance(10 * time.Second)
 	}
 }
+
+// After Release, Extend and TTL say the lease was released, and not that
+// it was lost.
+func TestLeaseAfterRelease(t *testing.T) {
+	t.Parallel()
+	c, _, _ := manual(t)
+	ctx := t.Context()
+	l, err := c.Acquire(ctx, "k")
+	require.NoError(t, err)
+	ok, err := l.Release(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	err = l.Extend(ctx, 0)
+	assert.ErrorIs(t, err, xsync.ErrReleased)
+	assert.NotErrorIs(t, err, xsync.ErrLockLost)
+	_, err = l.TTL(ctx)
+	assert.ErrorIs(t, err, xsync.ErrReleased)
+	assert.NotErrorIs(t, err, xsync.ErrLockLost)
+}
+
+// A callback that returns ctx.Err() after its lock was lost gets one
+// error, on one line, that matches both.
+func TestLossAndCallbackErrorOneLine(t *testing.T) {
+	t.Parallel()
+	c, _, clock := manual(t)
+	err := c.Run(t.Context(), "k", func(ctx context.Context) error {
+		clock.Advance(time.Hour)
+		<-ctx.Done()
+		return ctx.Err()
+	}, xsync.WithTTL(time.Second))
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorIs(t, err, xsync.ErrLockLost)
+	assert.NotContains(t, err.Error(), "\n")
+	t.Log(err)
+}
+
+// What a client registers on a manual clock, as ManualClock.BlockUntil's
+// documentation counts it.
+func TestManualClockTimers(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c, _, clock := manual(t)
+	l, err := c.Acquire(ctx, "plain", xsync.WithTTL(time.Minute))
+	require.NoError(t, err)
+	assert.Equal(t, 1, clock.Pending(), "a lease: its deadline")
+	capped, err := c.Acquire(ctx, "capped", xsync.WithTTL(time.Minute), xsync.WithAutoExtend(time.Hour))
+	require.NoError(t, err)
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	require.NoError(t, clock.BlockUntil(bctx, 4), "a lease with a cap and renewal: deadline, cap, next renewal")
+	assert.Equal(t, 4, clock.Pending())
+	got := make(chan error, 1)
+	go func() {
+		_, err := c.Acquire(ctx, "plain", xsync.WithWait(time.Minute), xsync.WithRetryInterval(time.Second))
+		got <- err
+	}()
+	require.NoError(t, clock.BlockUntil(bctx, 5), "a waiter: its next attempt")
+	assert.Equal(t, 5, clock.Pending(), "a waiter: its next attempt alone")
+	mustRelease(t, l)
+	mustRelease(t, capped)
+	clock.Advance(time.Second)
+	require.NoError(t, <-got)
+}
+
+func mustRelease(t *testing.T, l *xsync.Lease) {
+	t.Helper()
+	ok, err := l.Release(context.Background())
+	require.NoError(t, err)
+	require.True(t, ok)
+}
+
+// A client is named in messages by what the user gave: WithName, or the
+// backend's package.
+func TestClientNamedByBackend(t *testing.T) {
+	t.Parallel()
+	f := &faulty{acquire: []result{{err: errServer}}}
+	_, err := xsync.NewClient(memory.New()).Acquire(t.Context(), "k", xsync.WithOwner(strings.Repeat("x", xsync.MaxOwnerLen)))
+	require.ErrorIs(t, err, xsync.ErrInvalid)
+	_, err = xsync.NewClient(f).Acquire(t.Context(), "k")
+	require.ErrorIs(t, err, errServer)
+	assert.Contains(t, err.Error(), `lock "k" on xsync_test: server on fire`, "an unnamed client is named by its backend's package")
+	assert.Equal(t, 1, strings.Count(err.Error(), "xsync:"), "one prefix: %v", err)
+	_, err = xsync.NewClient(&faulty{acquire: []result{{err: errServer}}}, xsync.WithName("orders")).Acquire(t.Context(), "k")
+	assert.Contains(t, err.Error(), `lock "k" on orders: server on fire`)
+}

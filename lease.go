@@ -310,7 +310,8 @@ func (l *Lease) Extend(ctx context.Context, ttl time.Duration) error {
 // returns an error matching [ErrReleased] or [ErrLockLost] if the lease
 // ended, one matching ErrLockLost if its token no longer holds the lock,
 // and one matching errors.ErrUnsupported if the backend cannot inspect
-// this lock. Backends count in their own precision (etcd: whole seconds).
+// this lock. Backends count in their own precision: etcd reports whole
+// seconds, rounded down, so a lock taken for 3s may show 2s at once.
 func (l *Lease) TTL(ctx context.Context) (time.Duration, error) {
 	if err := l.Err(); err != nil {
 		return 0, fmt.Errorf("xsync: ttl of %s: %w", keyString(l.t.name), err)

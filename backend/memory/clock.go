@@ -36,7 +36,20 @@ func (c *ManualClock) notifyLocked() {
 
 // BlockUntil waits until at least n functions of AfterFunc are pending
 // (registered and not yet due), or ctx ends: a test calls it before
-// Advance, so that the goroutine it waits for has armed its timer.
+// Advance, so that the goroutine it waits for has armed its timer. Give
+// ctx a timeout: a wrong n then fails the test instead of hanging it.
+//
+// What an xsync.Client on this clock registers, to count n:
+//   - each lease (Acquire, and every Run on a manual clock): one timer for
+//     its validity deadline, one more with a hold cap
+//     (WithAutoExtend(maxHold > 0)), and with auto-extension one for its
+//     next renewal, re-armed after each;
+//   - each acquisition that waits (WithWait, SetRetry): one timer for its
+//     next attempt while it sleeps;
+//   - each memory Locker on the clock registers none (its expiries are
+//     read from the clock).
+//
+// [ManualClock.Pending] tells how many are pending now.
 func (c *ManualClock) BlockUntil(ctx context.Context, n int) error {
 	for {
 		c.mu.Lock()
@@ -51,6 +64,14 @@ func (c *ManualClock) BlockUntil(ctx context.Context, n int) error {
 			return context.Cause(ctx)
 		}
 	}
+}
+
+// Pending returns how many functions of AfterFunc are pending: registered
+// and not yet due.
+func (c *ManualClock) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
 }
 
 // Now returns the clock's current time.

@@ -1,4 +1,4 @@
-// Command checkin is the seed's daily check-in: a user may check in once a
+// Command checkin is the daily check-in: a user may check in once a
 // day and is awarded points for it. Many duplicate requests for the same
 // user and day arrive at once (double clicks, two devices, client
 // retries); exactly one of them must award the points.
@@ -48,7 +48,7 @@ func main() {
 		log.Fatal(err)
 	}
 	defer closer.Close()
-	xsync.Register("default", l)
+	locks := xsync.NewClient(l) // a service keeps one, as it keeps a *sql.DB
 
 	ledger := newLedger()
 	day := time.Now().Format("20060102")
@@ -61,7 +61,7 @@ func main() {
 	for range *requests {
 		wg.Go(func() {
 			<-start
-			switch err := checkIn(ctx, ledger, *user, fmt.Sprintf("%s:%d", day, run)); {
+			switch err := checkIn(ctx, locks, ledger, *user, fmt.Sprintf("%s:%d", day, run)); {
 			case err == nil:
 				awarded.Add(1)
 			case errors.Is(err, errAlreadyCheckedIn):
@@ -95,24 +95,20 @@ var errAlreadyCheckedIn = errors.New("already checked in today")
 
 // checkIn is the application code: lock the user's day, then check and
 // write under the lock, passing the fencing token with the write.
-func checkIn(ctx context.Context, l *ledger, uid int, day string) error {
+func checkIn(ctx context.Context, locks *xsync.Client, l *ledger, uid int, day string) error {
 	key := fmt.Sprintf("checkin:%d:%s", uid, day)
-	a := xsync.New("default", key)
-	if err := a.SetExp(3 * time.Second); err != nil { // the request's own timeout
-		return err
-	}
-	// Wait a little for a concurrent duplicate to finish: it then finds the
-	// check-in done. (On Redlock this also breaks split votes, where
-	// simultaneous requests each got a minority of the nodes.)
-	if err := a.SetRetry(5, 100*time.Millisecond); err != nil {
-		return err
-	}
-	return a.Run(ctx, func(ctx context.Context) error {
+	return locks.Run(ctx, key, func(ctx context.Context) error {
 		if l.checkedIn(uid, day) {
 			return errAlreadyCheckedIn
 		}
 		return l.award(ctx, uid, day, 10, int64(xsync.ItemFromContext(ctx)))
-	})
+	},
+		xsync.WithTTL(3*time.Second), // the request's own timeout
+		// Wait a little for a concurrent duplicate to finish: it then
+		// finds the check-in done. (On Redlock this also breaks split
+		// votes, where simultaneous requests each got a minority of the
+		// nodes.)
+		xsync.WithWait(500*time.Millisecond), xsync.WithRetryInterval(100*time.Millisecond))
 }
 
 // ledger stands in for the application's database.
