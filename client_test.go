@@ -3,6 +3,7 @@ package xsync_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -294,4 +295,22 @@ func TestClientNamedByBackend(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(err.Error(), "xsync:"), "one prefix: %v", err)
 	_, err = xsync.NewClient(&faulty{acquire: []result{{err: errServer}}}, xsync.WithName("orders")).Acquire(t.Context(), "k")
 	assert.Contains(t, err.Error(), `lock "k" on orders: server on fire`)
+}
+
+// A lease released after its deadline, before its expiry was handled, is
+// lost, not released: Run says so, even where the backend (which keeps
+// its own time) still released the lock. On one P the alarm's goroutine
+// cannot run before Run releases, which makes that order certain.
+func TestRunReportsLossBeforeTheAlarm(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	clock := memory.NewManualClock(time.Unix(1_800_000_000, 0))
+	for range 20 {
+		f := &faulty{acquire: []result{{token: 1}}, release: result{ok: true}}
+		c := xsync.NewClient(f, xsync.WithClock(clock))
+		err := c.Run(t.Context(), "k", func(context.Context) error {
+			clock.Advance(2 * time.Second) // the alarm's goroutine has not run yet
+			return nil
+		}, xsync.WithTTL(time.Second))
+		require.ErrorIs(t, err, xsync.ErrLockLost)
+	}
 }

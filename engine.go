@@ -426,7 +426,8 @@ type runScope struct {
 // hold stays on the caller's stack; the contexts are all Run allocates.
 func (h *hold) runToDeadline(ctx context.Context, cb func(ctx context.Context) error) (err error) {
 	scope := new(runScope)
-	cctx, cancel := context.WithDeadlineCause(ctx, h.g.start.Add(h.c.validity(h.s.ttl)), errExpired)
+	deadline := h.g.start.Add(h.c.validity(h.s.ttl))
+	cctx, cancel := context.WithDeadlineCause(ctx, deadline, errExpired)
 	scope.item = itemCtx{Context: cctx, item: Item(h.g.token)}
 	var w *lossWatch
 	if h.o != nil {
@@ -437,6 +438,9 @@ func (h *hold) runToDeadline(ctx context.Context, cb func(ctx context.Context) e
 		var lost error
 		if cause := context.Cause(cctx); cause != nil && errors.Is(cause, ErrLockLost) {
 			lost = cause
+		} else if !h.c.clock.Now().Before(deadline) {
+			// cb returned after the deadline, before its timer fired.
+			lost = errExpired
 		}
 		reported := w != nil && w.wait()
 		cancel()

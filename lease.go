@@ -361,6 +361,9 @@ func (l *Lease) release(ctx, rctx context.Context) (released bool, err, lost err
 	if !first {
 		return false, nil, nil, false
 	}
+	// A deadline that passed before the alarm fired is a loss all the
+	// same: the holder let go too late to be sure it held.
+	l.expire()
 	l.end(ErrReleased)
 	l.renewing.Wait()
 	lost = l.lost()

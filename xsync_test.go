@@ -428,3 +428,23 @@ func TestPing(t *testing.T) {
 		assert.ErrorIs(t, xsync.Ping(t.Context(), use(t, &faulty{})), errors.ErrUnsupported)
 	})
 }
+
+type tinyValidity struct{ *faulty }
+
+func (tinyValidity) Validity(time.Duration) time.Duration { return 200 * time.Microsecond }
+
+// A callback that returns after the lock's validity deadline, whether or
+// not the timer that ends its context has fired yet, makes Run report the
+// loss.
+func TestRunReportsLossAtTheDeadline(t *testing.T) {
+	for range 20 {
+		f := &faulty{acquire: []result{{token: 1}}, release: result{ok: true}}
+		err := xsync.New(use(t, tinyValidity{f}), "k").Run(t.Context(), func(ctx context.Context) error {
+			d, _ := ctx.Deadline()
+			for time.Now().Before(d) { // until the deadline passes: time must pass
+			}
+			return nil
+		})
+		require.ErrorIs(t, err, xsync.ErrLockLost)
+	}
+}

@@ -459,7 +459,10 @@ func checkSignals(r *Report, holds []*hold, lim checkLimits) {
 			r.LateSignals++
 			r.violate("key %q: token %d's callback ran until %v, %v past its validity deadline %v; its context ended %v after the deadline (%s)", h.key, h.token, ms(h.run.end), time.Duration(h.run.end-dl), ms(dl), time.Duration(late), h)
 		}
-		if !h.run.lostCause || !h.run.reported {
+		// A callback that returned before its context's signal came (within
+		// the tolerance above) could not learn of the loss from it; Run's
+		// error must still say so.
+		if h.run.signal != 0 && !h.run.lostCause || !h.run.reported {
 			r.LostUnreported++
 			r.violate("key %q: token %d's callback outlived its lock, but the context's cause (lost: %v) or Run's error (lost: %v) did not say so", h.key, h.token, h.run.lostCause, h.run.reported)
 		}

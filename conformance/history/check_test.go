@@ -272,3 +272,19 @@ func TestCheckerPlacesOutliveFaults(t *testing.T) {
 	r = check(withPlace(fault{start: 21 * sec / 10, heal: 25 * sec / 10}), strict)
 	assert.Equal(t, 1, r.Phantoms, "a fault that began after the place was gone renews nothing: %s", r.Violations)
 }
+
+// A callback that returned just after its deadline, before its context's
+// signal could come, owes no signal; Run's error must still say the lock
+// was lost.
+func TestCheckerReturnBeforeSignal(t *testing.T) {
+	h := clean()
+	lateRun(h, 0)
+	x := h.holds[2]
+	x.run.end = 3*sec + sec/10 // 100ms past the deadline, within the tolerance
+	x.run.lostCause = false    // no signal came, so no cause was seen
+	r := check(h, strict)
+	assert.Zero(t, r.LateSignals+r.LostUnreported, "Run said so: %v", r.Violations)
+	x.run.reported = false
+	r = check(h, strict)
+	assert.Equal(t, 1, r.LostUnreported, "Run did not say the lock was lost")
+}
