@@ -13,12 +13,13 @@
 //
 //   - On the Locker, its kinds of lock, each handed out as a [Lock] value:
 //     [Mutexer] (the mutex with its abilities), [Semaphorer], [RWLocker]
-//     (its read and write sides), [MultiLocker] (several mutex keys at
+//     (its read and write sides), [Electioner] (a leader election),
+//     [MultiLocker] (several mutex keys at
 //     once); and the store's abilities, [Lister], [Pinger] and
 //     [Validity].
 //   - On a Lock, its abilities, the same for every kind: [Refresher],
-//     [Watcher] (waking and queueing waiters), [Inspector] and
-//     [ForceReleaser].
+//     [Watcher] (waking and queueing waiters), [Notifier] (telling
+//     observers of every change), [Inspector] and [ForceReleaser].
 //
 // The core holds every kind of Lock the same way: it attempts, waits,
 // renews, watches and releases without knowing which kind it holds.
@@ -165,6 +166,14 @@ type (
 	RWLocker interface {
 		RWLock(key string) (read, write Lock)
 	}
+	// Electioner hands out the election of a name: a lock of its own
+	// kind, apart from the mutexes, whose one holder is the leader and
+	// whose Request.Owner is the candidate's identity (stored where the
+	// backend stores owners). Its Lock has the mutex's abilities, and a
+	// Notifier where the backend can tell of changes.
+	Electioner interface {
+		Election(name string) Lock
+	}
 	// MultiLocker hands out the lock of several mutex keys taken all or
 	// none, in one atomic step, under one token. A key with waiters queued
 	// counts as held. Release of one of the keys through its Mutex with
@@ -212,6 +221,17 @@ type (
 		Watch(ctx context.Context, waiter string, keep time.Duration) (ready <-chan struct{}, stop func(), err error)
 	}
 
+	// Notifier tells an observer when the lock's holders may have
+	// changed: changes receives a value once at once, and then after
+	// every grant, release and expiry the backend can tell of (coalesced,
+	// possibly spurious), until stop is called. ctx bounds the set-up
+	// only. An observer reads the state with Inspect after each value;
+	// the core also reads it when the holder's TTL runs out, so a backend
+	// that cannot tell of expiries need not.
+	Notifier interface {
+		Changes(ctx context.Context) (changes <-chan struct{}, stop func(), err error)
+	}
+
 	// Inspector reads the lock's state in one consistent step, for
 	// operators. It changes nothing.
 	Inspector interface {
@@ -238,7 +258,7 @@ type Info struct {
 
 // Listed is one lock [Lister.List] found.
 type Listed struct {
-	Kind string // "mutex", "semaphore" or "rwlock"
+	Kind string // "mutex", "semaphore", "rwlock" or "election"
 	Key  string // the key as the caller gave it
 	Info Info
 }

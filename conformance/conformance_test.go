@@ -32,6 +32,8 @@ type toy struct {
 	rws    map[string]*toyGroup
 
 	groupWaiters map[string][]chan struct{}
+
+	electionSpace
 }
 
 type toyHeld struct {
@@ -293,6 +295,11 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"force-keeps-readers", []string{"TypesInspectAndForceRelease"}},
 		{"list-skips-rw", []string{"List"}},
 		{"kinds-share-keys", []string{"KeySpaces"}},
+		{"election-two-leaders", []string{"ElectionOneLeader"}},
+		{"election-epoch-repeats", []string{"ElectionEpochGrows"}},
+		{"election-never-expires", []string{"ElectionFailover"}},
+		{"election-inspect-blind", []string{"ElectionObserve"}},
+		{"election-deaf", []string{"ElectionResignHandsOver"}},
 	} {
 		t.Run(c.defect, func(t *testing.T) {
 			t.Parallel()

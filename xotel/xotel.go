@@ -30,6 +30,9 @@
 //   - xsync.lock.held ({lock}): Runs and leases holding a lock right now
 //     (an up-down counter; Lock/Unlock pairs are not counted, since an
 //     Item may be left to expire).
+//   - xsync.election.leader ({election}): elections this process leads
+//     right now (an up-down counter: 1 while it leads the one election it
+//     campaigns in, per backend; never the election's name).
 //
 // # Spans
 //
@@ -90,6 +93,7 @@ type Observer struct {
 	releases metric.Int64Counter
 	lost     metric.Int64Counter
 	held     metric.Int64UpDownCounter
+	leading  metric.Int64UpDownCounter
 	attrs    sync.Map // attrKey -> metric.MeasurementOption, built once
 }
 
@@ -164,6 +168,10 @@ func New(opts ...Option) (*Observer, error) {
 		metric.WithDescription("Runs and leases holding a lock right now.")); err != nil {
 		return nil, err
 	}
+	if o.leading, err = m.Int64UpDownCounter("xsync.election.leader", metric.WithUnit("{election}"),
+		metric.WithDescription("Elections this process leads right now.")); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -190,6 +198,9 @@ func (o *Observer) Observe(ctx context.Context, e xsync.Event) {
 		o.wait.Record(ctx, e.Duration.Seconds(), both)
 		if e.Outcome == xsync.OutcomeAcquired {
 			o.held.Add(ctx, 1, backend) // every hold: its end is its KindHold
+			if e.Lock == "election" {
+				o.leading.Add(ctx, 1, backend)
+			}
 		}
 		if !e.Run {
 			return
@@ -210,6 +221,9 @@ func (o *Observer) Observe(ctx context.Context, e xsync.Event) {
 	case xsync.KindHold:
 		o.hold.Record(ctx, e.Duration.Seconds(), both)
 		o.held.Add(ctx, -1, backend)
+		if e.Lock == "election" {
+			o.leading.Add(ctx, -1, backend)
+		}
 		if e.Run {
 			o.child(ctx, "xsync.hold", e, attribute.Int64("xsync.token", int64(e.Token)))
 		}

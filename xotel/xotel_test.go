@@ -281,3 +281,18 @@ func TestLeasesOfEveryKind(t *testing.T) {
 	assert.EqualValues(t, 4, tel.sum(t, "xsync.lock.releases", b, outcome(xsync.OutcomeReleased)))
 	assert.EqualValues(t, 4, tel.sum(t, "xsync.lock.hold.duration", b, outcome(xsync.OutcomeKept)))
 }
+
+// The leader gauge counts the elections this process leads.
+func TestElectionLeaderGauge(t *testing.T) {
+	l := memory.New()
+	name, tel := setUp(t, l)
+	c := xsync.NewClient(l, xsync.WithName(name))
+	b := attribute.String("xsync.backend", name)
+	term, err := c.Election("report").Campaign(t.Context())
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, tel.sum(t, "xsync.election.leader", b))
+	_, err = term.Resign(t.Context())
+	require.NoError(t, err)
+	assert.EqualValues(t, 0, tel.sum(t, "xsync.election.leader", b))
+	assert.EqualValues(t, 0, tel.sum(t, "xsync.lock.held", b))
+}

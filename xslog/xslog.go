@@ -75,11 +75,16 @@ func New(l *slog.Logger, opts ...Option) *Observer {
 	return o
 }
 
-// Level returns the level an event is logged at by default.
+// Level returns the level an event is logged at by default: Error for a
+// lost lock (or leadership), Warn for failures and locks found gone, Info
+// for a leader elected or resigning, Debug otherwise.
 func Level(e xsync.Event) slog.Level {
 	switch {
 	case e.Kind == xsync.KindLost:
 		return slog.LevelError
+	case e.Lock == "election" && (e.Kind == xsync.KindWait && e.Outcome == xsync.OutcomeAcquired ||
+		e.Kind == xsync.KindRelease && e.Outcome == xsync.OutcomeReleased):
+		return slog.LevelInfo
 	case e.Outcome == xsync.OutcomeFailed,
 		e.Kind == xsync.KindRenew && e.Outcome == xsync.OutcomeNotHeld,
 		e.Kind == xsync.KindRelease && e.Outcome == xsync.OutcomeNotHeld,
@@ -132,5 +137,30 @@ func (o *Observer) Observe(ctx context.Context, e xsync.Event) {
 	if e.Err != nil {
 		attrs = append(attrs, slog.String("error", e.Err.Error()))
 	}
-	o.l.LogAttrs(ctx, level, "xsync "+string(e.Kind), attrs...)
+	o.l.LogAttrs(ctx, level, message(e), attrs...)
+}
+
+// message is a record's message: the event's kind, and for elections the
+// words of elections.
+func message(e xsync.Event) string {
+	if e.Lock != "election" {
+		return "xsync " + string(e.Kind)
+	}
+	switch {
+	case e.Kind == xsync.KindAttempt:
+		return "xsync campaign attempt"
+	case e.Kind == xsync.KindWait && e.Outcome == xsync.OutcomeAcquired:
+		return "xsync elected"
+	case e.Kind == xsync.KindWait:
+		return "xsync campaign ended"
+	case e.Kind == xsync.KindRenew:
+		return "xsync term renewed"
+	case e.Kind == xsync.KindLost:
+		return "xsync leadership lost"
+	case e.Kind == xsync.KindHold:
+		return "xsync term ended"
+	case e.Kind == xsync.KindRelease:
+		return "xsync resigned"
+	}
+	return "xsync " + string(e.Kind)
 }

@@ -271,3 +271,34 @@ func TestKeysAndContentionLevel(t *testing.T) {
 		}
 	}
 }
+
+// An election is logged in the words of elections: elected and resigned
+// at Info, a lost leadership at Error.
+func TestElectionLogged(t *testing.T) {
+	clock := memory.NewManualClock(time.Now())
+	c := &capture{}
+	locks := xsync.NewClient(memory.New(memory.WithClock(clock.Now)), xsync.WithClock(clock),
+		xsync.WithName("elect"), xsync.WithObserver(xslog.New(slog.New(c))))
+	term, err := locks.Election("report").Campaign(t.Context(), xsync.WithTTL(10*time.Second))
+	require.NoError(t, err)
+	_, err = term.Resign(t.Context())
+	require.NoError(t, err)
+	msgs := map[string]slog.Level{}
+	c.mu.Lock()
+	for _, r := range c.records {
+		msgs[r.Message] = r.Level
+	}
+	c.mu.Unlock()
+	assert.Equal(t, slog.LevelInfo, msgs["xsync elected"], "records: %v", msgs)
+	assert.Equal(t, slog.LevelInfo, msgs["xsync resigned"])
+	assert.Contains(t, msgs, "xsync campaign attempt")
+	assert.Contains(t, msgs, "xsync term ended")
+
+	term, err = locks.Election("report").Campaign(t.Context(), xsync.WithTTL(10*time.Second), xsync.WithAutoExtend(10*time.Second))
+	require.NoError(t, err)
+	clock.Advance(time.Hour)
+	<-term.Done()
+	lost := c.await(t, xsync.KindLost, xsync.OutcomeLost)
+	assert.Equal(t, slog.LevelError, lost.level)
+	assert.Equal(t, "election", lost.attrs["xsync.lock"])
+}

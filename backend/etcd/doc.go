@@ -127,7 +127,7 @@
 // Every lock lives under the prefix, in the space of its kind: a mutex is
 // the etcd key {prefix}m/{key}; its queue, a semaphore's permits and a
 // read-write lock's entries are under {prefix}q/, s/ and r/, then the key
-// in hex. The kind comes before the key, so no key of one kind can name
+// in hex; elections under {prefix}e/ (see Elections). The kind comes before the key, so no key of one kind can name
 // another kind's state, whatever bytes it holds.
 //
 // # Round trips
@@ -172,4 +172,12 @@
 // client certificate) makes etcd's client wait for a connection until the
 // context ends; the error then says there was no connection to the cluster
 // and why ("x509: certificate signed by unknown authority").
+//
+// # Elections
+//
+// An election is a mutex of the election space, {prefix}e/: its key is
+// {prefix}e/m/{name}, its queue under {prefix}e/q/. The epoch is the key's
+// create revision, larger for every term than for every earlier one in the
+// cluster; the identity is the key's value. Observers watch the key:
+// every grant is a put, every release, force release and expiry a delete.
 package etcd

@@ -69,6 +69,9 @@ type Locker struct {
 	idle  map[int64][]lease // by TTL in seconds: leases free for the next lock
 	swept int               // len(held) after the last sweep
 	marks map[string]mark   // by key: waiting writers' marks this Locker put
+
+	electOnce sync.Once
+	elect     *Locker // the election space; nil until used
 	// marksSwept is len(marks) after the last sweep.
 	marksSwept int
 

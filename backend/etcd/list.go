@@ -18,7 +18,7 @@ import (
 var listKinds = []struct {
 	kind, space string
 	hex         bool
-}{{"mutex", mutexSpace, false}, {"semaphore", semaphoreSpace, true}, {"rwlock", rwSpace, true}}
+}{{"mutex", mutexSpace, false}, {"semaphore", semaphoreSpace, true}, {"rwlock", rwSpace, true}, {"election", electionSpace + mutexSpace, false}}
 
 // List implements [backend.Lister]: ranges over each kind's space, by
 // key, inspecting each lock it finds (a few requests each). The cursor is
@@ -45,6 +45,8 @@ func (l *Locker) List(ctx context.Context, prefix, cursor string, limit int) ([]
 				lk.Info, err = mutex{l, key}.Inspect(ctx)
 			case "semaphore":
 				lk.Info, err = semaphore{l: l, key: key}.Inspect(ctx)
+			case "election":
+				lk.Info, err = mutex{l.elections(), key}.Inspect(ctx)
 			default:
 				lk.Info, err = reader{l, key}.Inspect(ctx)
 			}

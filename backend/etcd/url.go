@@ -145,6 +145,10 @@ func (z *lazy) RWLock(key string) (read, write backend.Lock) {
 		lazyLock{z, func(l *Locker) backend.Lock { _, w := l.RWLock(key); return w }}
 }
 
+func (z *lazy) Election(name string) backend.Lock {
+	return lazyLock{z, func(l *Locker) backend.Lock { return l.Election(name) }}
+}
+
 func (z *lazy) Multi(keys []string) backend.Lock {
 	return lazyLock{z, func(l *Locker) backend.Lock { return l.Multi(keys) }}
 }
@@ -194,6 +198,19 @@ func (k lazyLock) Watch(ctx context.Context, waiter string, keep time.Duration) 
 		return nil, nil, err
 	}
 	return lk.(backend.Watcher).Watch(ctx, waiter, keep)
+}
+
+// Changes is an election's: other locks have no Notifier, and say so.
+func (k lazyLock) Changes(ctx context.Context) (<-chan struct{}, func(), error) {
+	lk, err := k.lock(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, ok := lk.(backend.Notifier)
+	if !ok {
+		return nil, nil, errors.ErrUnsupported
+	}
+	return n.Changes(ctx)
 }
 
 func (k lazyLock) Inspect(ctx context.Context) (backend.Info, error) {

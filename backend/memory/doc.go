@@ -53,4 +53,11 @@
 // Importing this package registers the URL scheme "mem" with
 // xsync.Open: "mem://" opens a new, empty in-memory Locker. It takes no
 // host, path or options.
+//
+// # Elections
+//
+// An election is a mutex in a space of the Locker's own, apart from its
+// mutexes, with a counter of its own: every term's epoch is larger than
+// every earlier one's. Its waiters and observers are woken by every
+// grant and release, and by a term's expiry on the real clock.
 package memory

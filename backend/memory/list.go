@@ -13,10 +13,11 @@ import (
 
 // kinds orders the kinds of a key in a listing; a cursor names the last
 // lock listed by its kind's place here and its key.
-var kinds = []string{"mutex", "semaphore", "rwlock"}
+var kinds = []string{"mutex", "semaphore", "rwlock", "election"}
 
-// List implements [backend.Lister]: the held mutexes, and the semaphores
-// and read-write locks that are held or have waiting writers, whose keys
+// List implements [backend.Lister]: the held mutexes and elections, and
+// the semaphores and read-write locks that are held or have waiting
+// writers, whose keys
 // begin with prefix, ordered by key and kind. Each page sorts every lock
 // of the Locker: fine for the tests and single processes it serves.
 func (l *Locker) List(_ context.Context, prefix, cursor string, limit int) ([]backend.Listed, string, error) {
@@ -45,6 +46,17 @@ func (l *Locker) List(_ context.Context, prefix, cursor string, limit int) ([]ba
 			}
 			gs.gs.tidy(k, g, false)
 		}
+	}
+	if e := l.elect.Load(); e != nil { // its own lock: it never takes l.mu
+		e.mu.Lock()
+		e.sweepLocked(now)
+		for k, h := range e.locks {
+			if strings.HasPrefix(k, prefix) {
+				all = append(all, backend.Listed{Kind: "election", Key: k, Info: backend.Info{Holders: []backend.Holder{
+					{Token: h.token, TTL: time.Duration(h.expires - now), Owner: e.owners[k]}}}})
+			}
+		}
+		e.mu.Unlock()
 	}
 	order := func(a backend.Listed) int { return slices.Index(kinds, a.Kind) }
 	slices.SortFunc(all, func(a, b backend.Listed) int {

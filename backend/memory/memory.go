@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xsync-go/xsync/backend"
@@ -46,6 +47,12 @@ type Locker struct {
 	watchers map[string][]chan struct{} // per mutex key, the waiters' channels
 	sems     groups                     // semaphores
 	rws      groups                     // read-write locks
+
+	// notifyGrants wakes a key's waiters on grants too: an election
+	// space's, for its observers.
+	notifyGrants bool
+	electOnce    sync.Once
+	elect        atomic.Pointer[Locker] // the election space; nil until used
 }
 
 type held struct {
@@ -108,7 +115,11 @@ func (l *Locker) len() int {
 	l.sweepLocked(now)
 	l.sems.sweepAll(now)
 	l.rws.sweepAll(now)
-	return len(l.locks) + len(l.sems.m) + len(l.rws.m)
+	n := len(l.locks) + len(l.sems.m) + len(l.rws.m)
+	if e := l.elect.Load(); e != nil {
+		n += e.len()
+	}
+	return n
 }
 
 // wake sends on every channel of chs, without blocking.

@@ -122,6 +122,9 @@ func (l *Locker) grantLocked(key string, h held, owner string, now int64) {
 	l.pushLocked(key, h)
 	if len(l.watchers[key]) > 0 {
 		l.armLocked(key, &h, now)
+		if l.notifyGrants {
+			wake(l.watchers[key])
+		}
 	}
 	l.locks[key] = h
 }

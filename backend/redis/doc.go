@@ -188,7 +188,9 @@
 //
 // Every lock lives under the prefix, in the space of its kind: a mutex in
 // the hash {prefix}m:{key}, a semaphore in the sorted set {prefix}s:{key},
-// a read-write lock in the sorted set {prefix}r:{key}. The kind comes
+// a read-write lock in the sorted set {prefix}r:{key}, an election in the
+// hash {prefix}e:{name} (a mutex's layout; its grants are published too,
+// for observers). The kind comes
 // before the key, so no key of one kind can name another kind's state,
 // whatever bytes it holds. A hash tag in key ("{order:42}:payment") keeps
 // each of them in key's hash slot of a Redis Cluster. Release

@@ -45,7 +45,7 @@ func (l *Locker) List(ctx context.Context, prefix, cursor string, limit int) ([]
 	if err != nil {
 		return nil, "", err
 	}
-	match := glob(l.prefix) + "[msr]:" + glob(prefix) + "*"
+	match := glob(l.prefix) + "[msre]:" + glob(prefix) + "*"
 	var out []backend.Listed
 	for range scansPerPage {
 		if node >= len(nodes) {
@@ -94,6 +94,9 @@ func (l *Locker) listed(ctx context.Context, k string) (backend.Listed, error) {
 	switch space {
 	case mutexSpace:
 		lk.Kind = "mutex"
+		lk.Info, err = mutex{l, k}.Inspect(ctx)
+	case electionSpace:
+		lk.Kind = "election"
 		lk.Info, err = mutex{l, k}.Inspect(ctx)
 	case semaphoreSpace:
 		lk.Kind = "semaphore"

@@ -30,6 +30,7 @@ const (
 	mutexSpace     = "m:"
 	semaphoreSpace = "s:"
 	rwSpace        = "r:"
+	electionSpace  = "e:"
 )
 
 // cleanupTimeout bounds each step of the clean-up of an acquire whose

@@ -157,4 +157,13 @@
 // only for tests. The clients Open builds honour contexts and are closed by
 // the Closer Open returns. A least-privileged user on each node needs
 // [ACLRules]; TLS and such a user are tested on real nodes.
+//
+// # Elections
+//
+// An election is a mutex of the election space ({prefix}e:m:{name} on
+// every node), taken by a Redlock round. Its epochs are the mutex's
+// tokens: unique, not fencing, so a deposed leader's writes cannot be
+// fenced off by epoch; and no identity is stored, so observers learn that
+// somebody leads and for how long, not who. A grant is published on every
+// node, as releases are, so observers and waiting candidates hear of it.
 package redlock

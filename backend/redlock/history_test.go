@@ -88,7 +88,7 @@ func TestHistory(t *testing.T) {
 				t.Skip("this fault cannot be injected here")
 			}
 			history.Run(t, &harness{nodes: nodes, prefix: newPrefix()}, history.Options{
-				Name: "redlock/" + c.name, Nemesis: c.n, Expect: c.expect, TTL: c.ttl, StallEvery: c.stallEvery, Duration: c.dur,
+				Name: "redlock/" + c.name, Kinds: []history.Kind{history.KindMutex, history.KindElection}, Nemesis: c.n, Expect: c.expect, TTL: c.ttl, StallEvery: c.stallEvery, Duration: c.dur,
 			})
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +89,9 @@ type Locker struct {
 	quorumTimeout time.Duration
 	drift         float64
 	hubs          []*pubsub.Hub // one pub/sub connection per node, for Watch
+
+	electOnce *sync.Once
+	elect     *Locker // the election space: this Locker under another prefix
 }
 
 // New returns a backend over the given independent Redis nodes (use an
@@ -103,7 +107,7 @@ func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
 		}
 	}
 	l := &Locker{clients: clients, prefix: DefaultPrefix, nodeTimeout: DefaultNodeTimeout,
-		quorumTimeout: DefaultQuorumTimeout, drift: DefaultDriftFactor}
+		quorumTimeout: DefaultQuorumTimeout, drift: DefaultDriftFactor, electOnce: &sync.Once{}}
 	for _, o := range opts {
 		o(l)
 	}

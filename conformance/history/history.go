@@ -58,7 +58,8 @@ type Options struct {
 	// of them at random: KindMutex (through the seed API: Lock, Unlock,
 	// Run), KindSemaphore (of Permits permits), KindRW (a read or a
 	// write), KindKeys (two of the keys at once, which are also the
-	// mutexes' keys). Nil means KindMutex alone.
+	// mutexes' keys), KindElection (a campaign's term, or a term under
+	// Election.Lead). Nil means KindMutex alone.
 	Kinds []Kind
 	// TTL is the locks' TTL, rounded up to whole seconds (Lock takes
 	// seconds). Zero means the harness's Limits.MinTTL.
@@ -89,10 +90,11 @@ const (
 	KindSemaphore Kind = "semaphore"
 	KindRW        Kind = "rw"
 	KindKeys      Kind = "keys"
+	KindElection  Kind = "election"
 )
 
 // AllKinds are the kinds of lock.
-var AllKinds = []Kind{KindMutex, KindSemaphore, KindRW, KindKeys}
+var AllKinds = []Kind{KindMutex, KindSemaphore, KindRW, KindKeys, KindElection}
 
 // Permits is the limit of the semaphores a history takes.
 const Permits = 2

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/xsync-go/xsync"
@@ -54,6 +55,8 @@ func group(ref wrap.Ref) []string {
 		return []string{"s/" + ref.Key}
 	case "read", "write":
 		return []string{"rw/" + ref.Key}
+	case "election":
+		return []string{"e/" + ref.Key}
 	case "keys":
 		out := make([]string, len(ref.Keys))
 		for i, k := range ref.Keys {
@@ -91,13 +94,13 @@ func (r *historian) wrap(c int, l backend.Locker) *wrap.Locker {
 		r.outcome(c, ref, token, outcome{call: call, ret: r.now(), ok: ok, failed: err != nil}, false)
 		return ok, err
 	}
-	// A waiter's place explains contention: while a queued mutex waiter
-	// or a waiting writer keeps one, the backend may refuse the lock to
+	// A waiter's place explains contention: while a queued mutex (or
+	// election) waiter or a waiting writer keeps one, the backend may refuse the lock to
 	// others (those behind it; new readers).
 	w.Hooks.Watch = func(ctx context.Context, ref wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
 		from := r.now()
 		ch, stop, err := base.Watch(ctx, waiter, keep)
-		if !(ref.Kind == "mutex" && r.fifo || ref.Kind == "write") {
+		if !((ref.Kind == "mutex" || ref.Kind == "election") && r.fifo || ref.Kind == "write") {
 			return ch, stop, err
 		}
 		left := func() {
@@ -312,6 +315,19 @@ func (w *worker) lockOf(kind Kind, key string) (string, acquirer) {
 			return "rw/" + key, w.clientAcquirer(rw.AcquireRead, rw.RunRead)
 		}
 		return "rw/" + key, w.clientAcquirer(rw.AcquireWrite, rw.RunWrite)
+	case KindElection:
+		e := w.c.Election(key)
+		return "e/" + key, w.clientAcquirer(
+			func(ctx context.Context, opts ...xsync.AcquireOption) (*xsync.Lease, error) {
+				t, err := e.Campaign(ctx, append([]xsync.AcquireOption{xsync.WithWait(0)}, opts...)...)
+				if err != nil {
+					return nil, err
+				}
+				return t.Lease, nil
+			},
+			func(ctx context.Context, cb func(context.Context) error, opts ...xsync.AcquireOption) error {
+				return leadOnce(ctx, e, w.ttl, cb, opts)
+			})
 	case KindKeys:
 		i := w.rng.IntN(len(w.keys))
 		keys := []string{w.keys[i], w.keys[(i+1)%len(w.keys)]}
@@ -464,4 +480,39 @@ func (w *worker) run(o op, a acquirer, extend bool) {
 			w.pause(w.ttl / 10) // the store failed: do not spin
 		}
 	}
+}
+
+// leadOnce leads e once under Election.Lead: it campaigns for up to a
+// TTL (as the other kinds' Run waits), runs cb for the term, and returns
+// cb's error, with the loss if the term was lost (as Run reports it), or
+// ErrMissingLock if it never led.
+func leadOnce(ctx context.Context, e *xsync.Election, ttl time.Duration, cb func(context.Context) error, opts []xsync.AcquireOption) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var led atomic.Bool
+	giveUp := time.AfterFunc(ttl, func() {
+		if !led.Load() {
+			cancel()
+		}
+	})
+	defer giveUp.Stop()
+	var out error
+	err := e.Lead(lctx, func(fctx context.Context) error {
+		if !led.CompareAndSwap(false, true) {
+			return nil // a campaign after cancel: nothing to do
+		}
+		out = cb(fctx)
+		if c := context.Cause(fctx); errors.Is(c, xsync.ErrLockLost) {
+			out = errors.Join(out, c)
+		}
+		cancel() // once: Lead resigns and returns
+		return nil
+	}, opts...)
+	switch {
+	case led.Load():
+		return out
+	case ctx.Err() != nil:
+		return err
+	}
+	return fmt.Errorf("%w: the election was led for the whole wait", xsync.ErrMissingLock)
 }

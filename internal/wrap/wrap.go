@@ -46,6 +46,7 @@ var (
 	_ backend.Semaphorer  = (*Locker)(nil)
 	_ backend.RWLocker    = (*Locker)(nil)
 	_ backend.MultiLocker = (*Locker)(nil)
+	_ backend.Electioner  = (*Locker)(nil)
 	_ backend.Pinger      = (*Locker)(nil)
 	_ backend.Lister      = (*Locker)(nil)
 	_ backend.Validity    = (*Locker)(nil)
@@ -78,6 +79,14 @@ func (w *Locker) RWLock(key string) (read, write backend.Lock) {
 	}
 	r, wr := rw.RWLock(key)
 	return &wrappedLock{w, Ref{Kind: "read", Key: key}, r}, &wrappedLock{w, Ref{Kind: "write", Key: key}, wr}
+}
+
+func (w *Locker) Election(name string) backend.Lock {
+	e, ok := w.Base.(backend.Electioner)
+	if !ok {
+		return nil
+	}
+	return &wrappedLock{w, Ref{Kind: "election", Key: name}, e.Election(name)}
 }
 
 func (w *Locker) Multi(keys []string) backend.Lock {
@@ -175,6 +184,13 @@ func (l *wrappedLock) Watch(ctx context.Context, waiter string, keep time.Durati
 		return h(ctx, l.ref, w, waiter, keep)
 	}
 	return w.Watch(ctx, waiter, keep)
+}
+
+func (l *wrappedLock) Changes(ctx context.Context) (<-chan struct{}, func(), error) {
+	if n, ok := l.base.(backend.Notifier); ok {
+		return n.Changes(ctx)
+	}
+	return nil, nil, errors.ErrUnsupported
 }
 
 func (l *wrappedLock) Inspect(ctx context.Context) (backend.Info, error) {
