@@ -94,9 +94,9 @@ func (k kindFlags) choose(what string) (lockKind, error) {
 	}
 	if k.kind != nil && *k.kind != "" {
 		switch *k.kind {
-		case "mutex", "semaphore", "rwlock":
+		case "mutex", "semaphore", "rwlock", "election":
 		default:
-			return lockKind{}, fmt.Errorf("--kind %q: want mutex, semaphore or rwlock", *k.kind)
+			return lockKind{}, fmt.Errorf("--kind %q: want mutex, semaphore, rwlock or election", *k.kind)
 		}
 		if n > 0 && lk.name != *k.kind {
 			return lockKind{}, fmt.Errorf("--kind %s contradicts the other flags", *k.kind)

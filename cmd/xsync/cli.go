@@ -69,6 +69,17 @@ Usage:
         --kill-after D       SIGKILL this long after SIGTERM (default 10s)
         --verbose            say when the wait changes: held by someone
                              else, the backend failing, the lock taken
+  xsync lead [flags] NAME [flags] -- COMMAND [ARGS...]
+      Run COMMAND only while this process leads the election NAME: it
+      campaigns (waiting as long as it takes), runs COMMAND with
+      XSYNC_KEY=NAME and XSYNC_TOKEN (the term's epoch) while it leads,
+      and if leadership is lost, stops COMMAND (SIGTERM to its group,
+      SIGKILL after --kill-after) and campaigns again. When COMMAND ends
+      on its own, xsync resigns and exits with its code.
+        --url, --ttl (default 30s), --owner, --kill-after, --verbose
+  xsync leader [--url URL] [--json] NAME
+      Who leads the election NAME: identity, epoch, time left. Exits 0
+      if somebody leads, 1 if nobody does.
   xsync inspect [--url URL] [--json] [--kind K] [--permits N] KEY
       Who holds KEY's lock of kind K (mutex, the default; semaphore;
       rwlock): tokens, time left on the server, owners, waiters; with
@@ -78,7 +89,8 @@ Usage:
       The locks of every kind held (or waited for) whose keys begin with
       PREFIX, at most --limit of them (default 100).
   xsync unlock --force [--url URL] [--kind K] [--yes] KEY
-      Release KEY's lock of kind K whoever holds it (an operator's
+      Release KEY's lock of kind K (mutex, semaphore, rwlock, election)
+      whoever holds it (an operator's
       action); waiters wake, and tokens keep growing. Asks first, unless
       --yes or stdin is not a terminal.
   xsync ping [--url URL] [--timeout D]
@@ -95,8 +107,8 @@ redlock://h1:6379,h2:6379,h3:6379, etcd://h1:2379[,h2:2379...]
 
 Exit codes:
   COMMAND's own code   lock: COMMAND ran (128+N if a signal N killed it)
-  0                    inspect: held; list, unlock, ping, version: done
-  1                    inspect: free
+  0                    inspect: held; leader: led; list, unlock, ping, version: done
+  1                    inspect: free; leader: nobody leads
   64                   bad flags, arguments or URL
   69                   the backend could not be reached, did not answer,
                        or cannot do it
@@ -133,6 +145,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return e.ping(args[1:])
 	case "list":
 		return e.list(args[1:])
+	case "lead":
+		return e.lead(args[1:])
+	case "leader":
+		return e.leader(args[1:])
 	case "version":
 		fmt.Fprintln(stdout, "xsync", version())
 		return exitOK
@@ -142,7 +158,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "xsync: unknown command %q (want lock, inspect, list, unlock, ping or version; see xsync help)\n", args[0])
+	fmt.Fprintf(stderr, "xsync: unknown command %q (want lock, lead, leader, inspect, list, unlock, ping or version; see xsync help)\n", args[0])
 	return exitUsage
 }
 
@@ -596,6 +612,8 @@ func (e env) unlock(args []string) int {
 		var freed bool
 		var err error
 		switch kind.name {
+		case "election":
+			freed, err = c.Election(key).ForceRelease(cctx)
 		case "semaphore":
 			freed, err = c.Semaphore(key, 1).ForceRelease(cctx)
 		case "rwlock":
@@ -618,6 +636,13 @@ func (e env) unlock(args []string) int {
 // inspectKind inspects key's lock of kind.
 func inspectKind(ctx context.Context, c *xsync.Client, kind lockKind, key string) (xsync.Info, error) {
 	switch kind.name {
+	case "election":
+		l, err := c.Election(key).Leader(ctx)
+		in := xsync.Info{Kind: "election", Key: key, Held: l.Held, Token: l.Epoch, TTL: l.TTL, Owner: l.Identity}
+		if l.Held {
+			in.Holders = []xsync.Holder{{Token: l.Epoch, TTL: l.TTL, Owner: l.Identity}}
+		}
+		return in, err
 	case "semaphore":
 		return c.Semaphore(key, max(kind.permits, 1)).Inspect(ctx)
 	case "rwlock":

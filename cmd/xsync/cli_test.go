@@ -115,6 +115,7 @@ func TestCommandOnEveryBackend(t *testing.T) {
 			t.Run("SignalReachesCommand", func(t *testing.T) { signalReaches(t, tg) })
 			t.Run("KilledXsyncStopsCommand", func(t *testing.T) { killedStopsCommand(t, tg) })
 			t.Run("InspectExitCodes", func(t *testing.T) { inspectExitCodes(t, tg) })
+			t.Run("Lead", func(t *testing.T) { lead(t, tg) })
 			t.Run("FlagsAfterKeyAndWaitForever", func(t *testing.T) { waitForever(t, tg) })
 			if tg.name != "redlock" { // Redlock has the mutex only
 				t.Run("Permits", func(t *testing.T) { permits(t, tg) })
@@ -417,6 +418,76 @@ func list(t *testing.T, tg target) {
 	r = runCLI(t, tg.url, "list", p)
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Empty(t, strings.TrimSpace(r.stdout))
+}
+
+// lead: of two `xsync lead` processes one runs its command; leader shows
+// it; killing the leader's xsync (SIGKILL) stops its command, and the
+// standby runs its own within the TTL and a moment; a command that ends
+// on its own ends xsync lead with its code, resigned.
+func lead(t *testing.T, tg target) {
+	name := "lead:" + t.Name()
+	log := filepath.Join(t.TempDir(), "log")
+	script := `echo "$XSYNC_TOKEN" >> "$1"; exec sleep 60`
+	start := func() *exec.Cmd {
+		c := xsyncCmd(t, tg.url, "lead", "--ttl", "2s", "--kill-after", "1s", "--owner", "replica", name, "--", "sh", "-c", script, "sh", log)
+		require.NoError(t, c.Start())
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		return c
+	}
+	lines := func() []string {
+		b, _ := os.ReadFile(log)
+		return strings.Fields(string(b))
+	}
+	a, b := start(), start()
+	require.Eventually(t, func() bool { return len(lines()) == 1 }, 20*time.Second, 20*time.Millisecond, "nobody led")
+	r := runCLI(t, tg.url, "leader", "--json", name)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	var l struct {
+		Held     bool   `json:"held"`
+		Epoch    int64  `json:"epoch"`
+		Identity string `json:"identity"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &l), r.stdout)
+	assert.True(t, l.Held)
+	assert.Equal(t, lines()[0], strconv.FormatInt(l.Epoch, 10), "XSYNC_TOKEN is the epoch")
+	if tg.name != "redlock" {
+		assert.Contains(t, l.Identity, "replica")
+	}
+	// Which process leads: the one whose command runs. Kill that xsync.
+	leaderCmd, standby := a, b
+	if !processHasChild(leaderCmd.Process.Pid) {
+		leaderCmd, standby = b, a
+	}
+	require.True(t, processHasChild(leaderCmd.Process.Pid), "the leader's command runs under it")
+	killed := time.Now()
+	require.NoError(t, leaderCmd.Process.Signal(syscall.SIGKILL))
+	require.Eventually(t, func() bool { return len(lines()) == 2 }, 20*time.Second, 20*time.Millisecond, "the standby never led")
+	took := time.Since(killed)
+	t.Logf("SIGKILL of the leader to the standby's command running: %v (TTL 2s)", took.Round(time.Millisecond))
+	assert.Less(t, took, 2*time.Second+3*time.Second, "within the TTL and a few seconds")
+	if tg.fencing {
+		e1, _ := strconv.ParseInt(lines()[0], 10, 64)
+		e2, _ := strconv.ParseInt(lines()[1], 10, 64)
+		assert.Greater(t, e2, e1, "epochs grow")
+	}
+	require.NoError(t, standby.Process.Signal(syscall.SIGTERM)) // to its command's group: it ends
+	err := standby.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, 128+int(syscall.SIGTERM), ee.ExitCode(), "xsync lead exits with its command's code")
+	assert.Equal(t, exitFree, runCLI(t, tg.url, "leader", name).code, "it resigned: nobody leads")
+}
+
+// processHasChild reports whether the process pid has a child process
+// (started from any of its threads).
+func processHasChild(pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		if b, err := os.ReadFile(f); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func mustRelease(t *testing.T, l *xsync.Lease) {
