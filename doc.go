@@ -20,7 +20,7 @@
 // # Kinds of lock
 //
 // Beside the mutex of [Client.Run] and [Client.Acquire], a client takes
-// three other kinds of lock. Every kind has the same options, the same
+// four other kinds of lock. Every kind has the same options, the same
 // [Lease], the same errors and the same events for observers:
 //
 //   - [Client.Semaphore]: at most N holders of a key at once, each with a
@@ -31,12 +31,15 @@
 //     tokens on fencing backends.
 //   - [Client.AcquireAll]: several keys, all or nothing, in one atomic
 //     step on the backend.
+//   - [Client.Election]: leader election: one leader at a time, with a
+//     term whose epoch fences, [Election.Lead] to run work only while
+//     leading, and [Election.Observe] for everyone to know who leads.
 //
 // A backend offers a kind by implementing one small interface (package
 // backend); without it, the call returns an error matching
 // errors.ErrUnsupported before reaching the backend. memory, redis and
-// etcd have every kind; redlock has the mutex only (see its package
-// documentation). The kinds' key spaces are disjoint: a semaphore "x" and
+// etcd have every kind; redlock has the mutex and elections (see its
+// package documentation). The kinds' key spaces are disjoint: a semaphore "x" and
 // a mutex "x" are two locks.
 //
 // # What is guaranteed
