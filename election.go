@@ -210,6 +210,7 @@ func (e *Election) observe(ctx context.Context, t *target, changes <-chan struct
 		case err == nil && changes != nil:
 			next = 0 // nothing to expire: wait for a change
 		}
+		timer.done() // the previous wait, if it has not fired
 		tick = nil
 		if next > 0 {
 			tick = timer.wait(next)
