@@ -77,9 +77,9 @@ processes would have) × 3 goroutines contend for 2 keys while the fault
 is injected on a schedule (calm, fault, heal, again; always healed before
 the end). Holders take every kind of lock the backend has, at random:
 the mutex (Lock/Unlock, Run, Run with auto-extension), a semaphore of 2
-permits, a read or a write lock, and two keys at once (the mutexes' own
-keys), each as a lease or under Run; every holder writes its token to a
-model resource that
+permits, a read or a write lock, two keys at once (the mutexes' own
+keys), each as a lease or under Run, and an election's term (Campaign, or
+Election.Lead); every holder writes its token to a model resource that
 rejects a token smaller than one it accepted, and one hold in 12 (one in 3
 in the cells whose weakness must show) stalls past its validity deaf to
 its context (a GC pause) and writes after it.
@@ -94,7 +94,8 @@ Columns:
   acquisition leaves the key held until its TTL). The checker fails the
   cell on anything else.
 - **acq.**: acquisitions (tokens handed out), and by kind (m: mutex, s:
-  semaphore permit, r/w: read/write lock, k: two keys at once); **late
+  semaphore permit, r/w: read/write lock, k: two keys at once, e: an
+  election's term); **late
   grants**: answers that
   came after the lock's validity had passed (Run hands the callback an
   already-ended context).
@@ -202,7 +203,7 @@ func signed(d time.Duration) string {
 // kinds is a cell's acquisitions by kind, in a fixed order.
 func kinds(m map[string]int) string {
 	var s []string
-	for _, k := range []struct{ kind, short string }{{"mutex", "m"}, {"semaphore", "s"}, {"read", "r"}, {"write", "w"}, {"keys", "k"}} {
+	for _, k := range []struct{ kind, short string }{{"mutex", "m"}, {"semaphore", "s"}, {"read", "r"}, {"write", "w"}, {"keys", "k"}, {"election", "e"}} {
 		if n := m[k.kind]; n > 0 {
 			s = append(s, fmt.Sprintf("%s %d", k.short, n))
 		}
