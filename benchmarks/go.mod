@@ -6,7 +6,7 @@ require (
 	github.com/bsm/redislock v0.9.4
 	github.com/go-redsync/redsync/v4 v4.18.1
 	github.com/redis/go-redis/v9 v9.23.0
-	github.com/xsync-go/xsync v0.0.0
+	github.com/xsync-go/xsync v0.1.0
 	go.etcd.io/etcd/client/v3 v3.6.16
 )
 
@@ -77,5 +77,3 @@ require (
 	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 )
-
-replace github.com/xsync-go/xsync => ../

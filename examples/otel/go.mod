@@ -3,8 +3,8 @@ module github.com/xsync-go/xsync/examples/otel
 go 1.26.0
 
 require (
-	github.com/xsync-go/xsync v0.0.0
-	github.com/xsync-go/xsync/xotel v0.0.0
+	github.com/xsync-go/xsync v0.1.0
+	github.com/xsync-go/xsync/xotel v0.1.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/stdout/stdoutmetric v1.47.0
 	go.opentelemetry.io/otel/exporters/stdout/stdouttrace v1.47.0
@@ -22,9 +22,4 @@ require (
 	go.opentelemetry.io/otel/metric v1.47.0 // indirect
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-)
-
-replace (
-	github.com/xsync-go/xsync => ../..
-	github.com/xsync-go/xsync/xotel => ../../xotel
 )
