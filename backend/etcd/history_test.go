@@ -24,6 +24,11 @@ import (
 //     (the data survives: etcd persists), network cut, frozen client link;
 //   - three members: the leader isolated from the others and the clients.
 func TestHistory(t *testing.T) {
+	// A member that becomes leader extends every lease by its election
+	// timeout (the servers run with etcd's default), as the package doc
+	// says: after a restart or a leader's isolation, what lived through
+	// the fault may live that much longer than its TTL.
+	const electionTimeout = time.Second
 	srv := itest.StartEtcd(t)
 	admin := itest.EtcdClient(t, srv)
 	up := func(t *testing.T) {
@@ -48,7 +53,7 @@ func TestHistory(t *testing.T) {
 		{name: "restart", n: &history.Nemesis{Name: "restart",
 			Inject: func(*testing.T) { srv.Kill() },
 			Heal:   func(t *testing.T) { srv.Start(); up(t) },
-			Length: time.Millisecond}},
+			Length: time.Millisecond, Renews: electionTimeout}},
 		{name: "disconnect", n: cut},
 		{name: "freeze-client", n: history.FreezeClient(3 * time.Second)},
 	} {
@@ -78,7 +83,7 @@ func TestHistory(t *testing.T) {
 				old = members[leader(t, cadmin, members)]
 				old.Disconnect()
 			},
-			Heal: func(*testing.T) { old.Connect() }}
+			Heal: func(*testing.T) { old.Connect() }, Renews: electionTimeout}
 		history.Run(t, &clusterHarness{members: members, prefix: newPrefix()}, history.Options{
 			Name: "etcd/isolate-leader", Kinds: history.AllKinds, Nemesis: n, Expect: faulty,
 		})

@@ -111,7 +111,10 @@ type stray struct {
 
 // fault is one injection of the nemesis: from the start of Inject to the
 // end of Heal.
-type fault struct{ start, heal int64 }
+type fault struct {
+	start, heal int64
+	renew       int64 // how much longer than a whole life after the heal it may renew what lived through it
+}
 
 // history is everything one run recorded.
 type history struct {
@@ -243,13 +246,14 @@ func (h *hold) serverEnd(faults []fault, tol int64) int64 {
 // outlive is the latest moment something the store keeps for life after
 // [call, ret] may still be there: a fault that overlaps the call may serve
 // it at the heal, and a fault that begins while it lives may renew it for
-// a whole life at the heal (etcd renews every lease when a leader takes
-// over).
+// a whole life at the heal, and by the fault's renew on top (etcd renews
+// every lease when a leader takes over, for its TTL and an election
+// timeout).
 func outlive(call, ret, life int64, faults []fault) int64 {
 	end := stretch(call, ret, faults) + life
 	for _, f := range faults { // in the order they came
 		if f.start <= end && f.heal >= call {
-			end = max(end, f.heal+life)
+			end = max(end, f.heal+f.renew+life)
 		}
 	}
 	return end
@@ -601,8 +605,47 @@ func checkContention(r *Report, h *history, byKey map[string][]*hold, lim checkL
 			continue
 		}
 		r.Phantoms++
-		r.violate("key %q: an attempt at %v found the key held, and no holder, attempt or TTL in the history explains it", a.key, ms(a.call))
+		r.violate("key %q: an attempt at %v found the key held, and no holder, attempt or TTL in the history explains it (%s)", a.key, ms(a.call), lastBefore(a, h.faults, idx[a.key].sure, idx[a.key].orphan))
 	}
+}
+
+// lastBefore describes, for a phantom's message, the attempt a and the
+// span that ended last before it on its key.
+func lastBefore(a attempt, faults []fault, lists ...[]span) string {
+	desc := fmt.Sprintf("a %s attempt by client %d", cmp.Or(a.kind, "mutex"), a.client)
+	var lastFault *fault
+	for i, f := range faults {
+		if f.start <= a.call {
+			lastFault = &faults[i]
+		}
+	}
+	if lastFault != nil {
+		desc = fmt.Sprintf("%s (the last fault %v–%v)", desc, ms(lastFault.start), ms(lastFault.heal))
+	}
+	if a.waiter != "" {
+		desc += " waiting as " + a.waiter
+	}
+	var last *span
+	for _, l := range lists {
+		for i, s := range l {
+			if s.from <= a.ret && s.to < a.call && (last == nil || s.to > last.to) {
+				last = &l[i]
+			}
+		}
+	}
+	if last == nil {
+		return desc + "; nothing held the key before"
+	}
+	what := "a hold"
+	switch {
+	case last.failed:
+		what = "a failed attempt's possible lock"
+	case last.waiter != "":
+		what = "the place of waiter " + last.waiter
+	case last.self >= 0:
+		what = "an attempt"
+	}
+	return fmt.Sprintf("%s; the last explanation, %s, ended %v before", desc, what, time.Duration(a.call-last.to))
 }
 
 // The porcupine model: one lock per key. A state is the holder the

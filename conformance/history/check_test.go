@@ -271,6 +271,18 @@ func TestCheckerPlacesOutliveFaults(t *testing.T) {
 
 	r = check(withPlace(fault{start: 21 * sec / 10, heal: 25 * sec / 10}), strict)
 	assert.Equal(t, 1, r.Phantoms, "a fault that began after the place was gone renews nothing: %s", r.Violations)
+
+	// A refusal at 4.2 s: beyond the place's renewal at the heal (3.75 s),
+	// within it if the fault renews for 1 s more (a new etcd leader).
+	later := func(renew int64) *history {
+		h := withPlace(fault{start: 9 * sec / 10, heal: 25 * sec / 10, renew: renew})
+		h.attempts[len(h.attempts)-1] = attempt{client: 1, key: "k", call: 42 * sec / 10, ret: 42*sec/10 + sec/100}
+		return h
+	}
+	r = check(later(0), strict)
+	assert.Equal(t, 1, r.Phantoms, "renewed until 3.75 s only: %s", r.Violations)
+	r = check(later(sec), strict)
+	assert.Zero(t, r.Phantoms, "renewed until 4.75 s: %s", r.Violations)
 }
 
 // A callback that returned just after its deadline, before its context's

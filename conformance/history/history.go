@@ -132,6 +132,10 @@ type Nemesis struct {
 	// Calm is how long the store runs without the fault before each
 	// injection. Zero means twice the TTL.
 	Calm time.Duration
+	// Renews is how much longer than a whole TTL after the heal the store
+	// may keep what lived through the fault (locks, waiters' places): a
+	// new etcd leader extends every lease by its election timeout.
+	Renews time.Duration
 
 	client func(conformance.Fault) (inject, heal func()) // for faults of one client's link
 }
@@ -326,7 +330,7 @@ func (r *historian) schedule(t *testing.T, o Options, ttl time.Duration, clientF
 		length, calm := n.schedule(ttl)
 		for time.Now().Add(calm + length + ttl).Before(end) {
 			time.Sleep(calm) // the schedule: time must pass, nothing to await
-			f := fault{start: r.now()}
+			f := fault{start: r.now(), renew: int64(n.Renews)}
 			inject(t)
 			time.Sleep(length)
 			heal(t)

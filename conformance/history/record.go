@@ -79,7 +79,14 @@ func (r *historian) wrap(c int, l backend.Locker) *wrap.Locker {
 	w.Hooks.Acquire = func(ctx context.Context, ref wrap.Ref, base backend.Lock, req backend.Request) (int64, error) {
 		call := r.now()
 		tok, err := base.Acquire(ctx, req)
-		r.acquired(c, ref, req, attemptTimes{call, r.now(), validity(req.TTL)}, tok, err)
+		ret := r.now()
+		r.acquired(c, ref, req, attemptTimes{call, ret, validity(req.TTL)}, tok, err)
+		if tok <= 0 && req.Waiter != "" && r.keepsPlaces(ref) {
+			// A waiter's refused attempt may put or renew its place (etcd
+			// renews a waiting writer's mark so), which then lives for its
+			// keep time even if the waiter stops before its next Watch.
+			r.place(ref, req.Waiter, call, ret, req.Keep)
+		}
 		return tok, err
 	}
 	w.Hooks.Release = func(ctx context.Context, ref wrap.Ref, base backend.Lock, token int64) (bool, error) {
@@ -100,16 +107,10 @@ func (r *historian) wrap(c int, l backend.Locker) *wrap.Locker {
 	w.Hooks.Watch = func(ctx context.Context, ref wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
 		from := r.now()
 		ch, stop, err := base.Watch(ctx, waiter, keep)
-		if !((ref.Kind == "mutex" || ref.Kind == "election") && r.fifo || ref.Kind == "write") {
+		if !r.keepsPlaces(ref) {
 			return ch, stop, err
 		}
-		left := func() {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			for _, g := range group(ref) {
-				r.queued = append(r.queued, queued{waiter: waiter, key: g, from: from, stop: r.now(), keep: int64(keep)})
-			}
-		}
+		left := func() { r.place(ref, waiter, from, r.now(), keep) }
 		if err != nil {
 			left() // the place may have been taken before the call failed
 			return ch, stop, err
@@ -120,6 +121,23 @@ func (r *historian) wrap(c int, l backend.Locker) *wrap.Locker {
 		}, nil
 	}
 	return w
+}
+
+// keepsPlaces says whether a waiter on ref has a place on the store that
+// may refuse the lock to others: a queued mutex or election waiter (on a
+// FIFO backend), a waiting writer.
+func (r *historian) keepsPlaces(ref wrap.Ref) bool {
+	return (ref.Kind == "mutex" || ref.Kind == "election") && r.fifo || ref.Kind == "write"
+}
+
+// place records that waiter may have kept a place on ref's groups from
+// from to stop, which the store keeps for keep after it.
+func (r *historian) place(ref wrap.Ref, waiter string, from, stop int64, keep time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, g := range group(ref) {
+		r.queued = append(r.queued, queued{waiter: waiter, key: g, from: from, stop: stop, keep: int64(keep)})
+	}
 }
 
 // attemptTimes are an attempt's invocation and return, and the validity
