@@ -36,6 +36,12 @@ const scansPerPage = 16
 // grant: an operator's user needs +scan as well (SCAN shows the names of
 // every key of the database, not only the prefix's); for a user without
 // it, List's error matches errors.ErrUnsupported.
+//
+// SCAN's guarantees are List's: a lock held for the whole listing is
+// listed (a page may repeat one), one taken or released meanwhile may or
+// may not be. On a Cluster, a lock whose slot migrates while the listing
+// runs can be missed (it moved to a primary already listed) or listed
+// twice.
 func (l *Locker) List(ctx context.Context, prefix, cursor string, limit int) ([]backend.Listed, string, error) {
 	node, sc, skip, err := parseCursor(cursor)
 	if err != nil {
