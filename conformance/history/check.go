@@ -74,7 +74,8 @@ type attempt struct {
 
 // queued is a waiter's time in its place (a queued mutex waiter, a
 // waiting writer): from its Watch call until its stop (or the Watch's
-// failure), and how long the place may stay alive after that if its
+// failure), or one refused attempt of the waiter (which may put or renew
+// the place), and how long the place may stay alive after that if its
 // removal failed.
 type queued struct {
 	waiter     string
