@@ -16,6 +16,8 @@ var (
 	_ backend.Semaphorer  = (*Locker)(nil)
 	_ backend.RWLocker    = (*Locker)(nil)
 	_ backend.MultiLocker = (*Locker)(nil)
+	_ backend.Electioner  = (*Locker)(nil)
+	_ backend.Lister      = (*Locker)(nil)
 	_ backend.Pinger      = (*Locker)(nil)
 )
 

@@ -25,10 +25,11 @@ import (
 )
 
 var (
-	_ backend.Locker   = (*Locker)(nil)
-	_ backend.Mutexer  = (*Locker)(nil)
-	_ backend.Validity = (*Locker)(nil)
-	_ backend.Pinger   = (*Locker)(nil)
+	_ backend.Locker     = (*Locker)(nil)
+	_ backend.Mutexer    = (*Locker)(nil)
+	_ backend.Electioner = (*Locker)(nil)
+	_ backend.Validity   = (*Locker)(nil)
+	_ backend.Pinger     = (*Locker)(nil)
 )
 
 // mutexSpace comes after the prefix and before a mutex's key, as in
