@@ -127,8 +127,9 @@
 // Every lock lives under the prefix, in the space of its kind: a mutex is
 // the etcd key {prefix}m/{key}; its queue, a semaphore's permits and a
 // read-write lock's entries are under {prefix}q/, s/ and r/, then the key
-// in hex; elections under {prefix}e/ (see Elections). The kind comes before the key, so no key of one kind can name
-// another kind's state, whatever bytes it holds.
+// in hex; elections under {prefix}e/ (see Elections). The kind comes
+// before the key, so no key of one kind can name another kind's state,
+// whatever bytes it holds.
 //
 // # Round trips
 //
