@@ -7,18 +7,24 @@
 #          libraries, in a scratch image.
 #   etcd:  go.etcd.io/etcd/server/v3's etcdmain, built statically from the
 #          module in etcd-server/ beside this script, in a scratch image.
+#   PostgreSQL: Debian's postgresql-15 server and pgbouncer with their
+#          shared libraries, a shell, and docker-entrypoint.sh beside this
+#          script (the official image's variables POSTGRES_PASSWORD and
+#          POSTGRES_USER), in a scratch image run as user postgres. The
+#          same image runs pgbouncer (no official image exists).
 #
 # Like the official images, they have no entrypoint and the server on PATH:
 # the tests give the whole command line (redis-server ..., etcd ...), so
 # they start a local image and an official one the same way. An image that exists is left alone (FORCE=1 rebuilds).
 #
-# Prints lines to eval:  XSYNC_REDIS_IMAGE=...  XSYNC_ETCD_IMAGE=...
+# Prints lines to eval:  XSYNC_REDIS_IMAGE=...  XSYNC_ETCD_IMAGE=...  XSYNC_POSTGRES_IMAGE=...
 #   set -a; eval "$(internal/itest/build-images.sh)"; set +a
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REDIS_IMAGE=${XSYNC_REDIS_IMAGE:-xsync-test/redis:7}
 ETCD_IMAGE=${XSYNC_ETCD_IMAGE:-xsync-test/etcd:3.6}
+POSTGRES_IMAGE=${XSYNC_POSTGRES_IMAGE:-xsync-test/postgres:15}
 FORCE=${FORCE:-0}
 
 log() { printf '[build-images %s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -85,11 +91,64 @@ build_etcd() {
   log "etcd: built $ETCD_IMAGE: ${v%%$'\n'*}"
 }
 
+# closure DEST FILE...: copies the shared libraries FILEs need (and the ELF
+# loader) into DEST, at the same paths.
+closure() {
+  local dest=$1 lib; shift
+  for lib in $(for f in "$@"; do ldd "$f" 2>/dev/null || true; done \
+      | awk '$2=="=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u); do
+    mkdir -p "$dest$(dirname "$lib")"
+    cp -L "$lib" "$dest$lib"
+  done
+}
+
+build_postgres() {
+  if have_image "$POSTGRES_IMAGE"; then log "postgres: $POSTGRES_IMAGE present"; return; fi
+  local pg=/usr/lib/postgresql/15
+  if [ ! -x $pg/bin/postgres ] || [ ! -x /usr/sbin/pgbouncer ]; then
+    log "postgres: installing Debian's postgresql-15 and pgbouncer (their services are not started)"
+    apt-get update -qq >/dev/null
+    # A policy that refuses to start services, for the install only.
+    local policy=/usr/sbin/policy-rc.d had=0
+    [ -e $policy ] && had=1
+    [ $had = 1 ] || printf '#!/bin/sh\nexit 101\n' > $policy && chmod +x $policy
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 pgbouncer >/dev/null
+    [ $had = 1 ] || rm -f $policy
+  fi
+  local r=$TMP/postgres f
+  mkdir -p "$r$pg/bin" "$r$pg/lib" "$r/usr/share/postgresql" "$r/usr/share/zoneinfo" "$r/usr/sbin" \
+    "$r/bin" "$r/etc" "$r/tmp" "$r/var/run/postgresql" "$r/var/lib/postgresql/data" "$r/usr/local/bin"
+  chmod 1777 "$r/tmp"
+  for f in postgres initdb pg_ctl pg_isready psql; do cp -L "$pg/bin/$f" "$r$pg/bin/"; done
+  # Server modules (plpgsql and the encodings initdb needs), without JIT.
+  find "$pg/lib" -maxdepth 1 -name '*.so' ! -name 'llvmjit*' -exec cp -L {} "$r$pg/lib/" \;
+  cp -a /usr/share/postgresql/15 "$r/usr/share/postgresql/"
+  cp -a /usr/share/zoneinfo/. "$r/usr/share/zoneinfo/"
+  cp -L /usr/sbin/pgbouncer "$r/usr/sbin/"
+  cp -L /bin/dash "$r/bin/sh"
+  for f in cat mkdir chmod rm; do cp -L "/bin/$f" "$r/bin/"; done
+  closure "$r" "$r$pg"/bin/* "$r$pg"/lib/*.so /usr/sbin/pgbouncer /bin/dash /bin/cat /bin/mkdir /bin/chmod /bin/rm
+  cp "$HERE/docker-entrypoint.sh" "$r/usr/local/bin/docker-entrypoint.sh"
+  chmod 755 "$r/usr/local/bin/docker-entrypoint.sh"
+  printf 'root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/sh\n' > "$r/etc/passwd"
+  printf 'root:x:0:\npostgres:x:999:\n' > "$r/etc/group"
+  chown -R 999:999 "$r/var/lib/postgresql" "$r/var/run/postgresql"
+  import "$POSTGRES_IMAGE" "$r" \
+    "ENV PATH=/usr/local/bin:$pg/bin:/usr/sbin:/usr/bin:/bin" 'ENV PGDATA=/var/lib/postgresql/data' \
+    'ENV LANG=C' 'USER postgres' 'WORKDIR /var/lib/postgresql' 'EXPOSE 5432' \
+    'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["postgres"]'
+  local v; v=$(docker run --rm --network none --entrypoint postgres "$POSTGRES_IMAGE" --version)
+  docker run --rm --network none --entrypoint pgbouncer "$POSTGRES_IMAGE" --version >/dev/null
+  log "postgres: built $POSTGRES_IMAGE: $v (and pgbouncer)"
+}
+
 case "${1:-all}" in
   redis) build_redis ;;
   etcd) build_etcd ;;
-  all) build_redis; build_etcd ;;
-  *) log "usage: $0 [redis|etcd|all]"; exit 2 ;;
+  postgres) build_postgres ;;
+  all) build_redis; build_etcd; build_postgres ;;
+  *) log "usage: $0 [redis|etcd|postgres|all]"; exit 2 ;;
 esac
 echo "XSYNC_REDIS_IMAGE=$REDIS_IMAGE"
 echo "XSYNC_ETCD_IMAGE=$ETCD_IMAGE"
+echo "XSYNC_POSTGRES_IMAGE=$POSTGRES_IMAGE"

@@ -1,0 +1,103 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/xsync-go/xsync/backend"
+	xpg "github.com/xsync-go/xsync/backend/postgres"
+	"github.com/xsync-go/xsync/conformance"
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+func TestMain(m *testing.M) { itest.Main(m) }
+
+var prefixes atomic.Int64
+
+// newPrefix gives every subtest's backend a namespace of its own in the
+// shared table.
+func newPrefix() string { return fmt.Sprintf("xsync-test-%d/", prefixes.Add(1)) }
+
+// pool returns a pool of url, closed when the test ends.
+func pool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// startMigrated starts a server with the lock table, and returns it and a
+// superuser's pool.
+func startMigrated(t testing.TB, opts ...itest.PostgresOption) (*itest.Postgres, *pgxpool.Pool) {
+	t.Helper()
+	srv := itest.StartPostgres(t, opts...)
+	admin := pool(t, srv.AdminURL())
+	if err := xpg.Migrate(t.Context(), admin); err != nil {
+		t.Fatal(err)
+	}
+	return srv, admin
+}
+
+// newLocker returns a Locker of its own pool of url, closed when the test
+// ends.
+func newLocker(t testing.TB, url string, opts ...xpg.Option) *xpg.Locker {
+	t.Helper()
+	p := pool(t, url)
+	l := xpg.New(p, opts...)
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func TestConformance(t *testing.T) {
+	srv, admin := startMigrated(t)
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return &harness{srv: srv, admin: admin, prefix: newPrefix()}
+	})
+}
+
+// harness is one subtest's namespace (a key prefix) in the shared table.
+type harness struct {
+	srv    *itest.Postgres
+	admin  *pgxpool.Pool
+	prefix string
+}
+
+func (h *harness) Locker(t *testing.T) backend.Locker {
+	return newLocker(t, h.srv.AdminURL(), xpg.WithPrefix(h.prefix))
+}
+
+func (h *harness) Limits() conformance.Limits {
+	return conformance.Limits{
+		SizeSettle:       time.Second,
+		IgnoreGoroutines: append([]string{"github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"}, xpg.IdleGoroutines...),
+	}
+}
+
+// Size counts the rows of the namespace, expired or not: the sweeper must
+// delete them.
+func (h *harness) Size(t *testing.T) int {
+	var n int
+	err := h.admin.QueryRow(context.Background(),
+		`SELECT count(*) FROM xsync_locks WHERE substr(key, 1, length($1::bytea)) = $1::bytea`, []byte(h.prefix)).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (h *harness) Faulty(t *testing.T) (backend.Locker, conformance.Fault) {
+	p := itest.NewProxy(t, h.srv.Endpoint())
+	return newLocker(t, itest.PostgresURLAt(p.Addr(), "postgres", itest.PostgresPassword), xpg.WithPrefix(h.prefix)), p
+}

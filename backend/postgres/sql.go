@@ -1,0 +1,122 @@
+package postgres
+
+import "strings"
+
+// statements are the SQL the Locker sends, for its table. Each runs on its
+// own, in autocommit (one round trip), but for a multi-key acquire, which
+// is one transaction. Times are on the server's clock: now() for expiry
+// (the start of the statement: a lock that waited for a row lock expires
+// no later than the caller counted), microseconds since the epoch inside
+// jsonb.
+type statements struct {
+	ping, sweep, list, guard string
+
+	// The mutex kinds (mutex, election): one row whose token, expires and
+	// owner are the holder's. $1 kind, $2 key.
+	acquire, acquireNotify, release, refresh, state, force, undo string
+
+	// The keys of a multi-key lock: mutex rows under one token.
+	multiAcquire, multiRelease, multiRefresh, multiState, multiForce string
+
+	// The group kinds (semaphore, read-write lock): one row whose holders
+	// (jsonb: t token, e expiry, o owner, a attempt, w writer) and marks
+	// (jsonb: a waiting writer's name and expiry) are the lock's.
+	semAcquire, readAcquire, writeAcquire, writeMark, writeUnmark string
+	groupRelease, groupRefresh, groupState, groupForce, groupUndo  string
+}
+
+const (
+	nowUS     = `(extract(epoch FROM now()) * 1000000)::int8`
+	micro     = ` * interval '1 microsecond'`
+	liveVars  = `jsonb_build_object('n', ` + nowUS + `)`
+	ttlLeft   = `(extract(epoch FROM expires - now()) * 1000000)::int8`
+	liveHold  = `jsonb_path_query_array(g.holders, '$[*] ? (@.e > $n)', ` + liveVars + `)`
+	liveMarks = `(SELECT coalesce(jsonb_object_agg(m.k, m.v), '{}'::jsonb) FROM jsonb_each(g.marks) AS m(k, v) WHERE m.v::int8 > ` + nowUS + `)`
+	holdsTok  = `jsonb_path_exists(g.holders, '$[*] ? (@.t == $t && @.e > $n)', jsonb_build_object('t', $3::int8, 'n', ` + nowUS + `))`
+)
+
+func newStatements(c config) statements {
+	r := strings.NewReplacer("{T}", c.tableName(), "{S}", "'"+c.seqName()+"'", "{C}", "'"+c.channel()+"'",
+		"{N}", nowUS, "{US}", micro, "{LIVE}", liveHold, "{MARKS}", liveMarks, "{TTL}", ttlLeft, "{HOLDS}", holdsTok)
+	f := func(s string) string { return r.Replace(s) }
+	acquire := `INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
+VALUES ($1, $2, nextval({S}), now() + $3::int8{US}, $4, $5)
+ON CONFLICT (kind, key) DO UPDATE
+SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
+WHERE l.expires <= now()
+RETURNING token`
+	notify := `pg_notify({C}, $1 || ':' || md5($2))`
+	newHolder := `jsonb_build_array(jsonb_build_object('t', nextval({S}), 'e', {N} + $2::int8, 'o', $3::text, 'a', $4::int8%s))`
+	withoutHolder := `(SELECT coalesce(jsonb_agg(h ORDER BY i), '[]'::jsonb) FROM jsonb_array_elements(g.holders) WITH ORDINALITY AS x(h, i) WHERE (h ->> '%s')::int8 <> $3::int8)`
+	return statements{
+		ping:  f(`SELECT count(*) FROM (SELECT 1 FROM {T} LIMIT 1) AS x`),
+		sweep: f(`DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} WHERE expires < now() ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`),
+		list: f(`SELECT g.kind, g.key, g.token, {TTL}, g.owner, {LIVE}, {MARKS}, {N} FROM {T} AS g
+WHERE substr(g.key, 1, length($1::bytea)) = $1::bytea AND (g.key, g.kind) > ($2::bytea, $3::text) AND g.expires > now()
+ORDER BY g.key, g.kind LIMIT $4`),
+		guard: f(`SELECT 1 FROM {T} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > clock_timestamp() FOR SHARE`),
+
+		acquire:       f(acquire),
+		acquireNotify: f(`WITH a AS (` + acquire + `) SELECT token, ` + notify + ` FROM a`),
+		release:       f(`WITH d AS (DELETE FROM {T} WHERE kind = $1 AND key = $2 AND token = $3 RETURNING expires > now() AS live) SELECT live, ` + notify + ` FROM d`),
+		refresh:       f(`UPDATE {T} SET expires = now() + $4::int8{US} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now()`),
+		state:         f(`SELECT token, {TTL}, owner FROM {T} WHERE kind = $1 AND key = $2 AND expires > now()`),
+		force:         f(`WITH d AS (DELETE FROM {T} WHERE kind = $1 AND key = $2 RETURNING expires > now() AS live) SELECT live, ` + notify + ` FROM d`),
+		undo:          f(`WITH d AS (DELETE FROM {T} WHERE kind = $1 AND key = ANY($2::bytea[]) AND attempt = $3 RETURNING key) SELECT pg_notify({C}, $1 || ':' || md5(d.key)) FROM d`),
+
+		multiAcquire: f(`WITH t AS (SELECT nextval({S}) AS t)
+INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
+SELECT 'm', u.k, t.t, now() + $2::int8{US}, $3, $4 FROM t, unnest($1::bytea[]) WITH ORDINALITY AS u(k, i) ORDER BY u.i
+ON CONFLICT (kind, key) DO UPDATE
+SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
+WHERE l.expires <= now()
+RETURNING token`),
+		multiRelease: f(`WITH d AS (DELETE FROM {T} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 RETURNING key, expires > now() AS live)
+SELECT live, pg_notify({C}, 'm:' || md5(d.key)) FROM d`),
+		multiRefresh: f(`UPDATE {T} SET expires = now() + $3::int8{US} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()`),
+		multiState:   f(`SELECT key, token, {TTL}, owner FROM {T} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND expires > now() ORDER BY key`),
+		multiForce: f(`WITH d AS (DELETE FROM {T} WHERE kind = 'm' AND key = ANY($1::bytea[]) RETURNING key, expires > now() AS live)
+SELECT live, pg_notify({C}, 'm:' || md5(d.key)) FROM d`),
+
+		semAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
+VALUES ('s', $1, 0, now() + $2::int8{US}, ` + strings.Replace(newHolder, "%s", "", 1) + `)
+ON CONFLICT (kind, key) DO UPDATE SET holders = {LIVE} || excluded.holders, expires = greatest(g.expires, excluded.expires)
+WHERE jsonb_array_length({LIVE}) < $5::int4
+RETURNING (holders -> -1 ->> 't')::int8`),
+		readAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
+VALUES ('r', $1, 0, now() + $2::int8{US}, ` + strings.Replace(newHolder, "%s", "", 1) + `)
+ON CONFLICT (kind, key) DO UPDATE SET holders = {LIVE} || excluded.holders, marks = {MARKS}, expires = greatest(g.expires, excluded.expires)
+WHERE NOT jsonb_path_exists(g.holders, '$[*] ? (@.w == true && @.e > $n)', jsonb_build_object('n', {N}))
+  AND NOT jsonb_path_exists(g.marks, '$.* ? (@ > $n)', jsonb_build_object('n', {N}))
+RETURNING (holders -> -1 ->> 't')::int8`),
+		writeAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
+VALUES ('r', $1, 0, now() + $2::int8{US}, ` + strings.Replace(newHolder, "%s", ", 'w', true", 1) + `)
+ON CONFLICT (kind, key) DO UPDATE SET
+  holders = CASE WHEN jsonb_array_length({LIVE}) = 0 THEN excluded.holders ELSE g.holders END,
+  marks = CASE WHEN jsonb_array_length({LIVE}) = 0 THEN {MARKS} - $5::text
+               ELSE {MARKS} || jsonb_build_object($5::text, {N} + $6::int8) END,
+  expires = greatest(g.expires, excluded.expires, now() + $6::int8{US})
+WHERE jsonb_array_length({LIVE}) = 0 OR coalesce((g.marks ->> $5::text)::int8, 0) > {N}
+RETURNING (holders -> -1 ->> 'a')::int8, (holders -> -1 ->> 't')::int8`),
+		writeMark: f(`INSERT INTO {T} AS g (kind, key, token, expires, marks)
+VALUES ('r', $1, 0, now() + $3::int8{US}, jsonb_build_object($2::text, {N} + $3::int8))
+ON CONFLICT (kind, key) DO UPDATE SET marks = {MARKS} || excluded.marks, holders = {LIVE}, expires = greatest(g.expires, excluded.expires)
+RETURNING holders, marks, {N}`),
+		writeUnmark: f(`UPDATE {T} AS g SET marks = g.marks - $2::text WHERE kind = 'r' AND key = $1 AND g.marks ? $2::text
+RETURNING pg_notify({C}, 'r:' || md5(g.key))`),
+
+		groupRelease: f(`UPDATE {T} AS g SET holders = ` + strings.Replace(withoutHolder, "%s", "t", 1) + `
+WHERE kind = $1 AND key = $2 AND {HOLDS}
+RETURNING ` + notify),
+		groupRefresh: f(`UPDATE {T} AS g SET holders = (SELECT jsonb_agg(CASE WHEN (h ->> 't')::int8 = $3::int8 THEN jsonb_set(h, '{e}', to_jsonb({N} + $4::int8)) ELSE h END ORDER BY i)
+  FROM jsonb_array_elements(g.holders) WITH ORDINALITY AS x(h, i)),
+  expires = greatest(g.expires, now() + $4::int8{US})
+WHERE kind = $1 AND key = $2 AND {HOLDS}`),
+		groupState: f(`SELECT {LIVE}, {MARKS}, {N} FROM {T} AS g WHERE kind = $1 AND key = $2`),
+		groupForce: f(`UPDATE {T} AS g SET holders = '[]' WHERE kind = $1 AND key = $2 AND jsonb_array_length({LIVE}) > 0
+RETURNING ` + notify),
+		groupUndo: f(`UPDATE {T} AS g SET holders = ` + strings.Replace(withoutHolder, "%s", "a", 1) + `
+WHERE kind = $1 AND key = $2 AND jsonb_path_exists(g.holders, '$[*] ? (@.a == $a)', jsonb_build_object('a', $3::int8))
+RETURNING ` + notify),
+	}
+}
