@@ -135,8 +135,8 @@ type Locker struct {
 	sql  statements
 	hub  *hub // nil without LISTEN
 
-	sweepMu    sync.Mutex
-	sweepTimer *time.Timer
+	sweepMu      sync.Mutex
+	sweepTimer   *time.Timer
 	sweepAt      time.Time // when the armed sweep runs
 	sweepPending time.Time // when the sweep after it is due; zero if none
 	closed       bool

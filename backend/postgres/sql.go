@@ -22,7 +22,7 @@ type statements struct {
 	// (jsonb: t token, e expiry, o owner, a attempt, w writer) and marks
 	// (jsonb: a waiting writer's name and expiry) are the lock's.
 	semAcquire, readAcquire, writeAcquire, writeMark, writeUnmark string
-	groupRelease, groupRefresh, groupState, groupForce, groupUndo  string
+	groupRelease, groupRefresh, groupState, groupForce, groupUndo string
 }
 
 const (
