@@ -32,6 +32,8 @@ import (
 //	rediss+cluster://..., rediss+sentinel://...     the same, TLS
 //	redlock://[[user]:password@]h1:6379,h2:6379,h3:6379[?options]   backend/redlock
 //	etcd://[user:password@]h1:2379[,h2:2379...][?options]          backend/etcd
+//	postgres://[user[:password]@]host[:port][/database][?options]  backend/postgres
+//	postgresql://...                                backend/postgres
 //
 // Each package's documentation has a "# URLs" section with its options.
 //

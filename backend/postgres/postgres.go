@@ -36,6 +36,7 @@ type config struct {
 	schema, table string
 	prefix        string
 	listen        bool
+	listenCfg     *pgx.ConnConfig
 	err           error
 }
 
@@ -57,6 +58,14 @@ func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = pref
 // is due. Use it behind a pooler in transaction mode, where a LISTEN on a
 // pooled server connection does not last (the package doc, "# Poolers").
 func WithoutListen() Option { return func(c *config) { c.listen = false } }
+
+// WithListenConfig makes the listening connection with cfg rather than
+// the pool's configuration: behind a pooler in transaction mode, give it
+// the server's own address (or a pooler's in session mode), and every
+// waiter is woken by NOTIFY while the statements go through the pooler.
+func WithListenConfig(cfg *pgx.ConnConfig) Option {
+	return func(c *config) { c.listen, c.listenCfg = true, cfg }
+}
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,49}$`)
 
@@ -131,6 +140,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, opts ...Option) error {
 // its listening connection and its sweeper. It is safe for concurrent use.
 type Locker struct {
 	pool *pgxpool.Pool
+	opts []Option
 	cfg  config
 	sql  statements
 	hub  *hub // nil without LISTEN
@@ -165,12 +175,16 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 	if c.err != nil {
 		panic(c.err.Error())
 	}
-	l := &Locker{pool: pool, cfg: c, sql: newStatements(c)}
+	l := &Locker{pool: pool, opts: opts, cfg: c, sql: newStatements(c)}
 	if c.listen {
 		l.hub = newHub(l)
 	}
 	return l
 }
+
+// Migrate is [Migrate] with the Locker's pool and options (for a Locker
+// opened from a URL, and for the CLI's migrate command).
+func (l *Locker) Migrate(ctx context.Context) error { return Migrate(ctx, l.pool, l.opts...) }
 
 // Close stops the Locker's listening connection and its sweeper. Locks
 // held stay held until released or expired. Close does not close the pool.

@@ -60,11 +60,32 @@ func newLocker(t testing.TB, url string, opts ...xpg.Option) *xpg.Locker {
 	return l
 }
 
+// TestConformance runs the suite straight to the server, then through
+// PgBouncer in transaction mode (with a pool of 4 server connections
+// shared by every subtest's clients), on one server.
 func TestConformance(t *testing.T) {
 	srv, admin := startMigrated(t)
-	conformance.Run(t, func(t *testing.T) conformance.Harness {
-		return &harness{srv: srv, admin: admin, prefix: newPrefix()}
+	t.Run("Direct", func(t *testing.T) {
+		conformance.Run(t, func(t *testing.T) conformance.Harness {
+			return &harness{srv: srv, admin: admin, prefix: newPrefix()}
+		})
 	})
+	bouncer := itest.StartPgBouncer(t, srv, 4, "postgres", itest.PostgresPassword)
+	t.Run("PgBouncer", func(t *testing.T) { conformanceThroughPgBouncer(t, srv, admin, bouncer) })
+	t.Run("PollingThroughPgBouncer", func(t *testing.T) { pollingThroughPgBouncer(t, bouncer) })
+	t.Run("TxLockThroughPgBouncer", func(t *testing.T) { txLockThroughPgBouncer(t, bouncer) })
+}
+
+// TestOnOneServer runs the tests of the package's own features on one
+// server that speaks TLS (and plain TCP): containers are slow to start.
+func TestOnOneServer(t *testing.T) {
+	ca := itest.NewCA(t, "xsync-test-pg-ca")
+	srv, admin := startMigrated(t, itest.WithPostgresTLS(ca))
+	t.Run("TLSVerifyFull", func(t *testing.T) { testTLSVerifyFull(t, srv, ca) })
+	t.Run("PasswordSCRAM", func(t *testing.T) { testPasswordSCRAM(t, srv, admin) })
+	t.Run("LeastPrivilegeRole", func(t *testing.T) { testLeastPrivilegeRole(t, srv, admin) })
+	t.Run("Guard", func(t *testing.T) { testGuard(t, srv, admin) })
+	t.Run("Migrate", func(t *testing.T) { testMigrate(t, srv, admin) })
 }
 
 // harness is one subtest's namespace (a key prefix) in the shared table.

@@ -193,7 +193,11 @@ func (h *hub) run(ctx context.Context) {
 func (h *hub) connect(ctx context.Context) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, h.l.pool.Config().ConnConfig)
+	cfg := h.l.cfg.listenCfg
+	if cfg == nil {
+		cfg = h.l.pool.Config().ConnConfig
+	}
+	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
 		return nil, err
 	}

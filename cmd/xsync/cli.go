@@ -23,10 +23,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xsync-go/xsync"
-	_ "github.com/xsync-go/xsync/backend/etcd"    // etcd://
-	_ "github.com/xsync-go/xsync/backend/memory"  // mem://
-	_ "github.com/xsync-go/xsync/backend/redis"   // redis://, rediss://, redis+cluster://, redis+sentinel://
-	_ "github.com/xsync-go/xsync/backend/redlock" // redlock://
+	_ "github.com/xsync-go/xsync/backend/etcd"     // etcd://
+	_ "github.com/xsync-go/xsync/backend/memory"   // mem://
+	_ "github.com/xsync-go/xsync/backend/postgres" // postgres://, postgresql://
+	_ "github.com/xsync-go/xsync/backend/redis"    // redis://, rediss://, redis+cluster://, redis+sentinel://
+	_ "github.com/xsync-go/xsync/backend/redlock"  // redlock://
 	"github.com/xsync-go/xsync/internal/keys"
 )
 
@@ -42,7 +43,7 @@ const (
 )
 
 const usage = `xsync: a distributed flock for shell scripts and cron jobs, on Redis,
-Redlock, etcd or memory.
+Redlock, etcd, PostgreSQL or memory.
 
 Usage:
   xsync lock [flags] KEY [flags] -- COMMAND [ARGS...]
@@ -95,6 +96,10 @@ Usage:
       --yes or stdin is not a terminal.
   xsync ping [--url URL] [--timeout D]
       Exit 0 if the backend can serve locks now (waits D, default 5s).
+  xsync migrate [--url URL] [--timeout D]
+      Create what the backend keeps its locks in, if it needs that
+      (PostgreSQL: the lock table and its sequence; idempotent); other
+      backends need nothing.
   xsync version
       The version of xsync.
 
@@ -102,7 +107,8 @@ Flags may come before or after KEY (before --).
 
 URLs: mem://, redis://[[user]:pass@]host:6379[/db], rediss://...,
 redis+cluster://h1:6379,h2:6379, redis+sentinel://s1:26379,s2:26379/primary,
-redlock://h1:6379,h2:6379,h3:6379, etcd://h1:2379[,h2:2379...]
+redlock://h1:6379,h2:6379,h3:6379, etcd://h1:2379[,h2:2379...],
+postgres://user:pass@host:5432/db (run xsync migrate once first)
 (see the backend packages' documentation for options).
 
 Exit codes:
@@ -143,6 +149,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return e.unlock(args[1:])
 	case "ping":
 		return e.ping(args[1:])
+	case "migrate":
+		return e.migrate(args[1:])
 	case "list":
 		return e.list(args[1:])
 	case "lead":
@@ -158,7 +166,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "xsync: unknown command %q (want lock, lead, leader, inspect, list, unlock, ping or version; see xsync help)\n", args[0])
+	fmt.Fprintf(stderr, "xsync: unknown command %q (want lock, lead, leader, inspect, list, unlock, ping, migrate or version; see xsync help)\n", args[0])
 	return exitUsage
 }
 
@@ -679,6 +687,33 @@ func isTerminal(r io.Reader) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), ioctlReadTermios)
 	return err == nil
+}
+
+// migrate creates what the backend keeps its locks in, where it needs
+// that (PostgreSQL's table); elsewhere it says there is nothing to do.
+func (e env) migrate(args []string) int {
+	fs, rawURL := e.flags("migrate")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the migration")
+	pos, after, err := parse(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 0 || after != nil || *timeout <= 0 {
+		fmt.Fprintln(e.stderr, "xsync migrate: takes no arguments, and a --timeout > 0")
+		return exitUsage
+	}
+	return e.oneShot(*rawURL, *timeout, func(ctx context.Context, c *xsync.Client, name string) int {
+		m, ok := c.Locker().(interface{ Migrate(context.Context) error })
+		if !ok {
+			fmt.Fprintf(e.stdout, "%s: nothing to migrate\n", name)
+			return exitOK
+		}
+		if err := m.Migrate(ctx); err != nil {
+			return e.failed(err)
+		}
+		fmt.Fprintf(e.stdout, "%s: migrated\n", name)
+		return exitOK
+	})
 }
 
 func (e env) ping(args []string) int {

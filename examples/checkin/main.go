@@ -30,10 +30,11 @@ import (
 	"time"
 
 	"github.com/xsync-go/xsync"
-	_ "github.com/xsync-go/xsync/backend/etcd"    // etcd://
-	_ "github.com/xsync-go/xsync/backend/memory"  // mem://
-	_ "github.com/xsync-go/xsync/backend/redis"   // redis://, rediss://
-	_ "github.com/xsync-go/xsync/backend/redlock" // redlock://
+	_ "github.com/xsync-go/xsync/backend/etcd"     // etcd://
+	_ "github.com/xsync-go/xsync/backend/memory"   // mem://
+	_ "github.com/xsync-go/xsync/backend/postgres" // postgres://, postgresql://
+	_ "github.com/xsync-go/xsync/backend/redis"    // redis://, rediss://
+	_ "github.com/xsync-go/xsync/backend/redlock"  // redlock://
 )
 
 func main() {

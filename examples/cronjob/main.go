@@ -21,10 +21,11 @@ import (
 	"time"
 
 	"github.com/xsync-go/xsync"
-	_ "github.com/xsync-go/xsync/backend/etcd"    // etcd://
-	_ "github.com/xsync-go/xsync/backend/memory"  // mem://
-	_ "github.com/xsync-go/xsync/backend/redis"   // redis://, rediss://
-	_ "github.com/xsync-go/xsync/backend/redlock" // redlock://
+	_ "github.com/xsync-go/xsync/backend/etcd"     // etcd://
+	_ "github.com/xsync-go/xsync/backend/memory"   // mem://
+	_ "github.com/xsync-go/xsync/backend/postgres" // postgres://, postgresql://
+	_ "github.com/xsync-go/xsync/backend/redis"    // redis://, rediss://
+	_ "github.com/xsync-go/xsync/backend/redlock"  // redlock://
 )
 
 // Job is a periodic job guarded by a lock.

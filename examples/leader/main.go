@@ -27,10 +27,11 @@ import (
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
-	_ "github.com/xsync-go/xsync/backend/etcd"    // etcd://
-	"github.com/xsync-go/xsync/backend/memory"    // mem://
-	_ "github.com/xsync-go/xsync/backend/redis"   // redis://, rediss://
-	_ "github.com/xsync-go/xsync/backend/redlock" // redlock://
+	_ "github.com/xsync-go/xsync/backend/etcd"     // etcd://
+	"github.com/xsync-go/xsync/backend/memory"     // mem://
+	_ "github.com/xsync-go/xsync/backend/postgres" // postgres://, postgresql://
+	_ "github.com/xsync-go/xsync/backend/redis"    // redis://, rediss://
+	_ "github.com/xsync-go/xsync/backend/redlock"  // redlock://
 )
 
 // Store stands in for the database the leader writes to: it remembers the

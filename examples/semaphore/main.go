@@ -21,9 +21,10 @@ import (
 	"time"
 
 	"github.com/xsync-go/xsync"
-	_ "github.com/xsync-go/xsync/backend/etcd"   // etcd://
-	_ "github.com/xsync-go/xsync/backend/memory" // mem://
-	_ "github.com/xsync-go/xsync/backend/redis"  // redis://, rediss://
+	_ "github.com/xsync-go/xsync/backend/etcd"     // etcd://
+	_ "github.com/xsync-go/xsync/backend/memory"   // mem://
+	_ "github.com/xsync-go/xsync/backend/postgres" // postgres://, postgresql://
+	_ "github.com/xsync-go/xsync/backend/redis"    // redis://, rediss://
 )
 
 // Service is a slow service that may be called Limit times at once.
