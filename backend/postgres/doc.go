@@ -28,7 +28,8 @@
 //	CREATE SEQUENCE IF NOT EXISTS "public"."xsync_locks_token" AS bigint CACHE 1;
 //
 // A mutex (kind "m") or an election ("e") is one row whose token, expires
-// and owner are its holder's; a multi-key lock is the mutex rows of its
+// and owner are its holder's, and whose holders are its queue of waiters;
+// a multi-key lock is the mutex rows of its
 // keys under one token. A semaphore ("s") or a read-write lock ("r") is
 // one row whose holders (jsonb) are its permits, readers or writer, and
 // whose marks are its waiting writers. Keys are bytes (any key works: NUL,
@@ -50,7 +51,9 @@
 // release (DELETE or UPDATE where the token still holds), refresh (UPDATE
 // of the expiry where the token still holds). A multi-key acquire is one
 // transaction that commits only if it took every key (three round trips).
-// Concurrent statements on one lock are serialized by its row lock, and
+// A release keeps the row (its expiry set to -infinity) for its queue and
+// for the sweeper. Concurrent statements on one lock are serialized by
+// its row lock, and
 // PostgreSQL re-evaluates each against the row's latest version, so two
 // holders can never both be granted where the lock allows one.
 //
@@ -83,10 +86,17 @@
 // listening connection breaks, every waiter is woken (a notification may
 // have been lost) and it reconnects.
 //
-// Waiters do not queue: after a release the waiter that asks first gets
-// the lock (Limits.FIFO is false). A waiting writer of a read-write lock
-// keeps new readers out for its keep time, renewed by its refused
-// attempts, and removed when it gets the lock or gives up.
+// A mutex's (and an election's) waiters queue, first come first served: a
+// waiter's place (in the row, alive for its keep time, renewed by its
+// refused attempts, removed when it gets the lock or gives up) goes first
+// in line, and an attempt by anyone else is refused while a place is
+// ahead of it, also an attempt of a multi-key lock on that key. A waiter
+// whose process died holds the others back for its keep time at most.
+// Every waiter of a lock hears each of its releases (one channel per
+// table): the first in line takes the lock, the others try and are
+// refused. Semaphore permits are not queued. A waiting writer of a
+// read-write lock keeps new readers out for its keep time, renewed by its
+// refused attempts, and removed when it gets the lock or gives up.
 //
 // # Poolers
 //
@@ -143,8 +153,13 @@
 // backend.ErrUnavailable where the connection failed), and the core ends
 // each hold at its deadline; the rows keep their expiry on the server's
 // clock, so no other holder gets a lock before its TTL has passed there.
-// A restart keeps the table and the sequence (they are durable; a lock
-// held across the restart stays held until its TTL). pg_terminate_backend
+// A restart, also after kill -9, keeps the table and the sequence (a lock
+// held across it stays held until its TTL), as long as the server runs
+// with synchronous_commit on (the default) and fsync on (or only its
+// process died, not the machine). With synchronous_commit off, a crash
+// loses the last commits: grants, releases and sequence values, so a
+// token can repeat and a lock can be granted twice, as in a failover to
+// an asynchronous replica (below); the tests saw exactly this. pg_terminate_backend
 // of the Locker's connections fails the calls in flight; the pool
 // reconnects; the listening connection reconnects and wakes its waiters.
 // An acquire whose outcome is unknown (its connection broke, its context

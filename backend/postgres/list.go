@@ -48,7 +48,17 @@ func (l *Locker) List(ctx context.Context, prefix, cursor string, limit int) ([]
 		switch kind {
 		case kindMutex, kindElection:
 			lk.Kind = map[string]string{kindMutex: "mutex", kindElection: "election"}[kind]
-			lk.Info.Holders = []backend.Holder{{Token: tok, TTL: time.Duration(us) * time.Microsecond, Owner: owner}}
+			if us > 0 {
+				lk.Info.Holders = []backend.Holder{{Token: tok, TTL: time.Duration(us) * time.Microsecond, Owner: owner}}
+			}
+			var queue []place
+			if err := json.Unmarshal(hs, &queue); err != nil {
+				return nil, "", fmt.Errorf("postgres: list: %w", err)
+			}
+			lk.Info.Waiting = len(queue)
+			if us <= 0 && len(queue) == 0 {
+				continue
+			}
 		case kindSemaphore, kindRW:
 			lk.Kind = map[string]string{kindSemaphore: "semaphore", kindRW: "rwlock"}[kind]
 			if err := json.Unmarshal(hs, &st.holders); err != nil {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -55,8 +56,12 @@ func (m row) Acquire(ctx context.Context, r backend.Request) (int64, error) {
 func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64, error) {
 	l := m.l
 	a := attempt()
-	var tok int64
-	err := l.pool.QueryRow(ctx, sql, m.kind, m.key, micros(r.TTL), r.Owner, a).Scan(append([]any{&tok}, scanRest(sql == l.sql.acquireNotify)...)...)
+	var got, tok int64
+	dest := []any{&got, &tok}
+	if sql == l.sql.acquireNotify {
+		dest = append(dest, nil)
+	}
+	err := l.pool.QueryRow(ctx, sql, m.kind, m.key, micros(r.TTL), r.Owner, a, r.Waiter, micros(r.Keep)).Scan(dest...)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, nil
@@ -66,16 +71,13 @@ func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64,
 		}
 		return 0, l.fail(ctx, "acquire", err)
 	}
+	if got != a {
+		// Refused; the waiter's place was renewed.
+		l.granted(r.Keep)
+		return 0, nil
+	}
 	l.granted(r.TTL)
 	return tok, nil
-}
-
-// scanRest skips the notification's void column where there is one.
-func scanRest(notify bool) []any {
-	if notify {
-		return []any{nil}
-	}
-	return nil
 }
 
 // Acquire of an election notifies observers of the grant.
@@ -83,18 +85,14 @@ func (e election) Acquire(ctx context.Context, r backend.Request) (int64, error)
 	return e.acquire(ctx, r, e.l.sql.acquireNotify)
 }
 
-// Release is one DELETE of the row if token holds it; it notifies the
-// waiters.
+// Release is one UPDATE that ends the row's hold if token holds it (the
+// row stays for its queue, or for the sweeper); it notifies the waiters.
 func (m row) Release(ctx context.Context, token int64) (bool, error) {
-	var live bool
-	err := m.l.pool.QueryRow(ctx, m.l.sql.release, m.kind, m.key, token).Scan(&live, nil)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return false, nil
-	case err != nil:
+	tag, err := m.l.pool.Exec(ctx, m.l.sql.release, m.kind, m.key, token)
+	if err != nil {
 		return false, m.l.fail(ctx, "release", err)
 	}
-	return live, nil
+	return tag.RowsAffected() == 1, nil
 }
 
 // Refresh is one UPDATE of the row's expiry if token holds it; the token
@@ -111,45 +109,101 @@ func (m row) Refresh(ctx context.Context, token int64, ttl time.Duration) (bool,
 	return false, nil
 }
 
-// Inspect reads the row.
+// Inspect reads the row: its holder and its queue's length.
 func (m row) Inspect(ctx context.Context) (backend.Info, error) {
-	var h backend.Holder
-	var us int64
-	err := m.l.pool.QueryRow(ctx, m.l.sql.state, m.kind, m.key).Scan(&h.Token, &us, &h.Owner)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return backend.Info{}, nil
-	case err != nil:
+	st, err := m.read(ctx)
+	if err != nil {
 		return backend.Info{}, m.l.fail(ctx, "inspect", err)
 	}
-	h.TTL = time.Duration(us) * time.Microsecond
-	return backend.Info{Holders: []backend.Holder{h}}, nil
+	info := backend.Info{Waiting: len(st.queue)}
+	if st.ttl > 0 {
+		info.Holders = []backend.Holder{st.holder}
+	}
+	return info, nil
 }
 
-// ForceRelease deletes the row whoever holds it and notifies the waiters;
-// the sequence goes on.
-func (m row) ForceRelease(ctx context.Context) (bool, error) {
-	var live bool
-	err := m.l.pool.QueryRow(ctx, m.l.sql.force, m.kind, m.key).Scan(&live, nil)
+// rowState is what a mutex's row holds now.
+type rowState struct {
+	holder backend.Holder
+	ttl    time.Duration // 0 if nobody holds it
+	queue  []place       // live places, in arrival order
+	now    int64
+}
+
+// place is a queued waiter's place.
+type place struct {
+	Waiter  string `json:"w"`
+	Expires int64  `json:"e"` // µs since the epoch, on the server's clock
+}
+
+func (m row) read(ctx context.Context) (rowState, error) {
+	var st rowState
+	var us int64
+	var q []byte
+	err := m.l.pool.QueryRow(ctx, m.l.sql.state, m.kind, m.key).Scan(&st.holder.Token, &us, &st.holder.Owner, &q, &st.now)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return false, nil
+		return rowState{}, nil
 	case err != nil:
-		return false, m.l.fail(ctx, "force-release", err)
+		return rowState{}, err
 	}
-	return live, nil
+	st.ttl = time.Duration(us) * time.Microsecond
+	st.holder.TTL = st.ttl
+	if err := json.Unmarshal(q, &st.queue); err != nil {
+		return rowState{}, err
+	}
+	return st, nil
 }
 
-// Watch wakes the waiter on every release (NOTIFY), at once if the row is
-// free, and when the holder's TTL is due. Waiters do not queue.
-func (m row) Watch(ctx context.Context, _ string, _ time.Duration) (<-chan struct{}, func(), error) {
-	return m.l.watch(ctx, m.kind, m.key, func(ctx context.Context) (bool, time.Duration, error) {
-		info, err := m.Inspect(ctx)
-		if err != nil || len(info.Holders) == 0 {
-			return err == nil, 0, err
+// ForceRelease ends the row's hold whoever holds it and notifies the
+// waiters; the sequence goes on.
+func (m row) ForceRelease(ctx context.Context) (bool, error) {
+	tag, err := m.l.pool.Exec(ctx, m.l.sql.force, m.kind, m.key)
+	if err != nil {
+		return false, m.l.fail(ctx, "force-release", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Watch queues waiter (a place alive for keep, renewed by its refused
+// attempts) and wakes it on every release (NOTIFY; every waiter of the
+// lock hears it), at once if its turn has come, when the holder's TTL is
+// due, and when a place ahead of it expires. stop leaves the queue and
+// wakes the others.
+func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
+	l := m.l
+	ready, stop, err := l.watch(ctx, m.kind, m.key, func(ctx context.Context) (bool, time.Duration, error) {
+		st, err := m.read(ctx)
+		if err != nil {
+			return false, 0, err
 		}
-		return false, info.Holders[0].TTL, nil
+		next := st.ttl
+		turn := true
+		for _, p := range st.queue {
+			if p.Waiter == waiter {
+				break
+			}
+			turn = false
+			if d := time.Duration(p.Expires-st.now) * time.Microsecond; next == 0 || d < next {
+				next = d
+			}
+		}
+		return st.ttl == 0 && turn, next, nil
 	})
+	if err != nil || waiter == "" {
+		return ready, stop, err
+	}
+	if _, err := l.pool.Exec(ctx, l.sql.join, m.kind, m.key, waiter, micros(keep)); err != nil {
+		stop()
+		return nil, nil, l.fail(ctx, "watch", err)
+	}
+	l.granted(keep)
+	return ready, func() {
+		stop()
+		uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+		defer cancel()
+		_, _ = l.pool.Exec(uctx, l.sql.leave, m.kind, m.key, waiter)
+	}, nil
 }
 
 // Changes tells an observer of every grant, release and force release

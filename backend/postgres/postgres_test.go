@@ -101,6 +101,7 @@ func (h *harness) Locker(t *testing.T) backend.Locker {
 
 func (h *harness) Limits() conformance.Limits {
 	return conformance.Limits{
+		FIFO:             true,
 		SizeSettle:       time.Second,
 		IgnoreGoroutines: append([]string{"github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"}, xpg.IdleGoroutines...),
 	}

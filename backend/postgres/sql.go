@@ -12,8 +12,12 @@ type statements struct {
 	ping, sweep, list, guard string
 
 	// The mutex kinds (mutex, election): one row whose token, expires and
-	// owner are the holder's. $1 kind, $2 key.
+	// owner are the holder's, and whose holders column is the queue of
+	// its waiters (jsonb, in arrival order: w name, e expiry of the
+	// place). A released row stays (expires -infinity) while it has a
+	// queue; the sweeper deletes it. $1 kind, $2 key.
 	acquire, acquireNotify, release, refresh, state, force, undo string
+	join, leave                                                  string
 
 	// The keys of a multi-key lock: mutex rows under one token.
 	multiAcquire, multiRelease, multiRefresh, multiState, multiForce string
@@ -29,54 +33,73 @@ const (
 	nowUS     = `(extract(epoch FROM now()) * 1000000)::int8`
 	micro     = ` * interval '1 microsecond'`
 	liveVars  = `jsonb_build_object('n', ` + nowUS + `)`
-	ttlLeft   = `(extract(epoch FROM expires - now()) * 1000000)::int8`
+	ttlLeft   = `(CASE WHEN expires > now() THEN (extract(epoch FROM expires - now()) * 1000000)::int8 ELSE 0 END)`
 	liveHold  = `jsonb_path_query_array(g.holders, '$[*] ? (@.e > $n)', ` + liveVars + `)`
 	liveMarks = `(SELECT coalesce(jsonb_object_agg(m.k, m.v), '{}'::jsonb) FROM jsonb_each(g.marks) AS m(k, v) WHERE m.v::int8 > ` + nowUS + `)`
+	queue     = `jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n)', ` + liveVars + `)`
 	holdsTok  = `jsonb_path_exists(g.holders, '$[*] ? (@.t == $t && @.e > $n)', jsonb_build_object('t', $3::int8, 'n', ` + nowUS + `))`
 )
 
 func newStatements(c config) statements {
 	r := strings.NewReplacer("{T}", c.tableName(), "{S}", "'"+c.seqName()+"'", "{C}", "'"+c.channel()+"'",
-		"{N}", nowUS, "{US}", micro, "{LIVE}", liveHold, "{MARKS}", liveMarks, "{TTL}", ttlLeft, "{HOLDS}", holdsTok)
+		"{N}", nowUS, "{US}", micro, "{LIVE}", liveHold, "{MARKS}", liveMarks, "{TTL}", ttlLeft, "{HOLDS}", holdsTok, "{Q}", queue)
 	f := func(s string) string { return r.Replace(s) }
+	// A grant needs the row missing or expired, and no waiter queued
+	// ahead: the queue empty, or $6 (the waiter, "" for none) first in it.
+	// A waiter's refused attempt renews its place for $7 µs.
+	ok := `(l.expires <= now() AND (jsonb_array_length({Q}) = 0 OR {Q} -> 0 ->> 'w' = $6::text))`
 	acquire := `INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
 VALUES ($1, $2, nextval({S}), now() + $3::int8{US}, $4, $5)
-ON CONFLICT (kind, key) DO UPDATE
-SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
-WHERE l.expires <= now()
-RETURNING token`
+ON CONFLICT (kind, key) DO UPDATE SET
+  token   = CASE WHEN ` + ok + ` THEN excluded.token ELSE l.token END,
+  expires = CASE WHEN ` + ok + ` THEN excluded.expires ELSE l.expires END,
+  owner   = CASE WHEN ` + ok + ` THEN excluded.owner ELSE l.owner END,
+  attempt = CASE WHEN ` + ok + ` THEN excluded.attempt ELSE l.attempt END,
+  holders = CASE WHEN ` + ok + ` THEN jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n && @.w != $w)', jsonb_build_object('n', {N}, 'w', $6::text))
+    ELSE (SELECT coalesce(jsonb_agg(CASE WHEN q ->> 'w' = $6::text THEN jsonb_set(q, '{e}', to_jsonb({N} + $7::int8)) ELSE q END ORDER BY i), '[]'::jsonb)
+          FROM jsonb_array_elements({Q}) WITH ORDINALITY AS x(q, i)) END
+WHERE ` + ok + ` OR jsonb_path_exists(l.holders, '$[*] ? (@.w == $w && @.e > $n)', jsonb_build_object('n', {N}, 'w', $6::text))
+RETURNING attempt, token`
 	notify := `pg_notify({C}, $1 || ':' || md5($2))`
 	newHolder := `jsonb_build_array(jsonb_build_object('t', nextval({S}), 'e', {N} + $2::int8, 'o', $3::text, 'a', $4::int8%s))`
 	withoutHolder := `(SELECT coalesce(jsonb_agg(h ORDER BY i), '[]'::jsonb) FROM jsonb_array_elements(g.holders) WITH ORDINALITY AS x(h, i) WHERE (h ->> '%s')::int8 <> $3::int8)`
 	return statements{
 		ping:  f(`SELECT count(*) FROM (SELECT 1 FROM {T} LIMIT 1) AS x`),
-		sweep: f(`DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} WHERE expires < now() ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`),
+		sweep: f(`DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} AS g WHERE expires < now() AND NOT jsonb_path_exists(g.holders, '$[*] ? (@.e > $n)', jsonb_build_object('n', {N}))
+ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`),
 		list: f(`SELECT g.kind, g.key, g.token, {TTL}, g.owner, {LIVE}, {MARKS}, {N} FROM {T} AS g
-WHERE substr(g.key, 1, length($1::bytea)) = $1::bytea AND (g.key, g.kind) > ($2::bytea, $3::text) AND g.expires > now()
+WHERE substr(g.key, 1, length($1::bytea)) = $1::bytea AND (g.key, g.kind) > ($2::bytea, $3::text)
+  AND (g.expires > now() OR jsonb_array_length({LIVE}) > 0)
 ORDER BY g.key, g.kind LIMIT $4`),
 		guard: f(`SELECT 1 FROM {T} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > clock_timestamp() FOR SHARE`),
 
 		acquire:       f(acquire),
-		acquireNotify: f(`WITH a AS (` + acquire + `) SELECT token, ` + notify + ` FROM a`),
-		release:       f(`WITH d AS (DELETE FROM {T} WHERE kind = $1 AND key = $2 AND token = $3 RETURNING expires > now() AS live) SELECT live, ` + notify + ` FROM d`),
+		acquireNotify: f(`WITH a AS (` + acquire + `) SELECT attempt, token, ` + notify + ` FROM a WHERE a.attempt = $5`),
+		release:       f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now() RETURNING ` + notify),
 		refresh:       f(`UPDATE {T} SET expires = now() + $4::int8{US} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now()`),
-		state:         f(`SELECT token, {TTL}, owner FROM {T} WHERE kind = $1 AND key = $2 AND expires > now()`),
-		force:         f(`WITH d AS (DELETE FROM {T} WHERE kind = $1 AND key = $2 RETURNING expires > now() AS live) SELECT live, ` + notify + ` FROM d`),
-		undo:          f(`WITH d AS (DELETE FROM {T} WHERE kind = $1 AND key = ANY($2::bytea[]) AND attempt = $3 RETURNING key) SELECT pg_notify({C}, $1 || ':' || md5(d.key)) FROM d`),
+		state:         f(`SELECT token, {TTL}, owner, {Q}, {N} FROM {T} AS l WHERE kind = $1 AND key = $2`),
+		force:         f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND expires > now() RETURNING ` + notify),
+		undo:          f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = ANY($2::bytea[]) AND attempt = $3 AND expires > now() RETURNING pg_notify({C}, $1 || ':' || md5(key))`),
+		join: f(`INSERT INTO {T} AS l (kind, key, token, expires, holders)
+VALUES ($1, $2, 0, '-infinity', jsonb_build_array(jsonb_build_object('w', $3::text, 'e', {N} + $4::int8)))
+ON CONFLICT (kind, key) DO UPDATE SET holders = {Q} || excluded.holders`),
+		leave: f(`UPDATE {T} AS l SET holders = jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n && @.w != $w)', jsonb_build_object('n', {N}, 'w', $3::text))
+WHERE kind = $1 AND key = $2 AND jsonb_path_exists(l.holders, '$[*] ? (@.w == $w)', jsonb_build_object('w', $3::text))
+RETURNING ` + notify),
 
 		multiAcquire: f(`WITH t AS (SELECT nextval({S}) AS t)
 INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
 SELECT 'm', u.k, t.t, now() + $2::int8{US}, $3, $4 FROM t, unnest($1::bytea[]) WITH ORDINALITY AS u(k, i) ORDER BY u.i
 ON CONFLICT (kind, key) DO UPDATE
 SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
-WHERE l.expires <= now()
+WHERE l.expires <= now() AND jsonb_array_length({Q}) = 0
 RETURNING token`),
-		multiRelease: f(`WITH d AS (DELETE FROM {T} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 RETURNING key, expires > now() AS live)
-SELECT live, pg_notify({C}, 'm:' || md5(d.key)) FROM d`),
+		multiRelease: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()
+RETURNING true, pg_notify({C}, 'm:' || md5(key))`),
 		multiRefresh: f(`UPDATE {T} SET expires = now() + $3::int8{US} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()`),
 		multiState:   f(`SELECT key, token, {TTL}, owner FROM {T} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND expires > now() ORDER BY key`),
-		multiForce: f(`WITH d AS (DELETE FROM {T} WHERE kind = 'm' AND key = ANY($1::bytea[]) RETURNING key, expires > now() AS live)
-SELECT live, pg_notify({C}, 'm:' || md5(d.key)) FROM d`),
+		multiForce: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND expires > now()
+RETURNING true, pg_notify({C}, 'm:' || md5(key))`),
 
 		semAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
 VALUES ('s', $1, 0, now() + $2::int8{US}, ` + strings.Replace(newHolder, "%s", "", 1) + `)

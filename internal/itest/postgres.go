@@ -52,7 +52,8 @@ func WithPostgresTLS(ca *CA) PostgresOption { return func(c *postgresConfig) { c
 
 // StartPostgres starts a PostgreSQL server for the test: superuser
 // postgres with [PostgresPassword], SCRAM over TCP, fsync off (data
-// survives a restart of the container, not a crash of the machine).
+// survives a restart or a kill of the container, not a crash of the
+// machine).
 func StartPostgres(t testing.TB, opts ...PostgresOption) *Postgres {
 	t.Helper()
 	var cfg postgresConfig
@@ -65,7 +66,10 @@ func StartPostgres(t testing.TB, opts ...PostgresOption) *Postgres {
 		t.Fatalf("network: %v", err)
 	}
 	t.Cleanup(func() { nw.Remove(context.Background()) })
-	flags := []string{"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+	// fsync off: a killed server keeps its data (the kernel has it); only
+	// a crash of the machine would lose it. synchronous_commit stays on:
+	// off, a killed server loses its last commits (grants, tokens).
+	flags := []string{"-c", "fsync=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "log_min_messages=warning"}
 	extra := []testcontainers.ContainerCustomizer{
 		tcnetwork.WithNetwork([]string{"postgres"}, nw),

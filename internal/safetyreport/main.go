@@ -57,7 +57,7 @@ func read(r io.Reader) ([]history.Report, error) {
 	return out, sc.Err()
 }
 
-var backends = []string{"memory", "redis", "redlock", "etcd"}
+var backends = []string{"memory", "redis", "redlock", "etcd", "postgres"}
 
 func render(w io.Writer, reports []history.Report, cmd, machine string, now time.Time) error {
 	b := &strings.Builder{}
