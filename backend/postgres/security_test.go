@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/xsync-go/xsync"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/xsync-go/xsync"
 
 	"github.com/xsync-go/xsync/backend"
 	xpg "github.com/xsync-go/xsync/backend/postgres"

@@ -64,7 +64,7 @@ RETURNING attempt, token`
 	newHolder := `jsonb_build_array(jsonb_build_object('t', nextval({S}), 'e', {N} + $2::int8, 'o', $3::text, 'a', $4::int8%s))`
 	withoutHolder := `(SELECT coalesce(jsonb_agg(h ORDER BY i), '[]'::jsonb) FROM jsonb_array_elements(g.holders) WITH ORDINALITY AS x(h, i) WHERE (h ->> '%s')::int8 <> $3::int8)`
 	return statements{
-		ping:  f(`SELECT count(*) FROM (SELECT 1 FROM {T} LIMIT 1) AS x`),
+		ping: f(`SELECT count(*) FROM (SELECT 1 FROM {T} LIMIT 1) AS x`),
 		sweep: f(`DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} AS g WHERE expires < now() AND NOT jsonb_path_exists(g.holders, '$[*] ? (@.e > $n)', jsonb_build_object('n', {N}))
 ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`),
 		list: f(`SELECT g.kind, g.key, g.token, {TTL}, g.owner, {LIVE}, {MARKS}, {N} FROM {T} AS g
