@@ -82,7 +82,7 @@ build_etcd() {
   mkdir -p "$r/usr/local/bin" "$r/var/lib/etcd" "$r/tmp"
   chmod 1777 "$r/tmp"
   log "etcd: building etcdmain (a first build compiles for about 100 s)"
-  (cd "$HERE/etcd-server" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$r/usr/local/bin/etcd" .)
+  (cd "$HERE/etcd-server" && GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$r/usr/local/bin/etcd" .)
   # Flags, not ETCD_* variables: etcd refuses a flag that shadows a set variable.
   import "$ETCD_IMAGE" "$r" \
     'ENV PATH=/usr/local/bin:/usr/bin:/bin' 'WORKDIR /var/lib/etcd' 'EXPOSE 2379 2380' \
