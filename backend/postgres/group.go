@@ -94,7 +94,7 @@ func (s state) writer() bool {
 func (g group) read(ctx context.Context) (state, error) {
 	var hs, ms []byte
 	var st state
-	err := g.l.pool.QueryRow(ctx, g.l.sql.groupState, g.kind, g.key).Scan(&hs, &ms, &st.now)
+	err := g.l.pool.QueryRow(ctx, g.l.sql.GroupState, g.kind, g.key).Scan(&hs, &ms, &st.now)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return state{}, nil
@@ -120,7 +120,7 @@ func (g group) take(ctx context.Context, sql string, ttl time.Duration, a int64,
 		return 0, nil
 	case err != nil:
 		if unknown(err) {
-			g.l.undo(ctx, g.l.sql.groupUndo, g.kind, g.key, a)
+			g.l.undo(ctx, g.l.sql.GroupUndo, g.kind, g.key, a)
 		}
 		return 0, g.l.fail(ctx, "acquire", err)
 	}
@@ -131,13 +131,13 @@ func (g group) take(ctx context.Context, sql string, ttl time.Duration, a int64,
 // Acquire takes a permit if fewer than limit are held.
 func (s semaphore) Acquire(ctx context.Context, r backend.Request) (int64, error) {
 	a := attempt()
-	return s.take(ctx, s.l.sql.semAcquire, r.TTL, a, s.key, micros(r.TTL), r.Owner, a, s.limit)
+	return s.take(ctx, s.l.sql.SemAcquire, r.TTL, a, s.key, micros(r.TTL), r.Owner, a, s.limit)
 }
 
 // Acquire takes a read lock if no writer holds the lock or waits for it.
 func (r reader) Acquire(ctx context.Context, req backend.Request) (int64, error) {
 	a := attempt()
-	return r.take(ctx, r.l.sql.readAcquire, req.TTL, a, r.key, micros(req.TTL), req.Owner, a)
+	return r.take(ctx, r.l.sql.ReadAcquire, req.TTL, a, r.key, micros(req.TTL), req.Owner, a)
 }
 
 // Acquire takes the write lock if nobody holds the lock; the grant removes
@@ -146,13 +146,13 @@ func (w writer) Acquire(ctx context.Context, req backend.Request) (int64, error)
 	l := w.l
 	a := attempt()
 	var got, tok int64
-	err := l.pool.QueryRow(ctx, l.sql.writeAcquire, w.key, micros(req.TTL), req.Owner, a, req.Waiter, micros(req.Keep)).Scan(&got, &tok)
+	err := l.pool.QueryRow(ctx, l.sql.WriteAcquire, w.key, micros(req.TTL), req.Owner, a, req.Waiter, micros(req.Keep)).Scan(&got, &tok)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return 0, nil
 	case err != nil:
 		if unknown(err) {
-			l.undo(ctx, l.sql.groupUndo, w.kind, w.key, a)
+			l.undo(ctx, l.sql.GroupUndo, w.kind, w.key, a)
 		}
 		return 0, l.fail(ctx, "acquire", err)
 	}
@@ -165,7 +165,7 @@ func (w writer) Acquire(ctx context.Context, req backend.Request) (int64, error)
 
 // Release removes token's holder and notifies the waiters.
 func (g group) Release(ctx context.Context, token int64) (bool, error) {
-	tag, err := g.l.pool.Exec(ctx, g.l.sql.groupRelease, g.kind, g.key, token)
+	tag, err := g.l.pool.Exec(ctx, g.l.sql.GroupRelease, g.kind, g.key, token)
 	if err != nil {
 		return false, g.l.fail(ctx, "release", err)
 	}
@@ -174,7 +174,7 @@ func (g group) Release(ctx context.Context, token int64) (bool, error) {
 
 // Refresh sets token's holder's expiry; the token stays.
 func (g group) Refresh(ctx context.Context, token int64, ttl time.Duration) (bool, error) {
-	tag, err := g.l.pool.Exec(ctx, g.l.sql.groupRefresh, g.kind, g.key, token, micros(ttl))
+	tag, err := g.l.pool.Exec(ctx, g.l.sql.GroupRefresh, g.kind, g.key, token, micros(ttl))
 	if err != nil {
 		return false, g.l.fail(ctx, "refresh", err)
 	}
@@ -205,7 +205,7 @@ func (st state) info() backend.Info {
 
 // ForceRelease drops every holder and notifies the waiters.
 func (g group) ForceRelease(ctx context.Context) (bool, error) {
-	tag, err := g.l.pool.Exec(ctx, g.l.sql.groupForce, g.kind, g.key)
+	tag, err := g.l.pool.Exec(ctx, g.l.sql.GroupForce, g.kind, g.key)
 	if err != nil {
 		return false, g.l.fail(ctx, "force-release", err)
 	}
@@ -246,7 +246,7 @@ func (w writer) Watch(ctx context.Context, waiter string, keep time.Duration) (<
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := l.pool.Exec(ctx, l.sql.writeMark, w.key, waiter, micros(keep)); err != nil {
+	if _, err := l.pool.Exec(ctx, l.sql.WriteMark, w.key, waiter, micros(keep)); err != nil {
 		stop()
 		return nil, nil, l.fail(ctx, "watch", err)
 	}
@@ -257,7 +257,7 @@ func (w writer) Watch(ctx context.Context, waiter string, keep time.Duration) (<
 		if marked {
 			uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 			defer cancel()
-			_, _ = l.pool.Exec(uctx, l.sql.writeUnmark, w.key, waiter)
+			_, _ = l.pool.Exec(uctx, l.sql.WriteUnmark, w.key, waiter)
 		}
 	}, nil
 }

@@ -50,7 +50,7 @@ func (l *Locker) guard(ctx context.Context, tx Querier, kind string, key []byte,
 		return ErrNotHeld
 	}
 	var one int
-	err := tx.QueryRow(ctx, l.sql.guard, kind, key, token).Scan(&one)
+	err := tx.QueryRow(ctx, l.sql.Guard, kind, key, token).Scan(&one)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return ErrNotHeld
@@ -65,7 +65,7 @@ func (l *Locker) guard(ctx context.Context, tx Querier, kind string, key []byte,
 // takes the row lock. Its parameters are $1 the kind ("m" for a mutex,
 // "e" for an election), $2 the key as bytea with the Locker's prefix
 // before it, $3 the token.
-func (l *Locker) GuardSQL() string { return l.sql.guard }
+func (l *Locker) GuardSQL() string { return l.sql.Guard }
 
 // TryLockTx takes the transaction-scoped advisory lock of key in tx
 // (pg_try_advisory_xact_lock): true if taken, false if another

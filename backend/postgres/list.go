@@ -24,7 +24,7 @@ func (l *Locker) List(ctx context.Context, prefix, cursor string, limit int) ([]
 		}
 		afterKind, afterKey = kind, k
 	}
-	rows, err := l.pool.Query(ctx, l.sql.list, l.key(prefix), afterKey, afterKind, limit)
+	rows, err := l.pool.Query(ctx, l.sql.List, l.key(prefix), afterKey, afterKind, limit)
 	if err != nil {
 		return nil, "", l.fail(ctx, "list", err)
 	}

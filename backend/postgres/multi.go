@@ -45,7 +45,7 @@ func (m multi) Acquire(ctx context.Context, r backend.Request) (int64, error) {
 	a := attempt()
 	var tok int64
 	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, l.sql.multiAcquire, m.keys, micros(r.TTL), r.Owner, a)
+		rows, err := tx.Query(ctx, l.sql.MultiAcquire, m.keys, micros(r.TTL), r.Owner, a)
 		if err != nil {
 			return err
 		}
@@ -71,7 +71,7 @@ func (m multi) Acquire(ctx context.Context, r backend.Request) (int64, error) {
 		return 0, nil
 	case err != nil:
 		if unknown(err) {
-			l.undo(ctx, l.sql.undo, kindMutex, m.keys, a)
+			l.undo(ctx, l.sql.Undo, kindMutex, m.keys, a)
 		}
 		return 0, l.fail(ctx, "acquire", err)
 	}
@@ -85,7 +85,7 @@ var errBusy = errors.New("a key is held")
 // Release deletes the rows token still holds, and says true if that was
 // every key.
 func (m multi) Release(ctx context.Context, token int64) (bool, error) {
-	rows, err := m.l.pool.Query(ctx, m.l.sql.multiRelease, m.keys, token)
+	rows, err := m.l.pool.Query(ctx, m.l.sql.MultiRelease, m.keys, token)
 	if err != nil {
 		return false, m.l.fail(ctx, "release", err)
 	}
@@ -109,7 +109,7 @@ func (m multi) Release(ctx context.Context, token int64) (bool, error) {
 // Refresh extends the rows token holds, and says true if that was every
 // key.
 func (m multi) Refresh(ctx context.Context, token int64, ttl time.Duration) (bool, error) {
-	tag, err := m.l.pool.Exec(ctx, m.l.sql.multiRefresh, m.keys, token, micros(ttl))
+	tag, err := m.l.pool.Exec(ctx, m.l.sql.MultiRefresh, m.keys, token, micros(ttl))
 	if err != nil {
 		return false, m.l.fail(ctx, "refresh", err)
 	}
@@ -119,7 +119,7 @@ func (m multi) Refresh(ctx context.Context, token int64, ttl time.Duration) (boo
 
 // Inspect lists the holders of the keys (one per token).
 func (m multi) Inspect(ctx context.Context) (backend.Info, error) {
-	rows, err := m.l.pool.Query(ctx, m.l.sql.multiState, m.keys)
+	rows, err := m.l.pool.Query(ctx, m.l.sql.MultiState, m.keys)
 	if err != nil {
 		return backend.Info{}, m.l.fail(ctx, "inspect", err)
 	}
@@ -148,7 +148,7 @@ func (m multi) Inspect(ctx context.Context) (backend.Info, error) {
 
 // ForceRelease deletes the keys' rows whoever holds them.
 func (m multi) ForceRelease(ctx context.Context) (bool, error) {
-	rows, err := m.l.pool.Query(ctx, m.l.sql.multiForce, m.keys)
+	rows, err := m.l.pool.Query(ctx, m.l.sql.MultiForce, m.keys)
 	if err != nil {
 		return false, m.l.fail(ctx, "force-release", err)
 	}

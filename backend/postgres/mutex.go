@@ -50,7 +50,7 @@ var (
 // Acquire is one INSERT ... ON CONFLICT DO UPDATE that takes the row if it
 // is missing or expired, with a new token from the sequence.
 func (m row) Acquire(ctx context.Context, r backend.Request) (int64, error) {
-	return m.acquire(ctx, r, m.l.sql.acquire)
+	return m.acquire(ctx, r, m.l.sql.Acquire)
 }
 
 func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64, error) {
@@ -58,7 +58,7 @@ func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64,
 	a := attempt()
 	var got, tok int64
 	dest := []any{&got, &tok}
-	if sql == l.sql.acquireNotify {
+	if sql == l.sql.AcquireNotify {
 		dest = append(dest, nil)
 	}
 	err := l.pool.QueryRow(ctx, sql, m.kind, m.key, micros(r.TTL), r.Owner, a, r.Waiter, micros(r.Keep)).Scan(dest...)
@@ -67,7 +67,7 @@ func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64,
 		return 0, nil
 	case err != nil:
 		if unknown(err) {
-			l.undo(ctx, l.sql.undo, m.kind, [][]byte{m.key}, a)
+			l.undo(ctx, l.sql.Undo, m.kind, [][]byte{m.key}, a)
 		}
 		return 0, l.fail(ctx, "acquire", err)
 	}
@@ -82,13 +82,13 @@ func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64,
 
 // Acquire of an election notifies observers of the grant.
 func (e election) Acquire(ctx context.Context, r backend.Request) (int64, error) {
-	return e.acquire(ctx, r, e.l.sql.acquireNotify)
+	return e.acquire(ctx, r, e.l.sql.AcquireNotify)
 }
 
 // Release is one UPDATE that ends the row's hold if token holds it (the
 // row stays for its queue, or for the sweeper); it notifies the waiters.
 func (m row) Release(ctx context.Context, token int64) (bool, error) {
-	tag, err := m.l.pool.Exec(ctx, m.l.sql.release, m.kind, m.key, token)
+	tag, err := m.l.pool.Exec(ctx, m.l.sql.Release, m.kind, m.key, token)
 	if err != nil {
 		return false, m.l.fail(ctx, "release", err)
 	}
@@ -98,7 +98,7 @@ func (m row) Release(ctx context.Context, token int64) (bool, error) {
 // Refresh is one UPDATE of the row's expiry if token holds it; the token
 // stays.
 func (m row) Refresh(ctx context.Context, token int64, ttl time.Duration) (bool, error) {
-	tag, err := m.l.pool.Exec(ctx, m.l.sql.refresh, m.kind, m.key, token, micros(ttl))
+	tag, err := m.l.pool.Exec(ctx, m.l.sql.Refresh, m.kind, m.key, token, micros(ttl))
 	if err != nil {
 		return false, m.l.fail(ctx, "refresh", err)
 	}
@@ -140,7 +140,7 @@ func (m row) read(ctx context.Context) (rowState, error) {
 	var st rowState
 	var us int64
 	var q []byte
-	err := m.l.pool.QueryRow(ctx, m.l.sql.state, m.kind, m.key).Scan(&st.holder.Token, &us, &st.holder.Owner, &q, &st.now)
+	err := m.l.pool.QueryRow(ctx, m.l.sql.State, m.kind, m.key).Scan(&st.holder.Token, &us, &st.holder.Owner, &q, &st.now)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return rowState{}, nil
@@ -158,7 +158,7 @@ func (m row) read(ctx context.Context) (rowState, error) {
 // ForceRelease ends the row's hold whoever holds it and notifies the
 // waiters; the sequence goes on.
 func (m row) ForceRelease(ctx context.Context) (bool, error) {
-	tag, err := m.l.pool.Exec(ctx, m.l.sql.force, m.kind, m.key)
+	tag, err := m.l.pool.Exec(ctx, m.l.sql.Force, m.kind, m.key)
 	if err != nil {
 		return false, m.l.fail(ctx, "force-release", err)
 	}
@@ -193,7 +193,7 @@ func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-ch
 	if err != nil || waiter == "" {
 		return ready, stop, err
 	}
-	if _, err := l.pool.Exec(ctx, l.sql.join, m.kind, m.key, waiter, micros(keep)); err != nil {
+	if _, err := l.pool.Exec(ctx, l.sql.Join, m.kind, m.key, waiter, micros(keep)); err != nil {
 		stop()
 		return nil, nil, l.fail(ctx, "watch", err)
 	}
@@ -202,7 +202,7 @@ func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-ch
 		stop()
 		uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 		defer cancel()
-		_, _ = l.pool.Exec(uctx, l.sql.leave, m.kind, m.key, waiter)
+		_, _ = l.pool.Exec(uctx, l.sql.Leave, m.kind, m.key, waiter)
 	}, nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/pgsql"
 )
 
 // Defaults of the options.
@@ -142,7 +143,7 @@ type Locker struct {
 	pool *pgxpool.Pool
 	opts []Option
 	cfg  config
-	sql  statements
+	sql  pgsql.Statements
 	hub  *hub // nil without LISTEN
 
 	sweepMu      sync.Mutex
@@ -175,7 +176,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 	if c.err != nil {
 		panic(c.err.Error())
 	}
-	l := &Locker{pool: pool, opts: opts, cfg: c, sql: newStatements(c)}
+	l := &Locker{pool: pool, opts: opts, cfg: c, sql: pgsql.New(c.tableName(), c.seqName(), c.channel())}
 	if c.listen {
 		l.hub = newHub(l)
 	}
@@ -215,7 +216,7 @@ func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, er
 // table or a missing grant shows here, not at the first lock).
 func (l *Locker) Ping(ctx context.Context) error {
 	var n int
-	if err := l.pool.QueryRow(ctx, l.sql.ping).Scan(&n); err != nil {
+	if err := l.pool.QueryRow(ctx, l.sql.Ping).Scan(&n); err != nil {
 		return fmt.Errorf("postgres: ping: %w", classify(err))
 	}
 	return nil
@@ -339,7 +340,7 @@ const sweepBatch = 1000
 
 func (l *Locker) sweep() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	tag, err := l.pool.Exec(ctx, l.sql.sweep, sweepBatch)
+	tag, err := l.pool.Exec(ctx, l.sql.Sweep, sweepBatch)
 	cancel()
 	l.sweepMu.Lock()
 	defer l.sweepMu.Unlock()

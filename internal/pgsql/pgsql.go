@@ -1,32 +1,34 @@
-package postgres
+// Package pgsql is the SQL of backend/postgres, apart so that the
+// benchmarks can send the same statements raw.
+package pgsql
 
 import "strings"
 
-// statements are the SQL the Locker sends, for its table. Each runs on its
+// Statements are the SQL the Locker sends, for its table. Each runs on its
 // own, in autocommit (one round trip), but for a multi-key acquire, which
 // is one transaction. Times are on the server's clock: now() for expiry
 // (the start of the statement: a lock that waited for a row lock expires
 // no later than the caller counted), microseconds since the epoch inside
 // jsonb.
-type statements struct {
-	ping, sweep, list, guard string
+type Statements struct {
+	Ping, Sweep, List, Guard string
 
 	// The mutex kinds (mutex, election): one row whose token, expires and
 	// owner are the holder's, and whose holders column is the queue of
 	// its waiters (jsonb, in arrival order: w name, e expiry of the
 	// place). A released row stays (expires -infinity) while it has a
 	// queue; the sweeper deletes it. $1 kind, $2 key.
-	acquire, acquireNotify, release, refresh, state, force, undo string
-	join, leave                                                  string
+	Acquire, AcquireNotify, Release, Refresh, State, Force, Undo string
+	Join, Leave                                                  string
 
 	// The keys of a multi-key lock: mutex rows under one token.
-	multiAcquire, multiRelease, multiRefresh, multiState, multiForce string
+	MultiAcquire, MultiRelease, MultiRefresh, MultiState, MultiForce string
 
 	// The group kinds (semaphore, read-write lock): one row whose holders
 	// (jsonb: t token, e expiry, o owner, a attempt, w writer) and marks
 	// (jsonb: a waiting writer's name and expiry) are the lock's.
-	semAcquire, readAcquire, writeAcquire, writeMark, writeUnmark string
-	groupRelease, groupRefresh, groupState, groupForce, groupUndo string
+	SemAcquire, ReadAcquire, WriteAcquire, WriteMark, WriteUnmark string
+	GroupRelease, GroupRefresh, GroupState, GroupForce, GroupUndo string
 }
 
 const (
@@ -40,8 +42,10 @@ const (
 	holdsTok  = `jsonb_path_exists(g.holders, '$[*] ? (@.t == $t && @.e > $n)', jsonb_build_object('t', $3::int8, 'n', ` + nowUS + `))`
 )
 
-func newStatements(c config) statements {
-	r := strings.NewReplacer("{T}", c.tableName(), "{S}", "'"+c.seqName()+"'", "{C}", "'"+c.channel()+"'",
+// New returns the statements for table (quoted, with its schema), its
+// sequence (quoted) and its NOTIFY channel.
+func New(table, seq, channel string) Statements {
+	r := strings.NewReplacer("{T}", table, "{S}", "'"+seq+"'", "{C}", "'"+channel+"'",
 		"{N}", nowUS, "{US}", micro, "{LIVE}", liveHold, "{MARKS}", liveMarks, "{TTL}", ttlLeft, "{HOLDS}", holdsTok, "{Q}", queue)
 	f := func(s string) string { return r.Replace(s) }
 	// A grant needs the row missing or expired, and no waiter queued
@@ -63,56 +67,56 @@ RETURNING attempt, token`
 	notify := `pg_notify({C}, $1 || ':' || md5($2))`
 	newHolder := `jsonb_build_array(jsonb_build_object('t', nextval({S}), 'e', {N} + $2::int8, 'o', $3::text, 'a', $4::int8%s))`
 	withoutHolder := `(SELECT coalesce(jsonb_agg(h ORDER BY i), '[]'::jsonb) FROM jsonb_array_elements(g.holders) WITH ORDINALITY AS x(h, i) WHERE (h ->> '%s')::int8 <> $3::int8)`
-	return statements{
-		ping: f(`SELECT count(*) FROM (SELECT 1 FROM {T} LIMIT 1) AS x`),
-		sweep: f(`DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} AS g WHERE expires < now() AND NOT jsonb_path_exists(g.holders, '$[*] ? (@.e > $n)', jsonb_build_object('n', {N}))
+	return Statements{
+		Ping: f(`SELECT count(*) FROM (SELECT 1 FROM {T} LIMIT 1) AS x`),
+		Sweep: f(`DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} AS g WHERE expires < now() AND NOT jsonb_path_exists(g.holders, '$[*] ? (@.e > $n)', jsonb_build_object('n', {N}))
 ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`),
-		list: f(`SELECT g.kind, g.key, g.token, {TTL}, g.owner, {LIVE}, {MARKS}, {N} FROM {T} AS g
+		List: f(`SELECT g.kind, g.key, g.token, {TTL}, g.owner, {LIVE}, {MARKS}, {N} FROM {T} AS g
 WHERE substr(g.key, 1, length($1::bytea)) = $1::bytea AND (g.key, g.kind) > ($2::bytea, $3::text)
   AND (g.expires > now() OR jsonb_array_length({LIVE}) > 0)
 ORDER BY g.key, g.kind LIMIT $4`),
-		guard: f(`SELECT 1 FROM {T} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > clock_timestamp() FOR SHARE`),
+		Guard: f(`SELECT 1 FROM {T} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > clock_timestamp() FOR SHARE`),
 
-		acquire:       f(acquire),
-		acquireNotify: f(`WITH a AS (` + acquire + `) SELECT attempt, token, ` + notify + ` FROM a WHERE a.attempt = $5`),
-		release:       f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now() RETURNING ` + notify),
-		refresh:       f(`UPDATE {T} SET expires = now() + $4::int8{US} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now()`),
-		state:         f(`SELECT token, {TTL}, owner, {Q}, {N} FROM {T} AS l WHERE kind = $1 AND key = $2`),
-		force:         f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND expires > now() RETURNING ` + notify),
-		undo:          f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = ANY($2::bytea[]) AND attempt = $3 AND expires > now() RETURNING pg_notify({C}, $1 || ':' || md5(key))`),
-		join: f(`INSERT INTO {T} AS l (kind, key, token, expires, holders)
+		Acquire:       f(acquire),
+		AcquireNotify: f(`WITH a AS (` + acquire + `) SELECT attempt, token, ` + notify + ` FROM a WHERE a.attempt = $5`),
+		Release:       f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now() RETURNING ` + notify),
+		Refresh:       f(`UPDATE {T} SET expires = now() + $4::int8{US} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now()`),
+		State:         f(`SELECT token, {TTL}, owner, {Q}, {N} FROM {T} AS l WHERE kind = $1 AND key = $2`),
+		Force:         f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND expires > now() RETURNING ` + notify),
+		Undo:          f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = ANY($2::bytea[]) AND attempt = $3 AND expires > now() RETURNING pg_notify({C}, $1 || ':' || md5(key))`),
+		Join: f(`INSERT INTO {T} AS l (kind, key, token, expires, holders)
 VALUES ($1, $2, 0, '-infinity', jsonb_build_array(jsonb_build_object('w', $3::text, 'e', {N} + $4::int8)))
 ON CONFLICT (kind, key) DO UPDATE SET holders = {Q} || excluded.holders`),
-		leave: f(`UPDATE {T} AS l SET holders = jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n && @.w != $w)', jsonb_build_object('n', {N}, 'w', $3::text))
+		Leave: f(`UPDATE {T} AS l SET holders = jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n && @.w != $w)', jsonb_build_object('n', {N}, 'w', $3::text))
 WHERE kind = $1 AND key = $2 AND jsonb_path_exists(l.holders, '$[*] ? (@.w == $w)', jsonb_build_object('w', $3::text))
 RETURNING ` + notify),
 
-		multiAcquire: f(`WITH t AS (SELECT nextval({S}) AS t)
+		MultiAcquire: f(`WITH t AS (SELECT nextval({S}) AS t)
 INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
 SELECT 'm', u.k, t.t, now() + $2::int8{US}, $3, $4 FROM t, unnest($1::bytea[]) WITH ORDINALITY AS u(k, i) ORDER BY u.i
 ON CONFLICT (kind, key) DO UPDATE
 SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
 WHERE l.expires <= now() AND jsonb_array_length({Q}) = 0
 RETURNING token`),
-		multiRelease: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()
+		MultiRelease: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()
 RETURNING true, pg_notify({C}, 'm:' || md5(key))`),
-		multiRefresh: f(`UPDATE {T} SET expires = now() + $3::int8{US} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()`),
-		multiState:   f(`SELECT key, token, {TTL}, owner FROM {T} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND expires > now() ORDER BY key`),
-		multiForce: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND expires > now()
+		MultiRefresh: f(`UPDATE {T} SET expires = now() + $3::int8{US} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()`),
+		MultiState:   f(`SELECT key, token, {TTL}, owner FROM {T} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND expires > now() ORDER BY key`),
+		MultiForce: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND expires > now()
 RETURNING true, pg_notify({C}, 'm:' || md5(key))`),
 
-		semAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
+		SemAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
 VALUES ('s', $1, 0, now() + $2::int8{US}, ` + strings.Replace(newHolder, "%s", "", 1) + `)
 ON CONFLICT (kind, key) DO UPDATE SET holders = {LIVE} || excluded.holders, expires = greatest(g.expires, excluded.expires)
 WHERE jsonb_array_length({LIVE}) < $5::int4
 RETURNING (holders -> -1 ->> 't')::int8`),
-		readAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
+		ReadAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
 VALUES ('r', $1, 0, now() + $2::int8{US}, ` + strings.Replace(newHolder, "%s", "", 1) + `)
 ON CONFLICT (kind, key) DO UPDATE SET holders = {LIVE} || excluded.holders, marks = {MARKS}, expires = greatest(g.expires, excluded.expires)
 WHERE NOT jsonb_path_exists(g.holders, '$[*] ? (@.w == true && @.e > $n)', jsonb_build_object('n', {N}))
   AND NOT jsonb_path_exists(g.marks, '$.* ? (@ > $n)', jsonb_build_object('n', {N}))
 RETURNING (holders -> -1 ->> 't')::int8`),
-		writeAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
+		WriteAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
 VALUES ('r', $1, 0, now() + $2::int8{US}, ` + strings.Replace(newHolder, "%s", ", 'w', true", 1) + `)
 ON CONFLICT (kind, key) DO UPDATE SET
   holders = CASE WHEN jsonb_array_length({LIVE}) = 0 THEN excluded.holders ELSE g.holders END,
@@ -121,24 +125,24 @@ ON CONFLICT (kind, key) DO UPDATE SET
   expires = greatest(g.expires, excluded.expires, now() + $6::int8{US})
 WHERE jsonb_array_length({LIVE}) = 0 OR coalesce((g.marks ->> $5::text)::int8, 0) > {N}
 RETURNING (holders -> -1 ->> 'a')::int8, (holders -> -1 ->> 't')::int8`),
-		writeMark: f(`INSERT INTO {T} AS g (kind, key, token, expires, marks)
+		WriteMark: f(`INSERT INTO {T} AS g (kind, key, token, expires, marks)
 VALUES ('r', $1, 0, now() + $3::int8{US}, jsonb_build_object($2::text, {N} + $3::int8))
 ON CONFLICT (kind, key) DO UPDATE SET marks = {MARKS} || excluded.marks, holders = {LIVE}, expires = greatest(g.expires, excluded.expires)
 RETURNING holders, marks, {N}`),
-		writeUnmark: f(`UPDATE {T} AS g SET marks = g.marks - $2::text WHERE kind = 'r' AND key = $1 AND g.marks ? $2::text
+		WriteUnmark: f(`UPDATE {T} AS g SET marks = g.marks - $2::text WHERE kind = 'r' AND key = $1 AND g.marks ? $2::text
 RETURNING pg_notify({C}, 'r:' || md5(g.key))`),
 
-		groupRelease: f(`UPDATE {T} AS g SET holders = ` + strings.Replace(withoutHolder, "%s", "t", 1) + `
+		GroupRelease: f(`UPDATE {T} AS g SET holders = ` + strings.Replace(withoutHolder, "%s", "t", 1) + `
 WHERE kind = $1 AND key = $2 AND {HOLDS}
 RETURNING ` + notify),
-		groupRefresh: f(`UPDATE {T} AS g SET holders = (SELECT jsonb_agg(CASE WHEN (h ->> 't')::int8 = $3::int8 THEN jsonb_set(h, '{e}', to_jsonb({N} + $4::int8)) ELSE h END ORDER BY i)
+		GroupRefresh: f(`UPDATE {T} AS g SET holders = (SELECT jsonb_agg(CASE WHEN (h ->> 't')::int8 = $3::int8 THEN jsonb_set(h, '{e}', to_jsonb({N} + $4::int8)) ELSE h END ORDER BY i)
   FROM jsonb_array_elements(g.holders) WITH ORDINALITY AS x(h, i)),
   expires = greatest(g.expires, now() + $4::int8{US})
 WHERE kind = $1 AND key = $2 AND {HOLDS}`),
-		groupState: f(`SELECT {LIVE}, {MARKS}, {N} FROM {T} AS g WHERE kind = $1 AND key = $2`),
-		groupForce: f(`UPDATE {T} AS g SET holders = '[]' WHERE kind = $1 AND key = $2 AND jsonb_array_length({LIVE}) > 0
+		GroupState: f(`SELECT {LIVE}, {MARKS}, {N} FROM {T} AS g WHERE kind = $1 AND key = $2`),
+		GroupForce: f(`UPDATE {T} AS g SET holders = '[]' WHERE kind = $1 AND key = $2 AND jsonb_array_length({LIVE}) > 0
 RETURNING ` + notify),
-		groupUndo: f(`UPDATE {T} AS g SET holders = ` + strings.Replace(withoutHolder, "%s", "a", 1) + `
+		GroupUndo: f(`UPDATE {T} AS g SET holders = ` + strings.Replace(withoutHolder, "%s", "a", 1) + `
 WHERE kind = $1 AND key = $2 AND jsonb_path_exists(g.holders, '$[*] ? (@.a == $a)', jsonb_build_object('a', $3::int8))
 RETURNING ` + notify),
 	}
