@@ -149,6 +149,7 @@ func BenchmarkUncontended(b *testing.B) {
 			}},
 		), "put")
 	})
+	b.Run("postgres", uncontendedPostgres)
 	b.Run("memory", func(b *testing.B) {
 		name := unique("xsync-memory")
 		b.Cleanup(xsync.Swap(name, memory.New()))
@@ -276,6 +277,7 @@ func BenchmarkContended8(b *testing.B) {
 			}
 		}},
 	}
+	all = append(all, postgresContenders(lazyPostgres(b), prefix)...)
 	for _, c := range all {
 		b.Run(c.name, func(b *testing.B) { benchutil.Contend(b, 8, c.setup(b)) })
 	}
@@ -346,10 +348,7 @@ func BenchmarkParallelKeys(b *testing.B) {
 	etcdSrv := itest.StartEtcd(b)
 	ctx := context.Background()
 	type libOp = func(key string) func() // one acquire+release of key
-	libs := []struct {
-		name string
-		op   func(b *testing.B) libOp
-	}{
+	libs := []parallelLib{
 		{"xsync-redis", func(b *testing.B) libOp {
 			n := unique("xsync-redis")
 			b.Cleanup(xsync.Swap(n, xredis.New(itest.RedisClient(b, redisSrv), xredis.WithPrefix(unique("p")+":"))))
@@ -395,6 +394,7 @@ func BenchmarkParallelKeys(b *testing.B) {
 			}
 		}},
 	}
+	libs = append(libs, postgresLibs(lazyPostgres(b))...)
 	for _, l := range libs {
 		b.Run(l.name, func(b *testing.B) {
 			op := l.op(b)

@@ -2,7 +2,6 @@ package benchmarks
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,12 +80,12 @@ func advisoryPair(b *testing.B, p *pgxpool.Pool, key int64) func() {
 	}
 }
 
-// BenchmarkPostgresUncontended interleaves, op by op, xsync's
-// acquire+release on PostgreSQL, the same two statements sent raw, and
+// uncontendedPostgres interleaves, op by op, xsync's acquire+release on
+// PostgreSQL, the same two statements sent raw, and
 // pg_try_advisory_lock/pg_advisory_unlock on one connection, and reports
-// each mean, its ratio to the raw pair, its cost in SELECT 1 round trips,
+// each mean, its cost in SELECT 1 round trips, its ratio to the raw pair,
 // and the statements xsync sent per acquire+release.
-func BenchmarkPostgresUncontended(b *testing.B) {
+func uncontendedPostgres(b *testing.B) {
 	srv := startPostgres(b)
 	var sent statements
 	xp := pgPool(b, srv, &sent)
@@ -100,92 +99,88 @@ func BenchmarkPostgresUncontended(b *testing.B) {
 	var pairs int64
 	means := benchutil.Interleave(b,
 		benchutil.Op{Name: "xsync-postgres", Fn: func() { lockUnlock(); pairs++ }},
-		benchutil.Op{Name: "raw-pair", Fn: rawPair(b, p, "k")},
-		benchutil.Op{Name: "advisory-session", Fn: advisoryPair(b, p, 42)},
+		benchutil.Op{Name: "pg-raw-pair", Fn: rawPair(b, p, "k")},
+		benchutil.Op{Name: "pg-advisory-session", Fn: advisoryPair(b, p, 42)},
 		benchutil.Op{Name: "select1", Fn: func() {
 			var one int
 			must(b, p.QueryRow(ctx, `SELECT 1`).Scan(&one))
 		}},
 	)
 	report(b, means, "select1")
-	b.ReportMetric(benchutil.Ratio(means["xsync-postgres"], means["raw-pair"]), "xsync/raw")
-	b.ReportMetric(benchutil.Ratio(means["xsync-postgres"], means["advisory-session"]), "xsync/advisory")
+	b.ReportMetric(benchutil.Ratio(means["xsync-postgres"], means["pg-raw-pair"]), "xsync/raw")
+	b.ReportMetric(benchutil.Ratio(means["xsync-postgres"], means["pg-advisory-session"]), "xsync/advisory")
 	if pairs > 0 {
 		b.ReportMetric(float64(sent.n.Load())/float64(pairs), "statements/pair")
 	}
 }
 
-// BenchmarkPostgresContended8 has 8 clients (each its own pool, as
-// separate processes) take turns on one key: xsync (waiters queued,
-// woken by NOTIFY), and pg_advisory_lock on a session of each client
-// (PostgreSQL's own lock queue, the floor).
-func BenchmarkPostgresContended8(b *testing.B) {
-	srv := startPostgres(b)
-	prefix := unique("c") + "/"
-	b.Run("xsync-postgres", func(b *testing.B) {
-		c := xsyncContender("xsync-postgres", time.Second, func(b *testing.B, n string) {
-			l := xpg.New(pgPool(b, srv, nil), xpg.WithPrefix(prefix))
+// postgresContenders are 8-client contenders on one key of srv: xsync
+// (waiters queued, woken by NOTIFY), and pg_advisory_lock on a session of
+// each client (PostgreSQL's own lock queue, the floor).
+func postgresContenders(srv func() *itest.Postgres, prefix string) []contender {
+	return []contender{
+		xsyncContender("xsync-postgres", time.Second, func(b *testing.B, n string) {
+			l := xpg.New(pgPool(b, srv(), nil), xpg.WithPrefix(prefix))
 			b.Cleanup(func() { l.Close() })
 			b.Cleanup(xsync.Swap(n, l))
-		})
-		benchutil.Contend(b, 8, c.setup(b))
-	})
-	b.Run("advisory-session", func(b *testing.B) {
-		benchutil.Contend(b, 8, func(int) lockFunc {
-			c, err := pgPool(b, srv, nil).Acquire(context.Background())
-			must(b, err)
-			b.Cleanup(c.Release)
-			return func(ctx context.Context, work func()) error {
-				if _, err := c.Exec(ctx, `SELECT pg_advisory_lock(43)`); err != nil {
+		}),
+		{"pg-advisory-session", func(b *testing.B) func(int) lockFunc {
+			return func(int) lockFunc {
+				c, err := pgPool(b, srv(), nil).Acquire(context.Background())
+				must(b, err)
+				b.Cleanup(c.Release)
+				return func(ctx context.Context, work func()) error {
+					if _, err := c.Exec(ctx, `SELECT pg_advisory_lock(43)`); err != nil {
+						return err
+					}
+					work()
+					_, err := c.Exec(ctx, `SELECT pg_advisory_unlock(43)`)
 					return err
 				}
-				work()
-				_, err := c.Exec(ctx, `SELECT pg_advisory_unlock(43)`)
-				return err
 			}
-		})
-	})
+		}},
+	}
 }
 
-// BenchmarkPostgresParallelKeys runs acquire+release from 4 goroutines at
-// once, each on a key of its own: xsync, the raw statement pair, and
-// session advisory locks (a connection per goroutine).
-func BenchmarkPostgresParallelKeys(b *testing.B) {
-	srv := startPostgres(b)
-	libs := []struct {
-		name string
-		op   func(b *testing.B) func(key string) func()
-	}{
+// postgresLibs are the parallel distinct-key contenders on srv: xsync, the
+// raw statement pair, and session advisory locks (a connection per
+// goroutine).
+func postgresLibs(srv func() *itest.Postgres) []parallelLib {
+	return []parallelLib{
 		{"xsync-postgres", func(b *testing.B) func(string) func() {
 			n := unique("xsync-postgres")
-			l := xpg.New(pgPool(b, srv, nil), xpg.WithPrefix(unique("p")+"/"))
+			l := xpg.New(pgPool(b, srv(), nil), xpg.WithPrefix(unique("p")+"/"))
 			b.Cleanup(func() { l.Close() })
 			b.Cleanup(xsync.Swap(n, l))
 			return func(key string) func() { return benchutil.LockUnlock(b, n, key) }
 		}},
-		{"raw-pair", func(b *testing.B) func(string) func() {
-			p := pgPool(b, srv, nil)
+		{"pg-raw-pair", func(b *testing.B) func(string) func() {
+			p := pgPool(b, srv(), nil)
 			return func(key string) func() { return rawPair(b, p, key) }
 		}},
-		{"advisory-session", func(b *testing.B) func(string) func() {
-			p := pgPool(b, srv, nil)
+		{"pg-advisory-session", func(b *testing.B) func(string) func() {
+			p := pgPool(b, srv(), nil)
 			var ids atomic.Int64
 			return func(string) func() { return advisoryPair(b, p, 1000+ids.Add(1)) }
 		}},
 	}
-	for _, l := range libs {
-		b.Run(l.name, func(b *testing.B) {
-			op := l.op(b)
-			var ids atomic.Int64
-			b.SetParallelism(2) // 4 goroutines on 2 cores
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				one := op(fmt.Sprint("k", ids.Add(1)))
-				for pb.Next() {
-					one()
-				}
-			})
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
-		})
+}
+
+// parallelLib is one library of BenchmarkParallelKeys: op builds one
+// acquire+release of a key.
+type parallelLib struct {
+	name string
+	op   func(b *testing.B) func(key string) func()
+}
+
+// lazyPostgres starts a migrated server on first use, for benchmarks run
+// selectively.
+func lazyPostgres(b *testing.B) func() *itest.Postgres {
+	var srv *itest.Postgres
+	return func() *itest.Postgres {
+		if srv == nil {
+			srv = startPostgres(b)
+		}
+		return srv
 	}
 }

@@ -16,7 +16,7 @@ GOFLAGS= go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6
 bs="$(go env GOPATH)/bin/benchstat"
 {
   echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(go version | awk '{print $3}'), $(date -u +%F)."
-  echo "Libraries: $(go list -m -f '{{.Path}} {{.Version}}' github.com/go-redsync/redsync/v4 github.com/bsm/redislock go.etcd.io/etcd/client/v3 github.com/redis/go-redis/v9 | paste -sd, -)."
+  echo "Libraries: $(go list -m -f '{{.Path}} {{.Version}}' github.com/go-redsync/redsync/v4 github.com/bsm/redislock go.etcd.io/etcd/client/v3 github.com/redis/go-redis/v9 github.com/jackc/pgx/v5 | paste -sd, -)."
 } > "$out/machine.txt"
 go test -run '^$' -bench 'Uncontended' -benchtime=2s -count="$ROUNDS" . > "$out/uncontended.txt"
 go test -run '^$' -bench 'Contended8' -benchtime=400x -count="$ROUNDS" . > "$out/contended.txt"

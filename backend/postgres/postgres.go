@@ -317,18 +317,28 @@ func (l *Locker) granted(d time.Duration) {
 	if l.closed {
 		return
 	}
-	if l.sweepTimer != nil && !l.sweepAt.Before(at) {
-		return
-	}
-	if l.sweepTimer != nil && l.sweepAt.After(time.Now()) {
-		// A sweep is armed earlier: it arms the next one itself.
-		if l.sweepPending.IsZero() || at.After(l.sweepPending) {
-			l.sweepPending = at
+	if l.sweepTimer != nil {
+		// A sweep is armed or running; it arms the next one itself, at the
+		// latest time pending.
+		if at.Before(l.sweepAt) && l.sweepTimer.Stop() {
+			// Armed later than needed: sweep at at first, then then.
+			l.pend(l.sweepAt)
+			l.sweepAt = at
+			l.sweepTimer = time.AfterFunc(time.Until(at), l.sweep)
+			return
 		}
+		l.pend(at)
 		return
 	}
 	l.sweepAt = at
 	l.sweepTimer = time.AfterFunc(time.Until(at), l.sweep)
+}
+
+// pend makes at the time of the sweep after the current one, if later.
+func (l *Locker) pend(at time.Time) {
+	if l.sweepPending.IsZero() || at.After(l.sweepPending) {
+		l.sweepPending = at
+	}
 }
 
 // sweepDelay is how long after the latest expiry known to a Locker its

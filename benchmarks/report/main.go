@@ -104,13 +104,14 @@ func main() {
 	var uncBars, conBars []bar
 	fmt.Fprintf(&b, "# xsync beside its peers\n\n")
 	fmt.Fprintf(&b, "Written by `benchmarks/run.sh` (raw output and benchstat tables in [peers/](peers/)). %s\n\n", strings.TrimSpace(string(machine)))
-	fmt.Fprintf(&b, "Method: every contender runs against the same containers (host network) in the same run. Uncontended costs come from one loop that interleaves all contenders op by op, rotating the order (`benchutil.Interleave`), and are given in round trips of that same loop (Redis PING, etcd Put); ratios are taken within each round, then the median over rounds is shown. The 8-client workloads run each library in turn within every round, 8 workers with a client each on one key, each library waiting the way it does by default (xsync: its FIFO queue on Redis and etcd and its release notification on Redlock, with a retry interval as the bound, 1 s, and 250 ms on Redlock, near redsync's default 50-250 ms; redislock: a 1 ms linear retry; redsync: its default randomised retry; etcd's Mutex: its watch).\n\n")
+	fmt.Fprintf(&b, "Method: every contender runs against the same containers (host network) in the same run. Uncontended costs come from one loop that interleaves all contenders op by op, rotating the order (`benchutil.Interleave`), and are given in round trips of that same loop (Redis PING, etcd Put, PostgreSQL SELECT 1); ratios are taken within each round, then the median over rounds is shown. The 8-client workloads run each library in turn within every round, 8 workers with a client each on one key, each library waiting the way it does by default (xsync: its FIFO queue on Redis and etcd and its release notification on Redlock, with a retry interval as the bound, 1 s, and 250 ms on Redlock, near redsync's default 50-250 ms; redislock: a 1 ms linear retry; redsync: its default randomised retry; etcd's Mutex: its watch; PostgreSQL: xsync's FIFO queue woken by NOTIFY, against the same two statements sent raw and session advisory locks, pg_try_advisory_lock/pg_advisory_unlock on one connection or pg_advisory_lock per client, which no pool or pooler can use safely; cirello.io/pglock could not be measured: the module proxy here does not serve it).\n\n")
 	fmt.Fprintf(&b, "![per-acquisition cost](peers.svg)\n\n")
 
 	groups := []struct{ sub, unit, title string }{
 		{"Uncontended/redis", "ping", "One Redis: acquire + release"},
 		{"Uncontended/redis5", "ping", "Five Redis nodes: acquire + release"},
 		{"Uncontended/etcd", "put", "etcd (one node): acquire + release"},
+		{"Uncontended/postgres", "select1", "PostgreSQL: acquire + release"},
 	}
 	for _, g := range groups {
 		var rounds []result
