@@ -45,8 +45,8 @@ var (
 //   - otherwise the official image if it is present, or the locally built
 //     one if that is present;
 //   - otherwise the official image if it can be pulled;
-//   - otherwise the local image, built here by build-images.sh (Redis from
-//     Debian's package, etcd from the etcd server module), once per
+//   - otherwise the local image, built here by build-images.sh (Redis and
+//     PostgreSQL from Debian's packages, etcd from the etcd server module), once per
 //     machine: a file lock keeps concurrent test binaries from building it
 //     twice, and progress goes to stderr.
 func resolveImage(t testing.TB, kind imageKind) string {
@@ -105,7 +105,7 @@ func buildImage(kind imageKind) error {
 		return err
 	}
 	defer lock.Close()
-	fmt.Fprintf(os.Stderr, "itest: %s is missing and %s cannot be pulled: building it (first time on this machine: about 10 s for Redis, 2 min for etcd)\n",
+	fmt.Fprintf(os.Stderr, "itest: %s is missing and %s cannot be pulled: building it (first time on this machine: about 10 s for Redis or PostgreSQL, 2 min for etcd)\n",
 		kind.local, kind.official)
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("lock: %w", err)

@@ -1,13 +1,15 @@
 // Package itest starts the real servers that the backends' integration
-// tests run against (Redis, a single etcd, a 3-member etcd cluster), with
-// testcontainers, and injects faults into them: stop and start, kill and
-// start, pause and unpause, network disconnect and connect. A server keeps
-// its host port across all of them.
+// tests run against (Redis, a single etcd, a 3-member etcd cluster,
+// PostgreSQL and PgBouncer), with testcontainers, and injects faults into
+// them: stop and start, kill and start, pause and unpause, network
+// disconnect and connect. A server keeps its host port across all of them.
 //
-// Image names come from XSYNC_REDIS_IMAGE and XSYNC_ETCD_IMAGE, whose
-// defaults are the official images. On a machine without a registry, the
-// first test that needs an image builds an equivalent local one with
-// build-images.sh beside this file (once per machine; see resolveImage).
+// Image names come from XSYNC_REDIS_IMAGE, XSYNC_ETCD_IMAGE and
+// XSYNC_POSTGRES_IMAGE, whose defaults are the official images
+// (XSYNC_PGBOUNCER_IMAGE: the PostgreSQL image built here). On a machine
+// without a registry, the first test that needs an image builds an
+// equivalent local one with build-images.sh beside this file (once per
+// machine; see resolveImage).
 //
 // Fault helpers: Server.Stop/Start, Kill, Pause/Unpause and
 // Disconnect/Connect act on containers; [Proxy] sits between a client and a
