@@ -186,10 +186,9 @@ func testGuard(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
 	require.NoError(t, err)
 	_, err = d.Release(ctx)
 	require.NoError(t, err)
-	e, err := c.Acquire(ctx, "account:1", xsync.WithTTL(30*time.Second))
+	_, err = c.Acquire(ctx, "account:1", xsync.WithTTL(30*time.Second))
 	require.NoError(t, err)
 	assert.Error(t, l.Guard(ctx, stx, "account:1", int64(d.Token())), "the released token")
-	_ = e
 }
 
 // waitForLockWait waits until some session waits for a row lock.

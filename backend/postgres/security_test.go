@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/xsync-go/xsync"
 
-	"github.com/xsync-go/xsync/backend"
 	xpg "github.com/xsync-go/xsync/backend/postgres"
 	"github.com/xsync-go/xsync/internal/itest"
 )
@@ -168,5 +167,4 @@ func testLeastPrivilegeRole(t *testing.T, srv *itest.Postgres, admin *pgxpool.Po
 	s.See(err)
 	require.Error(t, err, "the role cannot create tables")
 	assert.Contains(t, err.Error(), "permission denied")
-	var _ backend.Locker = l
 }

@@ -127,8 +127,7 @@ WHERE jsonb_array_length({LIVE}) = 0 OR coalesce((g.marks ->> $5::text)::int8, 0
 RETURNING (holders -> -1 ->> 'a')::int8, (holders -> -1 ->> 't')::int8`),
 		WriteMark: f(`INSERT INTO {T} AS g (kind, key, token, expires, marks)
 VALUES ('r', $1, 0, now() + $3::int8{US}, jsonb_build_object($2::text, {N} + $3::int8))
-ON CONFLICT (kind, key) DO UPDATE SET marks = {MARKS} || excluded.marks, holders = {LIVE}, expires = greatest(g.expires, excluded.expires)
-RETURNING holders, marks, {N}`),
+ON CONFLICT (kind, key) DO UPDATE SET marks = {MARKS} || excluded.marks, holders = {LIVE}, expires = greatest(g.expires, excluded.expires)`),
 		WriteUnmark: f(`UPDATE {T} AS g SET marks = g.marks - $2::text WHERE kind = 'r' AND key = $1 AND g.marks ? $2::text
 RETURNING pg_notify({C}, 'r:' || md5(g.key))`),
 
