@@ -48,7 +48,7 @@
 //
 // Every operation is one statement in autocommit, one round trip:
 // acquire (INSERT ... ON CONFLICT DO UPDATE of a missing or expired row),
-// release (DELETE or UPDATE where the token still holds), refresh (UPDATE
+// release (UPDATE of the row where the token still holds), refresh (UPDATE
 // of the expiry where the token still holds). A multi-key acquire is one
 // transaction that commits only if it took every key (three round trips).
 // A release keeps the row (its expiry set to -infinity) for its queue and
