@@ -159,9 +159,8 @@
 // process died, not the machine). With synchronous_commit off, a crash
 // loses the last commits: grants, releases and sequence values, so a
 // token can repeat and a lock can be granted twice, as in a failover to
-// an asynchronous replica (below); the tests saw exactly this. pg_terminate_backend
-// of the Locker's connections fails the calls in flight; the pool
-// reconnects; the listening connection reconnects and wakes its waiters.
+// an asynchronous replica (below). pg_terminate_backend of the Locker's
+// connections fails the calls in flight; the pool reconnects; the listening connection reconnects and wakes its waiters.
 // An acquire whose outcome is unknown (its connection broke, its context
 // ended) is undone by its attempt number, on a detached context bounded
 // by two seconds; if that fails too, the row is held until its TTL.

@@ -241,7 +241,6 @@ func (r reader) Watch(ctx context.Context, _ string, _ time.Duration) (<-chan st
 // stop removes the mark and wakes the readers it kept out.
 func (w writer) Watch(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
 	l := w.l
-	marked := false
 	ready, stop, err := w.watchGroup(ctx, func(st state) bool { return len(st.holders) == 0 })
 	if err != nil {
 		return nil, nil, err
@@ -250,14 +249,11 @@ func (w writer) Watch(ctx context.Context, waiter string, keep time.Duration) (<
 		stop()
 		return nil, nil, l.fail(ctx, "watch", err)
 	}
-	marked = true
 	l.granted(keep)
 	return ready, func() {
 		stop()
-		if marked {
-			uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
-			defer cancel()
-			_, _ = l.pool.Exec(uctx, l.sql.WriteUnmark, w.key, waiter)
-		}
+		uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+		defer cancel()
+		_, _ = l.pool.Exec(uctx, l.sql.WriteUnmark, w.key, waiter)
 	}, nil
 }

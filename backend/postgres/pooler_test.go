@@ -189,6 +189,18 @@ func testGuard(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
 	_, err = c.Acquire(ctx, "account:1", xsync.WithTTL(30*time.Second))
 	require.NoError(t, err)
 	assert.Error(t, l.Guard(ctx, stx, "account:1", int64(d.Token())), "the released token")
+
+	// A leader's term guards the same way, by its epoch.
+	term, err := c.Election("billing").Campaign(ctx, xsync.WithTTL(30*time.Second))
+	require.NoError(t, err)
+	require.NoError(t, pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
+		return l.GuardElection(ctx, tx, "billing", int64(term.Epoch()))
+	}), "the leader")
+	_, err = term.Resign(ctx)
+	require.NoError(t, err)
+	require.ErrorIs(t, pgx.BeginFunc(ctx, p, func(tx pgx.Tx) error {
+		return l.GuardElection(ctx, tx, "billing", int64(term.Epoch()))
+	}), xpg.ErrNotHeld, "a resigned leader")
 }
 
 // waitForLockWait waits until some session waits for a row lock.

@@ -35,8 +35,7 @@ const PostgresPassword = "xsync-test-superuser"
 // where it is known as "postgres" (for a PgBouncer beside it).
 type Postgres struct {
 	*Server
-	nw  *testcontainers.DockerNetwork
-	tls bool
+	nw *testcontainers.DockerNetwork
 }
 
 // PostgresOption changes how StartPostgres starts a server.
@@ -100,7 +99,7 @@ func StartPostgres(t testing.TB, opts ...PostgresOption) *Postgres {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Postgres{Server: s, nw: nw, tls: cfg.ca != nil}
+	return &Postgres{Server: s, nw: nw}
 }
 
 // URL returns a postgres:// URL of the server for user and password on
@@ -123,12 +122,6 @@ func postgresURL(hostport, user, password string, query ...string) string {
 	}
 	u.RawQuery = q
 	return u.String()
-}
-
-// Exec runs psql as the superuser in the server's container and returns
-// its output.
-func (p *Postgres) Exec(sql string) (string, error) {
-	return p.exec("psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c", sql)
 }
 
 // PgBouncer is a PgBouncer of a test in front of a [Postgres].
