@@ -40,13 +40,15 @@
 //     which wakes watching waiters; revisions, and so tokens, keep growing.
 //   - Waiters queue (FIFO), as etcd's own Mutex has them do: a caller that
 //     finds the key held puts an entry under {prefix}q/{hex of key}/ on
-//     a lease, and its create revision is its place. It watches the lock's
-//     key and the queue from the current revision (no catch-up stall) and
-//     tries only when the key is gone and no entry is ahead of it; its
-//     transaction checks both. A handoff is thus one watch notification
-//     after the releasing delete and the next waiter's transaction, however
-//     many wait; a free key goes to the first waiter, and a newcomer's
-//     transaction checks that nobody is queued. A waiter that gives up
+//     a lease, and its create revision is its place. It watches one key
+//     from the current revision (no catch-up stall): the entry just ahead
+//     of its own, or, once none is ahead, the lock's key; it tries when
+//     the key is gone and no entry is ahead of it, and its transaction
+//     checks both. A handoff is thus one watch notification to one waiter
+//     after the releasing delete and that waiter's transaction, however
+//     many wait (the waiter behind it then moves its watch to the lock's
+//     key: a watch and a read); a free key goes to the first waiter, and a
+//     newcomer's transaction checks that nobody is queued. A waiter that gives up
 //     deletes its entry (one request, up to 250ms); one that dies holds the
 //     others back until its entry's lease expires: its keep time,
 //     max(3 × retry interval, 1s), rounded up to whole seconds and to
@@ -136,7 +138,9 @@
 // Measured in etcd writes (a Put) on one node: Acquire is a lease plus a
 // transaction. The lease is one this Locker used before, renewed to a full
 // TTL with one keep-alive (which is not a Raft write: about a third of a
-// Put), or, the first time, a new grant (a write). Release is one
+// Put) sent alongside the transaction, not before it (the lock counts
+// only if both succeed, and its TTL runs from after the attempt began),
+// or, the first time, a new grant (a write) before it. Release is one
 // transaction (a write); its lease is kept for the next lock and expires
 // on its own when unused. Refresh is one keep-alive and one read.
 // docs/benchmarks.md has the costs in Puts.

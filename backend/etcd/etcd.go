@@ -78,6 +78,8 @@ type Locker struct {
 	marksSwept int
 
 	queued sync.Map // waiter → *waiter: this Locker's queued waiters
+
+	keeper keeper // renews leases
 }
 
 // lease is a lease this Locker granted. expires is a local estimate, only
@@ -106,6 +108,7 @@ func New(client *clientv3.Client, opts ...Option) *Locker {
 		idle:   make(map[int64][]lease),
 		marks:  make(map[string]mark),
 	}
+	l.keeper.client = client
 	for _, o := range opts {
 		o(l)
 	}
@@ -153,31 +156,89 @@ func (l *Locker) bounded(ctx context.Context, ttl time.Duration) (context.Contex
 
 // acquire makes the lock's transaction: the key does not exist, and the
 // comparisons cmps hold; then the put and the operations ops.
+//
+// The put goes on a lease of ttl. A lease this Locker used before (its
+// lock was released) is renewed by a keep-alive sent alongside the
+// transaction, not before it: the lease is alive when the transaction
+// applies (it has at least 250ms left when taken from the pool), and the
+// keep-alive, once answered, gives it the whole TTL from a moment after
+// the attempt began. A lock is returned only if both succeeded; a
+// transaction that put the key while the keep-alive failed is undone
+// (the lease is revoked).
 func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, owner string, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, error) {
-	le, err := l.lease(ctx, seconds(ttl))
-	if err != nil {
-		// A lease granted without our knowing holds no key: it expires.
-		return 0, fmt.Errorf("etcd: lease: %w", l.classify(err))
+	if err := l.connected(ctx); err != nil {
+		return 0, fmt.Errorf("etcd: lease: %w", err)
 	}
 	k := l.mutexKey(key)
-	resp, err := l.client.Txn(ctx).
-		If(append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))...).
-		Then(append(ops, clientv3.OpPut(k, owner, clientv3.WithLease(le.id)))...).
-		Commit()
-	if err != nil {
-		// The put may have been applied, or may still be: revoking the
-		// lease deletes the key if it was, and makes the put fail if it
-		// comes later (its lease is gone).
-		l.revoke(ctx, le)
-		return 0, fmt.Errorf("etcd: acquire: %w", l.classify(err))
+	cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+	for {
+		le, renewed, err := l.leaseAlongside(ctx, seconds(ttl))
+		if err != nil {
+			// A lease granted without our knowing holds no key: it expires.
+			return 0, fmt.Errorf("etcd: lease: %w", l.classify(err))
+		}
+		resp, err := l.client.Txn(ctx).
+			If(cmps...).
+			Then(append(ops, clientv3.OpPut(k, owner, clientv3.WithLease(le.id)))...).
+			Commit()
+		kerr := renewed(&le)
+		if errors.Is(kerr, rpctypes.ErrLeaseNotFound) && (err == nil && !resp.Succeeded || errors.Is(err, rpctypes.ErrLeaseNotFound)) {
+			continue // the pooled lease had expired, and nothing was put: the next one
+		}
+		if err != nil {
+			// The put may have been applied, or may still be: revoking the
+			// lease deletes the key if it was, and makes the put fail if it
+			// comes later (its lease is gone).
+			l.revoke(ctx, le)
+			return 0, fmt.Errorf("etcd: acquire: %w", l.classify(err))
+		}
+		if kerr != nil {
+			// Answered, but the lease's renewal was not: whatever the
+			// transaction put may expire before the TTL, so it is undone.
+			l.revoke(ctx, le)
+			return 0, fmt.Errorf("etcd: acquire: lease keep-alive: %w", l.classify(kerr))
+		}
+		if !resp.Succeeded {
+			l.putIdle(le)
+			return 0, nil
+		}
+		token := resp.Header.Revision
+		l.hold(token, k, 1, le)
+		return token, nil
 	}
-	if !resp.Succeeded {
-		l.putIdle(le)
-		return 0, nil
+}
+
+// leaseAlongside returns a lease of ttl seconds for an acquire: one from
+// the pool, whose keep-alive it has sent and whose answer renewed waits
+// for (and records in the lease), or else a new one (renewed then returns
+// nil at once).
+func (l *Locker) leaseAlongside(ctx context.Context, ttl int64) (lease, func(*lease) error, error) {
+	le, ok := l.takeIdle(ttl)
+	if !ok {
+		le, err := l.grant(ctx, ttl)
+		return le, func(*lease) error { return nil }, err
 	}
-	token := resp.Header.Revision
-	l.hold(token, k, 1, le)
-	return token, nil
+	type answer struct {
+		expires time.Time
+		err     error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		sent := time.Now()
+		ttl, err := l.keeper.keepAlive(ctx, le.id)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		done <- answer{expires: sent.Add(time.Duration(ttl) * time.Second)}
+	}()
+	return le, func(le *lease) error {
+		a := <-done
+		if a.err == nil {
+			le.expires = a.expires
+		}
+		return a.err
+	}, nil
 }
 
 // cleanupTimeout bounds the revocation of an acquire's lease when the
@@ -262,9 +323,9 @@ func (l *Locker) lease(ctx context.Context, ttl int64) (lease, error) {
 			break
 		}
 		sent := time.Now()
-		resp, err := l.client.KeepAliveOnce(ctx, le.id)
+		ttl, err := l.keeper.keepAlive(ctx, le.id)
 		if err == nil {
-			le.expires = sent.Add(time.Duration(resp.TTL) * time.Second)
+			le.expires = sent.Add(time.Duration(ttl) * time.Second)
 			return le, nil
 		}
 		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -272,6 +333,11 @@ func (l *Locker) lease(ctx context.Context, ttl int64) (lease, error) {
 		}
 		// Expired meanwhile: try the next one, or grant.
 	}
+	return l.grant(ctx, ttl)
+}
+
+// grant grants a new lease of ttl seconds.
+func (l *Locker) grant(ctx context.Context, ttl int64) (lease, error) {
 	sent := time.Now()
 	g, err := l.client.Grant(ctx, ttl)
 	if err != nil {
@@ -405,7 +471,7 @@ func (l *Locker) refreshKey(ctx context.Context, k string, token int64, ttl time
 		le = lease{key: k, id: clientv3.LeaseID(resp.Kvs[0].Lease), ttl: seconds(ttl)}
 	}
 	sent := time.Now()
-	resp, err := l.client.KeepAliveOnce(ctx, le.id)
+	leaseTTL, err := l.keeper.keepAlive(ctx, le.id)
 	switch {
 	case errors.Is(err, rpctypes.ErrLeaseNotFound):
 		l.takeHeld(token)
@@ -413,7 +479,7 @@ func (l *Locker) refreshKey(ctx context.Context, k string, token int64, ttl time
 	case err != nil:
 		return false, fmt.Errorf("etcd: refresh: %w", l.classify(err))
 	}
-	if want := seconds(ttl); resp.TTL < want || resp.TTL > want && resp.TTL > int64(MinTTL/time.Second) {
+	if want := seconds(ttl); leaseTTL < want || leaseTTL > want && leaseTTL > int64(MinTTL/time.Second) {
 		// The lease was granted for another TTL, and a lease's TTL is
 		// fixed: move the key to a lease of the TTL asked for.
 		return l.rebind(ctx, k, token, want)
@@ -429,7 +495,7 @@ func (l *Locker) refreshKey(ctx context.Context, k string, token int64, ttl time
 		}
 		// Only leases this Locker granted are ever pooled: a lease found on
 		// another process's key stays that process's.
-		le.expires = sent.Add(time.Duration(resp.TTL) * time.Second)
+		le.expires = sent.Add(time.Duration(leaseTTL) * time.Second)
 		l.mu.Lock()
 		if _, still := l.held[token]; still {
 			l.held[token] = le

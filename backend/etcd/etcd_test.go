@@ -50,7 +50,7 @@ func (h *harness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *harness) Limits() conformance.Limits {
-	return conformance.Limits{MinTTL: xetcd.MinTTL, ExpiryTolerance: time.Second, FIFO: true}
+	return conformance.Limits{MinTTL: xetcd.MinTTL, ExpiryTolerance: time.Second, FIFO: true, IgnoreGoroutines: xetcd.IdleGoroutines}
 }
 
 // Size counts keys under the prefix. Leases are checked by

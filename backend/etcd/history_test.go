@@ -101,5 +101,5 @@ func (h *clusterHarness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *clusterHarness) Limits() conformance.Limits {
-	return conformance.Limits{MinTTL: xetcd.MinTTL, ExpiryTolerance: time.Second, FIFO: true}
+	return conformance.Limits{MinTTL: xetcd.MinTTL, ExpiryTolerance: time.Second, FIFO: true, IgnoreGoroutines: xetcd.IdleGoroutines}
 }

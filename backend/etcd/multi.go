@@ -209,7 +209,7 @@ func (l *Locker) refreshMulti(ctx context.Context, keys []string, token int64, t
 		le = lease{key: first, id: clientv3.LeaseID(resp.Kvs[0].Lease)}
 	}
 	sent := time.Now()
-	ka, err := l.client.KeepAliveOnce(ctx, le.id)
+	kaTTL, err := l.keeper.keepAlive(ctx, le.id)
 	if err != nil {
 		// A lease that is gone took the keys with it.
 		resp, gerr := l.client.Get(ctx, first, clientv3.WithCountOnly())
@@ -220,7 +220,7 @@ func (l *Locker) refreshMulti(ctx context.Context, keys []string, token int64, t
 		return false, fmt.Errorf("etcd: refresh keys: %w", l.classify(err))
 	}
 	want := seconds(ttl)
-	if ka.TTL < want || ka.TTL > want && ka.TTL > int64(MinTTL/time.Second) {
+	if kaTTL < want || kaTTL > want && kaTTL > int64(MinTTL/time.Second) {
 		g, err := l.client.Grant(ctx, want)
 		if err != nil {
 			return false, fmt.Errorf("etcd: refresh keys: %w", l.classify(err))
@@ -257,7 +257,7 @@ func (l *Locker) refreshMulti(ctx context.Context, keys []string, token int64, t
 		return false, nil
 	}
 	if ok {
-		le.expires = sent.Add(time.Duration(ka.TTL) * time.Second)
+		le.expires = sent.Add(time.Duration(kaTTL) * time.Second)
 		l.mu.Lock()
 		if _, still := l.held[token]; still {
 			l.held[token] = le

@@ -35,12 +35,17 @@ type waiter struct {
 
 // watchQueue is a mutex waiter's watch: w's entry (a put on a lease of
 // keep, rounded up to whole seconds and to etcd's minimum) joins the
-// key's queue, and two watches start, on the lock's key and on the queue,
-// before w reads both. w is woken when the lock key is gone and no entry
-// is ahead of it: one watch notification after the release, or the
-// holder's expiry, or the entry ahead of it leaving (given up, or expired
-// with its lease: a waiter that died). stop deletes w's entry unless w got
-// the lock (one request, up to 250ms) and keeps its lease for reuse.
+// key's queue, and w watches one etcd key: the entry just ahead of its own
+// (its predecessor), or, once none is ahead, the lock's key. So a handoff
+// wakes one waiter, whatever the queue's length: the releasing delete
+// reaches the head alone, and an entry's delete (a waiter that got the
+// lock, gave up, or died with its lease) reaches the one waiter behind
+// it, which then watches the next one ahead or the lock. w is woken when
+// the lock key is gone and no entry is ahead of it (the holder's release
+// or expiry), or when a watch ends (the cluster lost its leader): then it
+// tries, and its attempt's transaction decides. stop deletes w's entry
+// unless w got the lock (one request, up to 250ms) and keeps its lease
+// for reuse.
 func (l *Locker) watchQueue(ctx context.Context, key, w string, keep time.Duration) (<-chan struct{}, func(), error) {
 	k, qp := l.mutexKey(key), l.queuePrefix(key)
 	le, err := l.lease(ctx, seconds(max(keep, MinTTL)))
@@ -54,18 +59,6 @@ func (l *Locker) watchQueue(ctx context.Context, key, w string, keep time.Durati
 		return nil, nil, fmt.Errorf("etcd: watch: queue: %w", l.classify(err))
 	}
 	wt := &waiter{entry: entry, rev: put.Header.Revision, le: le, renew: time.Now(), keep: keep}
-
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	lockEvents := l.client.Watch(clientv3.WithRequireLeader(wctx), k, clientv3.WithCreatedNotify())
-	queueEvents := l.client.Watch(clientv3.WithRequireLeader(wctx), qp, clientv3.WithPrefix(),
-		clientv3.WithCreatedNotify(), clientv3.WithFilterPut())
-	drain := func() {
-		cancel()
-		for range lockEvents {
-		}
-		for range queueEvents {
-		}
-	}
 	cleanUp := func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
@@ -73,82 +66,197 @@ func (l *Locker) watchQueue(ctx context.Context, key, w string, keep time.Durati
 			l.putIdle(wt.le)
 		}
 	}
-	fail := func(err error) (<-chan struct{}, func(), error) {
-		drain()
-		cleanUp()
-		return nil, nil, fmt.Errorf("etcd: watch: %w", err)
-	}
-	for _, events := range []clientv3.WatchChan{lockEvents, queueEvents} {
-		if err := watchCreated(ctx, events); err != nil {
-			return fail(err)
-		}
-	}
-	// The state the watches' events apply to: who is ahead, and whether
-	// the lock is held. Entries only join behind w, so the set ahead only
-	// shrinks.
-	// Both reads in one round trip (a read-only transaction).
-	read, err := l.client.Txn(ctx).Then(
-		clientv3.OpGet(qp, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithMaxCreateRev(wt.rev-1)),
-		clientv3.OpGet(k, clientv3.WithCountOnly())).Commit()
-	if err != nil {
-		return fail(err)
-	}
-	ahead := map[string]bool{}
-	for _, kv := range read.Responses[0].GetResponseRange().Kvs {
-		ahead[string(kv.Key)] = true
-	}
 
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ready, notify := signal()
-	var mu sync.Mutex
-	held := read.Responses[1].GetResponseRange().Count > 0
-	check := func() { // under mu
-		if !held && len(ahead) == 0 {
-			notify()
-		}
+	q := &queueWatch{l: l, k: k, qp: qp, rev: wt.rev, notify: notify}
+	events, err := q.next(ctx, clientv3.WithRequireLeader(wctx), false)
+	if err != nil {
+		cancel()
+		q.end()
+		cleanUp()
+		return nil, nil, fmt.Errorf("etcd: watch: %w", l.classify(err))
 	}
-	mu.Lock()
-	check()
-	mu.Unlock()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for resp := range lockEvents {
-			mu.Lock()
-			for _, ev := range resp.Events {
-				held = ev.Type == clientv3.EventTypePut
-			}
-			if resp.Err() != nil || resp.Canceled {
-				notify() // the watch ended (cancelled, or no leader): try again
-			}
-			check()
-			mu.Unlock()
-		}
-	})
-	wg.Go(func() {
-		for resp := range queueEvents {
-			mu.Lock()
-			for _, ev := range resp.Events {
-				delete(ahead, string(ev.Kv.Key))
-			}
-			if resp.Err() != nil || resp.Canceled {
-				notify()
-			}
-			check()
-			mu.Unlock()
-		}
-	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.run(clientv3.WithRequireLeader(wctx), events)
+	}()
 	l.queued.Store(w, wt)
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
 			l.queued.Delete(w)
 			cancel()
-			wg.Wait()
+			<-done
 			if !wt.left.Load() {
 				cleanUp()
 			}
 		})
 	}
 	return ready, stop, nil
+}
+
+// queueWatch is a queued waiter's watch of the one etcd key it waits on:
+// its predecessor's entry, or the lock's key.
+type queueWatch struct {
+	l      *Locker
+	k, qp  string
+	rev    int64  // the waiter's entry's create revision
+	target string // the key watched; k once no entry is ahead
+	cancel context.CancelFunc
+	events clientv3.WatchChan // the watch in effect, ended by cancel
+	notify func()
+}
+
+// next starts watching what the waiter waits on now and returns the
+// watch's events. It finds the predecessor (the entry with the largest
+// create revision below the waiter's), watches it (or the lock's key),
+// waits until etcd has created the watch, then reads again: a
+// predecessor gone meanwhile is replaced by the next one, and the waiter
+// is notified if the lock key is free with none ahead. Entries join only
+// behind the waiter, so once the read shows the watched predecessor
+// still there, its delete is what to wait for.
+//
+// With head, the waiter's predecessor just left (it got the lock, as a
+// rule): the waiter guesses that it is first now and watches the lock's
+// key at once, and the read after the watch tells whether it guessed
+// right: one round trip fewer on the way to the next handoff.
+func (q *queueWatch) next(ctx, wctx context.Context, head bool) (clientv3.WatchChan, error) {
+	pred := ""
+	if !head {
+		var err error
+		if pred, err = q.predecessor(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		q.target = q.k
+		if pred != "" {
+			q.target = pred
+		}
+		// The new watch starts before the one it replaces ends (see
+		// replace): the client's watch stream stays open.
+		cctx, cancel := context.WithCancel(wctx)
+		events := q.l.client.Watch(cctx, q.target, clientv3.WithCreatedNotify())
+		if err := watchCreated(ctx, events); err != nil {
+			cancel()
+			drainEvents(events)
+			return nil, err
+		}
+		q.replace(cancel, events)
+		// One read-only transaction: the predecessor now, and whether the
+		// lock key exists.
+		read, err := q.l.client.Txn(ctx).Then(q.predecessorOp(), clientv3.OpGet(q.k, clientv3.WithCountOnly())).Commit()
+		if err != nil {
+			return nil, err
+		}
+		now := ""
+		if kvs := read.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+			now = string(kvs[0].Key)
+		}
+		if now != pred {
+			pred = now
+			continue
+		}
+		if pred == "" && read.Responses[1].GetResponseRange().Count == 0 {
+			q.notify()
+		}
+		return events, nil
+	}
+}
+
+// replace makes events (ended by cancel) the watch in effect and ends the
+// one before it. The etcd client closes its watch stream when its last
+// watch ends, and a new stream costs more than a request (with a user
+// and password, the client authenticates on every new stream): so a
+// waiter's watch is replaced, never stopped and started again.
+func (q *queueWatch) replace(cancel context.CancelFunc, events clientv3.WatchChan) {
+	if q.cancel != nil {
+		q.cancel()
+		drainEvents(q.events)
+	}
+	q.cancel, q.events = cancel, events
+}
+
+// end ends the watch in effect.
+func (q *queueWatch) end() {
+	q.replace(nil, nil)
+}
+
+// predecessorOp reads the entry just ahead of the waiter's.
+func (q *queueWatch) predecessorOp() clientv3.Op {
+	return clientv3.OpGet(q.qp, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithMaxCreateRev(q.rev-1),
+		clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend), clientv3.WithLimit(1))
+}
+
+func (q *queueWatch) predecessor(ctx context.Context) (string, error) {
+	resp, err := q.l.client.Do(ctx, q.predecessorOp())
+	if err != nil {
+		return "", err
+	}
+	if kvs := resp.Get().Kvs; len(kvs) > 0 {
+		return string(kvs[0].Key), nil
+	}
+	return "", nil
+}
+
+// run follows the watch until wctx ends: a delete of the lock key wakes
+// the waiter; a delete of the predecessor moves the watch to the next
+// key ahead; a watch that ends (no leader, compaction) wakes the waiter
+// to try, and is started again after a pause.
+func (q *queueWatch) run(wctx context.Context, events clientv3.WatchChan) {
+	for {
+		moved := false
+		for resp := range events {
+			for _, ev := range resp.Events {
+				if ev.Type != clientv3.EventTypeDelete {
+					continue
+				}
+				if q.target == q.k {
+					q.notify()
+				} else {
+					moved = true
+				}
+			}
+			if resp.Err() != nil || resp.Canceled {
+				q.notify()
+				break
+			}
+			if moved {
+				break
+			}
+		}
+		for {
+			if wctx.Err() != nil {
+				q.end()
+				return
+			}
+			if !moved { // the watch failed: pause before the next
+				t := time.NewTimer(100 * time.Millisecond)
+				select {
+				case <-wctx.Done():
+					t.Stop()
+					q.end()
+					return
+				case <-t.C:
+				}
+			}
+			var err error
+			if events, err = q.next(wctx, wctx, moved); err == nil {
+				break
+			}
+			q.notify() // let the waiter try; its attempt decides
+			moved = false
+		}
+	}
+}
+
+// drainEvents waits for a cancelled watch's channel to close.
+func drainEvents(events clientv3.WatchChan) {
+	for range events {
+	}
 }
 
 // acquireQueued is an attempt by the queued waiter
@@ -172,11 +280,11 @@ func (l *Locker) acquireQueued(ctx context.Context, key string, ttl time.Duratio
 		l.putIdle(wt.le)
 	case err == nil && time.Since(wt.renew) > wt.keep/2:
 		sent := time.Now()
-		resp, kerr := l.client.KeepAliveOnce(ctx, wt.le.id)
+		ttl, kerr := l.keeper.keepAlive(ctx, wt.le.id)
 		switch {
 		case kerr == nil:
 			wt.renew = sent
-			wt.le.expires = sent.Add(time.Duration(resp.TTL) * time.Second)
+			wt.le.expires = sent.Add(time.Duration(ttl) * time.Second)
 		case errors.Is(kerr, rpctypes.ErrLeaseNotFound):
 			// The entry expired with its lease (this waiter did not
 			// attempt for its keep time): queue again, at the end, on

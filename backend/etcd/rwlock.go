@@ -203,7 +203,7 @@ func (l *Locker) setMark(ctx context.Context, k string, keep time.Duration) erro
 	}
 	sent := time.Now()
 	if ok {
-		_, err := l.client.KeepAliveOnce(ctx, m.le.id)
+		_, err := l.keeper.keepAlive(ctx, m.le.id)
 		if err == nil {
 			m.renewed = sent
 			l.keepMark(k, m)

@@ -169,7 +169,7 @@ func (h *authHarness) Locker(t *testing.T) backend.Locker {
 }
 
 func (h *authHarness) Limits() conformance.Limits {
-	return conformance.Limits{MinTTL: xetcd.MinTTL, ExpiryTolerance: time.Second, FIFO: true}
+	return conformance.Limits{MinTTL: xetcd.MinTTL, ExpiryTolerance: time.Second, FIFO: true, IgnoreGoroutines: xetcd.IdleGoroutines}
 }
 
 func (h *authHarness) Size(t *testing.T) int {

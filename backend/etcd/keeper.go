@@ -1,0 +1,178 @@
+package etcd
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Idle is how long a Locker keeps its lease keep-alive stream open after
+// the last keep-alive it sent was answered.
+const Idle = 10 * time.Second
+
+// IdleGoroutines names the goroutine of an idle keep-alive stream, which
+// outlives the last keep-alive by up to Idle: for a goroutine leak check.
+var IdleGoroutines = []string{"github.com/xsync-go/xsync/backend/etcd.(*keeper).receive"}
+
+// keeper renews leases, one keep-alive at a time per request, on one
+// LeaseKeepAlive stream per Locker, opened on first use and closed Idle
+// after the last answer. The etcd client's KeepAliveOnce opens a stream
+// for each keep-alive; that costs more than the request itself, and with
+// a user and password the client authenticates anew for every stream (a
+// password check on the server). A keep-alive is answered on the stream
+// with the lease's new TTL, or a TTL of 0 if the lease is gone.
+type keeper struct {
+	client *clientv3.Client
+
+	mu      sync.Mutex
+	stream  pb.Lease_LeaseKeepAliveClient // nil: none open
+	cancel  context.CancelFunc            // ends stream
+	waiting map[int64][]chan keepAnswer   // by lease ID, in the order sent
+	idle    *time.Timer
+}
+
+type keepAnswer struct {
+	ttl int64
+	err error
+}
+
+// keepAlive renews the lease id to its full TTL and returns that TTL in
+// seconds; rpctypes.ErrLeaseNotFound if the lease is gone. It waits for
+// the answer until ctx ends.
+func (k *keeper) keepAlive(ctx context.Context, id clientv3.LeaseID) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	ch := make(chan keepAnswer, 1)
+	k.mu.Lock()
+	if k.stream == nil {
+		if err := k.openLocked(); err != nil {
+			k.mu.Unlock()
+			return 0, err
+		}
+	}
+	if k.idle != nil {
+		k.idle.Stop()
+		k.idle = nil
+	}
+	k.waiting[int64(id)] = append(k.waiting[int64(id)], ch)
+	if err := k.stream.Send(&pb.LeaseKeepAliveRequest{ID: int64(id)}); err != nil {
+		k.endLocked(rpctypes.Error(err))
+		k.mu.Unlock()
+		return 0, rpctypes.Error(err)
+	}
+	k.mu.Unlock()
+	select {
+	case a := <-ch:
+		return a.ttl, a.err
+	case <-ctx.Done():
+		k.mu.Lock()
+		k.forgetLocked(int64(id), ch)
+		k.mu.Unlock()
+		return 0, ctx.Err()
+	}
+}
+
+// openLocked opens the stream (with k.mu held): on the client's
+// connection, through its interceptors (which attach the auth token),
+// requiring a leader, as the client's own keep-alives do.
+func (k *keeper) openLocked() error {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+	stream, err := pb.NewLeaseClient(k.client.ActiveConnection()).LeaseKeepAlive(ctx)
+	if err != nil {
+		cancel()
+		return rpctypes.Error(err)
+	}
+	if k.waiting == nil {
+		k.waiting = map[int64][]chan keepAnswer{}
+	}
+	k.stream, k.cancel = stream, cancel
+	go k.receive(stream)
+	return nil
+}
+
+// receive hands each answer on stream to the keep-alive waiting for it,
+// until the stream ends; then every keep-alive still waiting fails.
+func (k *keeper) receive(stream pb.Lease_LeaseKeepAliveClient) {
+	for {
+		resp, err := stream.Recv()
+		k.mu.Lock()
+		if k.stream != stream { // closed while idle, or replaced
+			k.mu.Unlock()
+			return
+		}
+		if err != nil {
+			k.endLocked(rpctypes.Error(err))
+			k.mu.Unlock()
+			return
+		}
+		a := keepAnswer{ttl: resp.TTL}
+		if resp.TTL <= 0 {
+			a = keepAnswer{err: rpctypes.ErrLeaseNotFound}
+		}
+		if chs := k.waiting[resp.ID]; len(chs) > 0 {
+			chs[0] <- a
+			k.forgetLocked(resp.ID, chs[0])
+		}
+		if len(k.waiting) == 0 && k.idle == nil {
+			k.idle = time.AfterFunc(Idle, k.closeIdle)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// forgetLocked drops ch from the keep-alives waiting for lease id.
+func (k *keeper) forgetLocked(id int64, ch chan keepAnswer) {
+	chs := k.waiting[id]
+	for i, c := range chs {
+		if c == ch {
+			chs = append(chs[:i:i], chs[i+1:]...)
+			break
+		}
+	}
+	if len(chs) == 0 {
+		delete(k.waiting, id)
+	} else {
+		k.waiting[id] = chs
+	}
+}
+
+// endLocked closes the stream and fails every keep-alive waiting on it
+// with err; the next keep-alive opens a new stream.
+func (k *keeper) endLocked(err error) {
+	if k.stream == nil {
+		return
+	}
+	if err == nil {
+		err = errors.New("etcd: keep-alive stream closed")
+	}
+	for id, chs := range k.waiting {
+		for _, ch := range chs {
+			ch <- keepAnswer{err: err}
+		}
+		delete(k.waiting, id)
+	}
+	k.cancel()
+	k.stream, k.cancel = nil, nil
+	if k.idle != nil {
+		k.idle.Stop()
+		k.idle = nil
+	}
+}
+
+// closeIdle closes the stream if no keep-alive has been sent since the
+// timer was set.
+func (k *keeper) closeIdle() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.idle == nil || len(k.waiting) > 0 {
+		return
+	}
+	k.idle = nil
+	k.endLocked(nil)
+}
