@@ -79,7 +79,8 @@
 //
 // A release, a force release and a waiting writer's leaving NOTIFY the
 // table's channel ("xsync.<schema>.<table>") with the lock's kind and the
-// MD5 of its key. Each Locker listens on one dedicated connection of its
+// MD5 of its key; a mutex's (or an election's) release and a waiter's
+// leaving add the name of the waiter whose turn it is then. Each Locker listens on one dedicated connection of its
 // own (made with the pool's configuration, outside the pool) shared by
 // all its waiters; it opens with the first waiter and closes [Idle] after
 // the last. A waiter also wakes when the holder's TTL is due. If the
@@ -92,9 +93,10 @@
 // in line, and an attempt by anyone else is refused while a place is
 // ahead of it, also an attempt of a multi-key lock on that key. A waiter
 // whose process died holds the others back for its keep time at most.
-// Every waiter of a lock hears each of its releases (one channel per
-// table): the first in line takes the lock, the others try and are
-// refused. Semaphore permits are not queued. A waiting writer of a
+// A release wakes only the first in line (the notification names it),
+// so a handoff costs one attempt however many wait; a release with no
+// live place queued, a multi-key release and an undone attempt wake every
+// waiter of the key. Semaphore permits are not queued. A waiting writer of a
 // read-write lock keeps new readers out for its keep time, renewed by its
 // refused attempts, and removed when it gets the lock or gives up.
 //

@@ -166,13 +166,14 @@ func (m row) ForceRelease(ctx context.Context) (bool, error) {
 }
 
 // Watch queues waiter (a place alive for keep, renewed by its refused
-// attempts) and wakes it on every release (NOTIFY; every waiter of the
-// lock hears it), at once if its turn has come, when the holder's TTL is
-// due, and when a place ahead of it expires. stop leaves the queue and
-// wakes the others.
+// attempts) and wakes it when a release names it (NOTIFY: a release names
+// the first live place of the queue, so one waiter wakes per handoff,
+// however many wait), at once if its turn has come, when the holder's TTL
+// is due, and when a place ahead of it expires. stop leaves the queue and
+// wakes the waiter whose turn it then is.
 func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
 	l := m.l
-	ready, stop, err := l.watch(ctx, m.kind, m.key, func(ctx context.Context) (bool, time.Duration, error) {
+	ready, stop, err := l.watchAs(ctx, m.kind, [][]byte{m.key}, waiter, func(ctx context.Context) (bool, time.Duration, error) {
 		st, err := m.read(ctx)
 		if err != nil {
 			return false, 0, err

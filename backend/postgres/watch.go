@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,6 +120,39 @@ func (h *hub) close() {
 	}
 }
 
+// to returns the functions of the subscribers a notification is for
+// (under h.mu). A payload names a lock ("kind:md5"); a mutex row's
+// release adds the waiter whose turn it is (":w", ":" if no waiter is
+// queued), and its grant adds ":-". A subscriber of the lock itself hears
+// every one; a queued waiter's subscription ("kind:md5:w") hears its own
+// name, a release that names none, and any payload of that lock without
+// a name part (multi-key releases, undone attempts).
+func (h *hub) to(p string) []func() {
+	var fns []func()
+	add := func(m map[*func()]struct{}) {
+		for f := range m {
+			fns = append(fns, *f)
+		}
+	}
+	lock, head := p, ""
+	if i := strings.LastIndexByte(p, ':'); i > strings.IndexByte(p, ':') {
+		lock, head = p[:i], p[i+1:]
+	}
+	add(h.subs[lock])
+	switch {
+	case head == "-":
+	case head != "":
+		add(h.subs[lock+":"+head])
+	default: // every waiter of the lock
+		for sub, m := range h.subs {
+			if len(sub) > len(lock) && strings.HasPrefix(sub, lock+":") {
+				add(m)
+			}
+		}
+	}
+	return fns
+}
+
 // all returns every subscriber's function.
 func (h *hub) all() []func() {
 	var fns []func()
@@ -168,10 +202,7 @@ func (h *hub) run(ctx context.Context) {
 				break
 			}
 			h.mu.Lock()
-			var fns []func()
-			for f := range h.subs[n.Payload] {
-				fns = append(fns, *f)
-			}
+			fns := h.to(n.Payload)
 			h.mu.Unlock()
 			for _, fn := range fns {
 				fn()
@@ -213,13 +244,20 @@ func (h *hub) connect(ctx context.Context) (*pgx.Conn, error) {
 type check func(ctx context.Context) (free bool, next time.Duration, err error)
 
 func (l *Locker) watch(ctx context.Context, kind string, key []byte, c check) (<-chan struct{}, func(), error) {
-	return l.watchMany(ctx, kind, [][]byte{key}, c)
+	return l.watchAs(ctx, kind, [][]byte{key}, "", c)
 }
 
 // watchMany wakes the waiter when one of the locks of kind and keys is
 // released (NOTIFY), at once if c says the lock may be taken, and when
 // the earliest holder's TTL is due (then c is read again, for the next).
 func (l *Locker) watchMany(ctx context.Context, kind string, keys [][]byte, c check) (<-chan struct{}, func(), error) {
+	return l.watchAs(ctx, kind, keys, "", c)
+}
+
+// watchAs is watchMany for the queued waiter (or, with "", for a waiter
+// that hears every release): a release that names another waiter's turn
+// does not wake it.
+func (l *Locker) watchAs(ctx context.Context, kind string, keys [][]byte, waiter string, c check) (<-chan struct{}, func(), error) {
 	ch := make(chan struct{}, 1)
 	wake := func() {
 		select {
@@ -232,6 +270,9 @@ func (l *Locker) watchMany(ctx context.Context, kind string, keys [][]byte, c ch
 		payloads := make([]string, len(keys))
 		for i, k := range keys {
 			payloads[i] = payload(kind, k)
+			if waiter != "" {
+				payloads[i] += ":" + waiter
+			}
 		}
 		var err error
 		if stopListen, err = l.hub.listen(ctx, payloads, wake); err != nil {

@@ -65,6 +65,12 @@ ON CONFLICT (kind, key) DO UPDATE SET
 WHERE ` + ok + ` OR jsonb_path_exists(l.holders, '$[*] ? (@.w == $w && @.e > $n)', jsonb_build_object('n', {N}, 'w', $6::text))
 RETURNING attempt, token`
 	notify := `pg_notify({C}, $1 || ':' || md5($2))`
+	// A mutex row's release names the waiter whose turn it is (the first
+	// live place of the queue; "" if none) after the lock's own name, so
+	// that only that waiter wakes; a grant names none ('-'): it is news
+	// for observers alone.
+	notifyHead := `pg_notify({C}, $1 || ':' || md5($2) || ':' || coalesce({Q} -> 0 ->> 'w', ''))`
+	notifyGrant := `pg_notify({C}, $1 || ':' || md5($2) || ':-')`
 	newHolder := `jsonb_build_array(jsonb_build_object('t', nextval({S}), 'e', {N} + $2::int8, 'o', $3::text, 'a', $4::int8%s))`
 	withoutHolder := `(SELECT coalesce(jsonb_agg(h ORDER BY i), '[]'::jsonb) FROM jsonb_array_elements(g.holders) WITH ORDINALITY AS x(h, i) WHERE (h ->> '%s')::int8 <> $3::int8)`
 	return Statements{
@@ -78,18 +84,18 @@ ORDER BY g.key, g.kind LIMIT $4`),
 		Guard: f(`SELECT 1 FROM {T} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > clock_timestamp() FOR SHARE`),
 
 		Acquire:       f(acquire),
-		AcquireNotify: f(`WITH a AS (` + acquire + `) SELECT attempt, token, ` + notify + ` FROM a WHERE a.attempt = $5`),
-		Release:       f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now() RETURNING ` + notify),
+		AcquireNotify: f(`WITH a AS (` + acquire + `) SELECT attempt, token, ` + notifyGrant + ` FROM a WHERE a.attempt = $5`),
+		Release:       f(`UPDATE {T} AS l SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now() RETURNING ` + notifyHead),
 		Refresh:       f(`UPDATE {T} SET expires = now() + $4::int8{US} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now()`),
 		State:         f(`SELECT token, {TTL}, owner, {Q}, {N} FROM {T} AS l WHERE kind = $1 AND key = $2`),
-		Force:         f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND expires > now() RETURNING ` + notify),
+		Force:         f(`UPDATE {T} AS l SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND expires > now() RETURNING ` + notifyHead),
 		Undo:          f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = ANY($2::bytea[]) AND attempt = $3 AND expires > now() RETURNING pg_notify({C}, $1 || ':' || md5(key))`),
 		Join: f(`INSERT INTO {T} AS l (kind, key, token, expires, holders)
 VALUES ($1, $2, 0, '-infinity', jsonb_build_array(jsonb_build_object('w', $3::text, 'e', {N} + $4::int8)))
 ON CONFLICT (kind, key) DO UPDATE SET holders = {Q} || excluded.holders`),
 		Leave: f(`UPDATE {T} AS l SET holders = jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n && @.w != $w)', jsonb_build_object('n', {N}, 'w', $3::text))
 WHERE kind = $1 AND key = $2 AND jsonb_path_exists(l.holders, '$[*] ? (@.w == $w)', jsonb_build_object('w', $3::text))
-RETURNING ` + notify),
+RETURNING ` + notifyHead),
 
 		MultiAcquire: f(`WITH t AS (SELECT nextval({S}) AS t)
 INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
