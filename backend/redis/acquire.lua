@@ -16,8 +16,10 @@
 --
 -- Returns the new token (> 0), or 0 if the lock is held, a live waiter is
 -- queued ahead, or this attempt was abandoned already. A queued waiter
--- that is refused stays queued, alive for ARGV[6] more; one that gets the
--- lock leaves the queue. A refusal of a free key wakes the queue's head.
+-- that is refused stays queued (or joins at the end), alive for ARGV[6]
+-- more; one that gets the lock leaves the queue. A refusal of a free key
+-- wakes the queue's head. Each costs O(1) in the queue's length but for
+-- string copies: no path here parses the whole queue (see common.lua).
 --
 -- The token is max(fence + 1, server time in microseconds): strictly larger
 -- than every earlier token while the counter lives, and, once the idle key
@@ -33,40 +35,39 @@ local held = h[1] and tonumber(h[2]) > now
 local w = ARGV[5]
 local ttl = tonumber(ARGV[1])
 local q -- the queue to store with a grant; nil: leave it as it is
-local far = 0 -- how long the queue's last live waiter stays alive, ms
-if h[5] or w then
+if held then
+  -- Refused: a queued waiter's place is renewed (or added at the end).
+  if w then
+    local nowms = math.floor(now / 1000)
+    redis.call('HSET', KEYS[1], 'q', renew(h[5], w, tostring(nowms + tonumber(ARGV[6])), nowms))
+    keep(KEYS[1], tonumber(ARGV[6]))
+  end
+  return 0
+end
+if h[5] then
   local nowms = math.floor(now / 1000)
-  local ws, ds = live(h[5], nowms)
-  local mine = index(ws, w)
-  if held or (#ws > 0 and mine ~= 1) then
+  local first, _, rest = head(h[5], nowms)
+  if first and first ~= w then
+    -- Another waiter's turn: this one's place is renewed, and the first
+    -- is woken (it may have missed its turn).
     if w then
-      local d = tostring(nowms + tonumber(ARGV[6]))
-      if mine > 0 then
-        ds[mine] = d
-      else
-        ws[#ws + 1], ds[#ds + 1] = w, d
-      end
+      rest = renew(rest, w, tostring(nowms + tonumber(ARGV[6])), nowms)
+      keep(KEYS[1], tonumber(ARGV[6]))
     end
-    if #ws > 0 then
-      local field = encode(ws, ds, 1, nowms)
-      if field ~= h[5] then -- a refused newcomer changes nothing
-        redis.call('HSET', KEYS[1], 'q', field)
-      end
-      if w and redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then
-        redis.call('PEXPIRE', KEYS[1], ARGV[6])
-      end
-      if not held and ws[1] ~= w then
-        redis.call('PUBLISH', KEYS[1], ws[1])
-      end
-    elseif h[5] then
-      redis.call('HDEL', KEYS[1], 'q')
+    if rest ~= h[5] then
+      redis.call('HSET', KEYS[1], 'q', rest)
     end
+    redis.call('PUBLISH', KEYS[1], first)
     return 0
   end
-  -- Granted: the head, if any, is this waiter, and it leaves.
-  q, far = encode(ws, ds, 2, nowms)
-elseif held then
-  return 0
+  -- Granted: the first live waiter, if any, is this one, and it leaves.
+  q = ''
+  if first then
+    local _, e = string.find(rest, ' ', 1, true)
+    if e then
+      q = string.sub(rest, e + 1)
+    end
+  end
 end
 local tok = now
 local fence = tonumber(h[3])
@@ -80,10 +81,14 @@ end
 local s = string.format('%.0f', tok)
 redis.call('HSET', KEYS[1], 'tok', s, 'exp', string.format('%.0f', now + ttl * 1000),
   'own', ARGV[3], 'fence', s, 'who', ARGV[4] or '')
+local life = ttl + tonumber(ARGV[2])
 if q == '' then
   redis.call('HDEL', KEYS[1], 'q')
 elseif q then
+  -- Waiters stay queued: the hash keeps at least the time to live that
+  -- covers their places.
   redis.call('HSET', KEYS[1], 'q', q)
+  life = math.max(life, redis.call('PTTL', KEYS[1]))
 end
-redis.call('PEXPIRE', KEYS[1], math.max(ttl + tonumber(ARGV[2]), far))
+redis.call('PEXPIRE', KEYS[1], life)
 return tok

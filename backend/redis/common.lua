@@ -37,21 +37,84 @@ local function encode(ws, ds, i, nowms)
   return table.concat(es, ' '), far
 end
 
+-- The hot paths touch the queue's string without parsing all of it (a
+-- long queue would make every handoff cost its length): the first live
+-- waiter is found from the front, and a waiter's own entry by a plain
+-- search. Dead entries further back are dropped when they reach the
+-- front, or by the paths that parse the whole queue. The hash outlives
+-- every place in it: each place is added or renewed for keep ms with
+-- the hash's time to live raised to at least keep, and the hot paths
+-- never shorten it while waiters are queued.
+
+-- head returns the first live waiter of the queue q, its deadline, and
+-- the queue from that waiter on (dead entries before it dropped); nil if
+-- no waiter is alive.
+local function head(q, nowms)
+  local from = 1
+  while true do
+    local s, e, w, d = string.find(q, '(%w+)=(%d+)', from)
+    if not s then
+      return nil
+    end
+    if tonumber(d) > nowms then
+      return w, d, string.sub(q, s)
+    end
+    from = e + 1
+  end
+end
+
+-- renew sets waiter w's deadline in the queue q to d if w's place is
+-- alive, or else puts w at the end (a place that expired is lost), and
+-- returns the new queue.
+local function renew(q, w, d, nowms)
+  if not q or q == '' then
+    return w .. '=' .. d
+  end
+  local s, e
+  if string.sub(q, 1, #w + 1) == w .. '=' then
+    s, e = 1, #w + 1
+  else
+    s, e = string.find(q, ' ' .. w .. '=', 1, true)
+  end
+  if not s then
+    return q .. ' ' .. w .. '=' .. d
+  end
+  local ds, de = string.find(q, '%d+', e + 1)
+  if tonumber(string.sub(q, ds, de)) > nowms then
+    return string.sub(q, 1, e) .. d .. string.sub(q, de + 1)
+  end
+  local rest = string.sub(q, de + 2)
+  if s > 1 then
+    rest = string.sub(q, 1, s - 1) .. (rest ~= '' and ' ' .. rest or '')
+  end
+  if rest == '' then
+    return w .. '=' .. d
+  end
+  return rest .. ' ' .. w .. '=' .. d
+end
+
+-- keep raises the time to live of the hash k to at least ms.
+local function keep(k, ms)
+  if redis.call('PTTL', k) < ms then
+    redis.call('PEXPIRE', k, ms)
+  end
+end
+
 -- free frees the lock of the hash k (its holder's fields) and tells the
--- waiters: the first live waiter of the queue q, if there is one, and
--- then the hash lives as long as the queue's waiters or the fencing
--- counter (idle ms), whichever is longer; otherwise every waiter, and the
--- hash lives idle ms (at 0 it is deleted).
+-- waiters: the first live waiter of the queue q, if there is one (the
+-- hash's time to live stays: it covers the waiters' places and the
+-- fencing counter); otherwise every waiter, and the hash lives idle ms
+-- (at 0 it is deleted).
 local function free(k, now, idle, q)
   if q then
-    local nowms = math.floor(now / 1000)
-    local ws, ds = live(q, nowms)
-    if #ws > 0 then
-      local field, far = encode(ws, ds, 1, nowms)
+    local w, _, rest = head(q, math.floor(now / 1000))
+    if w then
       redis.call('HDEL', k, 'tok', 'exp', 'own', 'who')
-      redis.call('HSET', k, 'q', field)
-      redis.call('PEXPIRE', k, math.max(idle, far))
-      redis.call('PUBLISH', k, ws[1])
+      if rest ~= q then
+        redis.call('HSET', k, 'q', rest)
+      end
+      keep(k, idle)
+      redis.call('PUBLISH', k, w)
       return
     end
   end

@@ -44,13 +44,17 @@
 //     and only that one wakes and tries; a free key goes to the first live
 //     waiter, not to whoever asks first. A handoff thus costs the
 //     releaser's round trip, one message and the waiter's round trip,
-//     whatever the number of waiters. Waiters also wake when the holder's
-//     TTL runs out (every waiter tries then, the first one wins).
+//     whatever the number of waiters; the scripts on that path find the
+//     first live waiter from the front of the queue and a waiter's own
+//     place by a plain search, so their cost does not grow with the queue
+//     but for copying its string. Waiters also wake when the holder's TTL
+//     runs out (every waiter tries then, the first one wins).
 //   - A waiter that dies while queued (its process killed, its link cut)
 //     holds the key back for its keep time at most: a waiter stays alive in
 //     the queue for max(3 × its retry interval, 1s) after each attempt
 //     (xsync attempts at least once per retry interval while it waits), and
-//     one not alive is dropped when the queue is next read. A waiter that
+//     one not alive is passed over, and dropped once it reaches the
+//     front of the queue (or when a waiter that gives up rewrites it). A waiter that
 //     gives up leaves the queue at once (one more script, up to 250ms);
 //     if that fails, the same keep time bounds the delay. The conformance
 //     rules QueueFIFO, QueueGiveUp and QueueDeadWaiter check all three.

@@ -13,23 +13,15 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowms = math.floor(now / 1000)
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
-local ws, ds = live(h[3], nowms)
-local mine = index(ws, ARGV[1])
-local d = tostring(nowms + tonumber(ARGV[2]))
-if mine > 0 then
-  ds[mine] = d
-else
-  ws[#ws + 1], ds[#ds + 1] = ARGV[1], d
-end
-redis.call('HSET', KEYS[1], 'q', (encode(ws, ds, 1, nowms)))
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
+local q = renew(h[3], ARGV[1], tostring(nowms + tonumber(ARGV[2])), nowms)
+redis.call('HSET', KEYS[1], 'q', q)
+keep(KEYS[1], tonumber(ARGV[2]))
 if h[1] and tonumber(h[2]) > now then
   return math.ceil((tonumber(h[2]) - now) / 1000)
 end
-if ws[1] == ARGV[1] then
+local first = head(q, nowms)
+if first == ARGV[1] then
   return 0
 end
-redis.call('PUBLISH', KEYS[1], ws[1])
+redis.call('PUBLISH', KEYS[1], first)
 return -1
