@@ -96,7 +96,10 @@
 // A release wakes only the first in line (the notification names it),
 // so a handoff costs one attempt however many wait; a release with no
 // live place queued, a multi-key release and an undone attempt wake every
-// waiter of the key. Semaphore permits are not queued. A waiting writer of a
+// waiter of the key. (Lockers of versions before this naming listen for
+// the lock's name alone: during a rolling upgrade their waiters miss the
+// newer Lockers' releases and try at their retry interval or the
+// holder's TTL instead.) Semaphore permits are not queued. A waiting writer of a
 // read-write lock keeps new readers out for its keep time, renewed by its
 // refused attempts, and removed when it gets the lock or gives up.
 //

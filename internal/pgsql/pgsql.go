@@ -50,8 +50,12 @@ func New(table, seq, channel string) Statements {
 	f := func(s string) string { return r.Replace(s) }
 	// A grant needs the row missing or expired, and no waiter queued
 	// ahead: the queue empty, or $6 (the waiter, "" for none) first in it.
-	// A waiter's refused attempt renews its place for $7 µs.
-	ok := `(l.expires <= now() AND (jsonb_array_length({Q}) = 0 OR {Q} -> 0 ->> 'w' = $6::text))`
+	// A waiter's refused attempt renews its place for $7 µs. The token was
+	// drawn before the statement waited for the row's lock: a grant also
+	// needs it larger than the row's, or a hold taken and released
+	// meanwhile would be followed by a smaller token (refused, the next
+	// attempt draws a new one).
+	ok := `(l.expires <= now() AND l.token < excluded.token AND (jsonb_array_length({Q}) = 0 OR {Q} -> 0 ->> 'w' = $6::text))`
 	acquire := `INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
 VALUES ($1, $2, nextval({S}), now() + $3::int8{US}, $4, $5)
 ON CONFLICT (kind, key) DO UPDATE SET
@@ -102,7 +106,7 @@ INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
 SELECT 'm', u.k, t.t, now() + $2::int8{US}, $3, $4 FROM t, unnest($1::bytea[]) WITH ORDINALITY AS u(k, i) ORDER BY u.i
 ON CONFLICT (kind, key) DO UPDATE
 SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
-WHERE l.expires <= now() AND jsonb_array_length({Q}) = 0
+WHERE l.expires <= now() AND jsonb_array_length({Q}) = 0 AND l.token < excluded.token
 RETURNING token`),
 		MultiRelease: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()
 RETURNING true, pg_notify({C}, 'm:' || md5(key))`),
