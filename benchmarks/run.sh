@@ -21,7 +21,9 @@ bs="$(go env GOPATH)/bin/benchstat"
 go test -run '^$' -bench 'Uncontended' -benchtime=2s -count="$ROUNDS" . > "$out/uncontended.txt"
 go test -run '^$' -bench 'Contended8' -benchtime=400x -count="$ROUNDS" . > "$out/contended.txt"
 go test -run '^$' -bench 'ParallelKeys' -benchtime=1s -count="$ROUNDS" . > "$out/parallel.txt"
+go test -run '^$' -bench 'ServerCost' -benchtime=3000x -count="$ROUNDS" . > "$out/servercost.txt"
+go test -run '^$' -bench 'Waiters' -benchtime=200x -count="$ROUNDS" -timeout=60m . > "$out/waiters.txt"
 go test -run '^$' -bench 'RedlockTwoPaused' -benchtime=3x -count=1 . > "$out/paused.txt"
-for f in uncontended contended parallel paused; do "$bs" "$out/$f.txt" > "$out/$f.benchstat.txt"; done
+for f in uncontended contended parallel servercost waiters paused; do "$bs" "$out/$f.txt" > "$out/$f.benchstat.txt"; done
 go run ./report -in "$out" -md ../docs/peers.md -svg ../docs/peers.svg
 echo "wrote docs/peers.md and docs/peers.svg"

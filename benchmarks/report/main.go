@@ -98,6 +98,8 @@ func main() {
 	}
 	paused, _ := parse(filepath.Join(*in, "paused.txt"))
 	parallel, _ := parse(filepath.Join(*in, "parallel.txt"))
+	server, _ := parse(filepath.Join(*in, "servercost.txt"))
+	waiters, _ := parse(filepath.Join(*in, "waiters.txt"))
 	machine, _ := os.ReadFile(filepath.Join(*in, "machine.txt"))
 
 	var b strings.Builder
@@ -183,6 +185,28 @@ func main() {
 		}
 		fmt.Fprintln(&b)
 	}
+	if len(server) > 0 {
+		fmt.Fprintf(&b, "## Redis server time per acquire + release\n\nFrom `INFO commandstats` (`BenchmarkServerCost`): microseconds the one Redis spent in each contender's top-level commands (scripts with the commands they call) per pair, on keys locked once before; %d rounds.\n\n| contender | server µs per pair | xsync ÷ contender |\n| --- | --- | --- |\n", len(server))
+		for _, n := range []string{"raw", "redislock", "xsync-redis"} {
+			fmt.Fprintf(&b, "| %s | %.1f | %.2f |\n", n, median(collect(server, n+"-server-µs")), median(perRound(server, server, "xsync-redis-server-µs", n+"-server-µs")))
+		}
+		fmt.Fprintln(&b)
+	}
+	if acq := byName(waiters, "acq/s"); len(acq) > 0 {
+		fmt.Fprintf(&b, "## Many waiters, one key\n\n`BenchmarkWaiters`: 10, 50 and 150 workers take one key in turn through xsync (sharing %s Lockers, each waiter with a place or watch of its own); acquisitions per second, median over rounds, and the p99 wait. Waiting that costs O(1) per handoff keeps the rate level as waiters are added.\n\n", "10")
+		fmt.Fprintf(&b, "| backend | 10 waiters | 50 waiters | 150 waiters | 150 ÷ 10 |\n| --- | --- | --- | --- | --- |\n")
+		for _, be := range []string{"xsync-redis", "xsync-redlock", "xsync-etcd", "xsync-postgres"} {
+			row := "| " + be + " |"
+			for _, n := range []string{"10", "50", "150"} {
+				name := "Waiters/" + be + "/waiters=" + n
+				row += fmt.Sprintf(" %.0f/s (p99 %.1f ms) |", median(acq[name]), median(byName(waiters, "p99-wait-µs")[name])/1000)
+			}
+			row += fmt.Sprintf(" %.2f |", median(ratios(acq["Waiters/"+be+"/waiters=150"], acq["Waiters/"+be+"/waiters=10"])))
+			fmt.Fprintln(&b, row)
+		}
+		fmt.Fprintln(&b)
+	}
+	targets(&b, unc, con, parallel, server, waiters)
 	if len(paused) > 0 {
 		m := paused[0].metrics
 		fmt.Fprintf(&b, "## Redlock with 2 of 5 nodes frozen\n\n8 s TTL, clients with ContextTimeoutEnabled, %s.\n\n| library | lock | unlock | validity left |\n| --- | --- | --- | --- |\n", "one run")
@@ -195,6 +219,61 @@ func main() {
 	if err := os.WriteFile(*svg, []byte(chart(uncBars, conBars)), 0o644); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// ratios divides xs by ys round by round.
+func ratios(xs, ys []float64) []float64 {
+	var out []float64
+	for i := range min(len(xs), len(ys)) {
+		out = append(out, xs[i]/ys[i])
+	}
+	return out
+}
+
+// perRound is metric a of as over metric b of bs, round by round.
+func perRound(as, bs []result, a, b string) []float64 {
+	return ratios(collect(as, a), collect(bs, b))
+}
+
+// target is one row of the issue's table: the values per round, the
+// median, and whether the median meets the bound.
+func target(b *strings.Builder, what string, vals []float64, format string, ok func(float64) bool, bound string) {
+	if len(vals) == 0 {
+		fmt.Fprintf(b, "| %s | not measured | %s | **missed (not measured)** |\n", what, bound)
+		return
+	}
+	var per []string
+	for _, v := range vals {
+		per = append(per, fmt.Sprintf(format, v))
+	}
+	verdict := "**missed**"
+	if ok(median(vals)) {
+		verdict = "**met**"
+	}
+	fmt.Fprintf(b, "| %s | %s (median "+format+") | %s | %s |\n", what, strings.Join(per, " / "), median(vals), bound, verdict)
+}
+
+// targets writes the hot-path targets (issue #28), each measured in this
+// run, per round.
+func targets(b *strings.Builder, unc, con, parallel, server, waiters []result) {
+	fmt.Fprintf(b, "## Hot-path targets\n\nEach row from this run, per round, against the bound; met or missed is judged on the median.\n\n| target | per round | bound | |\n| --- | --- | --- | --- |\n")
+	redis := filter(unc, "Uncontended/redis")
+	target(b, "Redis server time per pair, xsync ÷ redislock", perRound(server, server, "xsync-redis-server-µs", "redislock-server-µs"), "%.2f", func(v float64) bool { return v <= 1.5 }, "≤ 1.5")
+	target(b, "Redis parallel distinct keys, xsync ÷ redislock (ops/s)", ratios(collect(filter(parallel, "ParallelKeys/xsync-redis"), "ops/s"), collect(filter(parallel, "ParallelKeys/redislock"), "ops/s")), "%.2f", func(v float64) bool { return v >= 1 }, "≥ 1.0")
+	target(b, "Redis paired acquire+release, xsync ÷ raw pair", perRound(redis, redis, "xsync-redis-ns", "raw-ns"), "%.3f", func(v float64) bool { return v <= 1.10 }, "≤ 1.10")
+	target(b, "etcd Puts per acquire+release", collect(filter(unc, "Uncontended/etcd"), "xsync-etcd-puts"), "%.2f", func(v float64) bool { return v <= 2.0 }, "≤ 2.0")
+	acq := func(n string) []float64 { return collect(filter(con, "Contended8/"+n), "acq/s") }
+	p99 := func(n string) []float64 { return collect(filter(con, "Contended8/"+n), "p99-wait-µs") }
+	target(b, "Redis handoffs/s, 8 clients (2× the issue's 1.9k/s)", acq("xsync-redis"), "%.0f", func(v float64) bool { return v >= 3800 }, "≥ 3800")
+	target(b, "Redis owner changes, 8 clients (%)", collect(filter(con, "Contended8/xsync-redis"), "%owner-change"), "%.0f", func(v float64) bool { return v >= 95 }, "≥ 95")
+	target(b, "Redis p99 wait ÷ redislock-1ms p99", ratios(p99("xsync-redis"), p99("redislock-1ms")), "%.2f", func(v float64) bool { return v <= 1 }, "≤ 1.0")
+	target(b, "etcd handoffs/s, 8 clients", acq("xsync-etcd"), "%.0f", func(v float64) bool { return v >= 400 }, "≥ 400")
+	target(b, "Redlock handoffs/s ÷ redsync-5 defaults", ratios(acq("xsync-redlock"), acq("redsync-5")), "%.2f", func(v float64) bool { return v >= 1 }, "≥ 1.0")
+	for _, be := range []string{"xsync-redis", "xsync-redlock", "xsync-etcd", "xsync-postgres"} {
+		w := func(n string) []float64 { return collect(filter(waiters, "Waiters/"+be+"/waiters="+n), "acq/s") }
+		target(b, be+": handoffs/s at 150 waiters ÷ at 10 (O(1) waiting)", ratios(w("150"), w("10")), "%.2f", func(v float64) bool { return v >= 0.8 }, "≥ 0.8")
+	}
+	fmt.Fprintln(b)
 }
 
 func filter(rs []result, name string) []result {

@@ -1,0 +1,85 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/xsync-go/xsync"
+	xetcd "github.com/xsync-go/xsync/backend/etcd"
+	xpg "github.com/xsync-go/xsync/backend/postgres"
+	xredis "github.com/xsync-go/xsync/backend/redis"
+	"github.com/xsync-go/xsync/backend/redlock"
+	"github.com/xsync-go/xsync/internal/benchutil"
+	"github.com/xsync-go/xsync/internal/itest"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// lockers is how many Lockers (each with its own client) the waiters of
+// BenchmarkWaiters share, worker w using Locker w%lockers: enough that
+// waiters sit in several processes' worth of clients, few enough that 150
+// waiters do not exhaust PostgreSQL's connections. Every waiter still
+// waits on its own (a place in the queue, a watch of its own).
+const lockers = 10
+
+// BenchmarkWaiters measures handoffs on one key as the queue grows: 10, 50
+// and 150 workers, each taking the key in turn through xsync (a FIFO queue
+// on Redis, etcd and PostgreSQL; release notification on Redlock), with a
+// retry interval of one second as the bound. If waiting costs O(1) per
+// handoff, acquisitions per second stay level as waiters are added.
+func BenchmarkWaiters(b *testing.B) {
+	redisSrv := itest.StartRedis(b)
+	nodes := itest.StartRedisN(b, 3)
+	etcdSrv := itest.StartEtcd(b)
+	pg := lazyPostgres(b)
+	prefix := unique("w") + ":"
+	type opener = func(b *testing.B, name string)
+	all := []struct {
+		name     string
+		interval time.Duration
+		register opener
+	}{
+		{"xsync-redis", time.Second, func(b *testing.B, n string) {
+			b.Cleanup(xsync.Swap(n, xredis.New(itest.RedisClient(b, redisSrv), xredis.WithPrefix(prefix))))
+		}},
+		{"xsync-redlock", 250 * time.Millisecond, func(b *testing.B, n string) {
+			cs := make([]goredis.UniversalClient, len(nodes))
+			for i, s := range nodes {
+				cs[i] = itest.RedisClient(b, s)
+			}
+			b.Cleanup(xsync.Swap(n, redlock.New(cs, redlock.WithPrefix(prefix))))
+		}},
+		{"xsync-etcd", time.Second, func(b *testing.B, n string) {
+			b.Cleanup(xsync.Swap(n, xetcd.New(itest.EtcdClient(b, etcdSrv), xetcd.WithPrefix(prefix))))
+		}},
+		{"xsync-postgres", time.Second, func(b *testing.B, n string) {
+			l := xpg.New(pgPool(b, pg(), nil), xpg.WithPrefix(prefix))
+			b.Cleanup(func() { l.Close() })
+			b.Cleanup(xsync.Swap(n, l))
+		}},
+	}
+	for _, be := range all {
+		for _, n := range []int{10, 50, 150} {
+			b.Run(fmt.Sprintf("%s/waiters=%d", be.name, n), func(b *testing.B) {
+				names := make([]string, lockers)
+				for i := range names {
+					names[i] = unique(be.name)
+					be.register(b, names[i])
+				}
+				key := unique("k")
+				benchutil.Contend(b, n, func(w int) lockFunc {
+					a := xsync.New(names[w%lockers], key)
+					must(b, a.SetRetry(1<<30, be.interval))
+					// A TTL as the peers' (10s): with 150 waiters sharing
+					// 10 Lockers, a release can wait for a pooled connection.
+					must(b, a.SetExp(10*time.Second))
+					return func(ctx context.Context, work func()) error {
+						return a.Run(ctx, func(context.Context) error { work(); return nil })
+					}
+				})
+			})
+		}
+	}
+}
