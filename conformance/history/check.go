@@ -316,7 +316,11 @@ func check(h *history, lim checkLimits) Report {
 	checkSignals(&r, h.holds, lim)
 	checkWrites(&r, h, lim.fencing)
 	checkContention(&r, h, byKey, lim)
-	r.Model = checkModel(h, lim)
+	var why string
+	r.Model, why = modelCheck(h, lim)
+	if why != "" {
+		r.violate("%s", why)
+	}
 	return r
 }
 
@@ -680,6 +684,13 @@ type lockOp struct {
 // ever add exclusion, so they are left out, as are attempts that found the
 // key held (checkContention explains those).
 func checkModel(h *history, lim checkLimits) string {
+	v, _ := modelCheck(h, lim)
+	return v
+}
+
+// modelCheck is checkModel with, for an Illegal verdict, which operation
+// the history could not take (see explainIllegal).
+func modelCheck(h *history, lim checkLimits) (verdict, why string) {
 	var ops []porcupine.Operation
 	keys := map[string]int{}
 	add := func(key string, client int, op lockOp) {
@@ -758,7 +769,69 @@ func checkModel(h *history, lim checkLimits) string {
 			return true, s
 		},
 	}
-	return string(porcupine.CheckOperationsTimeout(model, ops, time.Minute))
+	verdict = string(porcupine.CheckOperationsTimeout(model, ops, time.Minute))
+	if verdict == string(porcupine.Illegal) {
+		why = explainIllegal(model, ops, keys)
+	}
+	return verdict, why
+}
+
+// explainIllegal says where an illegal history stops being a lock's: for
+// the first key whose operations alone are illegal, the shortest prefix
+// of them (in call order) that no linearization explains, by bisection,
+// and that prefix's last operations. The operation that made the prefix
+// illegal is the one to read first; the others are its context.
+func explainIllegal(model porcupine.Model, ops []porcupine.Operation, keys map[string]int) string {
+	names := make([]string, len(keys))
+	for k, i := range keys {
+		names[i] = k
+	}
+	byKey := make([][]porcupine.Operation, len(keys))
+	for _, op := range ops {
+		k := op.Input.(lockOp).part
+		byKey[k] = append(byKey[k], op)
+	}
+	illegal := func(ops []porcupine.Operation) bool {
+		return porcupine.CheckOperationsTimeout(model, ops, 10*time.Second) == porcupine.Illegal
+	}
+	for k, kops := range byKey {
+		slices.SortFunc(kops, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		if !illegal(kops) {
+			continue
+		}
+		lo, hi := 0, len(kops) // kops[:lo] is legal, kops[:hi] illegal
+		for hi-lo > 1 {
+			mid := (lo + hi) / 2
+			if illegal(kops[:mid]) {
+				hi = mid
+			} else {
+				lo = mid
+			}
+		}
+		s := fmt.Sprintf("model: key %q: no linearization once operation %d of %d is added: %s; before it:",
+			names[k], hi, len(kops), describeOp(kops[hi-1]))
+		for _, op := range kops[max(0, hi-9) : hi-1] {
+			s += " [" + describeOp(op) + "]"
+		}
+		return s
+	}
+	return "model: no single key's operations are illegal alone"
+}
+
+func describeOp(op porcupine.Operation) string {
+	o := op.Input.(lockOp)
+	s := fmt.Sprintf("client %d %s token %d %v–%v", op.ClientId,
+		map[byte]string{'a': "acquire", 'r': "renew", 'u': "release"}[o.kind], o.token, ms(o.call), ms(o.ret))
+	switch {
+	case o.failed:
+		s += " failed"
+	case !o.ok:
+		s += " refused"
+	}
+	if o.kind != 'u' {
+		s += fmt.Sprintf(" valid to %v", ms(o.until))
+	}
+	return s
 }
 
 // String describes h for a violation's message.

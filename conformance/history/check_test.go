@@ -1,6 +1,7 @@
 package history
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -123,6 +124,10 @@ func TestModelRejects(t *testing.T) {
 	h := clean()
 	h.holds[2].call, h.holds[2].ret = sec, sec+sec/100
 	require.Equal(t, "Illegal", checkModel(h, strict), "grant while held")
+	// The report names the operation no linearization could take.
+	r := check(h, strict)
+	require.Contains(t, strings.Join(r.Violations, "\n"),
+		`model: key "k": no linearization once operation 4 of 5 is added: client 2 acquire token 12 1s–1.01s`)
 
 	h = clean()
 	h.holds[2].token = 9
