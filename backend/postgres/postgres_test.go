@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
 
 	"github.com/xsync-go/xsync/backend"
 	xpg "github.com/xsync-go/xsync/backend/postgres"
@@ -86,6 +87,7 @@ func TestOnOneServer(t *testing.T) {
 	t.Run("LeastPrivilegeRole", func(t *testing.T) { testLeastPrivilegeRole(t, srv, admin) })
 	t.Run("Guard", func(t *testing.T) { testGuard(t, srv, admin) })
 	t.Run("Migrate", func(t *testing.T) { testMigrate(t, srv, admin) })
+	t.Run("TokenAfterRowWait", func(t *testing.T) { testTokenAfterRowWait(t, srv, admin) })
 }
 
 // harness is one subtest's namespace (a key prefix) in the shared table.
@@ -122,4 +124,66 @@ func (h *harness) Size(t *testing.T) int {
 func (h *harness) Faulty(t *testing.T) (backend.Locker, conformance.Fault) {
 	p := itest.NewProxy(t, h.srv.Endpoint())
 	return newLocker(t, itest.PostgresURLAt(p.Addr(), "postgres", itest.PostgresPassword), xpg.WithPrefix(h.prefix)), p
+}
+
+// testTokenAfterRowWait: a multi-key acquire draws its token, then takes
+// its keys' rows one by one, waiting for each row's lock. If a mutex takes
+// one of its keys meanwhile with a later token and releases it, the
+// multi-key grant must not write its older token over that key: tokens on
+// a key only grow. The mutex is played by a transaction of the test's own
+// (it holds the row lock, then writes a later token and frees the key), so
+// the order is certain.
+func testTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
+	ctx := t.Context()
+	prefix := newPrefix()
+	l := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix))
+	req := backend.Request{TTL: time.Minute, Owner: "test"}
+
+	// The row of "b" exists, free.
+	tok, err := l.Mutex("b").Acquire(ctx, req)
+	require.NoError(t, err)
+	require.NotZero(t, tok)
+	ok, err := l.Mutex("b").Release(ctx, tok)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	tx, err := admin.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var pid int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
+	_, err = tx.Exec(ctx, `SELECT 1 FROM xsync_locks WHERE kind = 'm' AND key = $1 FOR UPDATE`, []byte(prefix+"b"))
+	require.NoError(t, err)
+
+	type result struct {
+		tok int64
+		err error
+	}
+	multi := make(chan result, 1)
+	go func() {
+		tok, err := l.Multi([]string{"a", "b"}).Acquire(ctx, req)
+		multi <- result{tok, err}
+	}()
+	// The multi-key acquire has drawn its token and waits for b's row.
+	require.Eventually(t, func() bool {
+		var n int
+		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, pid).Scan(&n)
+		return err == nil && n == 1
+	}, 30*time.Second, 10*time.Millisecond, "the multi-key acquire never waited for the row lock")
+
+	// A later hold of b, taken and released while the multi waits.
+	var later int64
+	require.NoError(t, tx.QueryRow(ctx, `UPDATE xsync_locks SET token = nextval('"public"."xsync_locks_token"'), expires = '-infinity'
+WHERE kind = 'm' AND key = $1 RETURNING token`, []byte(prefix+"b")).Scan(&later))
+	require.NoError(t, tx.Commit(ctx))
+
+	r := <-multi
+	require.NoError(t, r.err)
+	if r.tok != 0 {
+		require.Greater(t, r.tok, later, "the multi-key lock was granted under a token older than b's last holder's")
+	}
+	var now int64
+	require.NoError(t, admin.QueryRow(ctx, `SELECT token FROM xsync_locks WHERE kind = 'm' AND key = $1`, []byte(prefix+"b")).Scan(&now))
+	require.GreaterOrEqual(t, now, later, "b's token went backwards")
+	require.Zero(t, r.tok, "the attempt drew its token before the later hold: it must be refused")
 }
