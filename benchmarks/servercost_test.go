@@ -3,7 +3,6 @@ package benchmarks
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -69,24 +68,8 @@ func BenchmarkServerCost(b *testing.B) {
 		must(b, err)
 		usec := 0.0
 		for _, cmd := range ct.cmds {
-			usec += commandUsec(b, stats, cmd)
+			usec += benchutil.CommandUsec(b, stats, cmd)
 		}
 		b.ReportMetric(usec/float64(b.N), ct.name+"-server-µs")
 	}
-}
-
-// commandUsec is the total server time of cmd in an INFO commandstats
-// reply (0 if it was not called).
-func commandUsec(b *testing.B, stats, cmd string) float64 {
-	_, rest, ok := strings.Cut(stats, "cmdstat_"+cmd+":")
-	if !ok {
-		return 0
-	}
-	_, rest, _ = strings.Cut(rest, "usec=")
-	v, _, _ := strings.Cut(rest, ",")
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return f
 }

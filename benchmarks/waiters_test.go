@@ -79,6 +79,7 @@ func BenchmarkWaiters(b *testing.B) {
 						return a.Run(ctx, func(context.Context) error { work(); return nil })
 					}
 				})
+				b.ReportMetric(lockers, "lockers")
 			})
 		}
 	}

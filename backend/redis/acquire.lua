@@ -40,7 +40,7 @@ if held then
   if w then
     local nowms = math.floor(now / 1000)
     redis.call('HSET', KEYS[1], 'q', renew(h[5], w, tostring(nowms + tonumber(ARGV[6])), nowms))
-    keep(KEYS[1], tonumber(ARGV[6]))
+    atleast(KEYS[1], tonumber(ARGV[6]))
   end
   return 0
 end
@@ -52,7 +52,7 @@ if h[5] then
     -- is woken (it may have missed its turn).
     if w then
       rest = renew(rest, w, tostring(nowms + tonumber(ARGV[6])), nowms)
-      keep(KEYS[1], tonumber(ARGV[6]))
+      atleast(KEYS[1], tonumber(ARGV[6]))
     end
     if rest ~= h[5] then
       redis.call('HSET', KEYS[1], 'q', rest)

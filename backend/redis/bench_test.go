@@ -151,17 +151,10 @@ func BenchmarkServerCost(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_, rest, ok := strings.Cut(stats, "cmdstat_"+cmd+":")
-		if !ok {
+		if !strings.Contains(stats, "cmdstat_"+cmd+":") {
 			b.Fatalf("no %s in commandstats", cmd)
 		}
-		_, rest, _ = strings.Cut(rest, "usec=")
-		v, _, _ := strings.Cut(rest, ",")
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return f
+		return benchutil.CommandUsec(b, stats, cmd)
 	}
 	phase := func(cmd string, fn func(k string)) float64 {
 		if err := c.ConfigResetStat(ctx).Err(); err != nil {

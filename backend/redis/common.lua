@@ -93,8 +93,9 @@ local function renew(q, w, d, nowms)
   return rest .. ' ' .. w .. '=' .. d
 end
 
--- keep raises the time to live of the hash k to at least ms.
-local function keep(k, ms)
+-- atleast makes the hash k live at least ms more (zset.lua has its twin:
+-- the two chunks are never loaded together).
+local function atleast(k, ms)
   if redis.call('PTTL', k) < ms then
     redis.call('PEXPIRE', k, ms)
   end
@@ -113,7 +114,7 @@ local function free(k, now, idle, q)
       if rest ~= q then
         redis.call('HSET', k, 'q', rest)
       end
-      keep(k, idle)
+      atleast(k, idle)
       redis.call('PUBLISH', k, w)
       return
     end

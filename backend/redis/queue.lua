@@ -15,7 +15,7 @@ local nowms = math.floor(now / 1000)
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
 local q = renew(h[3], ARGV[1], tostring(nowms + tonumber(ARGV[2])), nowms)
 redis.call('HSET', KEYS[1], 'q', q)
-keep(KEYS[1], tonumber(ARGV[2]))
+atleast(KEYS[1], tonumber(ARGV[2]))
 if h[1] and tonumber(h[2]) > now then
   return math.ceil((tonumber(h[2]) - now) / 1000)
 end

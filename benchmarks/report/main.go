@@ -193,7 +193,7 @@ func main() {
 		fmt.Fprintln(&b)
 	}
 	if acq := byName(waiters, "acq/s"); len(acq) > 0 {
-		fmt.Fprintf(&b, "## Many waiters, one key\n\n`BenchmarkWaiters`: 10, 50 and 150 workers take one key in turn through xsync (sharing %s Lockers, each waiter with a place or watch of its own); acquisitions per second, median over rounds, and the p99 wait. Waiting that costs O(1) per handoff keeps the rate level as waiters are added.\n\n", "10")
+		fmt.Fprintf(&b, "## Many waiters, one key\n\n`BenchmarkWaiters`: 10, 50 and 150 workers take one key in turn through xsync (sharing %s Lockers, each waiter with a place or watch of its own); acquisitions per second, median over rounds, and the p99 wait. Waiting that costs O(1) per handoff keeps the rate level as waiters are added.\n\n", lockerCount(waiters))
 		fmt.Fprintf(&b, "| backend | 10 waiters | 50 waiters | 150 waiters | 150 ÷ 10 |\n| --- | --- | --- | --- | --- |\n")
 		for _, be := range []string{"xsync-redis", "xsync-redlock", "xsync-etcd", "xsync-postgres"} {
 			row := "| " + be + " |"
@@ -329,4 +329,15 @@ func chart(unc, con []bar) string {
 	panel("8 clients on one key: milliseconds per acquisition (lower is better)", "ms", con)
 	s.WriteString("</svg>\n")
 	return s.String()
+}
+
+// lockerCount is how many Lockers the waiters of BenchmarkWaiters shared,
+// as the benchmark reported it ("?" if it did not).
+func lockerCount(waiters []result) string {
+	for _, vs := range byName(waiters, "lockers") {
+		if len(vs) > 0 {
+			return fmt.Sprint(vs[0])
+		}
+	}
+	return "?"
 }
