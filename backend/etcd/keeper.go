@@ -15,6 +15,9 @@ import (
 // the last keep-alive it sent was answered.
 const Idle = 10 * time.Second
 
+// idleAfter is Idle; the package's tests shorten it.
+var idleAfter = Idle
+
 // IdleGoroutines names the goroutine of an idle keep-alive stream, which
 // outlives the last keep-alive by up to Idle: for a goroutine leak check.
 var IdleGoroutines = []string{"github.com/xsync-go/xsync/backend/etcd.(*keeper).receive"}
@@ -32,7 +35,7 @@ type keeper struct {
 	mu      sync.Mutex
 	stream  pb.Lease_LeaseKeepAliveClient // nil: none open
 	cancel  context.CancelFunc            // ends stream
-	waiting map[int64][]chan keepAnswer   // by lease ID, in the order sent
+	waiting map[int64][]chan keepAnswer   // by lease ID, in the order sent; nil: its caller left
 	idle    *time.Timer
 }
 
@@ -71,8 +74,11 @@ func (k *keeper) keepAlive(ctx context.Context, id clientv3.LeaseID) (int64, err
 	case a := <-ch:
 		return a.ttl, a.err
 	case <-ctx.Done():
+		// The request stays in line: its answer, when it comes, is its
+		// own, not that of a later keep-alive of the same lease (which
+		// would then count its renewal from its own, later, sending).
 		k.mu.Lock()
-		k.forgetLocked(int64(id), ch)
+		k.leaveLocked(int64(id), ch)
 		k.mu.Unlock()
 		return 0, ctx.Err()
 	}
@@ -115,31 +121,47 @@ func (k *keeper) receive(stream pb.Lease_LeaseKeepAliveClient) {
 		if resp.TTL <= 0 {
 			a = keepAnswer{err: rpctypes.ErrLeaseNotFound}
 		}
+		// The server answers a stream's requests in the order sent.
 		if chs := k.waiting[resp.ID]; len(chs) > 0 {
-			chs[0] <- a
-			k.forgetLocked(resp.ID, chs[0])
+			if chs[0] != nil {
+				chs[0] <- a
+			}
+			if len(chs) == 1 {
+				delete(k.waiting, resp.ID)
+			} else {
+				k.waiting[resp.ID] = chs[1:]
+			}
 		}
-		if len(k.waiting) == 0 && k.idle == nil {
-			k.idle = time.AfterFunc(Idle, k.closeIdle)
+		if k.pendingLocked() == 0 && k.idle == nil {
+			k.idle = time.AfterFunc(idleAfter, k.closeIdle)
 		}
 		k.mu.Unlock()
 	}
 }
 
-// forgetLocked drops ch from the keep-alives waiting for lease id.
-func (k *keeper) forgetLocked(id int64, ch chan keepAnswer) {
-	chs := k.waiting[id]
-	for i, c := range chs {
+// leaveLocked marks the place of ch among the keep-alives waiting for
+// lease id as left: its answer goes to no one.
+func (k *keeper) leaveLocked(id int64, ch chan keepAnswer) {
+	for i, c := range k.waiting[id] {
 		if c == ch {
-			chs = append(chs[:i:i], chs[i+1:]...)
-			break
+			k.waiting[id][i] = nil
+			return
 		}
 	}
-	if len(chs) == 0 {
-		delete(k.waiting, id)
-	} else {
-		k.waiting[id] = chs
+}
+
+// pendingLocked counts the keep-alives still waiting for an answer whose
+// callers wait too.
+func (k *keeper) pendingLocked() int {
+	n := 0
+	for _, chs := range k.waiting {
+		for _, ch := range chs {
+			if ch != nil {
+				n++
+			}
+		}
 	}
+	return n
 }
 
 // endLocked closes the stream and fails every keep-alive waiting on it
@@ -153,7 +175,9 @@ func (k *keeper) endLocked(err error) {
 	}
 	for id, chs := range k.waiting {
 		for _, ch := range chs {
-			ch <- keepAnswer{err: err}
+			if ch != nil {
+				ch <- keepAnswer{err: err}
+			}
 		}
 		delete(k.waiting, id)
 	}
@@ -170,7 +194,7 @@ func (k *keeper) endLocked(err error) {
 func (k *keeper) closeIdle() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.idle == nil || len(k.waiting) > 0 {
+	if k.idle == nil || k.pendingLocked() > 0 {
 		return
 	}
 	k.idle = nil
