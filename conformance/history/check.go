@@ -663,8 +663,9 @@ type lockState struct {
 }
 
 type lockOp struct {
-	part   int  // the key's partition
-	kind   byte // 'a'cquire, 'r'enew, 'u'nlock
+	part   int    // the key's partition
+	kind   byte   // 'a'cquire, 'r'enew, 'u'nlock
+	lock   string // the hold's kind of lock, for messages
 	token  int64
 	until  int64 // for 'a' and 'r': the call time plus validity
 	call   int64
@@ -704,15 +705,16 @@ func modelCheck(h *history, lim checkLimits) (verdict, why string) {
 		if x.shared() {
 			continue // the model is a mutex's
 		}
+		kind := x.kindName()
 		for _, g := range x.groups() {
-			add(g, x.client, lockOp{kind: 'a', token: x.token, until: x.call + x.validity, call: x.call, ret: x.ret, ok: true})
+			add(g, x.client, lockOp{kind: 'a', lock: kind, token: x.token, until: x.call + x.validity, call: x.call, ret: x.ret, ok: true})
 			for _, c := range x.renewals {
 				if !c.failed {
-					add(g, x.client, lockOp{kind: 'r', token: x.token, until: c.call + x.validity, call: c.call, ret: c.ret, ok: c.ok})
+					add(g, x.client, lockOp{kind: 'r', lock: kind, token: x.token, until: c.call + x.validity, call: c.call, ret: c.ret, ok: c.ok})
 				}
 			}
 			if c := x.release; c != nil {
-				add(g, x.client, lockOp{kind: 'u', token: x.token, call: c.call, ret: c.ret, ok: c.ok, failed: c.failed})
+				add(g, x.client, lockOp{kind: 'u', lock: kind, token: x.token, call: c.call, ret: c.ret, ok: c.ok, failed: c.failed})
 			}
 		}
 	}
@@ -771,7 +773,7 @@ func modelCheck(h *history, lim checkLimits) (verdict, why string) {
 	}
 	verdict = string(porcupine.CheckOperationsTimeout(model, ops, time.Minute))
 	if verdict == string(porcupine.Illegal) {
-		why = explainIllegal(model, ops, keys)
+		why = explainIllegal(model, ops, keys) + faultTimes(h.faults)
 	}
 	return verdict, why
 }
@@ -818,10 +820,19 @@ func explainIllegal(model porcupine.Model, ops []porcupine.Operation, keys map[s
 	return "model: no single key's operations are illegal alone"
 }
 
+// faultTimes lists the faults' times, for a message.
+func faultTimes(faults []fault) string {
+	s := ""
+	for _, f := range faults {
+		s += fmt.Sprintf("; fault %v–%v", ms(f.start), ms(f.heal))
+	}
+	return s
+}
+
 func describeOp(op porcupine.Operation) string {
 	o := op.Input.(lockOp)
-	s := fmt.Sprintf("client %d %s token %d %v–%v", op.ClientId,
-		map[byte]string{'a': "acquire", 'r': "renew", 'u': "release"}[o.kind], o.token, ms(o.call), ms(o.ret))
+	s := fmt.Sprintf("client %d %s %s token %d %v–%v", op.ClientId,
+		map[byte]string{'a': "acquire", 'r': "renew", 'u': "release"}[o.kind], o.lock, o.token, ms(o.call), ms(o.ret))
 	switch {
 	case o.failed:
 		s += " failed"

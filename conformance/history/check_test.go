@@ -127,7 +127,7 @@ func TestModelRejects(t *testing.T) {
 	// The report names the operation no linearization could take.
 	r := check(h, strict)
 	require.Contains(t, strings.Join(r.Violations, "\n"),
-		`model: key "k": no linearization once operation 4 of 5 is added: client 2 acquire token 12 1s–1.01s`)
+		`model: key "k": no linearization once operation 4 of 5 is added: client 2 acquire mutex token 12 1s–1.01s`)
 
 	h = clean()
 	h.holds[2].token = 9
