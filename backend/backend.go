@@ -139,9 +139,13 @@ type Request struct {
 	// attempt, or no watch). Otherwise it names a waiter that joined the
 	// lock's waiters with [Watcher.Watch]: the attempt is granted only in
 	// the waiter's turn, a grant takes the waiter's place away, and a
-	// refusal keeps it alive Keep more.
+	// refusal keeps it alive at least two thirds of Keep more.
 	Waiter string
-	// Keep is how long a refused Waiter's place stays alive.
+	// Keep is how long a refused Waiter's place stays alive. A backend
+	// may leave a place that has two thirds of Keep left as it is (a
+	// renewal rewrites the queue): the core attempts at least three
+	// times per Keep while it waits, so such a place is renewed before
+	// it comes within one retry interval of its end.
 	Keep time.Duration
 }
 

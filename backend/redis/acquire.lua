@@ -16,8 +16,9 @@
 --
 -- Returns the new token (> 0), or 0 if the lock is held, a live waiter is
 -- queued ahead, or this attempt was abandoned already. A queued waiter
--- that is refused stays queued (or joins at the end), alive for ARGV[6]
--- more; one that gets the lock leaves the queue. A refusal of a free key
+-- that is refused stays queued (or joins at the end), alive for two
+-- thirds of ARGV[6] more at least; one that gets the lock leaves the
+-- queue. A refusal of a free key
 -- wakes the queue's head. Each costs O(1) in the queue's length but for
 -- string copies: no path here parses the whole queue (see common.lua).
 --
@@ -35,12 +36,19 @@ local held = h[1] and tonumber(h[2]) > now
 local w = ARGV[5]
 local ttl = tonumber(ARGV[1])
 local q -- the queue to store with a grant; nil: leave it as it is
+-- A refused waiter's place is renewed once a third of its keep has
+-- passed (each renewal rewrites the queue); it retries at least three
+-- times per keep, so the place never comes within a retry of its end.
+local keep = tonumber(ARGV[6])
 if held then
   -- Refused: a queued waiter's place is renewed (or added at the end).
   if w then
     local nowms = math.floor(now / 1000)
-    redis.call('HSET', KEYS[1], 'q', renew(h[5], w, tostring(nowms + tonumber(ARGV[6])), nowms))
-    atleast(KEYS[1], tonumber(ARGV[6]))
+    local q = renew(h[5], w, tostring(nowms + keep), nowms, nowms + keep - math.floor(keep / 3))
+    if q ~= h[5] then
+      redis.call('HSET', KEYS[1], 'q', q)
+      atleast(KEYS[1], keep)
+    end
   end
   return 0
 end
@@ -51,8 +59,11 @@ if h[5] then
     -- Another waiter's turn: this one's place is renewed, and the first
     -- is woken (it may have missed its turn).
     if w then
-      rest = renew(rest, w, tostring(nowms + tonumber(ARGV[6])), nowms)
-      atleast(KEYS[1], tonumber(ARGV[6]))
+      local r = renew(rest, w, tostring(nowms + keep), nowms, nowms + keep - math.floor(keep / 3))
+      if r ~= rest then
+        rest = r
+        atleast(KEYS[1], keep)
+      end
     end
     if rest ~= h[5] then
       redis.call('HSET', KEYS[1], 'q', rest)

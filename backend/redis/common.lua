@@ -65,8 +65,11 @@ end
 
 -- renew sets waiter w's deadline in the queue q to d if w's place is
 -- alive, or else puts w at the end (a place that expired is lost), and
--- returns the new queue.
-local function renew(q, w, d, nowms)
+-- returns the new queue. With fresh, a live place whose deadline is at
+-- least fresh is left as it is, and q itself returned: a waiter retries
+-- several times per keep, and only a renewal that is due rewrites the
+-- queue.
+local function renew(q, w, d, nowms, fresh)
   if not q or q == '' then
     return w .. '=' .. d
   end
@@ -80,7 +83,11 @@ local function renew(q, w, d, nowms)
     return q .. ' ' .. w .. '=' .. d
   end
   local ds, de = string.find(q, '%d+', e + 1)
-  if tonumber(string.sub(q, ds, de)) > nowms then
+  local old = tonumber(string.sub(q, ds, de))
+  if old > nowms then
+    if fresh and old >= fresh then
+      return q
+    end
     return string.sub(q, 1, e) .. d .. string.sub(q, de + 1)
   end
   local rest = string.sub(q, de + 2)

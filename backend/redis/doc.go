@@ -50,11 +50,14 @@
 //     but for copying its string. Waiters also wake when the holder's TTL
 //     runs out (every waiter tries then, the first one wins).
 //   - A waiter that dies while queued (its process killed, its link cut)
-//     holds the key back for its keep time at most: a waiter stays alive in
-//     the queue for max(3 × its retry interval, 1s) after each attempt
-//     (xsync attempts at least once per retry interval while it waits), and
-//     one not alive is passed over, and dropped once it reaches the
-//     front of the queue (or when a waiter that gives up rewrites it). A waiter that
+//     holds the key back for its keep time at most: a waiter's place lives
+//     max(3 × its retry interval, 1s) (its keep time) from its last
+//     renewal; a refused attempt renews it once a third of that has
+//     passed, so the queue is rewritten about once per keep time per
+//     waiter rather than at every attempt (xsync attempts at least once per
+//     retry interval while it waits). A waiter not alive is passed over,
+//     and dropped once it reaches the front of the queue (or when a waiter
+//     that gives up rewrites it). A waiter that
 //     gives up leaves the queue at once (one more script, up to 250ms);
 //     if that fails, the same keep time bounds the delay. The conformance
 //     rules QueueFIFO, QueueGiveUp and QueueDeadWaiter check all three.

@@ -50,7 +50,9 @@ func New(table, seq, channel string) Statements {
 	f := func(s string) string { return r.Replace(s) }
 	// A grant needs the row missing or expired, and no waiter queued
 	// ahead: the queue empty, or $6 (the waiter, "" for none) first in it.
-	// A waiter's refused attempt renews its place for $7 µs. The token was
+	// A waiter's refused attempt renews its place for $7 µs once a third
+	// of that has passed (a renewal rewrites the row and its queue; the
+	// waiter attempts at least three times per $7). The token was
 	// drawn before the statement waited for the row's lock: a grant also
 	// needs it larger than the row's, or a hold taken and released
 	// meanwhile would be followed by a smaller token (refused, the next
@@ -66,7 +68,7 @@ ON CONFLICT (kind, key) DO UPDATE SET
   holders = CASE WHEN ` + ok + ` THEN jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n && @.w != $w)', jsonb_build_object('n', {N}, 'w', $6::text))
     ELSE (SELECT coalesce(jsonb_agg(CASE WHEN q ->> 'w' = $6::text THEN jsonb_set(q, '{e}', to_jsonb({N} + $7::int8)) ELSE q END ORDER BY i), '[]'::jsonb)
           FROM jsonb_array_elements({Q}) WITH ORDINALITY AS x(q, i)) END
-WHERE ` + ok + ` OR jsonb_path_exists(l.holders, '$[*] ? (@.w == $w && @.e > $n)', jsonb_build_object('n', {N}, 'w', $6::text))
+WHERE ` + ok + ` OR jsonb_path_exists(l.holders, '$[*] ? (@.w == $w && @.e > $n && @.e < $r)', jsonb_build_object('n', {N}, 'w', $6::text, 'r', {N} + $7::int8 * 2 / 3))
 RETURNING attempt, token`
 	notify := `pg_notify({C}, $1 || ':' || md5($2))`
 	// A mutex row's release names the waiter whose turn it is (the first
