@@ -572,7 +572,10 @@ func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, er
 // OwnerCmp returns a comparison that holds while token holds the lock on
 // key. Put it in the transaction that writes the protected data, and the
 // write happens only if the lock is still the caller's: fencing without a
-// separate token check.
+// separate token check. (A transaction with comparisons and no write or
+// linearizable read is served from one member's state, which may lag: it
+// can say the lock is held after it was lost. Check it with a write, or
+// with a Get in the transaction.)
 //
 //	cmp := locker.OwnerCmp("order:1001", int64(xsync.ItemFromContext(ctx)))
 //	resp, err := cli.Txn(ctx).If(cmp).Then(clientv3.OpPut("order/1001/paid", "yes")).Commit()

@@ -190,7 +190,8 @@ func (l *Locker) releaseMulti(ctx context.Context, keys []string, token int64) (
 }
 
 // refreshMulti is one keep-alive of the
-// keys' lease and one transaction that checks that token holds them all;
+// keys' lease and one transaction that checks, linearizably, that token
+// holds them all;
 // if the lease was granted for another TTL, the keys move to a new lease
 // (a grant and a transaction guarded on the token).
 func (l *Locker) refreshMulti(ctx context.Context, keys []string, token int64, ttl time.Duration) (bool, error) {
@@ -248,7 +249,12 @@ func (l *Locker) refreshMulti(ctx context.Context, keys []string, token int64, t
 		}
 		return true, nil
 	}
-	resp, err := l.client.Txn(ctx).If(l.ownedBy(keys, token)...).Commit()
+	// The linearizable read in the transaction makes it one: etcd serves a
+	// transaction of comparisons alone from the member's own state, which
+	// may lag (a member rejoining after a partition said "not held" of
+	// keys taken after its last revision, and would say "held" of keys
+	// deleted since).
+	resp, err := l.client.Txn(ctx).If(l.ownedBy(keys, token)...).Then(clientv3.OpGet(first, clientv3.WithCountOnly())).Commit()
 	if err != nil {
 		return false, fmt.Errorf("etcd: refresh keys: %w", l.classify(err))
 	}
