@@ -119,7 +119,13 @@
 //     passed); its grant or its giving up deletes the mark.
 //   - A multi-key lock is one transaction that creates every key, on one
 //     lease, if none exists and none has waiters queued; its revision is
-//     every key's token.
+//     every key's token. Its refresh is a keep-alive of the lease and one
+//     transaction that compares every key with the token and reads one
+//     key: the read makes it linearizable (etcd serves a transaction of
+//     comparisons alone from one member's state, which lags behind after
+//     a partition heals).
+//
+// Every read that decides whether a lock is held is linearizable.
 //
 // A release by a Locker that did not take the permit or read lock reads
 // the entries first (one more request).
