@@ -100,14 +100,6 @@ local function renew(q, w, d, nowms, fresh)
   return rest .. ' ' .. w .. '=' .. d
 end
 
--- atleast makes the hash k live at least ms more (zset.lua has its twin:
--- the two chunks are never loaded together).
-local function atleast(k, ms)
-  if redis.call('PTTL', k) < ms then
-    redis.call('PEXPIRE', k, ms)
-  end
-end
-
 -- free frees the lock of the hash k (its holder's fields) and tells the
 -- waiters: the first live waiter of the queue q, if there is one (the
 -- hash's time to live stays: it covers the waiters' places and the

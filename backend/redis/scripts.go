@@ -9,12 +9,16 @@ import (
 // The scripts, one atomic step each on the server. A chunk of shared
 // functions goes before the scripts that use them: common.lua for the
 // mutexes' hashes, zset.lua for the sorted sets of semaphores and
-// read-write locks.
+// read-write locks, each after atleast.lua, which both use.
 var (
+	//go:embed atleast.lua
+	atleastLua string
 	//go:embed common.lua
-	commonLua string
+	commonOwnLua string
+	commonLua    = atleastLua + commonOwnLua
 	//go:embed zset.lua
-	zsetLua string
+	zsetOwnLua string
+	zsetLua    = atleastLua + zsetOwnLua
 
 	//go:embed acquire.lua
 	acquireLua    string

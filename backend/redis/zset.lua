@@ -23,13 +23,6 @@ local function expire(k, now)
   redis.call('ZREMRANGEBYSCORE', k, 0, now)
 end
 
--- atleast makes k live at least ms more.
-local function atleast(k, ms)
-  if redis.call('PTTL', k) < ms then
-    redis.call('PEXPIRE', k, ms)
-  end
-end
-
 -- give drops holder m if it is live at now, and tells the waiters.
 -- Returns 1 if it did.
 local function give(k, m, now)
