@@ -165,8 +165,8 @@ func (m row) ForceRelease(ctx context.Context) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
-// Watch queues waiter (a place alive for keep, renewed by its refused
-// attempts) and wakes it when a release names it (NOTIFY: a release names
+// Watch queues waiter (a place alive for keep, renewed by a refused
+// attempt once a third of keep has passed) and wakes it when a release names it (NOTIFY: a release names
 // the first live place of the queue, so one waiter wakes per handoff,
 // however many wait), at once if its turn has come, when the holder's TTL
 // is due, and when a place ahead of it expires. stop leaves the queue and
