@@ -764,12 +764,16 @@ func typesWaitWoken(e *env) {
 			e.t.Fatalf("%s: %v", k.name, err)
 		}
 		got := make(chan error, 1)
-		refused := newSignal()
-		c := xsync.NewClient(e.h.Locker(e.t), xsync.WithObserver(observerFunc(func(ev xsync.Event) {
-			if ev.Kind == xsync.KindAttempt && ev.Outcome == xsync.OutcomeHeld {
-				refused.fire()
+		watching := newSignal()
+		w := &wrap.Locker{Base: e.h.Locker(e.t)}
+		w.Hooks.Watch = func(ctx context.Context, _ wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
+			ready, leave, err := base.Watch(ctx, waiter, keep)
+			if err == nil {
+				watching.fire()
 			}
-		})))
+			return ready, leave, err
+		}
+		c := xsync.NewClient(w)
 		go func() {
 			l, err := k.acquire(e.ctx, c, xsync.WithTTL(e.longTTL()), xsync.WithWait(2*interval), xsync.WithRetryInterval(interval))
 			if err == nil {
@@ -777,11 +781,11 @@ func typesWaitWoken(e *env) {
 			}
 			got <- err
 		}()
-		// The waiter found the lock held. Whenever it starts listening,
-		// before or after this release, it learns that the lock is free:
-		// at once from its watch's first read, or from the release's
-		// notification; without either it would sleep out its interval.
-		e.await(refused, k.name+": the waiter's first attempt")
+		// The waiter found the lock held and listens: only the release's
+		// notification can wake it now (a watch set up after the release
+		// would fire at once from its first read, which hides a backend
+		// that never notifies); without it, it sleeps out its interval.
+		e.await(watching, k.name+": the waiter's watch")
 		released := time.Now()
 		e.mustRelease(holder, k.name)
 		select {
