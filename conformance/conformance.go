@@ -27,8 +27,12 @@
 // the backend has.
 //
 // Each subtest says which rule it checks, runs with a timeout guard, and
-// fails if goroutines started during it are still running at its end.
-// Results are only trustworthy under the race detector (go test -race).
+// fails if goroutines it started (directly, or through goroutines it
+// started) are still running at its end. The subtests run in parallel, as
+// many at once as go test's -parallel flag allows (GOMAXPROCS by default):
+// newHarness is called from several goroutines, and each harness's
+// namespace keeps the subtests apart. Results are only trustworthy under
+// the race detector (go test -race).
 //
 // What a backend has is found as the core finds it, by type assertion:
 // the abilities of its mutex (backend.Refresher for auto-extension,
@@ -45,7 +49,8 @@
 // once; a backend's tests need not.
 //
 // Subtests that wait for a TTL to pass take about MinTTL each; the whole
-// suite takes 30 to 60 seconds on a backend with one-second TTLs.
+// suite takes 30 to 60 seconds on a backend with one-second TTLs, one
+// subtest at a time, and about half that two at a time.
 // Histories under faults, which check the same claims the way Jepsen and
 // etcd's robustness tests do, are in package conformance/history.
 package conformance
@@ -59,8 +64,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/xsync-go/xsync"
 	"github.com/xsync-go/xsync/backend"
@@ -177,13 +180,18 @@ type Fault interface {
 	Heal()
 }
 
-// Run runs the suite. newHarness is called once per subtest and must
-// return a harness with a namespace of its own.
+// Run runs the suite, its subtests in parallel. newHarness is called once
+// per subtest, from the subtest's goroutine, and must return a harness
+// with a namespace of its own. Parallel subtests run once the calling
+// test's function has returned: code after Run in the same function runs
+// before them, so a test that must change the store after the suite puts
+// Run in a t.Run of its own.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Helper()
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			e := setUp(t, newHarness, run)
 			t.Logf("rule: %s", c.rule)
 			c.fn(e)
@@ -198,6 +206,7 @@ func RunCore(t *testing.T, newHarness func(t *testing.T) Harness) {
 	run := fmt.Sprintf("%x", time.Now().UnixNano())
 	for _, c := range coreCases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			e := setUp(t, newHarness, run)
 			t.Logf("rule: %s", c.rule)
 			c.fn(e)
@@ -234,13 +243,12 @@ func setUp(t *testing.T, newHarness func(*testing.T) Harness, run string) *env {
 	}
 	opts := h.Limits().WithDefaults()
 	// Registered first, so it runs last: after the backend's own clean-up.
-	ignore := []goleak.Option{goleak.IgnoreCurrent()}
-	for _, f := range opts.IgnoreGoroutines {
-		ignore = append(ignore, goleak.IgnoreAnyFunction(f))
-	}
+	// The goroutines checked are those the subtest starts from here on
+	// (not the harness's, as before).
+	id := trackGoroutines()
 	t.Cleanup(func() {
-		if err := goleak.Find(ignore...); err != nil {
-			t.Errorf("goroutines leaked by this subtest (rule: no goroutine outlives Run or Unlock): %v", err)
+		if stacks := leaked(id, opts.IgnoreGoroutines, 2*time.Second); stacks != "" {
+			t.Errorf("goroutines leaked by this subtest (rule: no goroutine outlives Run or Unlock):\n%s", stacks)
 		}
 	})
 
