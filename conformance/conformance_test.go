@@ -253,13 +253,17 @@ func (h *toyHarness) Faulty(*testing.T) (backend.Locker, conformance.Fault) {
 	return c, c
 }
 
+// childrenAtOnce is how many child processes TestSuiteCatchesDefects
+// runs at once.
+const childrenAtOnce = 8
+
 // TestSuiteCatchesDefects tests the tester: each defect must fail the
 // subtests that check the rule it breaks.
 func TestSuiteCatchesDefects(t *testing.T) {
 	if os.Getenv(defectEnv) != "" {
 		t.Skip("running as a child")
 	}
-	for _, c := range []struct {
+	defects := []struct {
 		defect   string
 		mustFail []string
 	}{
@@ -300,13 +304,33 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"election-never-expires", []string{"ElectionFailover"}},
 		{"election-inspect-blind", []string{"ElectionObserve"}},
 		{"election-deaf", []string{"ElectionResignHandsOver"}},
-	} {
-		t.Run(c.defect, func(t *testing.T) {
-			t.Parallel()
+	}
+	// Each defect runs in a child process, which mostly waits (TTLs,
+	// retry intervals): more of them at once than -parallel (GOMAXPROCS)
+	// would let subtests run. Each is judged in a subtest of its own (a
+	// -run pattern that picks some of them still runs every child).
+	type result struct {
+		out []byte
+		err error
+	}
+	results := make([]chan result, len(defects))
+	slots := make(chan struct{}, childrenAtOnce)
+	for i, c := range defects {
+		results[i] = make(chan result, 1)
+		go func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			pattern := "^TestToy$/^(" + strings.Join(c.mustFail, "|") + ")$"
 			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run="+pattern, "-test.v", "-test.count=1", "-test.timeout=3m")
 			cmd.Env = append(os.Environ(), defectEnv+"="+c.defect)
 			out, err := cmd.CombinedOutput()
+			results[i] <- result{out, err}
+		}()
+	}
+	for i, c := range defects {
+		t.Run(c.defect, func(t *testing.T) {
+			r := <-results[i]
+			out, err := r.out, r.err
 			if err == nil {
 				t.Fatalf("the suite passed a backend that %s:\n%s", c.defect, out)
 			}
