@@ -47,49 +47,66 @@ func Interleave(b *testing.B, ops ...Op) map[string]time.Duration {
 // Ratio is a/b as a float, for b.ReportMetric.
 func Ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 
-// Contend has workers goroutines take turns on one lock until b.N
-// acquisitions in all. lock(w) builds worker w's way to take the lock and
-// run work while holding it (each worker should have its own client, as a
-// separate process would). It reports acquisitions per second, the wait
-// from one holder's end to the next holder's start (p50, p99), and the
+// Contend has workers goroutines take turns on one lock, all of them
+// contending throughout: the first workers acquisitions warm up (by then
+// each worker has, as a rule, made its first attempt, and on a backend
+// with a queue it is in line), the next b.N are measured, and then the
+// workers still waiting give up (their context is cancelled). lock(w) builds worker w's way to take the lock
+// and run work while holding it (each worker should have its own client,
+// as a separate process would). It reports acquisitions per second, the
+// wait from one holder's end to the next holder's start (p50, p99), and the
 // share of acquisitions that changed owner (100% is strict turn-taking; a
-// worker that barges right back in after releasing lowers it).
+// worker that barges right back in after releasing lowers it), all over
+// the measured acquisitions.
 func Contend(b *testing.B, workers int, lock func(w int) func(ctx context.Context, work func()) error) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	warm, last := int64(workers), int64(workers+b.N)
 	var (
+		count     atomic.Int64 // acquisitions so far
 		lastEnd   atomic.Int64 // unix nanos when the previous holder finished
 		lastOwner atomic.Int32
 		changes   atomic.Int64
 		mu        sync.Mutex
 		waits     []time.Duration
-		remaining atomic.Int64
+		start     atomic.Int64 // unix nanos when the measured acquisitions began
+		elapsed   atomic.Int64 // how long they took, in nanoseconds
+		warmed    = make(chan struct{})
 	)
 	lastOwner.Store(-1)
 	take := make([]func(context.Context, func()) error, workers)
 	for w := range take {
 		take[w] = lock(w)
 	}
-	remaining.Store(int64(b.N))
-	b.ResetTimer()
-	start := time.Now()
+	b.StopTimer()
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			var local []time.Duration
 			work := func() {
-				now := time.Now().UnixNano()
-				if prev := lastEnd.Load(); prev != 0 {
-					local = append(local, time.Duration(now-prev))
+				n := count.Add(1)
+				now := time.Now()
+				switch {
+				case n == warm:
+					start.Store(now.UnixNano())
+					close(warmed)
+				case n > warm && n <= last:
+					local = append(local, time.Duration(now.UnixNano()-lastEnd.Load()))
+					if lastOwner.Load() != int32(w) {
+						changes.Add(1)
+					}
 				}
-				if lastOwner.Swap(int32(w)) != int32(w) {
-					changes.Add(1)
+				if n == last {
+					elapsed.Store(now.UnixNano() - start.Load())
+					cancel()
 				}
+				lastOwner.Store(int32(w))
 				lastEnd.Store(time.Now().UnixNano())
 			}
-			for remaining.Add(-1) >= 0 {
-				if err := take[w](ctx, work); err != nil {
+			for ctx.Err() == nil {
+				if err := take[w](ctx, work); err != nil && ctx.Err() == nil {
 					b.Error(err)
-					return
+					cancel()
 				}
 			}
 			mu.Lock()
@@ -97,14 +114,20 @@ func Contend(b *testing.B, workers int, lock func(w int) func(ctx context.Contex
 			mu.Unlock()
 		})
 	}
+	select {
+	case <-warmed:
+		b.StartTimer()
+		<-ctx.Done()
+		b.StopTimer()
+	case <-ctx.Done(): // a worker failed during the warm-up
+	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	if len(waits) == 0 {
+	d := time.Duration(elapsed.Load())
+	if len(waits) == 0 || d <= 0 {
 		return
 	}
 	slices.Sort(waits)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "acq/s")
+	b.ReportMetric(float64(b.N)/d.Seconds(), "acq/s")
 	b.ReportMetric(float64(waits[len(waits)/2].Microseconds()), "p50-wait-µs")
 	b.ReportMetric(float64(waits[len(waits)*99/100].Microseconds()), "p99-wait-µs")
 	b.ReportMetric(100*float64(changes.Load())/float64(b.N), "%owner-change")
