@@ -223,7 +223,7 @@ func BenchmarkContended8(b *testing.B) {
 						return err
 					}
 					work()
-					return l.Release(ctx)
+					return l.Release(context.WithoutCancel(ctx))
 				}
 			}
 		}},
@@ -236,7 +236,7 @@ func BenchmarkContended8(b *testing.B) {
 						return err
 					}
 					work()
-					_, err := m.UnlockContext(ctx)
+					_, err := m.UnlockContext(context.WithoutCancel(ctx))
 					return err
 				}
 			}
@@ -253,7 +253,7 @@ func BenchmarkContended8(b *testing.B) {
 						return err
 					}
 					work()
-					_, err := m.UnlockContext(ctx)
+					_, err := m.UnlockContext(context.WithoutCancel(ctx))
 					return err
 				}
 			}
@@ -272,7 +272,7 @@ func BenchmarkContended8(b *testing.B) {
 						return err
 					}
 					work()
-					return m.Unlock(ctx)
+					return m.Unlock(context.WithoutCancel(ctx))
 				}
 			}
 		}},

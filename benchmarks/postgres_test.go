@@ -134,7 +134,7 @@ func postgresContenders(srv func() *itest.Postgres, prefix string) []contender {
 						return err
 					}
 					work()
-					_, err := c.Exec(ctx, `SELECT pg_advisory_unlock(43)`)
+					_, err := c.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(43)`)
 					return err
 				}
 			}

@@ -102,7 +102,7 @@ func BenchmarkContended8(b *testing.B) {
 					return err
 				}
 				work()
-				return m.Unlock(ctx)
+				return m.Unlock(context.WithoutCancel(ctx))
 			}
 		})
 	})

@@ -51,13 +51,15 @@ func Ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 // contending throughout: the first workers acquisitions warm up (by then
 // each worker has, as a rule, made its first attempt, and on a backend
 // with a queue it is in line), the next b.N are measured, and then the
-// workers still waiting give up (their context is cancelled). lock(w) builds worker w's way to take the lock
-// and run work while holding it (each worker should have its own client,
-// as a separate process would). It reports acquisitions per second, the
-// wait from one holder's end to the next holder's start (p50, p99), and the
-// share of acquisitions that changed owner (100% is strict turn-taking; a
-// worker that barges right back in after releasing lowers it), all over
-// the measured acquisitions.
+// workers still waiting give up (their context is cancelled). lock(w)
+// builds worker w's way to take the lock and run work while holding it
+// (each worker should have its own client, as a separate process would);
+// its release must outlive the context's end (context.WithoutCancel),
+// which comes while a worker holds the lock. It reports acquisitions per
+// second, the wait from one holder's end to the next holder's start (p50,
+// p99), and the share of acquisitions that changed owner (100% is strict
+// turn-taking; a worker that barges right back in after releasing lowers
+// it), all over the measured acquisitions.
 func Contend(b *testing.B, workers int, lock func(w int) func(ctx context.Context, work func()) error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
