@@ -48,7 +48,8 @@ func leaked(id string, ignore []string, wait time.Duration) string {
 }
 
 // labelled returns the stacks of the running goroutines labelled id, as
-// the goroutine profile prints them, but those leaked leaves out.
+// the goroutine profile prints them, but for those leaked leaves out (the
+// subtest's own, and those with an ignored function).
 func labelled(id string, ignore []string) string {
 	var buf bytes.Buffer
 	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {

@@ -193,7 +193,7 @@ func main() {
 		fmt.Fprintln(&b)
 	}
 	if acq := byName(waiters, "acq/s"); len(acq) > 0 {
-		fmt.Fprintf(&b, "## Many waiters, one key\n\n`BenchmarkWaiters`: 10, 50 and 150 workers take one key in turn through xsync (sharing %s Lockers, each waiter with a place or watch of its own), all of them waiting throughout: as many acquisitions as workers warm up (every worker in line), the next 200 (run.sh's -benchtime) are measured; acquisitions per second, median over rounds, and the p99 wait. Waiting that costs O(1) per handoff keeps the rate level as waiters are added.\n\n", lockerCount(waiters))
+		fmt.Fprintf(&b, "## Many waiters, one key\n\n`BenchmarkWaiters`: 10, 50 and 150 workers take one key in turn through xsync (sharing %s Lockers, each waiter with a place or watch of its own), all of them waiting throughout: as many acquisitions as workers warm up (by then, as a rule, every worker is in line), the next 200 (run.sh's -benchtime) are measured; acquisitions per second, median over rounds, and the p99 wait. Waiting that costs O(1) per handoff keeps the rate level as waiters are added.\n\n", lockerCount(waiters))
 		fmt.Fprintf(&b, "| backend | 10 waiters | 50 waiters | 150 waiters | 150 ÷ 10 |\n| --- | --- | --- | --- | --- |\n")
 		for _, be := range []string{"xsync-redis", "xsync-redlock", "xsync-etcd", "xsync-postgres"} {
 			row := "| " + be + " |"
