@@ -10,9 +10,8 @@ import (
 // SetIdle sets how long the keep-alive stream stays open after its last
 // answer, until the returned function restores it. Not for parallel tests.
 func SetIdle(d time.Duration) (restore func()) {
-	old := idleAfter
-	idleAfter = d
-	return func() { idleAfter = old }
+	old := idleAfter.Swap(int64(d))
+	return func() { idleAfter.Store(old) }
 }
 
 // KeepAlive is one keep-alive of lease id on l's stream.

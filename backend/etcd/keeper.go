@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -15,8 +16,11 @@ import (
 // the last keep-alive it sent was answered.
 const Idle = 10 * time.Second
 
-// idleAfter is Idle; the package's tests shorten it.
-var idleAfter = Idle
+// idleAfter is Idle in nanoseconds; the package's tests shorten it (an
+// atomic: a stream of an earlier test's Locker may still read it).
+var idleAfter atomic.Int64
+
+func init() { idleAfter.Store(int64(Idle)) }
 
 // IdleGoroutines names the goroutine of an idle keep-alive stream, which
 // outlives the last keep-alive by up to Idle: for a goroutine leak check.
@@ -133,7 +137,7 @@ func (k *keeper) receive(stream pb.Lease_LeaseKeepAliveClient) {
 			}
 		}
 		if k.pendingLocked() == 0 && k.idle == nil {
-			k.idle = time.AfterFunc(idleAfter, k.closeIdle)
+			k.idle = time.AfterFunc(time.Duration(idleAfter.Load()), k.closeIdle)
 		}
 		k.mu.Unlock()
 	}
