@@ -249,7 +249,10 @@ func (e *Election) observe(ctx context.Context, t *target, changes <-chan struct
 // bad input or a backend without elections. A term lost while fn ran
 // (fn's context then ends with a cause matching [ErrLockLost]) is not an
 // error: Lead waits for fn and campaigns again. A campaign that fails
-// (the backend is down) is tried again after the retry interval.
+// (the backend is down) is tried again after the retry interval. An fn
+// that returns nil while it still leads makes Lead resign and campaign
+// again at once, with no pause: fn should run until its context ends,
+// or return an error to stop Lead.
 func (e *Election) Lead(ctx context.Context, fn func(ctx context.Context) error, opts ...AcquireOption) error {
 	if fn == nil {
 		return fmt.Errorf("%w: nil callback", ErrInvalid)
