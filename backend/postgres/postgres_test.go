@@ -88,6 +88,7 @@ func TestOnOneServer(t *testing.T) {
 	t.Run("Guard", func(t *testing.T) { testGuard(t, srv, admin) })
 	t.Run("Migrate", func(t *testing.T) { testMigrate(t, srv, admin) })
 	t.Run("TokenAfterRowWait", func(t *testing.T) { testTokenAfterRowWait(t, srv, admin) })
+	t.Run("WriterTokenAfterRowWait", func(t *testing.T) { testWriterTokenAfterRowWait(t, srv, admin) })
 }
 
 // harness is one subtest's namespace (a key prefix) in the shared table.
@@ -186,4 +187,69 @@ WHERE kind = 'm' AND key = $1 RETURNING token`, []byte(prefix+"b")).Scan(&later)
 	require.NoError(t, admin.QueryRow(ctx, `SELECT token FROM xsync_locks WHERE kind = 'm' AND key = $1`, []byte(prefix+"b")).Scan(&now))
 	require.GreaterOrEqual(t, now, later, "b's token went backwards")
 	require.Zero(t, r.tok, "the attempt drew its token before the later hold: it must be refused")
+}
+
+// testWriterTokenAfterRowWait: a writer draws its token, then waits for
+// the read-write lock's row. If another writer takes the lock meanwhile
+// with a later token and releases it, the waiting writer must be refused:
+// writers' tokens only grow. The other writer is played by a transaction
+// of the test's own, as in testTokenAfterRowWait.
+func testWriterTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
+	ctx := t.Context()
+	prefix := newPrefix()
+	l := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix))
+	_, w := l.RWLock("w")
+	req := backend.Request{TTL: time.Minute, Owner: "test"}
+
+	// The row of "w" exists, free.
+	tok, err := w.Acquire(ctx, req)
+	require.NoError(t, err)
+	require.NotZero(t, tok)
+	ok, err := w.Release(ctx, tok)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	tx, err := admin.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var pid int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
+	_, err = tx.Exec(ctx, `SELECT 1 FROM xsync_locks WHERE kind = 'r' AND key = $1 FOR UPDATE`, []byte(prefix+"w"))
+	require.NoError(t, err)
+
+	type result struct {
+		tok int64
+		err error
+	}
+	writer := make(chan result, 1)
+	go func() {
+		tok, err := w.Acquire(ctx, req)
+		writer <- result{tok, err}
+	}()
+	// The writer has drawn its token and waits for the row.
+	require.Eventually(t, func() bool {
+		var n int
+		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, pid).Scan(&n)
+		return err == nil && n == 1
+	}, 30*time.Second, 10*time.Millisecond, "the writer never waited for the row lock")
+
+	// A later writer, granted and gone while the first waits.
+	var later int64
+	require.NoError(t, tx.QueryRow(ctx, `UPDATE xsync_locks SET token = nextval('"public"."xsync_locks_token"'), holders = '[]'
+WHERE kind = 'r' AND key = $1 RETURNING token`, []byte(prefix+"w")).Scan(&later))
+	require.NoError(t, tx.Commit(ctx))
+
+	r := <-writer
+	require.NoError(t, r.err)
+	if r.tok != 0 {
+		require.Greater(t, r.tok, later, "the writer was granted under a token older than the last writer's")
+	}
+	require.Zero(t, r.tok, "the writer drew its token before the later writer: it must be refused")
+	// Its next attempt draws a new token and gets the lock.
+	tok, err = w.Acquire(ctx, req)
+	require.NoError(t, err)
+	require.Greater(t, tok, later)
+	ok, err = w.Release(ctx, tok)
+	require.NoError(t, err)
+	require.True(t, ok)
 }

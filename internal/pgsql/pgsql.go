@@ -26,7 +26,8 @@ type Statements struct {
 
 	// The group kinds (semaphore, read-write lock): one row whose holders
 	// (jsonb: t token, e expiry, o owner, a attempt, w writer) and marks
-	// (jsonb: a waiting writer's name and expiry) are the lock's.
+	// (jsonb: a waiting writer's name and expiry) are the lock's; a
+	// read-write lock's token column is its last writer's token.
 	SemAcquire, ReadAcquire, WriteAcquire, WriteMark, WriteUnmark string
 	GroupRelease, GroupRefresh, GroupState, GroupForce, GroupUndo string
 }
@@ -77,6 +78,12 @@ RETURNING attempt, token`
 	// for observers alone.
 	notifyHead := `pg_notify({C}, $1 || ':' || md5($2) || ':' || coalesce({Q} -> 0 ->> 'w', ''))`
 	notifyGrant := `pg_notify({C}, $1 || ':' || md5($2) || ':-')`
+	// A writer is granted the lock if nobody holds it and its token is
+	// larger than the last writer's (the row's token): the token was drawn
+	// before the statement waited for the row's lock, and a writer granted
+	// and gone meanwhile has a larger one (refused, the next attempt draws
+	// a new one), as for a mutex.
+	writerFree := `(jsonb_array_length({LIVE}) = 0 AND g.token < excluded.token)`
 	newHolder := `jsonb_build_array(jsonb_build_object('t', nextval({S}), 'e', {N} + $2::int8, 'o', $3::text, 'a', $4::int8%s))`
 	withoutHolder := `(SELECT coalesce(jsonb_agg(h ORDER BY i), '[]'::jsonb) FROM jsonb_array_elements(g.holders) WITH ORDINALITY AS x(h, i) WHERE (h ->> '%s')::int8 <> $3::int8)`
 	return Statements{
@@ -129,14 +136,16 @@ WHERE NOT jsonb_path_exists(g.holders, '$[*] ? (@.w == true && @.e > $n)', jsonb
   AND NOT jsonb_path_exists(g.marks, '$.* ? (@ > $n)', jsonb_build_object('n', {N}))
 RETURNING (holders -> -1 ->> 't')::int8`),
 		WriteAcquire: f(`INSERT INTO {T} AS g (kind, key, token, expires, holders)
-VALUES ('r', $1, 0, now() + $2::int8{US}, ` + strings.Replace(newHolder, "%s", ", 'w', true", 1) + `)
+SELECT 'r', $1, n.t, now() + $2::int8{US}, jsonb_build_array(jsonb_build_object('t', n.t, 'e', {N} + $2::int8, 'o', $3::text, 'a', $4::int8, 'w', true))
+FROM (SELECT nextval({S}) AS t) AS n
 ON CONFLICT (kind, key) DO UPDATE SET
-  holders = CASE WHEN jsonb_array_length({LIVE}) = 0 THEN excluded.holders ELSE g.holders END,
-  marks = CASE WHEN jsonb_array_length({LIVE}) = 0 THEN {MARKS} - $5::text
+  holders = CASE WHEN ` + writerFree + ` THEN excluded.holders ELSE g.holders END,
+  token = CASE WHEN ` + writerFree + ` THEN excluded.token ELSE g.token END,
+  marks = CASE WHEN ` + writerFree + ` THEN {MARKS} - $5::text
                ELSE {MARKS} || jsonb_build_object($5::text, {N} + $6::int8) END,
   expires = greatest(g.expires, excluded.expires, now() + $6::int8{US})
 WHERE jsonb_array_length({LIVE}) = 0 OR coalesce((g.marks ->> $5::text)::int8, 0) > {N}
-RETURNING (holders -> -1 ->> 'a')::int8, (holders -> -1 ->> 't')::int8`),
+RETURNING coalesce((holders -> -1 ->> 'a')::int8, 0), coalesce((holders -> -1 ->> 't')::int8, 0)`),
 		WriteMark: f(`INSERT INTO {T} AS g (kind, key, token, expires, marks)
 VALUES ('r', $1, 0, now() + $3::int8{US}, jsonb_build_object($2::text, {N} + $3::int8))
 ON CONFLICT (kind, key) DO UPDATE SET marks = {MARKS} || excluded.marks, holders = {LIVE}, expires = greatest(g.expires, excluded.expires)`),
