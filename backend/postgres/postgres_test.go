@@ -140,53 +140,20 @@ func testTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpool.Poo
 	l := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix))
 	req := backend.Request{TTL: time.Minute, Owner: "test"}
 
-	// The row of "b" exists, free.
-	tok, err := l.Mutex("b").Acquire(ctx, req)
-	require.NoError(t, err)
-	require.NotZero(t, tok)
-	ok, err := l.Mutex("b").Release(ctx, tok)
-	require.NoError(t, err)
-	require.True(t, ok)
+	takeAndRelease(t, l.Mutex("b"), req) // b's row exists, free
 
-	tx, err := admin.Begin(ctx)
-	require.NoError(t, err)
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	var pid int
-	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
-	_, err = tx.Exec(ctx, `SELECT 1 FROM xsync_locks WHERE kind = 'm' AND key = $1 FOR UPDATE`, []byte(prefix+"b"))
-	require.NoError(t, err)
-
-	type result struct {
-		tok int64
-		err error
-	}
-	multi := make(chan result, 1)
-	go func() {
-		tok, err := l.Multi([]string{"a", "b"}).Acquire(ctx, req)
-		multi <- result{tok, err}
-	}()
-	// The multi-key acquire has drawn its token and waits for b's row.
-	require.Eventually(t, func() bool {
-		var n int
-		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, pid).Scan(&n)
-		return err == nil && n == 1
-	}, 30*time.Second, 10*time.Millisecond, "the multi-key acquire never waited for the row lock")
-
-	// A later hold of b, taken and released while the multi waits.
-	var later int64
-	require.NoError(t, tx.QueryRow(ctx, `UPDATE xsync_locks SET token = nextval('"public"."xsync_locks_token"'), expires = '-infinity'
-WHERE kind = 'm' AND key = $1 RETURNING token`, []byte(prefix+"b")).Scan(&later))
-	require.NoError(t, tx.Commit(ctx))
-
-	r := <-multi
-	require.NoError(t, r.err)
-	if r.tok != 0 {
-		require.Greater(t, r.tok, later, "the multi-key lock was granted under a token older than b's last holder's")
+	// A later hold of b, taken and released while the multi-key acquire
+	// waits for b's row.
+	got, later := afterRowWait(t, admin, "m", prefix+"b", `expires = '-infinity'`, func() (int64, error) {
+		return l.Multi([]string{"a", "b"}).Acquire(ctx, req)
+	})
+	if got != 0 {
+		require.Greater(t, got, later, "the multi-key lock was granted under a token older than b's last holder's")
 	}
 	var now int64
 	require.NoError(t, admin.QueryRow(ctx, `SELECT token FROM xsync_locks WHERE kind = 'm' AND key = $1`, []byte(prefix+"b")).Scan(&now))
 	require.GreaterOrEqual(t, now, later, "b's token went backwards")
-	require.Zero(t, r.tok, "the attempt drew its token before the later hold: it must be refused")
+	require.Zero(t, got, "the attempt drew its token before the later hold: it must be refused")
 }
 
 // testWriterTokenAfterRowWait: a writer draws its token, then waits for
@@ -201,55 +168,68 @@ func testWriterTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpo
 	_, w := l.RWLock("w")
 	req := backend.Request{TTL: time.Minute, Owner: "test"}
 
-	// The row of "w" exists, free.
-	tok, err := w.Acquire(ctx, req)
-	require.NoError(t, err)
-	require.NotZero(t, tok)
-	ok, err := w.Release(ctx, tok)
-	require.NoError(t, err)
-	require.True(t, ok)
+	takeAndRelease(t, w, req) // w's row exists, free
 
+	// A later writer, granted and gone while the first waits for the row.
+	got, later := afterRowWait(t, admin, "r", prefix+"w", `holders = '[]'`, func() (int64, error) {
+		return w.Acquire(ctx, req)
+	})
+	if got != 0 {
+		require.Greater(t, got, later, "the writer was granted under a token older than the last writer's")
+	}
+	require.Zero(t, got, "the writer drew its token before the later writer: it must be refused")
+	// Its next attempt draws a new token and gets the lock.
+	require.Greater(t, takeAndRelease(t, w, req), later)
+}
+
+// afterRowWait holds the row of kind and key in a transaction of its own,
+// runs attempt until it waits for that row's lock (it has drawn its token
+// by then), gives the row a later token from the sequence with set (the
+// rest of a later holder's grant and release), commits, and returns
+// attempt's token and the later one.
+func afterRowWait(t *testing.T, admin *pgxpool.Pool, kind, key, set string, attempt func() (int64, error)) (got, later int64) {
+	t.Helper()
+	ctx := t.Context()
 	tx, err := admin.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	var pid int
 	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid))
-	_, err = tx.Exec(ctx, `SELECT 1 FROM xsync_locks WHERE kind = 'r' AND key = $1 FOR UPDATE`, []byte(prefix+"w"))
+	_, err = tx.Exec(ctx, `SELECT 1 FROM xsync_locks WHERE kind = $1 AND key = $2 FOR UPDATE`, kind, []byte(key))
 	require.NoError(t, err)
 
 	type result struct {
 		tok int64
 		err error
 	}
-	writer := make(chan result, 1)
+	done := make(chan result, 1)
 	go func() {
-		tok, err := w.Acquire(ctx, req)
-		writer <- result{tok, err}
+		tok, err := attempt()
+		done <- result{tok, err}
 	}()
-	// The writer has drawn its token and waits for the row.
 	require.Eventually(t, func() bool {
 		var n int
 		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, pid).Scan(&n)
 		return err == nil && n == 1
-	}, 30*time.Second, 10*time.Millisecond, "the writer never waited for the row lock")
+	}, 30*time.Second, 10*time.Millisecond, "the attempt never waited for the row lock")
 
-	// A later writer, granted and gone while the first waits.
-	var later int64
-	require.NoError(t, tx.QueryRow(ctx, `UPDATE xsync_locks SET token = nextval('"public"."xsync_locks_token"'), holders = '[]'
-WHERE kind = 'r' AND key = $1 RETURNING token`, []byte(prefix+"w")).Scan(&later))
+	require.NoError(t, tx.QueryRow(ctx, `UPDATE xsync_locks SET token = nextval('"public"."xsync_locks_token"'), `+set+`
+WHERE kind = $1 AND key = $2 RETURNING token`, kind, []byte(key)).Scan(&later))
 	require.NoError(t, tx.Commit(ctx))
-
-	r := <-writer
+	r := <-done
 	require.NoError(t, r.err)
-	if r.tok != 0 {
-		require.Greater(t, r.tok, later, "the writer was granted under a token older than the last writer's")
-	}
-	require.Zero(t, r.tok, "the writer drew its token before the later writer: it must be refused")
-	// Its next attempt draws a new token and gets the lock.
-	tok, err = w.Acquire(ctx, req)
+	return r.tok, later
+}
+
+// takeAndRelease takes lock, which must be free, releases it, and returns
+// the token it was held with.
+func takeAndRelease(t *testing.T, lock backend.Lock, req backend.Request) int64 {
+	t.Helper()
+	tok, err := lock.Acquire(t.Context(), req)
 	require.NoError(t, err)
-	require.Greater(t, tok, later)
-	ok, err = w.Release(ctx, tok)
+	require.NotZero(t, tok)
+	ok, err := lock.Release(t.Context(), tok)
 	require.NoError(t, err)
 	require.True(t, ok)
+	return tok
 }
