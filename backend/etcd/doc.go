@@ -115,7 +115,7 @@
 //     is refused while a writer or a mark exists; a write attempt while
 //     a reader or a writer does, and a writer that waits then puts its
 //     own mark on a lease of its keep time (rounded up to whole seconds
-//     and to MinTTL: a lease and a put, then a keep-alive once half of it
+//     and to MinTTL: a lease and a put, then a keep-alive once a third of it
 //     passed); its grant or its giving up deletes the mark.
 //   - A multi-key lock is one transaction that creates every key, on one
 //     lease, if none exists and none has waiters queued; its revision is

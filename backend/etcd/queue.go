@@ -262,7 +262,9 @@ func drainEvents(events clientv3.WatchChan) {
 // acquireQueued is an attempt by the queued waiter
 // w, in one transaction that also checks that no entry of the key's queue
 // is older than w's and deletes w's entry. A refused waiter's entry lease
-// is renewed (one keep-alive) once half its keep time has passed.
+// is renewed (one keep-alive) once a third of the lease's TTL (keep,
+// rounded up as granted) has passed: the waiter attempts at least three
+// times per keep, so the entry never comes within an attempt of its end.
 func (l *Locker) acquireQueued(ctx context.Context, key string, ttl time.Duration, owner, w string, keep time.Duration) (_ int64, err error) {
 	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
@@ -278,7 +280,7 @@ func (l *Locker) acquireQueued(ctx context.Context, key string, ttl time.Duratio
 	case tok > 0:
 		wt.left.Store(true)
 		l.putIdle(wt.le)
-	case err == nil && time.Since(wt.renew) > wt.keep/2:
+	case err == nil && time.Since(wt.renew) > l.granted(wt.keep)/3:
 		sent := time.Now()
 		ttl, kerr := l.keeper.keepAlive(ctx, wt.le.id)
 		switch {

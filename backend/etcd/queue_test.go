@@ -45,9 +45,9 @@ func TestQueueEntryLost(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, got.Count, "the entry went with its lease")
 
-	// Time must pass: the renewal that finds the lease gone is due after
-	// half the keep time.
-	time.Sleep(keep/2 + 100*time.Millisecond)
+	// Time must pass: the renewal that finds the lease gone is due after a
+	// third of the entry lease's TTL (keep as granted: at least MinTTL).
+	time.Sleep(max(keep, xetcd.MinTTL)/3 + 100*time.Millisecond)
 	tok, err := m.Acquire(ctx, queued)
 	require.NoError(t, err)
 	require.Zero(t, tok, "the key is still held")

@@ -155,7 +155,7 @@ func (l *Locker) acquireRead(ctx context.Context, key string, ttl time.Duration)
 // that puts the writer's entry, and deletes its own mark, if nobody holds
 // the lock. A refused waiting writer puts its mark m/<w> on a lease of
 // keep (rounded up to whole seconds and to MinTTL): a lease and a put the
-// first time, then one keep-alive once half of it has passed, nothing in
+// first time, then one keep-alive once a third of it has passed, nothing in
 // between.
 func (l *Locker) acquireWrite(ctx context.Context, key string, ttl time.Duration, w string, keep time.Duration) (_ int64, err error) {
 	ctx, done := l.bounded(ctx, ttl)
@@ -192,13 +192,13 @@ type mark struct {
 }
 
 // setMark puts the mark k on a lease of keep, or renews the one this
-// Locker put before once half of keep has passed.
+// Locker put before once a third of keep (as granted) has passed.
 func (l *Locker) setMark(ctx context.Context, k string, keep time.Duration) error {
 	keep = l.granted(keep)
 	l.mu.Lock()
 	m, ok := l.marks[k]
 	l.mu.Unlock()
-	if ok && time.Since(m.renewed) < keep/2 {
+	if ok && time.Since(m.renewed) < keep/3 {
 		return nil
 	}
 	sent := time.Now()
