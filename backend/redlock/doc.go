@@ -83,6 +83,16 @@
 // retry interval. Waiters also wake when the holder's majority expires,
 // which publishes nothing.
 //
+// A Locker's waiters of one key line up, in arrival order, and a release
+// (or the holder's expiry) wakes only the first of them: a freed key has
+// room for one holder, so one attempt per Locker is enough, and each
+// further one would send a round to every node and split the votes. The
+// first waiter leaves the line when it stops waiting (it got the lock or
+// gave up), and hands on a wake it had not taken. Waiters on different
+// Lockers all wake, so a release costs one attempt per Locker that has
+// waiters, however many callers wait. An election's observers
+// ([backend.Notifier]) do not line up: each hears every change.
+//
 // # Split votes
 //
 // Contenders that lock a free key at the same moment can split the nodes

@@ -51,7 +51,7 @@ func (m mutex) Refresh(ctx context.Context, token int64, ttl time.Duration) (boo
 }
 
 func (m mutex) Watch(ctx context.Context, _ string, _ time.Duration) (<-chan struct{}, func(), error) {
-	return m.l.watch(ctx, m.key)
+	return m.l.watch(ctx, m.key, true)
 }
 
 func (m mutex) Inspect(ctx context.Context) (backend.Info, error) { return m.l.inspect(ctx, m.key) }

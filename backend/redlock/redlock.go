@@ -90,6 +90,7 @@ type Locker struct {
 	quorumTimeout time.Duration
 	drift         float64
 	hubs          []*pubsub.Hub // one pub/sub connection per node, for Watch
+	lines         *lines        // the waiters that wake one at a time, per key (see watch)
 
 	electOnce *sync.Once
 	elect     *Locker // the election space: this Locker under another prefix
@@ -114,6 +115,7 @@ func New(clients []goredis.UniversalClient, opts ...Option) *Locker {
 	}
 	l.quorumTimeout = max(l.quorumTimeout, l.nodeTimeout)
 	l.hubs = make([]*pubsub.Hub, len(clients))
+	l.lines = &lines{}
 	l.pools = make([]redis.Pool, len(clients))
 	for i, c := range clients {
 		l.pools[i] = rsgoredis.NewPool(c)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -16,6 +17,15 @@ import (
 // unsubscribed by the last), opened by the first waiter and closed 10s
 // after the last left.
 //
+// With one, the waiter lines up behind the Locker's other waiters of key
+// that watch with one, and a message, or the holder's expiry, wakes only
+// the first of them: a release frees the key for one holder, so one
+// attempt per Locker is enough, however many of its callers wait (each
+// further one would send a round to every node, and split the votes). The
+// first waiter leaves the line when its watch stops, and hands on a wake it
+// had not taken. Without one (an election's observers), every message wakes
+// the waiter.
+//
 // watch returns once a majority of the nodes confirmed the subscription
 // (a release frees the key on a majority, and any two majorities share a
 // node, so one of its messages reaches the waiter) and it has read, as
@@ -23,9 +33,14 @@ import (
 // the holder's expiry, which publishes nothing. A message lost (a node's
 // connection breaking, a node that did not confirm in time) costs the
 // waiter no more than its retry interval.
-func (l *Locker) watch(ctx context.Context, key string) (<-chan struct{}, func(), error) {
+func (l *Locker) watch(ctx context.Context, key string, one bool) (<-chan struct{}, func(), error) {
 	k := l.prefix + mutexSpace + key
 	w := &watcher{ch: make(chan struct{}, 1)}
+	notify := w.notify
+	if one {
+		l.lines.join(k, w)
+		notify = func() { l.lines.wake(k) }
+	}
 	type joined struct {
 		stop func()
 		err  error
@@ -33,7 +48,7 @@ func (l *Locker) watch(ctx context.Context, key string) (<-chan struct{}, func()
 	confirmed := make(chan joined, l.n)
 	for i := range l.hubs {
 		go func() {
-			stop, err := l.hubs[i].Listen(ctx, k, "", w.notify)
+			stop, err := l.hubs[i].Listen(ctx, k, "", notify)
 			confirmed <- joined{stop, err}
 		}()
 	}
@@ -58,6 +73,9 @@ func (l *Locker) watch(ctx context.Context, key string) (<-chan struct{}, func()
 	pending := l.n
 	stop := func() {
 		w.stopTimer()
+		if one {
+			l.lines.leave(k, w)
+		}
 		mu.Lock()
 		done = true
 		ss := stops
@@ -100,7 +118,7 @@ func (l *Locker) watch(ctx context.Context, key string) (<-chan struct{}, func()
 	if len(info.Holders) == 0 {
 		w.notify()
 	} else {
-		w.setTimer(info.Holders[0].TTL)
+		w.setTimer(info.Holders[0].TTL, notify)
 	}
 	var once sync.Once
 	return w.ch, func() { once.Do(stop) }, nil
@@ -119,10 +137,10 @@ func (w *watcher) notify() {
 	}
 }
 
-func (w *watcher) setTimer(d time.Duration) {
+func (w *watcher) setTimer(d time.Duration, notify func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.timer = time.AfterFunc(d, w.notify)
+	w.timer = time.AfterFunc(d, notify)
 }
 
 func (w *watcher) stopTimer() {
@@ -130,5 +148,56 @@ func (w *watcher) stopTimer() {
 	defer w.mu.Unlock()
 	if w.timer != nil {
 		w.timer.Stop()
+	}
+}
+
+// lines are the waiters of each key on one Locker that wake one at a
+// time, in arrival order (see watch).
+type lines struct {
+	mu   sync.Mutex
+	keys map[string][]*watcher
+}
+
+// join puts w at the end of k's line.
+func (q *lines) join(k string, w *watcher) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.keys == nil {
+		q.keys = make(map[string][]*watcher)
+	}
+	q.keys[k] = append(q.keys[k], w)
+}
+
+// wake wakes the first waiter of k's line.
+func (q *lines) wake(k string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if ws := q.keys[k]; len(ws) > 0 {
+		ws[0].notify()
+	}
+}
+
+// leave takes w out of k's line. A wake that w had not taken goes to the
+// waiter that is first now.
+func (q *lines) leave(k string, w *watcher) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ws := q.keys[k]
+	i := slices.Index(ws, w)
+	if i < 0 {
+		return
+	}
+	ws = slices.Delete(ws, i, i+1)
+	if len(ws) == 0 {
+		delete(q.keys, k)
+		return
+	}
+	q.keys[k] = ws
+	if i == 0 {
+		select {
+		case <-w.ch:
+			ws[0].notify()
+		default:
+		}
 	}
 }

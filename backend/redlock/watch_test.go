@@ -1,0 +1,125 @@
+package redlock_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/backend/redlock"
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+// TestWaitersWakeOneAtATime: the waiters of one key on one Locker line up,
+// and a release wakes only the first of them (each woken waiter would send
+// a round to every node); the first's leaving hands a wake it had not taken
+// to the next, and makes the next the first.
+func TestWaitersWakeOneAtATime(t *testing.T) {
+	nodes := itest.StartRedisN(t, 3)
+	prefix := newPrefix()
+	ctx := t.Context()
+	holder := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+	waiters := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+	const key, ttl = "k", time.Minute // no wake at the holder's expiry
+
+	tok, err := holder.Acquire(ctx, key, ttl)
+	require.NoError(t, err)
+	require.Positive(t, tok)
+	ready := make([]<-chan struct{}, 4)
+	stops := make([]func(), 4)
+	for i := range ready {
+		ready[i], stops[i], err = waiters.Mutex(key).(backend.Watcher).Watch(ctx, "", time.Second)
+		require.NoError(t, err)
+		t.Cleanup(stops[i])
+	}
+	// cycle releases the holder's lock and takes it again.
+	cycle := func() {
+		t.Helper()
+		ok, err := holder.Release(ctx, key, tok)
+		require.NoError(t, err)
+		require.True(t, ok)
+		tok, err = holder.Acquire(ctx, key, ttl)
+		require.NoError(t, err)
+		require.Positive(t, tok)
+	}
+	woken := func(i int) {
+		t.Helper()
+		select {
+		case <-ready[i]:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("waiter %d was not woken", i)
+		}
+	}
+	asleep := func(from int) {
+		t.Helper()
+		for i := from; i < len(ready); i++ {
+			require.Empty(t, ready[i], "waiter %d was woken, but is not first", i)
+		}
+	}
+	asleep(0)
+
+	// Two releases: every node's message of the first reaches the Locker
+	// before its message of the second, so a wake of the others by the
+	// first release would show by the time the second wakes the first.
+	cycle()
+	woken(0)
+	cycle()
+	woken(0)
+	asleep(1)
+
+	// The first leaves: the next is first.
+	stops[0]()
+	cycle()
+	woken(1)
+	asleep(2)
+
+	// Woken, but leaving without taking it: the wake goes on.
+	cycle()
+	require.Eventually(t, func() bool { return len(ready[1]) == 1 }, 10*time.Second, time.Millisecond, "waiter 1 was not woken")
+	stops[1]()
+	woken(2)
+	asleep(3)
+}
+
+// TestObserversHearEveryChange: an election's observers on one Locker do
+// not line up: every one of them hears a change.
+func TestObserversHearEveryChange(t *testing.T) {
+	nodes := itest.StartRedisN(t, 3)
+	prefix := newPrefix()
+	ctx := t.Context()
+	leader := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+	observers := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+	req := backend.Request{TTL: time.Minute}
+	tok, err := leader.Election("e").Acquire(ctx, req)
+	require.NoError(t, err)
+	require.Positive(t, tok)
+
+	changes := make([]<-chan struct{}, 3)
+	for i := range changes {
+		var stop func()
+		changes[i], stop, err = observers.Election("e").(backend.Notifier).Changes(ctx)
+		require.NoError(t, err)
+		t.Cleanup(stop)
+		drain(t, changes[i]) // Changes fires once at once
+	}
+	ok, err := leader.Election("e").Release(ctx, tok)
+	require.NoError(t, err)
+	require.True(t, ok)
+	for i := range changes {
+		drain(t, changes[i])
+	}
+}
+
+// drain waits for one value of ch.
+func drain(t *testing.T, ch <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		t.Fatal("no change heard")
+	}
+}
