@@ -92,7 +92,10 @@ end
 local s = string.format('%.0f', tok)
 redis.call('HSET', KEYS[1], 'tok', s, 'exp', string.format('%.0f', now + ttl * 1000),
   'own', ARGV[3], 'fence', s, 'who', ARGV[4] or '')
-local life = ttl + tonumber(ARGV[2])
+-- (+1: the key's time to live counts from the script's start, to the
+-- millisecond, and 'exp' from its TIME call: the key outlives 'exp' even
+-- with no fencing counter kept, ARGV[2] 0.)
+local life = ttl + tonumber(ARGV[2]) + 1
 if q == '' then
   redis.call('HDEL', KEYS[1], 'q')
 elseif q then

@@ -22,7 +22,10 @@
 //     one atomic step on the server, one round trip each.
 //   - Owner-only release and refresh: the script compares the token.
 //   - Expiry with millisecond precision, measured on the server's clock
-//     (TIME): a lock not released is free once its TTL has passed there.
+//     (TIME): a lock not released is free once its TTL has passed there,
+//     and never sooner (a mutex's expiry is kept in microseconds; a
+//     semaphore's or read-write lock's holders in milliseconds rounded
+//     up, so they may outlive their TTL by up to 1ms).
 //   - Fencing tokens: a new token is max(last token + 1, server time in
 //     microseconds). Tokens grow strictly for a key while its counter
 //     lives (the TTL plus [WithFenceIdle], one minute by default), and keep

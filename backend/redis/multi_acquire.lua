@@ -32,6 +32,6 @@ local e = string.format('%.0f', now + ttl * 1000)
 for _, k in ipairs(KEYS) do
   redis.call('HSET', k, 'tok', s, 'exp', e, 'own', ARGV[3], 'fence', s, 'who', '')
   redis.call('HDEL', k, 'q') -- only dead waiters were left
-  redis.call('PEXPIRE', k, ttl + tonumber(ARGV[2]))
+  redis.call('PEXPIRE', k, ttl + tonumber(ARGV[2]) + 1) -- see acquire.lua
 end
 return tok

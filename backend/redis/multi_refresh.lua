@@ -19,6 +19,6 @@ local ttl = tonumber(ARGV[2])
 local e = string.format('%.0f', now + ttl * 1000)
 for _, k in ipairs(KEYS) do
   redis.call('HSET', k, 'exp', e)
-  redis.call('PEXPIRE', k, ttl + tonumber(ARGV[3]))
+  redis.call('PEXPIRE', k, ttl + tonumber(ARGV[3]) + 1) -- see acquire.lua
 end
 return 1

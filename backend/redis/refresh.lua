@@ -14,5 +14,5 @@ if h[1] ~= ARGV[1] or tonumber(h[2]) <= now then
 end
 local ttl = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'exp', string.format('%.0f', now + ttl * 1000))
-redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[3]) + 1) -- see acquire.lua
 return 1

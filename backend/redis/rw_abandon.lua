@@ -15,6 +15,6 @@ if m then
   return give(k, m, now)
 end
 local ttl = tonumber(ARGV[2])
-redis.call('ZADD', k, -(now + ttl), 'v' .. ARGV[1])
-atleast(k, ttl)
+redis.call('ZADD', k, -expiry(now, ttl), 'v' .. ARGV[1])
+atleast(k, ttl + 1)
 return 0

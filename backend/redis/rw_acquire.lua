@@ -65,9 +65,9 @@ if fence and fence >= tok then
 end
 local s = string.format('%.0f', tok)
 local ttl = tonumber(ARGV[2])
-redis.call('ZADD', k, tok, '#fence', now + ttl, ARGV[1] .. s .. ':' .. ARGV[5])
+redis.call('ZADD', k, tok, '#fence', expiry(now, ttl), ARGV[1] .. s .. ':' .. ARGV[5])
 if ARGV[1] == 'w' and ARGV[6] ~= '' then
   redis.call('ZREM', k, '#m:' .. ARGV[6])
 end
-atleast(k, ttl + tonumber(ARGV[4]))
+atleast(k, ttl + 1 + tonumber(ARGV[4])) -- see expiry
 return tok

@@ -14,5 +14,5 @@ if not m then
 end
 local ttl = tonumber(ARGV[1])
 renew(KEYS[1], m, now, ttl)
-atleast(KEYS[1], ttl + tonumber(ARGV[2]))
+atleast(KEYS[1], ttl + 1 + tonumber(ARGV[2]))
 return 1

@@ -13,6 +13,6 @@ if give(k, ARGV[1], now) == 1 then
   return 1
 end
 local ttl = tonumber(ARGV[2])
-redis.call('ZADD', k, -(now + ttl), ARGV[1])
-atleast(k, ttl)
+redis.call('ZADD', k, -expiry(now, ttl), ARGV[1])
+atleast(k, ttl + 1)
 return 0

@@ -19,6 +19,6 @@ if redis.call('ZCOUNT', k, '(0', '+inf') >= tonumber(ARGV[1]) then
   return 0
 end
 local ttl = tonumber(ARGV[2])
-redis.call('ZADD', k, now + ttl, ARGV[3])
-atleast(k, ttl)
+redis.call('ZADD', k, expiry(now, ttl), ARGV[3])
+atleast(k, ttl + 1) -- the set outlives the permit (see expiry)
 return 1

@@ -8,7 +8,7 @@
 local _, now = clock()
 local ttl = tonumber(ARGV[1])
 if renew(KEYS[1], ARGV[2], now, ttl) == 1 then
-  atleast(KEYS[1], ttl)
+  atleast(KEYS[1], ttl + 1)
   return 1
 end
 return 0

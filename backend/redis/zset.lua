@@ -17,6 +17,18 @@ local function clock()
   return us, math.floor(us / 1000)
 end
 
+-- expiry is the score of a holder (or a void mark) that lives ttl ms from
+-- now (ms, rounded down from the server's microseconds): one more than now
+-- + ttl, so that it lives at least ttl after the moment the script ran.
+-- expire drops a holder once now reaches its score; with now + ttl it
+-- dropped holders up to 1ms early, while each holder counts its TTL from
+-- just before its request, so a writer could be granted during a reader's
+-- last millisecond. (Redis's own key expiry, PEXPIRE, rounds the same
+-- way: a key lives through the millisecond it expires in.)
+local function expiry(now, ttl)
+  return now + ttl + 1
+end
+
 -- expire drops the holders (and a read-write lock's mark) whose time has
 -- passed at now (ms).
 local function expire(k, now)
@@ -42,7 +54,7 @@ local function renew(k, m, now, ttl)
   if not s or tonumber(s) <= now then
     return 0
   end
-  redis.call('ZADD', k, 'XX', now + ttl, m)
+  redis.call('ZADD', k, 'XX', expiry(now, ttl), m)
   return 1
 end
 

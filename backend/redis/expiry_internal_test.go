@@ -1,0 +1,70 @@
+package redis
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+// A permit or a read or write lock lives on the server at least its TTL
+// after the script that granted it read the server's clock (its holder
+// counts the TTL from before its request). Their sorted sets score
+// holders in milliseconds: a score of now + TTL, with now rounded down,
+// dropped a holder up to 1ms early, and a writer was granted inside a
+// reader's validity (the soak's cluster-reshard history, 2026-12-05).
+func TestHolderLivesItsTTL(t *testing.T) {
+	srv := itest.StartRedis(t)
+	c := itest.RedisClient(t, srv)
+	l := New(c, WithPrefix("expiry:"), WithFenceIdle(0))
+	ctx := t.Context()
+	const ttl = time.Minute
+	read, _ := l.RWLock("r")
+	_, write := l.RWLock("w")
+	for _, tc := range []struct {
+		name string
+		lock backend.Lock
+		key  string
+	}{
+		{"read", read, l.prefix + rwSpace + "r"},
+		{"write", write, l.prefix + rwSpace + "w"},
+		{"semaphore", l.Semaphore("s", 1), l.prefix + semaphoreSpace + "s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Each round fails with the old scores unless the grant and
+			// the clock read before it fall in different milliseconds.
+			for range 20 {
+				now, err := c.Time(ctx).Result()
+				require.NoError(t, err)
+				before := now.UnixMicro()
+				tok, err := tc.lock.Acquire(ctx, backend.Request{TTL: ttl})
+				require.NoError(t, err)
+				require.Positive(t, tok)
+
+				zs, err := c.ZRangeByScoreWithScores(ctx, tc.key, &goredis.ZRangeBy{Min: "(0", Max: "+inf"}).Result()
+				require.NoError(t, err)
+				var holders []goredis.Z
+				for _, z := range zs {
+					if !strings.HasPrefix(z.Member.(string), "#") {
+						holders = append(holders, z)
+					}
+				}
+				require.Len(t, holders, 1, "one holder: %v", zs)
+				// A holder is live while the server's milliseconds are
+				// below its score.
+				end := int64(holders[0].Score) * 1000
+				require.GreaterOrEqual(t, end, before+ttl.Microseconds(),
+					"the holder is dropped %dµs before its TTL has passed since its grant", before+ttl.Microseconds()-end)
+
+				ok, err := tc.lock.Release(ctx, tok)
+				require.NoError(t, err)
+				require.True(t, ok)
+			}
+		})
+	}
+}
