@@ -349,9 +349,18 @@ func (r Report) summary() string {
 		"overlaps %d (worst %v), token order %d, model %s; writes %d, stale rejected %d, stale accepted %d; "+
 		"signals %d, late %d (worst %v), unreported %d; foreign releases %d; orphans %d (worst %v), phantoms %d; errors %v",
 		r.Acquired, r.Runs, r.Stalled, r.LateGrant, r.Contended, r.Failed, r.Faults,
-		r.Overlaps, r.WorstOverlap.Round(time.Millisecond), r.TokenOrder, r.Model, r.Writes, r.StaleRejected, r.StaleAccepted,
-		r.Signals, r.LateSignals, r.WorstLateness.Round(time.Millisecond), r.LostUnreported, r.ForeignReleases,
-		r.Orphans, r.WorstOrphan.Round(time.Millisecond), r.Phantoms, r.Errors)
+		r.Overlaps, short(r.WorstOverlap), r.TokenOrder, r.Model, r.Writes, r.StaleRejected, r.StaleAccepted,
+		r.Signals, r.LateSignals, short(r.WorstLateness), r.LostUnreported, r.ForeignReleases,
+		r.Orphans, short(r.WorstOrphan), r.Phantoms, r.Errors)
+}
+
+// short rounds d for a report: to the millisecond, or to the microsecond
+// below one, so that a short breach does not read as none.
+func short(d time.Duration) time.Duration {
+	if d > -time.Millisecond && d < time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // Breaches returns the claims the history broke that its cell's Expect

@@ -187,6 +187,9 @@ func dur(d time.Duration) string {
 	if d == 0 {
 		return "–"
 	}
+	if d > -time.Millisecond && d < time.Millisecond {
+		return d.Round(time.Microsecond).String() // a short breach must not read as none
+	}
 	return d.Round(time.Millisecond).String()
 }
 
@@ -195,9 +198,9 @@ func signed(d time.Duration) string {
 		return "–"
 	}
 	if d > 0 {
-		return "+" + d.Round(time.Millisecond).String()
+		return "+" + dur(d)
 	}
-	return d.Round(time.Millisecond).String()
+	return dur(d)
 }
 
 // kinds is a cell's acquisitions by kind, in a fixed order.
