@@ -89,6 +89,7 @@ func TestOnOneServer(t *testing.T) {
 	t.Run("Migrate", func(t *testing.T) { testMigrate(t, srv, admin) })
 	t.Run("TokenAfterRowWait", func(t *testing.T) { testTokenAfterRowWait(t, srv, admin) })
 	t.Run("WriterTokenAfterRowWait", func(t *testing.T) { testWriterTokenAfterRowWait(t, srv, admin) })
+	t.Run("RefusedWaiterRenewsWhenDue", func(t *testing.T) { testRefusedWaiterRenewsWhenDue(t, srv, admin) })
 }
 
 // harness is one subtest's namespace (a key prefix) in the shared table.
@@ -180,6 +181,45 @@ func testWriterTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpo
 	require.Zero(t, got, "the writer drew its token before the later writer: it must be refused")
 	// Its next attempt draws a new token and gets the lock.
 	require.Greater(t, takeAndRelease(t, w, req), later)
+}
+
+// testRefusedWaiterRenewsWhenDue: a queued waiter's refused attempt
+// renews its place (a rewrite of the row and its queue) only once a third
+// of its keep has passed: an attempt soon after the last renewal leaves
+// the place as it is, one after a third of keep sets a later deadline.
+func testRefusedWaiterRenewsWhenDue(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
+	ctx := t.Context()
+	prefix := newPrefix()
+	l := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix))
+	m := l.Mutex("k")
+	held, err := m.Acquire(ctx, backend.Request{TTL: time.Minute})
+	require.NoError(t, err)
+	require.Positive(t, held)
+	const keep = 3 * time.Second // a renewal is due after 1s
+	// w1 queues.
+	_, stop, err := m.(backend.Watcher).Watch(ctx, "w1", keep)
+	require.NoError(t, err)
+	defer stop()
+	place := func() int64 {
+		t.Helper()
+		var e int64
+		require.NoError(t, admin.QueryRow(ctx, `SELECT (holders -> 0 ->> 'e')::int8 FROM xsync_locks WHERE kind = 'm' AND key = $1`,
+			[]byte(prefix+"k")).Scan(&e))
+		return e
+	}
+	queued := backend.Request{TTL: time.Minute, Waiter: "w1", Keep: keep}
+	attempt := func() {
+		t.Helper()
+		tok, err := m.Acquire(ctx, queued)
+		require.NoError(t, err)
+		require.Zero(t, tok, "the key is held: the waiter is refused")
+	}
+	first := place()
+	attempt()
+	require.Equal(t, first, place(), "a renewal that was not due rewrote the place")
+	time.Sleep(keep/3 + 50*time.Millisecond) // a third of keep must pass
+	attempt()
+	require.Greater(t, place(), first, "a renewal that was due left the place as it was")
 }
 
 // afterRowWait holds the row of kind and key in a transaction of its own,
