@@ -28,7 +28,9 @@ const lockers = 10
 // and 150 workers, each taking the key in turn through xsync (a FIFO queue
 // on Redis, etcd and PostgreSQL; release notification on Redlock), with a
 // retry interval of one second as the bound. If waiting costs O(1) per
-// handoff, acquisitions per second stay level as waiters are added.
+// handoff, acquisitions per second stay level as waiters are added, and
+// so does the CPU time the Redis servers spend per acquisition (Redis and
+// Redlock; over all three nodes for Redlock).
 func BenchmarkWaiters(b *testing.B) {
 	redisSrv := itest.StartRedis(b)
 	nodes := itest.StartRedisN(b, 3)
@@ -36,29 +38,39 @@ func BenchmarkWaiters(b *testing.B) {
 	pg := lazyPostgres(b)
 	prefix := unique("w") + ":"
 	type opener = func(b *testing.B, name string)
+	// servers are the Redis servers whose CPU time per acquisition a run
+	// reports (server-cpu-µs/acq): what waiting costs the store.
+	servers := func(b *testing.B, ss ...*itest.Server) []goredis.UniversalClient {
+		cs := make([]goredis.UniversalClient, len(ss))
+		for i, s := range ss {
+			cs[i] = itest.RedisClient(b, s)
+		}
+		return cs
+	}
 	all := []struct {
 		name     string
 		interval time.Duration
 		register opener
+		servers  []*itest.Server
 	}{
 		{"xsync-redis", time.Second, func(b *testing.B, n string) {
 			b.Cleanup(xsync.Swap(n, xredis.New(itest.RedisClient(b, redisSrv), xredis.WithPrefix(prefix))))
-		}},
+		}, []*itest.Server{redisSrv}},
 		{"xsync-redlock", 250 * time.Millisecond, func(b *testing.B, n string) {
 			cs := make([]goredis.UniversalClient, len(nodes))
 			for i, s := range nodes {
 				cs[i] = itest.RedisClient(b, s)
 			}
 			b.Cleanup(xsync.Swap(n, redlock.New(cs, redlock.WithPrefix(prefix))))
-		}},
+		}, nodes},
 		{"xsync-etcd", time.Second, func(b *testing.B, n string) {
 			b.Cleanup(xsync.Swap(n, xetcd.New(itest.EtcdClient(b, etcdSrv), xetcd.WithPrefix(prefix))))
-		}},
+		}, nil},
 		{"xsync-postgres", time.Second, func(b *testing.B, n string) {
 			l := xpg.New(pgPool(b, pg(), nil), xpg.WithPrefix(prefix))
 			b.Cleanup(func() { l.Close() })
 			b.Cleanup(xsync.Swap(n, l))
-		}},
+		}, nil},
 	}
 	for _, be := range all {
 		for _, n := range []int{10, 50, 150} {
@@ -69,7 +81,11 @@ func BenchmarkWaiters(b *testing.B) {
 					be.register(b, names[i])
 				}
 				key := unique("k")
-				benchutil.Contend(b, n, func(w int) lockFunc {
+				var meter benchutil.Meter
+				if be.servers != nil {
+					meter = &benchutil.ServerCPU{B: b, Clients: servers(b, be.servers...)}
+				}
+				benchutil.ContendMetered(b, n, func(w int) lockFunc {
 					a := xsync.New(names[w%lockers], key)
 					must(b, a.SetRetry(1<<30, be.interval))
 					// A TTL as the peers' (10s): with 150 waiters sharing
@@ -78,7 +94,7 @@ func BenchmarkWaiters(b *testing.B) {
 					return func(ctx context.Context, work func()) error {
 						return a.Run(ctx, func(context.Context) error { work(); return nil })
 					}
-				})
+				}, meter)
 				b.ReportMetric(lockers, "lockers")
 			})
 		}

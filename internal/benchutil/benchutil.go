@@ -61,6 +61,21 @@ func Ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 // turn-taking; a worker that barges right back in after releasing lowers
 // it), all over the measured acquisitions.
 func Contend(b *testing.B, workers int, lock func(w int) func(ctx context.Context, work func()) error) {
+	ContendMetered(b, workers, lock, nil)
+}
+
+// A Meter measures a cost over Contend's measured acquisitions: Start is
+// called as they begin, Stop as they end, with how many there were (both
+// while the workers run: what they do around these calls blurs the
+// edges by an acquisition or so).
+type Meter interface {
+	Start()
+	Stop(acquisitions int)
+}
+
+// ContendMetered is Contend, with m (if not nil) measuring the measured
+// acquisitions.
+func ContendMetered(b *testing.B, workers int, lock func(w int) func(ctx context.Context, work func()) error, m Meter) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	warm, last := int64(workers), int64(workers+b.N)
@@ -118,9 +133,15 @@ func Contend(b *testing.B, workers int, lock func(w int) func(ctx context.Contex
 	}
 	select {
 	case <-warmed:
+		if m != nil {
+			m.Start()
+		}
 		b.StartTimer()
 		<-ctx.Done()
 		b.StopTimer()
+		if m != nil {
+			m.Stop(b.N)
+		}
 	case <-ctx.Done(): // a worker failed during the warm-up
 	}
 	wg.Wait()
