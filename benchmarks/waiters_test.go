@@ -38,8 +38,9 @@ func BenchmarkWaiters(b *testing.B) {
 	pg := lazyPostgres(b)
 	prefix := unique("w") + ":"
 	type opener = func(b *testing.B, name string)
-	// servers are the Redis servers whose CPU time per acquisition a run
-	// reports (server-cpu-µs/acq): what waiting costs the store.
+	// servers returns a client of each of ss. A run reports the CPU time
+	// per acquisition of the Redis servers it names (server-cpu-µs/acq):
+	// what waiting costs the store.
 	servers := func(b *testing.B, ss ...*itest.Server) []goredis.UniversalClient {
 		cs := make([]goredis.UniversalClient, len(ss))
 		for i, s := range ss {
@@ -57,11 +58,7 @@ func BenchmarkWaiters(b *testing.B) {
 			b.Cleanup(xsync.Swap(n, xredis.New(itest.RedisClient(b, redisSrv), xredis.WithPrefix(prefix))))
 		}, []*itest.Server{redisSrv}},
 		{"xsync-redlock", 250 * time.Millisecond, func(b *testing.B, n string) {
-			cs := make([]goredis.UniversalClient, len(nodes))
-			for i, s := range nodes {
-				cs[i] = itest.RedisClient(b, s)
-			}
-			b.Cleanup(xsync.Swap(n, redlock.New(cs, redlock.WithPrefix(prefix))))
+			b.Cleanup(xsync.Swap(n, redlock.New(servers(b, nodes...), redlock.WithPrefix(prefix))))
 		}, nodes},
 		{"xsync-etcd", time.Second, func(b *testing.B, n string) {
 			b.Cleanup(xsync.Swap(n, xetcd.New(itest.EtcdClient(b, etcdSrv), xetcd.WithPrefix(prefix))))
