@@ -1,7 +1,7 @@
 package redlock_test
 
 import (
-	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,16 +12,28 @@ import (
 	"github.com/xsync-go/xsync/internal/itest"
 )
 
-// TestWaitersWakeOneAtATime: the waiters of one key on one Locker line up,
+// TestWatch runs the watch's tests on one set of three nodes, each
+// subtest under a prefix of its own.
+func TestWatch(t *testing.T) {
+	nodes := itest.StartRedisN(t, 3)
+	t.Run("WaitersWakeOneAtATime", func(t *testing.T) { testWaitersWakeOneAtATime(t, nodes) })
+	t.Run("ObserversHearEveryChange", func(t *testing.T) { testObserversHearEveryChange(t, nodes) })
+}
+
+// twoLockers returns two Lockers of nodes, as two processes would have,
+// under a prefix of their own.
+func twoLockers(t *testing.T, nodes []*itest.Server) (a, b *redlock.Locker) {
+	prefix := newPrefix()
+	return redlock.New(clients(t, nodes), redlock.WithPrefix(prefix)), redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+}
+
+// testWaitersWakeOneAtATime: the waiters of one key on one Locker line up,
 // and a release wakes only the first of them (each woken waiter would send
 // a round to every node); the first's leaving hands a wake it had not taken
 // to the next, and makes the next the first.
-func TestWaitersWakeOneAtATime(t *testing.T) {
-	nodes := itest.StartRedisN(t, 3)
-	prefix := newPrefix()
+func testWaitersWakeOneAtATime(t *testing.T, nodes []*itest.Server) {
 	ctx := t.Context()
-	holder := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
-	waiters := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+	holder, waiters := twoLockers(t, nodes)
 	const key, ttl = "k", time.Minute // no wake at the holder's expiry
 
 	tok, err := holder.Acquire(ctx, key, ttl)
@@ -46,11 +58,7 @@ func TestWaitersWakeOneAtATime(t *testing.T) {
 	}
 	woken := func(i int) {
 		t.Helper()
-		select {
-		case <-ready[i]:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("waiter %d was not woken", i)
-		}
+		await(t, ready[i], fmt.Sprintf("waiter %d was not woken", i))
 	}
 	asleep := func(from int) {
 		t.Helper()
@@ -83,14 +91,11 @@ func TestWaitersWakeOneAtATime(t *testing.T) {
 	asleep(3)
 }
 
-// TestObserversHearEveryChange: an election's observers on one Locker do
+// testObserversHearEveryChange: an election's observers on one Locker do
 // not line up: every one of them hears a change.
-func TestObserversHearEveryChange(t *testing.T) {
-	nodes := itest.StartRedisN(t, 3)
-	prefix := newPrefix()
+func testObserversHearEveryChange(t *testing.T, nodes []*itest.Server) {
 	ctx := t.Context()
-	leader := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
-	observers := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+	leader, observers := twoLockers(t, nodes)
 	req := backend.Request{TTL: time.Minute}
 	tok, err := leader.Election("e").Acquire(ctx, req)
 	require.NoError(t, err)
@@ -102,24 +107,23 @@ func TestObserversHearEveryChange(t *testing.T) {
 		changes[i], stop, err = observers.Election("e").(backend.Notifier).Changes(ctx)
 		require.NoError(t, err)
 		t.Cleanup(stop)
-		drain(t, changes[i]) // Changes fires once at once
+		await(t, changes[i], "Changes did not fire at once")
 	}
 	ok, err := leader.Election("e").Release(ctx, tok)
 	require.NoError(t, err)
 	require.True(t, ok)
 	for i := range changes {
-		drain(t, changes[i])
+		await(t, changes[i], fmt.Sprintf("observer %d heard no change", i))
 	}
 }
 
-// drain waits for one value of ch.
-func drain(t *testing.T, ch <-chan struct{}) {
+// await waits up to 10s for a value of ch, and fails with msg if none
+// comes.
+func await(t *testing.T, ch <-chan struct{}, msg string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
 	select {
 	case <-ch:
-	case <-ctx.Done():
-		t.Fatal("no change heard")
+	case <-time.After(10 * time.Second):
+		t.Fatal(msg)
 	}
 }
