@@ -243,8 +243,8 @@ func setUp(t *testing.T, newHarness func(*testing.T) Harness, run string) *env {
 	}
 	opts := h.Limits().WithDefaults()
 	// Registered first, so it runs last: after the backend's own clean-up.
-	// The goroutines checked are those the subtest starts from here on
-	// (not the harness's, as before).
+	// The goroutines checked are those the subtest starts from here on:
+	// the harness's own clients, started before, are not the rule's.
 	id := trackGoroutines()
 	t.Cleanup(func() {
 		if stacks := leaked(id, opts.IgnoreGoroutines, 2*time.Second); stacks != "" {

@@ -16,8 +16,8 @@ import (
 // after the script that granted it read the server's clock (its holder
 // counts the TTL from before its request). Their sorted sets score
 // holders in milliseconds: a score of now + TTL, with now rounded down,
-// dropped a holder up to 1ms early, and a writer was granted inside a
-// reader's validity (the soak's cluster-reshard history, 2026-12-05).
+// would drop a holder up to 1ms early, and let a writer in during a
+// reader's validity.
 func TestHolderLivesItsTTL(t *testing.T) {
 	srv := itest.StartRedis(t)
 	c := itest.RedisClient(t, srv)

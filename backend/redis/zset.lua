@@ -20,11 +20,11 @@ end
 -- expiry is the score of a holder (or a void mark) that lives ttl ms from
 -- now (ms, rounded down from the server's microseconds): one more than now
 -- + ttl, so that it lives at least ttl after the moment the script ran.
--- expire drops a holder once now reaches its score; with now + ttl it
--- dropped holders up to 1ms early, while each holder counts its TTL from
--- just before its request, so a writer could be granted during a reader's
--- last millisecond. (Redis's own key expiry, PEXPIRE, rounds the same
--- way: a key lives through the millisecond it expires in.)
+-- expire drops a holder once now reaches its score; a score of now + ttl
+-- would drop it up to 1ms early, while each holder counts its TTL from
+-- just before its request, and a writer could be granted during a
+-- reader's last millisecond. (Redis's own key expiry, PEXPIRE, rounds
+-- the same way: a key lives through the millisecond it expires in.)
 local function expiry(now, ttl)
   return now + ttl + 1
 end
