@@ -75,7 +75,7 @@ func BenchmarkContended8(b *testing.B) {
 	prefix := newPrefix()
 	var ids atomic.Int64
 	b.Run("xsync", func(b *testing.B) {
-		benchutil.Contend(b, 8, func(int) func(context.Context, func()) error {
+		benchutil.ContendMetered(b, 8, func(int) func(context.Context, func()) error {
 			c := itest.EtcdClient(b, srv)
 			name := fmt.Sprint("bench", ids.Add(1))
 			b.Cleanup(xsync.Swap(name, xetcd.New(c, xetcd.WithPrefix(prefix))))
@@ -86,10 +86,10 @@ func BenchmarkContended8(b *testing.B) {
 			return func(ctx context.Context, work func()) error {
 				return a.Run(ctx, func(context.Context) error { work(); return nil })
 			}
-		})
+		}, &benchutil.RaftEntries{B: b, Client: itest.EtcdClient(b, srv)})
 	})
 	b.Run("concurrency.Mutex", func(b *testing.B) {
-		benchutil.Contend(b, 8, func(int) func(context.Context, func()) error {
+		benchutil.ContendMetered(b, 8, func(int) func(context.Context, func()) error {
 			c := itest.EtcdClient(b, srv)
 			s, err := concurrency.NewSession(c, concurrency.WithTTL(10))
 			if err != nil {
@@ -104,23 +104,6 @@ func BenchmarkContended8(b *testing.B) {
 				work()
 				return m.Unlock(context.WithoutCancel(ctx))
 			}
-		})
+		}, &benchutil.RaftEntries{B: b, Client: itest.EtcdClient(b, srv)})
 	})
-}
-
-// BenchmarkTypes interleaves an uncontended acquire+release of each lock
-// type (the mutex, a semaphore's permit, a read lock, the write lock, two
-// keys at once) and one Put, on one client and server, and reports each
-// type against the mutex and in Puts.
-func BenchmarkTypes(b *testing.B) {
-	srv := itest.StartEtcd(b)
-	c := itest.EtcdClient(b, srv)
-	ctx := context.Background()
-	ops := benchutil.TypeOps(b, xsync.NewClient(xetcd.New(c, xetcd.WithPrefix(newPrefix()))), "")
-	ops = append(ops, benchutil.Op{Name: "put", Fn: func() {
-		if _, err := c.Put(ctx, "bench-put", "v"); err != nil {
-			b.Fatal(err)
-		}
-	}})
-	benchutil.ReportTypes(b, benchutil.Interleave(b, ops...), "put")
 }

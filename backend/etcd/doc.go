@@ -151,6 +151,15 @@
 // on its own when unused. Refresh is one keep-alive and one read.
 // docs/benchmarks.md has the costs in Puts.
 //
+// A transaction with a put is a Raft write even when its comparisons
+// refuse it. So an attempt that is likely refused reads its comparisons
+// first, in a read-only transaction (linearizable, no Raft write), and is
+// refused there if they fail: a mutex attempt on a key where this
+// Locker's last attempt was refused (within 10s, until a read finds the
+// key free), and a queued waiter's attempt while an entry is ahead of its
+// own. A refusal then costs one read; a grant after the read, a read
+// more than without it.
+//
 // # URLs
 //
 // Importing this package registers the URL scheme "etcd" with xsync.Open:

@@ -79,6 +79,9 @@ type Locker struct {
 
 	queued sync.Map // waiter → *waiter: this Locker's queued waiters
 
+	hints      map[string]time.Time // by mutex key: when an attempt of this Locker was last refused there
+	hintsSwept int                  // len(hints) after the last sweep
+
 	keeper keeper // renews leases
 }
 
@@ -107,6 +110,7 @@ func New(client *clientv3.Client, opts ...Option) *Locker {
 		held:   make(map[int64]lease),
 		idle:   make(map[int64][]lease),
 		marks:  make(map[string]mark),
+		hints:  make(map[string]time.Time),
 	}
 	l.keeper.client = client
 	for _, o := range opts {
@@ -165,12 +169,28 @@ func (l *Locker) bounded(ctx context.Context, ttl time.Duration) (context.Contex
 // the attempt began. A lock is returned only if both succeeded; a
 // transaction that put the key while the keep-alive failed is undone
 // (the lease is revoked).
-func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, owner string, cmps []clientv3.Cmp, ops []clientv3.Op) (int64, error) {
+//
+// With readFirst, the comparisons are first read on their own, in a
+// read-only transaction (linearizable, and no Raft write, where the
+// transaction with its put is one even when it is refused), and a lock
+// they show held or queued ahead is refused there. A caller asks for it
+// where a refusal is likely (see contended): then a refusal costs a read,
+// and a grant a read more.
+func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, owner string, cmps []clientv3.Cmp, ops []clientv3.Op, readFirst bool) (int64, error) {
 	if err := l.connected(ctx); err != nil {
 		return 0, fmt.Errorf("etcd: lease: %w", err)
 	}
 	k := l.mutexKey(key)
 	cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+	if readFirst {
+		resp, err := l.client.Txn(ctx).If(cmps...).Commit()
+		if err != nil {
+			return 0, fmt.Errorf("etcd: acquire: %w", l.classify(err))
+		}
+		if !resp.Succeeded {
+			return 0, nil
+		}
+	}
 	for {
 		le, renewed, err := l.leaseAlongside(ctx, seconds(ttl))
 		if err != nil {
@@ -397,6 +417,47 @@ func (l *Locker) sweepLocked() {
 		}
 	}
 	l.swept = len(l.held)
+}
+
+// hintLife is how long a refusal marks a key as contended.
+const hintLife = 10 * time.Second
+
+// contended says whether an attempt of this Locker on the mutex key k was
+// refused within hintLife, and not granted after a read since: the next
+// attempt is likely refused too, so it reads first (see acquire). A key
+// contended in the steady state (a releaser that tries again while
+// others wait) stays marked; one no longer contended costs one read more,
+// once.
+func (l *Locker) contended(k string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := l.hints[k]
+	return ok && time.Since(at) < hintLife
+}
+
+// markContended records a refusal on k. The marks are swept now and then
+// (amortized O(1)), so they follow the keys refused within hintLife.
+func (l *Locker) markContended(k string) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hints[k] = now
+	if len(l.hints) <= 2*l.hintsSwept+64 {
+		return
+	}
+	for h, at := range l.hints {
+		if now.Sub(at) >= hintLife {
+			delete(l.hints, h)
+		}
+	}
+	l.hintsSwept = len(l.hints)
+}
+
+// unmarkContended forgets k's mark: an attempt that read first was granted.
+func (l *Locker) unmarkContended(k string) {
+	l.mu.Lock()
+	delete(l.hints, k)
+	l.mu.Unlock()
 }
 
 // hold records that token holds n lock keys on le, k the first of them.

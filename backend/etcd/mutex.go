@@ -115,10 +115,20 @@ func (m mutex) ForceRelease(ctx context.Context) (bool, error) {
 
 // acquireOwner is the mutex's attempt by a caller that is not queued:
 // the key goes to it only if no waiter is queued for it (the same
-// transaction checks that the queue is empty).
+// transaction checks that the queue is empty). On a key where this
+// Locker's attempts were refused lately (see contended), it reads first.
 func (l *Locker) acquireOwner(ctx context.Context, key string, ttl time.Duration, owner string) (_ int64, err error) {
 	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
-	return l.acquire(ctx, key, ttl, owner,
-		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(l.queuePrefix(key)).WithPrefix(), "=", 0)}, nil)
+	k := l.mutexKey(key)
+	readFirst := l.contended(k)
+	tok, err := l.acquire(ctx, key, ttl, owner,
+		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(l.queuePrefix(key)).WithPrefix(), "=", 0)}, nil, readFirst)
+	switch {
+	case err == nil && tok == 0:
+		l.markContended(k)
+	case tok > 0 && readFirst:
+		l.unmarkContended(k)
+	}
+	return tok, err
 }

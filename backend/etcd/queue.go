@@ -30,6 +30,7 @@ type waiter struct {
 	le    lease  // the entry's lease
 	renew time.Time
 	left  atomic.Bool // it got the lock, which deleted its entry
+	ahead atomic.Bool // its watch saw an entry ahead of its own (see queueWatch.next)
 	keep  time.Duration
 }
 
@@ -69,7 +70,7 @@ func (l *Locker) watchQueue(ctx context.Context, key, w string, keep time.Durati
 
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	ready, notify := signal()
-	q := &queueWatch{l: l, k: k, qp: qp, rev: wt.rev, notify: notify}
+	q := &queueWatch{l: l, k: k, qp: qp, rev: wt.rev, ahead: &wt.ahead, notify: notify}
 	events, err := q.next(ctx, clientv3.WithRequireLeader(wctx), false)
 	if err != nil {
 		cancel()
@@ -102,8 +103,9 @@ func (l *Locker) watchQueue(ctx context.Context, key, w string, keep time.Durati
 type queueWatch struct {
 	l      *Locker
 	k, qp  string
-	rev    int64  // the waiter's entry's create revision
-	target string // the key watched; k once no entry is ahead
+	rev    int64        // the waiter's entry's create revision
+	ahead  *atomic.Bool // whether an entry was ahead when the watch took effect
+	target string       // the key watched; k once no entry is ahead
 	cancel context.CancelFunc
 	events clientv3.WatchChan // the watch in effect, ended by cancel
 	notify func()
@@ -159,6 +161,7 @@ func (q *queueWatch) next(ctx, wctx context.Context, head bool) (clientv3.WatchC
 			pred = now
 			continue
 		}
+		q.ahead.Store(pred != "")
 		if pred == "" && read.Responses[1].GetResponseRange().Count == 0 {
 			q.notify()
 		}
@@ -261,7 +264,10 @@ func drainEvents(events clientv3.WatchChan) {
 
 // acquireQueued is an attempt by the queued waiter
 // w, in one transaction that also checks that no entry of the key's queue
-// is older than w's and deletes w's entry. A refused waiter's entry lease
+// is older than w's and deletes w's entry. While w's watch has an entry
+// ahead of w's (its turn has not come, as far as it knows), the attempt
+// reads first: a timed attempt of a waiter behind others is then a read,
+// not a Raft write and a keep-alive. A refused waiter's entry lease
 // is renewed (one keep-alive) once a third of the lease's TTL (keep,
 // rounded up as granted) has passed: the waiter attempts at least three
 // times per keep, so the entry never comes within an attempt of its end.
@@ -275,7 +281,7 @@ func (l *Locker) acquireQueued(ctx context.Context, key string, ttl time.Duratio
 	wt := v.(*waiter)
 	tok, err := l.acquire(ctx, key, ttl, owner,
 		[]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(l.queuePrefix(key)).WithPrefix(), ">", wt.rev-1)},
-		[]clientv3.Op{clientv3.OpDelete(wt.entry)})
+		[]clientv3.Op{clientv3.OpDelete(wt.entry)}, wt.ahead.Load())
 	switch {
 	case tok > 0:
 		wt.left.Store(true)

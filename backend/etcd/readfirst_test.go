@@ -1,0 +1,156 @@
+package etcd_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/xsync-go/xsync/backend"
+	xetcd "github.com/xsync-go/xsync/backend/etcd"
+	"github.com/xsync-go/xsync/internal/itest"
+)
+
+// txns counts a client's transactions: those that may write (a put or a
+// delete in either branch: a Raft write, granted or refused) and those
+// that only read.
+type txns struct {
+	mu            sync.Mutex
+	writes, reads int
+}
+
+func (c *txns) interceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if r, ok := req.(*pb.TxnRequest); ok {
+		write := false
+		for _, op := range append(r.Success, r.Failure...) {
+			if op.GetRequestRange() == nil {
+				write = true
+			}
+		}
+		c.mu.Lock()
+		if write {
+			c.writes++
+		} else {
+			c.reads++
+		}
+		c.mu.Unlock()
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// count returns the writes and reads so far.
+func (c *txns) count() (writes, reads int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes, c.reads
+}
+
+// countedClient is a client of srv whose transactions c counts.
+func countedClient(t *testing.T, srv *itest.Server, c *txns) *clientv3.Client {
+	cl, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{srv.Endpoint()},
+		DialTimeout: 2 * time.Second,
+		Logger:      zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithUnaryInterceptor(c.interceptor)},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// TestRefusalsRead: an attempt that is likely refused reads first, and a
+// refusal then costs no Raft write. A Locker's attempt on a key after a
+// refusal there reads first until a read shows the key free; a queued
+// waiter's attempt reads first while its watch has an entry ahead.
+func TestRefusalsRead(t *testing.T) {
+	srv := itest.StartEtcd(t)
+	prefix := newPrefix()
+	ctx := context.Background()
+	holder := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
+	var n txns
+	l := xetcd.New(countedClient(t, srv, &n), xetcd.WithPrefix(prefix))
+	const ttl = 5 * time.Second
+
+	held, err := holder.Acquire(ctx, "k", ttl)
+	require.NoError(t, err)
+	require.Positive(t, held)
+	m := l.Mutex("k")
+	attempt := func(r backend.Request) (tok int64, writes, reads int) {
+		t.Helper()
+		w0, r0 := n.count()
+		tok, err := m.Acquire(ctx, r)
+		require.NoError(t, err)
+		w1, r1 := n.count()
+		return tok, w1 - w0, r1 - r0
+	}
+
+	tok, writes, reads := attempt(backend.Request{TTL: ttl})
+	require.Zero(t, tok)
+	require.Equal(t, [2]int{1, 0}, [2]int{writes, reads}, "a first refusal: one transaction with its put")
+	tok, writes, reads = attempt(backend.Request{TTL: ttl})
+	require.Zero(t, tok)
+	require.Equal(t, [2]int{0, 1}, [2]int{writes, reads}, "after a refusal: a read, no write")
+
+	// Queued: w2 behind w1 reads; w1, first, writes.
+	keep := time.Second
+	for _, w := range []string{"w1", "w2"} {
+		_, stop, err := m.(backend.Watcher).Watch(ctx, w, keep)
+		require.NoError(t, err)
+		defer stop()
+	}
+	tok, writes, reads = attempt(backend.Request{TTL: ttl, Waiter: "w2", Keep: keep})
+	require.Zero(t, tok)
+	require.Equal(t, [2]int{0, 1}, [2]int{writes, reads}, "a waiter with one ahead: a read, no write")
+	tok, writes, reads = attempt(backend.Request{TTL: ttl, Waiter: "w1", Keep: keep})
+	require.Zero(t, tok, "the key is still held")
+	require.Equal(t, [2]int{1, 0}, [2]int{writes, reads}, "the first waiter: its transaction")
+
+	ok, err := holder.Release(ctx, "k", held)
+	require.NoError(t, err)
+	require.True(t, ok)
+	tok, writes, reads = attempt(backend.Request{TTL: ttl, Waiter: "w1", Keep: keep})
+	require.Greater(t, tok, held, "the first waiter gets the key")
+	require.Equal(t, [2]int{1, 0}, [2]int{writes, reads})
+	ok, err = l.Release(ctx, "k", tok)
+	require.NoError(t, err)
+	require.True(t, ok)
+}
+
+// TestReadFirstThenGrant: a Locker that was refused on a key reads first
+// once the key is free, is granted, and then no longer reads first.
+func TestReadFirstThenGrant(t *testing.T) {
+	srv := itest.StartEtcd(t)
+	prefix := newPrefix()
+	ctx := context.Background()
+	holder := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
+	var n txns
+	l := xetcd.New(countedClient(t, srv, &n), xetcd.WithPrefix(prefix))
+	const ttl = 5 * time.Second
+
+	held, err := holder.Acquire(ctx, "k", ttl)
+	require.NoError(t, err)
+	tok, err := l.Acquire(ctx, "k", ttl)
+	require.NoError(t, err)
+	require.Zero(t, tok)
+	ok, err := holder.Release(ctx, "k", held)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	for i, want := range [][2]int{{1, 1}, {1, 0}} {
+		w0, r0 := n.count()
+		tok, err := l.Acquire(ctx, "k", ttl)
+		require.NoError(t, err)
+		require.Positive(t, tok)
+		w1, r1 := n.count()
+		require.Equal(t, want, [2]int{w1 - w0, r1 - r0}, "grant %d: (writes, reads)", i+1)
+		ok, err := l.Release(ctx, "k", tok)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+}
