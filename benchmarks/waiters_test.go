@@ -30,7 +30,8 @@ const lockers = 10
 // retry interval of one second as the bound. If waiting costs O(1) per
 // handoff, acquisitions per second stay level as waiters are added, and
 // so does the CPU time the Redis servers spend per acquisition (Redis and
-// Redlock; over all three nodes for Redlock).
+// Redlock; over all three nodes for Redlock) and the Raft entries (writes)
+// etcd appends per acquisition.
 func BenchmarkWaiters(b *testing.B) {
 	redisSrv := itest.StartRedis(b)
 	nodes := itest.StartRedisN(b, 3)
@@ -79,8 +80,11 @@ func BenchmarkWaiters(b *testing.B) {
 				}
 				key := unique("k")
 				var meter benchutil.Meter
-				if be.servers != nil {
+				switch {
+				case be.servers != nil:
 					meter = &benchutil.ServerCPU{B: b, Clients: servers(b, be.servers...)}
+				case be.name == "xsync-etcd":
+					meter = &benchutil.RaftEntries{B: b, Client: itest.EtcdClient(b, etcdSrv)}
 				}
 				benchutil.ContendMetered(b, n, func(w int) lockFunc {
 					a := xsync.New(names[w%lockers], key)

@@ -193,7 +193,7 @@ func main() {
 		fmt.Fprintln(&b)
 	}
 	if acq := byName(waiters, "acq/s"); len(acq) > 0 {
-		fmt.Fprintf(&b, "## Many waiters, one key\n\n`BenchmarkWaiters`: 10, 50 and 150 workers take one key in turn through xsync (sharing %s Lockers, each waiter with a place or watch of its own), all of them waiting throughout: as many acquisitions as workers warm up (by then, as a rule, every worker is in line), the next 200 (run.sh's -benchtime) are measured; acquisitions per second, median over rounds, the p99 wait, and on Redis and Redlock the servers' CPU time per acquisition (`INFO cpu`, summed over Redlock's nodes). Waiting that costs O(1) per handoff keeps the rate and the servers' work per acquisition level as waiters are added.\n\n", lockerCount(waiters))
+		fmt.Fprintf(&b, "## Many waiters, one key\n\n`BenchmarkWaiters`: 10, 50 and 150 workers take one key in turn through xsync (sharing %s Lockers, each waiter with a place or watch of its own), all of them waiting throughout: as many acquisitions as workers warm up (by then, as a rule, every worker is in line), the next 200 (run.sh's -benchtime) are measured; acquisitions per second, median over rounds, the p99 wait, on Redis and Redlock the servers' CPU time per acquisition (`INFO cpu`, summed over Redlock's nodes), and on etcd the Raft log entries per acquisition (its writes; from the server's raft index). Waiting that costs O(1) per handoff keeps the rate and the servers' work per acquisition level as waiters are added.\n\n", lockerCount(waiters))
 		fmt.Fprintf(&b, "| backend | 10 waiters | 50 waiters | 150 waiters | 150 ÷ 10 |\n| --- | --- | --- | --- | --- |\n")
 		for _, be := range []string{"xsync-redis", "xsync-redlock", "xsync-etcd", "xsync-postgres"} {
 			row := "| " + be + " |"
@@ -202,6 +202,9 @@ func main() {
 				cpu := ""
 				if vs := byName(waiters, "server-cpu-µs/acq")[name]; len(vs) > 0 {
 					cpu = fmt.Sprintf(", server CPU %.2f ms", median(vs)/1000)
+				}
+				if vs := byName(waiters, "raft-entries/acq")[name]; len(vs) > 0 {
+					cpu = fmt.Sprintf(", %.1f Raft writes", median(vs))
 				}
 				row += fmt.Sprintf(" %.0f/s (p99 %.1f ms%s) |", median(acq[name]), median(byName(waiters, "p99-wait-µs")[name])/1000, cpu)
 			}
