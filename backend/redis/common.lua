@@ -100,11 +100,15 @@ local function renew(q, w, d, nowms, fresh)
   return rest .. ' ' .. w .. '=' .. d
 end
 
--- free frees the lock of the hash k (its holder's fields) and tells the
--- waiters: the first live waiter of the queue q, if there is one (the
--- hash's time to live stays: it covers the waiters' places and the
--- fencing counter); otherwise every waiter, and the hash lives idle ms
--- (at 0 it is deleted).
+-- free frees the lock of the hash k (its holder's fields), which a
+-- holder still holds (its expiry is after now), and tells the waiters:
+-- the first live waiter of the queue q, if there is one; otherwise every
+-- waiter. The hash keeps its time to live: every script that grants or
+-- extends a lock sets it to at least the holder's time left plus idle
+-- (and no script shortens it below that while the holder holds), so the
+-- fencing counter outlives the lock by idle ms at least, and with a
+-- queue the time to live also covers the waiters' places. At idle 0 the
+-- hash is deleted unless waiters are queued.
 local function free(k, now, idle, q)
   if q then
     local w, _, rest = head(q, math.floor(now / 1000))
@@ -113,14 +117,12 @@ local function free(k, now, idle, q)
       if rest ~= q then
         redis.call('HSET', k, 'q', rest)
       end
-      atleast(k, idle)
       redis.call('PUBLISH', k, w)
       return
     end
   end
   if idle > 0 then
     redis.call('HDEL', k, 'tok', 'exp', 'own', 'who', 'q')
-    redis.call('PEXPIRE', k, idle)
   else
     redis.call('DEL', k)
   end

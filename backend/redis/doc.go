@@ -32,10 +32,11 @@
 //     growing after the counter expired or the server restarted without
 //     persistence, as long as the server's clock has not gone back by more
 //     than the time since the last token was issued.
-//   - Bounded state: one hash per key ({prefix}m:{key}), and it expires with
-//     its lock plus the fence idle time, or, while waiters are queued, when
-//     the last of them is no longer alive, if that is later. Nothing else
-//     is written.
+//   - Bounded state: one hash per key ({prefix}m:{key}), and it expires
+//     the fence idle time after its lock's TTL (as last granted or
+//     refreshed) has run out, whether or not the lock was released
+//     before, or, while waiters are queued, when the last of them is no
+//     longer alive, if that is later. Nothing else is written.
 //   - Operators: [Locker.Inspect] reads a key's token, time left (on the
 //     server's clock) and owner metadata (stored in the lock's hash by
 //     [Locker.AcquireOwner], at no extra cost) in one script;

@@ -68,3 +68,36 @@ func TestHolderLivesItsTTL(t *testing.T) {
 		})
 	}
 }
+
+// A mutex's fencing counter outlives its lock by the fence idle time at
+// least: a release frees the holder's fields but leaves the hash's time
+// to live, which every grant and refresh sets past the holder's expiry
+// by the fence idle time.
+func TestCounterOutlivesRelease(t *testing.T) {
+	srv := itest.StartRedis(t)
+	c := itest.RedisClient(t, srv)
+	const idle = 30 * time.Second
+	l := New(c, WithPrefix("counter:"), WithFenceIdle(idle))
+	ctx := t.Context()
+	k := l.prefix + mutexSpace + "k"
+	for _, ttl := range []time.Duration{time.Second, time.Minute} {
+		tok, err := l.Acquire(ctx, "k", ttl)
+		require.NoError(t, err)
+		require.Positive(t, tok)
+		if ttl == time.Second {
+			// Shorter: a refresh sets the time to live anew.
+			ok, err := l.Mutex("k").(backend.Refresher).Refresh(ctx, tok, ttl/2)
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+		ok, err := l.Release(ctx, "k", tok)
+		require.NoError(t, err)
+		require.True(t, ok)
+		fence, err := c.HGet(ctx, k, "fence").Int64()
+		require.NoError(t, err)
+		require.Equal(t, tok, fence, "the counter stays")
+		pttl, err := c.PTTL(ctx, k).Result()
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, pttl, idle, "TTL %v: the counter lives the fence idle time after the release", ttl)
+	}
+}
