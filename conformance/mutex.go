@@ -197,18 +197,24 @@ func expiry(e *env) {
 	key := e.key("k")
 	start := time.Now()
 	item := e.lock(e.name, key, e.exp)
+	granted := time.Now()
 	// Half-way through its TTL the lock is still held...
 	e.sleepUntil(start.Add(e.ttl() / 2))
 	if time.Since(start) < e.ttl()-e.opts.ExpiryTolerance {
 		e.mustBeHeld(e.peer, key)
 	}
 	// ...and after it, free.
-	e.freeAfterTTL(key, item, start)
+	e.freeAfterTTL(key, item, granted)
 }
 
 // freeAfterTTL waits until one TTL from start has passed and checks that
 // key, which item held, is free: the peer takes it with a newer token, and
-// item no longer unlocks it. It releases the peer's lock.
+// item no longer unlocks it. It releases the peer's lock. start must be
+// no earlier than the grant (or refresh) whose TTL it counts: the moment
+// its call returned. (A TTL counted from before the call would end
+// before the lock's on a slow call: a first dial, a loaded server.) A
+// rule that checks that the lock is still held counts from before the
+// call instead.
 func (e *env) freeAfterTTL(key string, item xsync.Item, start time.Time) {
 	e.t.Helper()
 	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
@@ -221,9 +227,9 @@ func (e *env) freeAfterTTL(key string, item xsync.Item, start time.Time) {
 
 func staleItemAfterTakeover(e *env) {
 	key := e.key("k")
-	start := time.Now()
 	old := e.lock(e.name, key, e.exp)
-	e.sleepUntil(start.Add(e.ttl() + e.opts.ExpiryTolerance))
+	granted := time.Now() // see freeAfterTTL
+	e.sleepUntil(granted.Add(e.ttl() + e.opts.ExpiryTolerance))
 	cur := e.lock(e.peer, key, e.exp+30)
 	e.checkNewer(old, cur)
 	e.unlock(e.name, key, old, false)
@@ -294,10 +300,11 @@ func refreshSetsTTL(e *env) {
 	if ok, err := r.Refresh(e.ctx, int64(item), e.ttl()); !ok || err != nil {
 		e.t.Fatalf("Refresh back to one TTL = (%v, %v); want (true, nil)", ok, err)
 	}
+	refreshed := time.Now()
 	if time.Since(start) < e.ttl()-e.opts.ExpiryTolerance {
 		e.mustBeHeld(e.peer, key)
 	}
-	e.freeAfterTTL(key, item, start)
+	e.freeAfterTTL(key, item, refreshed)
 }
 
 func noKeyLeak(e *env) {
@@ -309,14 +316,14 @@ func noKeyLeak(e *env) {
 	for i := range 10 {
 		e.mustBeFree(e.name, e.key(fmt.Sprint("released", i)))
 	}
-	start := time.Now()
 	for i := range 10 {
 		e.lock(e.peer, e.key(fmt.Sprint("expires", i)), e.exp)
 	}
+	granted := time.Now() // after the last grant (see freeAfterTTL)
 	if n := sz.Size(e.t); n <= base {
 		e.t.Errorf("Size = %d with 10 locks held; want more than the %d before", n, base)
 	}
-	e.sleepUntil(start.Add(e.ttl() + e.opts.SizeSettle))
+	e.sleepUntil(granted.Add(e.ttl() + e.opts.SizeSettle))
 	if n := sz.Size(e.t); n != base {
 		e.t.Errorf("Size = %d after every lock was released or expired; want %d as before", n, base)
 	}
