@@ -14,7 +14,7 @@ import (
 
 // A permit or a read or write lock lives on the server at least its TTL
 // after the script that granted it read the server's clock (its holder
-// counts the TTL from before its request). Their sorted sets score
+// counts the TTL from before its request), and at most 1ms more. Their sorted sets score
 // holders in milliseconds: a score of now + TTL, with now rounded down,
 // would drop a holder up to 1ms early, and let a writer in during a
 // reader's validity.
@@ -60,6 +60,13 @@ func TestHolderLivesItsTTL(t *testing.T) {
 				end := int64(holders[0].Score) * 1000
 				require.GreaterOrEqual(t, end, before+ttl.Microseconds(),
 					"the holder is dropped %dµs before its TTL has passed since its grant", before+ttl.Microseconds()-end)
+				// ...and at most 1ms past its TTL (the package doc's bound),
+				// counted from a clock reading after the grant.
+				now, err = c.Time(ctx).Result()
+				require.NoError(t, err)
+				after := now.UnixMicro()
+				require.LessOrEqual(t, end, after+ttl.Microseconds()+1000,
+					"the holder outlives its TTL by %dµs more than 1ms", end-(after+ttl.Microseconds()+1000))
 
 				ok, err := tc.lock.Release(ctx, tok)
 				require.NoError(t, err)
