@@ -18,6 +18,7 @@ func TestWatch(t *testing.T) {
 	nodes := itest.StartRedisN(t, 3)
 	t.Run("WaitersWakeOneAtATime", func(t *testing.T) { testWaitersWakeOneAtATime(t, nodes) })
 	t.Run("ObserversHearEveryChange", func(t *testing.T) { testObserversHearEveryChange(t, nodes) })
+	t.Run("ExpiryWakesFirst", func(t *testing.T) { testExpiryWakesFirst(t, nodes) })
 }
 
 // twoLockers returns two Lockers of nodes, as two processes would have,
@@ -89,6 +90,39 @@ func testWaitersWakeOneAtATime(t *testing.T, nodes []*itest.Server) {
 	stops[1]()
 	woken(2)
 	asleep(3)
+}
+
+// testExpiryWakesFirst: the holder's expiry, which publishes nothing (each
+// waiter's watch has a timer at it), wakes only the first of a Locker's
+// waiters of the key too.
+func testExpiryWakesFirst(t *testing.T, nodes []*itest.Server) {
+	ctx := t.Context()
+	holder, waiters := twoLockers(t, nodes)
+	const key, ttl = "k", time.Second
+
+	_, err := holder.Acquire(ctx, key, ttl)
+	require.NoError(t, err)
+	ready := make([]<-chan struct{}, 2)
+	for i := range ready {
+		var stop func()
+		ready[i], stop, err = waiters.Mutex(key).(backend.Watcher).Watch(ctx, "", time.Second)
+		require.NoError(t, err)
+		t.Cleanup(stop)
+		require.Empty(t, ready[i], "waiter %d was woken while the key is held", i)
+	}
+	// Time must pass: the holder's TTL runs out.
+	await(t, ready[0], "the first waiter was not woken at the holder's expiry")
+	// Both timers have fired by the time a release of a new lock wakes
+	// the first again (they were set for the same moment, and the new
+	// lock takes a round to every node).
+	tok, err := holder.Acquire(ctx, key, time.Minute)
+	require.NoError(t, err)
+	require.Positive(t, tok)
+	ok, err := holder.Release(ctx, key, tok)
+	require.NoError(t, err)
+	require.True(t, ok)
+	await(t, ready[0], "the first waiter was not woken by the release")
+	require.Empty(t, ready[1], "waiter 1 was woken, but is not first")
 }
 
 // testObserversHearEveryChange: an election's observers on one Locker do
