@@ -64,22 +64,35 @@ func countedClient(t *testing.T, srv *itest.Server, c *txns) *clientv3.Client {
 	return cl
 }
 
-// TestRefusalsRead: an attempt that is likely refused reads first, and a
+// TestReadFirst runs the read-first tests on one server, each subtest
+// under a prefix of its own.
+func TestReadFirst(t *testing.T) {
+	srv := itest.StartEtcd(t)
+	t.Run("RefusalsRead", func(t *testing.T) { testRefusalsRead(t, srv) })
+	t.Run("ThenGrant", func(t *testing.T) { testReadFirstThenGrant(t, srv) })
+}
+
+// heldByAnother returns a Locker whose transactions n counts, and another
+// Locker of the same prefix that holds "k" with token held.
+func heldByAnother(t *testing.T, srv *itest.Server, ttl time.Duration) (l, holder *xetcd.Locker, n *txns, held int64) {
+	prefix := newPrefix()
+	holder = xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
+	n = &txns{}
+	l = xetcd.New(countedClient(t, srv, n), xetcd.WithPrefix(prefix))
+	held, err := holder.Acquire(t.Context(), "k", ttl)
+	require.NoError(t, err)
+	require.Positive(t, held)
+	return l, holder, n, held
+}
+
+// testRefusalsRead: an attempt that is likely refused reads first, and a
 // refusal then costs no Raft write. A Locker's attempt on a key after a
 // refusal there reads first until a read shows the key free; a queued
 // waiter's attempt reads first while its watch has an entry ahead.
-func TestRefusalsRead(t *testing.T) {
-	srv := itest.StartEtcd(t)
-	prefix := newPrefix()
-	ctx := context.Background()
-	holder := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
-	var n txns
-	l := xetcd.New(countedClient(t, srv, &n), xetcd.WithPrefix(prefix))
+func testRefusalsRead(t *testing.T, srv *itest.Server) {
 	const ttl = 5 * time.Second
-
-	held, err := holder.Acquire(ctx, "k", ttl)
-	require.NoError(t, err)
-	require.Positive(t, held)
+	ctx := t.Context()
+	l, holder, n, held := heldByAnother(t, srv, ttl)
 	m := l.Mutex("k")
 	attempt := func(r backend.Request) (tok int64, writes, reads int) {
 		t.Helper()
@@ -102,7 +115,7 @@ func TestRefusalsRead(t *testing.T) {
 	for _, w := range []string{"w1", "w2"} {
 		_, stop, err := m.(backend.Watcher).Watch(ctx, w, keep)
 		require.NoError(t, err)
-		defer stop()
+		t.Cleanup(stop)
 	}
 	tok, writes, reads = attempt(backend.Request{TTL: ttl, Waiter: "w2", Keep: keep})
 	require.Zero(t, tok)
@@ -122,19 +135,12 @@ func TestRefusalsRead(t *testing.T) {
 	require.True(t, ok)
 }
 
-// TestReadFirstThenGrant: a Locker that was refused on a key reads first
+// testReadFirstThenGrant: a Locker that was refused on a key reads first
 // once the key is free, is granted, and then no longer reads first.
-func TestReadFirstThenGrant(t *testing.T) {
-	srv := itest.StartEtcd(t)
-	prefix := newPrefix()
-	ctx := context.Background()
-	holder := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
-	var n txns
-	l := xetcd.New(countedClient(t, srv, &n), xetcd.WithPrefix(prefix))
+func testReadFirstThenGrant(t *testing.T, srv *itest.Server) {
 	const ttl = 5 * time.Second
-
-	held, err := holder.Acquire(ctx, "k", ttl)
-	require.NoError(t, err)
+	ctx := t.Context()
+	l, holder, n, held := heldByAnother(t, srv, ttl)
 	tok, err := l.Acquire(ctx, "k", ttl)
 	require.NoError(t, err)
 	require.Zero(t, tok)
