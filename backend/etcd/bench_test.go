@@ -2,11 +2,13 @@ package etcd_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/xsync-go/xsync"
@@ -106,4 +108,41 @@ func BenchmarkContended8(b *testing.B) {
 			}
 		}, &benchutil.RaftEntries{B: b, Client: itest.EtcdClient(b, srv)})
 	})
+}
+
+// BenchmarkDeletedEntries measures an uncontended acquire+release on a key
+// whose queue range holds n deleted entries (etcd keeps them in its index
+// until a compaction, and the acquire's comparison of the queue visits
+// them): what a waiter's name per waiting acquisition cost a busy key as
+// waits went by. A Locker now reuses its waiters' names, so a queue's range
+// holds as many names as its waiters at once.
+func BenchmarkDeletedEntries(b *testing.B) {
+	srv := itest.StartEtcd(b)
+	c := itest.EtcdClient(b, srv)
+	ctx := context.Background()
+	for _, n := range []int{0, 10000} {
+		b.Run(fmt.Sprint("deleted=", n), func(b *testing.B) {
+			prefix := newPrefix()
+			name := fmt.Sprint("deleted", n)
+			b.Cleanup(xsync.Swap(name, xetcd.New(c, xetcd.WithPrefix(prefix))))
+			queue := prefix + "q/" + hex.EncodeToString([]byte("k")) + "/"
+			for i := 0; i < n; i += 100 {
+				ops := make([]clientv3.Op, 0, 100)
+				for j := i; j < min(i+100, n); j++ {
+					ops = append(ops, clientv3.OpPut(fmt.Sprint(queue, "w", j), ""))
+				}
+				if _, err := c.Txn(ctx).Then(ops...).Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := c.Delete(ctx, queue, clientv3.WithPrefix()); err != nil {
+				b.Fatal(err)
+			}
+			lockUnlock := benchutil.LockUnlock(b, name, "k")
+			b.ResetTimer()
+			for range b.N {
+				lockUnlock()
+			}
+		})
+	}
 }

@@ -40,7 +40,11 @@
 //     which wakes watching waiters; revisions, and so tokens, keep growing.
 //   - Waiters queue (FIFO), as etcd's own Mutex has them do: a caller that
 //     finds the key held puts an entry under {prefix}q/{hex of key}/ on
-//     a lease, and its create revision is its place. It watches one key
+//     a lease, and its create revision is its place. A Locker names its
+//     entries {its id}.{slot} and reuses the slots of waiters that left,
+//     so a queue's range holds as many names as the key has waiters at
+//     once: etcd keeps deleted keys in its index until a compaction, and
+//     each attempt's comparison of the queue visits them. It watches one key
 //     from the current revision (no catch-up stall): the entry just ahead
 //     of its own, or, once none is ahead, the lock's key; it tries when
 //     the key is gone and no entry is ahead of it, and its transaction

@@ -77,7 +77,9 @@ type Locker struct {
 	// marksSwept is len(marks) after the last sweep.
 	marksSwept int
 
-	queued sync.Map // waiter → *waiter: this Locker's queued waiters
+	queued sync.Map                // waiter → *waiter: this Locker's queued waiters
+	id     string                  // names this Locker's queue entries (see takeSlot)
+	slots  map[string]map[int]bool // by queue prefix: the entry slots this Locker's waiters use
 
 	hints      map[string]time.Time // by mutex key: when an attempt of this Locker was last refused there
 	hintsSwept int                  // len(hints) after the last sweep
@@ -111,6 +113,8 @@ func New(client *clientv3.Client, opts ...Option) *Locker {
 		idle:   make(map[int64][]lease),
 		marks:  make(map[string]mark),
 		hints:  make(map[string]time.Time),
+		id:     entryName()[:16],
+		slots:  make(map[string]map[int]bool),
 	}
 	l.keeper.client = client
 	for _, o := range opts {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,16 @@ import (
 // {prefix}q/{hex of the key}/: each on a lease of the waiter's keep time,
 // which the waiter renews while it waits, ordered by create revision. The
 // head is the entry with the smallest one.
+//
+// An entry's name is {Locker's id}.{slot}: a Locker reuses the slots of
+// its waiters that left, so the names ever used under a key's queue stay
+// as many as its waiters at once, not one per waiting acquisition. etcd
+// keeps a deleted key in its index until a compaction, and every read or
+// comparison over the queue's range visits it: with a new name per
+// waiter, each attempt on a busy key would cost more with every waiter
+// since the last compaction. A slot is reused only once its entry is
+// known to be gone (the grant deleted it, or a delete was answered): a put
+// over a live entry would keep that entry's create revision, its place.
 
 // queuePrefix is the range of key's queue entries.
 func (l *Locker) queuePrefix(key string) string {
@@ -53,9 +64,11 @@ func (l *Locker) watchQueue(ctx context.Context, key, w string, keep time.Durati
 	if err != nil {
 		return nil, nil, fmt.Errorf("etcd: watch: lease: %w", l.classify(err))
 	}
-	entry := qp + w
+	slot := l.takeSlot(qp)
+	entry := qp + l.id + "." + strconv.Itoa(slot)
 	put, err := l.client.Put(ctx, entry, "", clientv3.WithLease(le.id))
 	if err != nil {
+		// The put may have been applied: the slot is not reused.
 		l.revoke(ctx, le)
 		return nil, nil, fmt.Errorf("etcd: watch: queue: %w", l.classify(err))
 	}
@@ -65,6 +78,7 @@ func (l *Locker) watchQueue(ctx context.Context, key, w string, keep time.Durati
 		defer cancel()
 		if _, err := l.client.Delete(ctx, entry); err == nil {
 			l.putIdle(wt.le)
+			l.freeSlot(qp, slot)
 		}
 	}
 
@@ -92,10 +106,40 @@ func (l *Locker) watchQueue(ctx context.Context, key, w string, keep time.Durati
 			<-done
 			if !wt.left.Load() {
 				cleanUp()
+			} else {
+				l.freeSlot(qp, slot) // the grant deleted the entry
 			}
 		})
 	}
 	return ready, stop, nil
+}
+
+// takeSlot returns the lowest slot of the queue qp that none of this
+// Locker's waiters uses, and marks it used.
+func (l *Locker) takeSlot(qp string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	used := l.slots[qp]
+	if used == nil {
+		used = make(map[int]bool)
+		l.slots[qp] = used
+	}
+	n := 0
+	for used[n] {
+		n++
+	}
+	used[n] = true
+	return n
+}
+
+// freeSlot makes slot of the queue qp free for this Locker's next waiter.
+func (l *Locker) freeSlot(qp string, slot int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.slots[qp], slot)
+	if len(l.slots[qp]) == 0 {
+		delete(l.slots, qp)
+	}
 }
 
 // queueWatch is a queued waiter's watch of the one etcd key it waits on:
