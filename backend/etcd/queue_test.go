@@ -23,17 +23,22 @@ func TestQueue(t *testing.T) {
 	t.Run("NamesReused", func(t *testing.T) { testQueueNamesReused(t, srv) })
 }
 
+// queueSetUp returns an admin client, two Lockers of a new prefix (as two
+// processes would have), and the prefix of key's queue under it.
+func queueSetUp(t *testing.T, srv *itest.Server, key string) (admin *clientv3.Client, a, b *xetcd.Locker, queue string) {
+	prefix := newPrefix()
+	a = xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
+	b = xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
+	return itest.EtcdClient(t, srv), a, b, prefix + "q/" + hex.EncodeToString([]byte(key)) + "/"
+}
+
 // testQueueEntryLost: a waiter whose queue entry is gone (its lease
 // expired, or was revoked) is queued again at its next attempt once its
 // renewal is due, and gets the key when its turn comes.
 func testQueueEntryLost(t *testing.T, srv *itest.Server) {
-	admin := itest.EtcdClient(t, srv)
-	prefix := newPrefix()
-	ctx := context.Background()
-	other := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
-	l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
 	const key, keep, ttl = "k", time.Second, 5 * time.Second
-	queue := prefix + "q/" + hex.EncodeToString([]byte(key)) + "/"
+	admin, other, l, queue := queueSetUp(t, srv, key)
+	ctx := context.Background()
 
 	held, err := other.Acquire(ctx, key, ttl)
 	require.NoError(t, err)
@@ -86,13 +91,9 @@ func testQueueEntryLost(t *testing.T, srv *itest.Server) {
 // in its index until a compaction, and reads over the queue visit them).
 // Ten rounds of two waiters each, granted in turn, write two names.
 func testQueueNamesReused(t *testing.T, srv *itest.Server) {
-	admin := itest.EtcdClient(t, srv)
-	prefix := newPrefix()
-	ctx := context.Background()
-	holder := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
-	l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
 	const key, keep, ttl = "k", time.Second, 5 * time.Second
-	queue := prefix + "q/" + hex.EncodeToString([]byte(key)) + "/"
+	admin, holder, l, queue := queueSetUp(t, srv, key)
+	ctx := context.Background()
 	start, err := admin.Get(ctx, "any")
 	require.NoError(t, err)
 	m := l.Mutex(key)
