@@ -106,6 +106,19 @@ func TestHolderCutOff(t *testing.T) {
 		lost.Sub(paused), gotAt.Sub(paused), held, got)
 
 	members[0].Unpause()
+	// "Once it can reach the cluster again": the member follows the
+	// majority's leader and has applied what the leader had when it came
+	// back. Before, a request through it can time out on the server (a
+	// proposal from a member that knows no leader is dropped).
+	admin := itest.EtcdClient(t, members...)
+	st, err := admin.Status(t.Context(), members[leader(t, admin, members)].Endpoint())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		back, err := admin.Status(ctx, members[0].Endpoint())
+		return err == nil && back.Leader == st.Leader && back.RaftAppliedIndex >= st.RaftIndex
+	}, 30*time.Second, 50*time.Millisecond, "the cut-off member did not catch up with the majority")
 	ctx2, cancel2 := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel2()
 	ok, err := held.Unlock(ctx2, holderName, "k")
