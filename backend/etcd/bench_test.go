@@ -146,3 +146,20 @@ func BenchmarkDeletedEntries(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTypes interleaves an uncontended acquire+release of each lock
+// type (the mutex, a semaphore's permit, a read lock, the write lock, two
+// keys at once) and one Put, on one client and server, and reports each
+// type against the mutex and in Puts.
+func BenchmarkTypes(b *testing.B) {
+	srv := itest.StartEtcd(b)
+	c := itest.EtcdClient(b, srv)
+	ctx := context.Background()
+	ops := benchutil.TypeOps(b, xsync.NewClient(xetcd.New(c, xetcd.WithPrefix(newPrefix()))), "")
+	ops = append(ops, benchutil.Op{Name: "put", Fn: func() {
+		if _, err := c.Put(ctx, "bench-put", "v"); err != nil {
+			b.Fatal(err)
+		}
+	}})
+	benchutil.ReportTypes(b, benchutil.Interleave(b, ops...), "put")
+}
