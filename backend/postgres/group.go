@@ -245,15 +245,25 @@ func (w writer) Watch(ctx context.Context, waiter string, keep time.Duration) (<
 	if err != nil {
 		return nil, nil, err
 	}
+	unmark := func() {
+		uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+		defer cancel()
+		_, _ = l.pool.Exec(uctx, l.sql.WriteUnmark, w.key, waiter)
+	}
 	if _, err := l.pool.Exec(ctx, l.sql.WriteMark, w.key, waiter, micros(keep)); err != nil {
 		stop()
+		if unknown(err) {
+			// Cut short (the core bounds a watch's set-up): the mark may
+			// have been set, and nobody would take it away (the core's
+			// next watch has another name): it would keep readers out for
+			// keep.
+			unmark()
+		}
 		return nil, nil, l.fail(ctx, "watch", err)
 	}
 	l.granted(keep)
 	return ready, func() {
 		stop()
-		uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
-		defer cancel()
-		_, _ = l.pool.Exec(uctx, l.sql.WriteUnmark, w.key, waiter)
+		unmark()
 	}, nil
 }
