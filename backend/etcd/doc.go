@@ -157,7 +157,8 @@
 //
 // A transaction with a put is a Raft write even when its comparisons
 // refuse it. So an attempt that is likely refused reads its comparisons
-// first, in a read-only transaction (linearizable, no Raft write), and is
+// first, in a read-only transaction (no Raft write; it also reads the
+// key, which makes it linearizable, as a multi-key refresh's), and is
 // refused there if they fail: a mutex attempt on a key where this
 // Locker's last attempt was refused (within 10s, until a read finds the
 // key free), and a queued waiter's attempt while an entry is ahead of its

@@ -187,7 +187,10 @@ func (l *Locker) acquire(ctx context.Context, key string, ttl time.Duration, own
 	k := l.mutexKey(key)
 	cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
 	if readFirst {
-		resp, err := l.client.Txn(ctx).If(cmps...).Commit()
+		// The read of the key makes the transaction linearizable: etcd
+		// serves a read-only transaction whose reads are all serializable,
+		// as one with none is, from the member's own state, which may lag.
+		resp, err := l.client.Txn(ctx).If(cmps...).Then(clientv3.OpGet(k, clientv3.WithCountOnly())).Commit()
 		if err != nil {
 			return 0, fmt.Errorf("etcd: acquire: %w", l.classify(err))
 		}

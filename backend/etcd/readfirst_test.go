@@ -23,14 +23,19 @@ import (
 type txns struct {
 	mu            sync.Mutex
 	writes, reads int
+	serializable  int // reads that etcd serves from the member's own state (all their ranges serializable, or none)
 }
 
 func (c *txns) interceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	if r, ok := req.(*pb.TxnRequest); ok {
-		write := false
+		write, serializable := false, true
 		for _, op := range append(r.Success, r.Failure...) {
-			if op.GetRequestRange() == nil {
+			rr := op.GetRequestRange()
+			if rr == nil {
 				write = true
+			}
+			if rr == nil || !rr.Serializable {
+				serializable = false
 			}
 		}
 		c.mu.Lock()
@@ -38,6 +43,9 @@ func (c *txns) interceptor(ctx context.Context, method string, req, reply any, c
 			c.writes++
 		} else {
 			c.reads++
+			if serializable {
+				c.serializable++
+			}
 		}
 		c.mu.Unlock()
 	}
@@ -133,6 +141,9 @@ func testRefusalsRead(t *testing.T, srv *itest.Server) {
 	ok, err = l.Release(ctx, "k", tok)
 	require.NoError(t, err)
 	require.True(t, ok)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	require.Zero(t, n.serializable, "reads etcd may serve stale (a refusal on a lagging member)")
 }
 
 // testReadFirstThenGrant: a Locker that was refused on a key reads first
