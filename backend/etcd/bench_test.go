@@ -113,9 +113,9 @@ func BenchmarkContended8(b *testing.B) {
 // BenchmarkDeletedEntries measures an uncontended acquire+release on a key
 // whose queue range holds n deleted entries (etcd keeps them in its index
 // until a compaction, and the acquire's comparison of the queue visits
-// them): what a waiter's name per waiting acquisition cost a busy key as
-// waits went by. A Locker now reuses its waiters' names, so a queue's range
-// holds as many names as its waiters at once.
+// them): what each attempt on a busy key would pay if every wait left a
+// name of its own behind, which is why a Locker reuses its waiters' names
+// (see queue.go).
 func BenchmarkDeletedEntries(b *testing.B) {
 	srv := itest.StartEtcd(b)
 	c := itest.EtcdClient(b, srv)
