@@ -40,6 +40,7 @@ const (
 	liveHold  = `jsonb_path_query_array(g.holders, '$[*] ? (@.e > $n)', ` + liveVars + `)`
 	liveMarks = `(SELECT coalesce(jsonb_object_agg(m.k, m.v), '{}'::jsonb) FROM jsonb_each(g.marks) AS m(k, v) WHERE m.v::int8 > ` + nowUS + `)`
 	queue     = `jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n)', ` + liveVars + `)`
+	first     = `jsonb_path_query_first(l.holders, '$[*] ? (@.e > $n)', ` + liveVars + `)` // the queue's first live place
 	holdsTok  = `jsonb_path_exists(g.holders, '$[*] ? (@.t == $t && @.e > $n)', jsonb_build_object('t', $3::int8, 'n', ` + nowUS + `))`
 )
 
@@ -47,7 +48,7 @@ const (
 // sequence (quoted) and its NOTIFY channel.
 func New(table, seq, channel string) Statements {
 	r := strings.NewReplacer("{T}", table, "{S}", "'"+seq+"'", "{C}", "'"+channel+"'",
-		"{N}", nowUS, "{US}", micro, "{LIVE}", liveHold, "{MARKS}", liveMarks, "{TTL}", ttlLeft, "{HOLDS}", holdsTok, "{Q}", queue)
+		"{N}", nowUS, "{US}", micro, "{LIVE}", liveHold, "{MARKS}", liveMarks, "{TTL}", ttlLeft, "{HOLDS}", holdsTok, "{Q}", queue, "{FIRST}", first)
 	f := func(s string) string { return r.Replace(s) }
 	// A grant needs the row missing or expired, and no waiter queued
 	// ahead: the queue empty, or $6 (the waiter, "" for none) first in it.
@@ -58,17 +59,26 @@ func New(table, seq, channel string) Statements {
 	// needs it larger than the row's, or a hold taken and released
 	// meanwhile would be followed by a smaller token (refused, the next
 	// attempt draws a new one).
-	ok := `(l.expires <= now() AND l.token < excluded.token AND (jsonb_array_length({Q}) = 0 OR {Q} -> 0 ->> 'w' = $6::text))`
+	//
+	// The queue is the row's largest part and, past about 2 kB, stored
+	// out of line (TOAST): each expression over it reads and decodes all
+	// of it. So the statement reads it as few times as it can: the WHERE
+	// takes the first live place alone, and only while the lock is free
+	// (or the waiter's renewal check, which stops at its place); the SET
+	// reads the live queue once, in a sub-select, for every column.
+	ok := `(l.expires <= now() AND l.token < excluded.token AND coalesce({FIRST} ->> 'w', $6::text) = $6::text)`
 	acquire := `INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
 VALUES ($1, $2, nextval({S}), now() + $3::int8{US}, $4, $5)
-ON CONFLICT (kind, key) DO UPDATE SET
-  token   = CASE WHEN ` + ok + ` THEN excluded.token ELSE l.token END,
-  expires = CASE WHEN ` + ok + ` THEN excluded.expires ELSE l.expires END,
-  owner   = CASE WHEN ` + ok + ` THEN excluded.owner ELSE l.owner END,
-  attempt = CASE WHEN ` + ok + ` THEN excluded.attempt ELSE l.attempt END,
-  holders = CASE WHEN ` + ok + ` THEN jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n && @.w != $w)', jsonb_build_object('n', {N}, 'w', $6::text))
-    ELSE (SELECT coalesce(jsonb_agg(CASE WHEN q ->> 'w' = $6::text THEN jsonb_set(q, '{e}', to_jsonb({N} + $7::int8)) ELSE q END ORDER BY i), '[]'::jsonb)
-          FROM jsonb_array_elements({Q}) WITH ORDINALITY AS x(q, i)) END
+ON CONFLICT (kind, key) DO UPDATE SET (token, expires, owner, attempt, holders) = (
+  SELECT CASE WHEN s.ok THEN excluded.token ELSE l.token END,
+    CASE WHEN s.ok THEN excluded.expires ELSE l.expires END,
+    CASE WHEN s.ok THEN excluded.owner ELSE l.owner END,
+    CASE WHEN s.ok THEN excluded.attempt ELSE l.attempt END,
+    CASE WHEN s.ok THEN jsonb_path_query_array(s.q, '$[*] ? (@.w != $w)', jsonb_build_object('w', $6::text))
+      ELSE (SELECT coalesce(jsonb_agg(CASE WHEN q ->> 'w' = $6::text THEN jsonb_set(q, '{e}', to_jsonb({N} + $7::int8)) ELSE q END ORDER BY i), '[]'::jsonb)
+            FROM jsonb_array_elements(s.q) WITH ORDINALITY AS x(q, i)) END
+  FROM (SELECT q, (l.expires <= now() AND l.token < excluded.token AND coalesce(q -> 0 ->> 'w', $6::text) = $6::text) AS ok
+        FROM (SELECT {Q} AS q) AS y) AS s)
 WHERE ` + ok + ` OR jsonb_path_exists(l.holders, '$[*] ? (@.w == $w && @.e > $n && @.e < $r)', jsonb_build_object('n', {N}, 'w', $6::text, 'r', {N} + $7::int8 * 2 / 3))
 RETURNING attempt, token`
 	notify := `pg_notify({C}, $1 || ':' || md5($2))`
@@ -76,7 +86,7 @@ RETURNING attempt, token`
 	// live place of the queue; "" if none) after the lock's own name, so
 	// that only that waiter wakes; a grant names none ('-'): it is news
 	// for observers alone.
-	notifyHead := `pg_notify({C}, $1 || ':' || md5($2) || ':' || coalesce({Q} -> 0 ->> 'w', ''))`
+	notifyHead := `pg_notify({C}, $1 || ':' || md5($2) || ':' || coalesce({FIRST} ->> 'w', ''))`
 	notifyGrant := `pg_notify({C}, $1 || ':' || md5($2) || ':-')`
 	// A writer is granted the lock if nobody holds it and its token is
 	// larger than the last writer's (the row's token): the token was drawn
@@ -115,7 +125,7 @@ INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
 SELECT 'm', u.k, t.t, now() + $2::int8{US}, $3, $4 FROM t, unnest($1::bytea[]) WITH ORDINALITY AS u(k, i) ORDER BY u.i
 ON CONFLICT (kind, key) DO UPDATE
 SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
-WHERE l.expires <= now() AND jsonb_array_length({Q}) = 0 AND l.token < excluded.token
+WHERE l.expires <= now() AND {FIRST} IS NULL AND l.token < excluded.token
 RETURNING token`),
 		MultiRelease: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()
 RETURNING true, pg_notify({C}, 'm:' || md5(key))`),
