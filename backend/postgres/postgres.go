@@ -146,6 +146,9 @@ type Locker struct {
 	sql  pgsql.Statements
 	hub  *hub // nil without LISTEN
 
+	placesMu sync.Mutex
+	places   map[placeKey]time.Time // when each queued waiter's place was last set (see row.acquire)
+
 	sweepMu      sync.Mutex
 	sweepTimer   *time.Timer
 	sweepAt      time.Time // when the armed sweep runs
@@ -176,7 +179,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 	if c.err != nil {
 		panic(c.err.Error())
 	}
-	l := &Locker{pool: pool, opts: opts, cfg: c, sql: pgsql.New(c.tableName(), c.seqName(), c.channel())}
+	l := &Locker{pool: pool, opts: opts, cfg: c, sql: pgsql.New(c.tableName(), c.seqName(), c.channel()), places: map[placeKey]time.Time{}}
 	if c.listen {
 		l.hub = newHub(l)
 	}
