@@ -110,6 +110,21 @@ func BenchmarkContended8(b *testing.B) {
 	})
 }
 
+// BenchmarkSemaphore8 has 8 clients take permits of one semaphore of limit
+// 2 in turn, each waiting as xsync does (a watch of the permits' deletes,
+// which wakes every waiter at each release): acquisitions per second and
+// the Raft entries (writes) etcd appends per acquisition.
+func BenchmarkSemaphore8(b *testing.B) {
+	srv := itest.StartEtcd(b)
+	prefix := newPrefix()
+	benchutil.ContendMetered(b, 8, func(int) func(context.Context, func()) error {
+		sem := xsync.NewClient(xetcd.New(itest.EtcdClient(b, srv), xetcd.WithPrefix(prefix))).Semaphore("s", 2)
+		return func(ctx context.Context, work func()) error {
+			return sem.Run(ctx, func(context.Context) error { work(); return nil }, xsync.WithWait(time.Hour), xsync.WithRetryInterval(time.Second))
+		}
+	}, &benchutil.RaftEntries{B: b, Client: itest.EtcdClient(b, srv)})
+}
+
 // BenchmarkDeletedEntries measures an uncontended acquire+release on a key
 // whose queue range holds n deleted entries (etcd keeps them in its index
 // until a compaction, and the acquire's comparison of the queue visits

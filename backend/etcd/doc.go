@@ -109,11 +109,15 @@
 // own, and its create revision is its token (for writers, a fencing
 // token); waiters watch the entries' deletes.
 //
-//   - A semaphore of key keeps its permits under {prefix}s/{hex of key}/. An attempt is a lease and one transaction that puts the entry
+//   - A semaphore of key keeps its permits under {prefix}s/{hex of key}/.
+//     An attempt is a lease and one transaction that puts the entry
 //     and reads the first limit entries by create revision: the permit is
 //     held if its entry is among them, and deleted otherwise (one more
 //     request). An entry's place only moves forward, so holders never
-//     exceed the limit.
+//     exceed the limit. Where the Locker's attempts were refused in the
+//     last 10 s, an attempt first counts the entries (a linearizable read)
+//     and is refused there while limit are held: a refusal then costs a
+//     read, not two Raft writes and a deleted name in the range.
 //   - A read-write lock of key keeps readers, the writer and the marks of
 //     writers that wait under {prefix}r/{hex of key}/. A read attempt
 //     is refused while a writer or a mark exists; a write attempt while

@@ -429,9 +429,10 @@ func (l *Locker) sweepLocked() {
 // hintLife is how long a refusal marks a key as contended.
 const hintLife = 10 * time.Second
 
-// contended says whether an attempt of this Locker on the mutex key k was
-// refused within hintLife, and not granted after a read since: the next
-// attempt is likely refused too, so it reads first (see acquire). A key
+// contended says whether an attempt of this Locker on the mutex key k (or
+// on the semaphore whose directory is k) was refused within hintLife, and
+// not granted after a read since: the next attempt is likely refused too,
+// so it reads first (see acquire and acquirePermit). A key
 // contended in the steady state (a releaser that tries again while
 // others wait) stays marked; one no longer contended costs one read more,
 // once.

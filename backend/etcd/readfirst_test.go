@@ -20,13 +20,29 @@ import (
 // txns counts a client's transactions: those that may write (a put or a
 // delete in either branch: a Raft write, granted or refused) and those
 // that only read.
+// It also counts the plain requests: ranges (reads) and deletes.
 type txns struct {
 	mu            sync.Mutex
 	writes, reads int
 	serializable  int // reads that etcd serves from the member's own state (all their ranges serializable, or none)
+	ranges        int
+	deletes       int
 }
 
 func (c *txns) interceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	switch r := req.(type) {
+	case *pb.RangeRequest:
+		c.mu.Lock()
+		c.ranges++
+		if r.Serializable {
+			c.serializable++
+		}
+		c.mu.Unlock()
+	case *pb.DeleteRangeRequest:
+		c.mu.Lock()
+		c.deletes++
+		c.mu.Unlock()
+	}
 	if r, ok := req.(*pb.TxnRequest); ok {
 		write, serializable := false, true
 		for _, op := range append(r.Success, r.Failure...) {
@@ -78,6 +94,60 @@ func TestReadFirst(t *testing.T) {
 	srv := itest.StartEtcd(t)
 	t.Run("RefusalsRead", func(t *testing.T) { testRefusalsRead(t, srv) })
 	t.Run("ThenGrant", func(t *testing.T) { testReadFirstThenGrant(t, srv) })
+	t.Run("Semaphore", func(t *testing.T) { testSemaphoreReadsFirst(t, srv) })
+}
+
+// testSemaphoreReadsFirst: a refused permit attempt is a put and a delete
+// (two Raft writes); the Locker's next attempt on that semaphore counts
+// the permits first and, while the limit is reached, is refused by that
+// read alone; once a permit is free it reads, takes one, and its next
+// attempt no longer reads first.
+func testSemaphoreReadsFirst(t *testing.T, srv *itest.Server) {
+	const ttl = 5 * time.Second
+	ctx := t.Context()
+	prefix := newPrefix()
+	holder := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix)).Semaphore("s", 2)
+	n := &txns{}
+	s := xetcd.New(countedClient(t, srv, n), xetcd.WithPrefix(prefix)).Semaphore("s", 2)
+	var held []int64
+	for range 2 {
+		tok, err := holder.Acquire(ctx, backend.Request{TTL: ttl})
+		require.NoError(t, err)
+		require.Positive(t, tok)
+		held = append(held, tok)
+	}
+	// attempt returns its token and its (transactions that write, ranges,
+	// deletes).
+	attempt := func() (int64, [3]int) {
+		t.Helper()
+		n.mu.Lock()
+		w0, r0, d0 := n.writes, n.ranges, n.deletes
+		n.mu.Unlock()
+		tok, err := s.Acquire(ctx, backend.Request{TTL: ttl})
+		require.NoError(t, err)
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return tok, [3]int{n.writes - w0, n.ranges - r0, n.deletes - d0}
+	}
+	tok, c := attempt()
+	require.Zero(t, tok)
+	require.Equal(t, [3]int{1, 0, 1}, c, "a first refusal: the put's transaction and the delete")
+	tok, c = attempt()
+	require.Zero(t, tok)
+	require.Equal(t, [3]int{0, 1, 0}, c, "after a refusal: a count, no write")
+
+	ok, err := holder.Release(ctx, held[0])
+	require.NoError(t, err)
+	require.True(t, ok)
+	tok, c = attempt()
+	require.Positive(t, tok, "a permit is free")
+	require.Equal(t, [3]int{1, 1, 0}, c, "a count, then the put's transaction")
+	tok, c = attempt()
+	require.Zero(t, tok, "the limit is reached again")
+	require.Equal(t, [3]int{1, 0, 1}, c, "granted after a read: no longer reads first")
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	require.Zero(t, n.serializable, "reads etcd may serve stale")
 }
 
 // heldByAnother returns a Locker whose transactions n counts, and another

@@ -140,10 +140,31 @@ func entryName() string {
 // never exceed the limit: an entry's place only moves forward as others
 // leave, and a newcomer comes last. A failed call revokes the lease, as
 // Acquire does.
+//
+// A refused attempt so costs two Raft writes (the put and the delete)
+// and leaves a deleted name in the range until a compaction. So where
+// this Locker was refused lately (see contended), the attempt first
+// counts the entries (a linearizable read, not a Raft write) and is
+// refused there while the limit is reached; every waiter wakes at each
+// release, and each then reads instead of writing twice.
 func (l *Locker) acquirePermit(ctx context.Context, key string, limit int, ttl time.Duration) (_ int64, err error) {
 	ctx, done := l.bounded(ctx, ttl)
 	defer func() { err = done(err) }()
 	dir := l.semDir(key)
+	readFirst := l.contended(dir)
+	if readFirst {
+		if err := l.connected(ctx); err != nil {
+			return 0, fmt.Errorf("etcd: acquire permit: %w", err)
+		}
+		resp, err := l.client.Get(ctx, dir, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return 0, fmt.Errorf("etcd: acquire permit: %w", l.classify(err))
+		}
+		if resp.Count >= int64(limit) {
+			l.markContended(dir)
+			return 0, nil
+		}
+	}
 	entry := dir + entryName()
 	le, err := l.lease(ctx, seconds(ttl))
 	if err != nil {
@@ -162,9 +183,13 @@ func (l *Locker) acquirePermit(ctx context.Context, key string, limit int, ttl t
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		if string(kv.Key) == entry {
 			l.hold(token, entry, 1, le)
+			if readFirst {
+				l.unmarkContended(dir)
+			}
 			return token, nil
 		}
 	}
+	l.markContended(dir)
 	// Over the limit: take the entry back. If that fails, revoking the
 	// lease does it.
 	if _, err := l.client.Delete(ctx, entry); err != nil {
