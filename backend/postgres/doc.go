@@ -94,11 +94,6 @@
 // in line, and an attempt by anyone else is refused while a place is
 // ahead of it, also an attempt of a multi-key lock on that key. A waiter
 // whose process died holds the others back for its keep time at most.
-// A waiter's attempt while its place needs no renewal first reads the
-// row (a plain SELECT: no row lock, no write, no token drawn), and is
-// refused there unless the lock is free and its place is first, so the
-// timed attempts of waiters further back do not queue for the row's lock
-// ahead of a handoff. The write still decides every grant.
 // A release wakes only the first in line (the notification names it),
 // so a handoff costs one attempt however many wait; a release with no
 // live place queued, a multi-key release and an undone attempt wake every

@@ -55,27 +55,7 @@ func (m row) Acquire(ctx context.Context, r backend.Request) (int64, error) {
 
 func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64, error) {
 	l := m.l
-	var pk placeKey
-	if r.Waiter != "" {
-		// A queued waiter whose place needs no renewal yet reads first: an
-		// attempt that is not its turn is then refused without locking or
-		// writing the row (or drawing a token), so the waiters' timed
-		// attempts do not stand in the way of the handoffs.
-		pk = placeKey{m.kind, string(m.key), r.Waiter}
-		if l.placeFresh(pk, r.Keep) {
-			var may bool
-			err := l.pool.QueryRow(ctx, l.sql.Turn, m.kind, m.key, r.Waiter).Scan(&may)
-			switch {
-			case errors.Is(err, pgx.ErrNoRows): // no row: free
-			case err != nil:
-				return 0, l.fail(ctx, "acquire", err)
-			case !may:
-				return 0, nil
-			}
-		}
-	}
 	a := attempt()
-	sent := time.Now()
 	var got, tok int64
 	dest := []any{&got, &tok}
 	if sql == l.sql.AcquireNotify {
@@ -93,7 +73,6 @@ func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64,
 	}
 	if got != a {
 		// Refused; the waiter's place was renewed.
-		l.setPlace(pk, sent)
 		l.granted(r.Keep)
 		return 0, nil
 	}
@@ -215,17 +194,13 @@ func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-ch
 	if err != nil || waiter == "" {
 		return ready, stop, err
 	}
-	pk := placeKey{m.kind, string(m.key), waiter}
-	sent := time.Now()
 	if _, err := l.pool.Exec(ctx, l.sql.Join, m.kind, m.key, waiter, micros(keep)); err != nil {
 		stop()
 		return nil, nil, l.fail(ctx, "watch", err)
 	}
-	l.setPlace(pk, sent)
 	l.granted(keep)
 	return ready, func() {
 		stop()
-		l.dropPlace(pk)
 		uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 		defer cancel()
 		_, _ = l.pool.Exec(uctx, l.sql.Leave, m.kind, m.key, waiter)
@@ -236,33 +211,4 @@ func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-ch
 // (NOTIFY); expiries are found by the core's reads at the leader's TTL.
 func (e election) Changes(ctx context.Context) (<-chan struct{}, func(), error) {
 	return e.l.changes(ctx, e.kind, e.key)
-}
-
-// placeKey names a queued waiter's place: its row and its name.
-type placeKey struct{ kind, key, waiter string }
-
-// setPlace records that the place k was set (joined, or renewed by a
-// refused attempt) for its keep time by a statement sent at sent. The
-// server counts the keep from the statement's start, after sent.
-func (l *Locker) setPlace(k placeKey, sent time.Time) {
-	l.placesMu.Lock()
-	l.places[k] = sent
-	l.placesMu.Unlock()
-}
-
-// dropPlace forgets the place k: its waiter left.
-func (l *Locker) dropPlace(k placeKey) {
-	l.placesMu.Lock()
-	delete(l.places, k)
-	l.placesMu.Unlock()
-}
-
-// placeFresh reports whether the place k was set less than a third of
-// keep ago by this Locker: an attempt's statement would not renew it
-// (it renews once a third has passed), so a refusal need not write.
-func (l *Locker) placeFresh(k placeKey, keep time.Duration) bool {
-	l.placesMu.Lock()
-	at, ok := l.places[k]
-	l.placesMu.Unlock()
-	return ok && time.Since(at) < keep/3
 }

@@ -146,9 +146,6 @@ type Locker struct {
 	sql  pgsql.Statements
 	hub  *hub // nil without LISTEN
 
-	placesMu sync.Mutex
-	places   map[placeKey]time.Time // when each queued waiter's place was last set (see row.acquire)
-
 	sweepMu      sync.Mutex
 	sweepTimer   *time.Timer
 	sweepAt      time.Time // when the armed sweep runs
@@ -179,7 +176,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 	if c.err != nil {
 		panic(c.err.Error())
 	}
-	l := &Locker{pool: pool, opts: opts, cfg: c, sql: pgsql.New(c.tableName(), c.seqName(), c.channel()), places: map[placeKey]time.Time{}}
+	l := &Locker{pool: pool, opts: opts, cfg: c, sql: pgsql.New(c.tableName(), c.seqName(), c.channel())}
 	if c.listen {
 		l.hub = newHub(l)
 	}

@@ -3,12 +3,10 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -92,7 +90,6 @@ func TestOnOneServer(t *testing.T) {
 	t.Run("TokenAfterRowWait", func(t *testing.T) { testTokenAfterRowWait(t, srv, admin) })
 	t.Run("WriterTokenAfterRowWait", func(t *testing.T) { testWriterTokenAfterRowWait(t, srv, admin) })
 	t.Run("RefusedWaiterRenewsWhenDue", func(t *testing.T) { testRefusedWaiterRenewsWhenDue(t, srv, admin) })
-	t.Run("WaiterReadsFirst", func(t *testing.T) { testWaiterReadsFirst(t, srv) })
 }
 
 // harness is one subtest's namespace (a key prefix) in the shared table.
@@ -224,69 +221,6 @@ func testRefusedWaiterRenewsWhenDue(t *testing.T, srv *itest.Postgres, admin *pg
 	attempt()
 	require.Greater(t, place(), first, "a renewal that was due left the place as it was")
 }
-
-// testWaiterReadsFirst: a queued waiter's attempt while its place needs
-// no renewal reads the row first, and writes (locks the row, draws a
-// token) only when the read says its turn may have come: a waiter behind
-// another, or behind a holder, is refused by the read alone; the first in
-// line, once the key is free, reads and then takes it.
-func testWaiterReadsFirst(t *testing.T, srv *itest.Postgres) {
-	ctx := t.Context()
-	prefix := newPrefix()
-	var reads, writes atomic.Int64
-	cfg, err := pgxpool.ParseConfig(srv.AdminURL())
-	require.NoError(t, err)
-	cfg.ConnConfig.Tracer = statementCounter(func(sql string) {
-		switch {
-		case strings.HasPrefix(sql, "SELECT l.expires <= now()"):
-			reads.Add(1)
-		case strings.Contains(sql, "RETURNING attempt, token"):
-			writes.Add(1)
-		}
-	})
-	p, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(p.Close)
-	l := xpg.New(p, xpg.WithPrefix(prefix))
-	t.Cleanup(func() { l.Close() })
-	holder := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix)).Mutex("k")
-	held, err := holder.Acquire(ctx, backend.Request{TTL: time.Minute})
-	require.NoError(t, err)
-	require.Positive(t, held)
-
-	m := l.Mutex("k")
-	const keep = time.Minute // no renewal falls due during the test
-	for _, w := range []string{"w1", "w2"} {
-		_, stop, err := m.(backend.Watcher).Watch(ctx, w, keep)
-		require.NoError(t, err)
-		defer stop()
-	}
-	attempt := func(w string, wantReads, wantWrites int64) int64 {
-		t.Helper()
-		reads.Store(0)
-		writes.Store(0)
-		tok, err := m.Acquire(ctx, backend.Request{TTL: time.Minute, Waiter: w, Keep: keep})
-		require.NoError(t, err)
-		require.Equal(t, []int64{wantReads, wantWrites}, []int64{reads.Load(), writes.Load()}, "%s: reads, writes", w)
-		return tok
-	}
-	require.Zero(t, attempt("w1", 1, 0), "the key is held")
-	ok, err := holder.Release(ctx, held)
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.Zero(t, attempt("w2", 1, 0), "w1 is first in line")
-	require.Positive(t, attempt("w1", 1, 1), "w1's turn")
-}
-
-// statementCounter is a pgx tracer that calls count with each statement's SQL.
-type statementCounter func(sql string)
-
-func (c statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	c(d.SQL)
-	return ctx
-}
-
-func (statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 // afterRowWait holds the row of kind and key in a transaction of its own,
 // runs attempt until it waits for that row's lock (it has drawn its token

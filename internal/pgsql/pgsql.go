@@ -20,9 +20,6 @@ type Statements struct {
 	// queue; the sweeper deletes it. $1 kind, $2 key.
 	Acquire, AcquireNotify, Release, Refresh, State, Force, Undo string
 	Join, Leave                                                  string
-	// Turn reads whether waiter $3 may take the row now (no row: yes),
-	// without locking or writing it.
-	Turn string
 
 	// The keys of a multi-key lock: mutex rows under one token.
 	MultiAcquire, MultiRelease, MultiRefresh, MultiState, MultiForce string
@@ -119,7 +116,6 @@ ORDER BY g.key, g.kind LIMIT $4`),
 		Join: f(`INSERT INTO {T} AS l (kind, key, token, expires, holders)
 VALUES ($1, $2, 0, '-infinity', jsonb_build_array(jsonb_build_object('w', $3::text, 'e', {N} + $4::int8)))
 ON CONFLICT (kind, key) DO UPDATE SET holders = {Q} || excluded.holders`),
-		Turn: f(`SELECT l.expires <= now() AND coalesce({FIRST} ->> 'w', $3::text) = $3::text FROM {T} AS l WHERE kind = $1 AND key = $2`),
 		Leave: f(`UPDATE {T} AS l SET holders = jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n && @.w != $w)', jsonb_build_object('n', {N}, 'w', $3::text))
 WHERE kind = $1 AND key = $2 AND jsonb_path_exists(l.holders, '$[*] ? (@.w == $w)', jsonb_build_object('w', $3::text))
 RETURNING ` + notifyHead),
