@@ -110,19 +110,35 @@ func BenchmarkContended8(b *testing.B) {
 	})
 }
 
-// BenchmarkSemaphore8 has 8 clients take permits of one semaphore of limit
-// 2 in turn, each waiting as xsync does (a watch of the permits' deletes,
-// which wakes every waiter at each release): acquisitions per second and
-// the Raft entries (writes) etcd appends per acquisition.
-func BenchmarkSemaphore8(b *testing.B) {
+// BenchmarkKinds8 has 8 clients take one lock in turn, each waiting as
+// xsync does (a watch of the lock's entries, which wakes every waiter at
+// each release): the permits of a semaphore of limit 2, and the write
+// lock of a read-write lock. It reports acquisitions per second and the
+// Raft entries (writes) etcd appends per acquisition.
+func BenchmarkKinds8(b *testing.B) {
 	srv := itest.StartEtcd(b)
 	prefix := newPrefix()
-	benchutil.ContendMetered(b, 8, func(int) func(context.Context, func()) error {
-		sem := xsync.NewClient(xetcd.New(itest.EtcdClient(b, srv), xetcd.WithPrefix(prefix))).Semaphore("s", 2)
-		return func(ctx context.Context, work func()) error {
-			return sem.Run(ctx, func(context.Context) error { work(); return nil }, xsync.WithWait(time.Hour), xsync.WithRetryInterval(time.Second))
-		}
-	}, &benchutil.RaftEntries{B: b, Client: itest.EtcdClient(b, srv)})
+	wait := []xsync.AcquireOption{xsync.WithWait(time.Hour), xsync.WithRetryInterval(time.Second)}
+	for _, kind := range []struct {
+		name string
+		run  func(c *xsync.Client, ctx context.Context, cb func(context.Context) error) error
+	}{
+		{"semaphore", func(c *xsync.Client, ctx context.Context, cb func(context.Context) error) error {
+			return c.Semaphore("s", 2).Run(ctx, cb, wait...)
+		}},
+		{"write", func(c *xsync.Client, ctx context.Context, cb func(context.Context) error) error {
+			return c.RWLock("rw").RunWrite(ctx, cb, wait...)
+		}},
+	} {
+		b.Run(kind.name, func(b *testing.B) {
+			benchutil.ContendMetered(b, 8, func(int) func(context.Context, func()) error {
+				c := xsync.NewClient(xetcd.New(itest.EtcdClient(b, srv), xetcd.WithPrefix(prefix)))
+				return func(ctx context.Context, work func()) error {
+					return kind.run(c, ctx, func(context.Context) error { work(); return nil })
+				}
+			}, &benchutil.RaftEntries{B: b, Client: itest.EtcdClient(b, srv)})
+		})
+	}
 }
 
 // BenchmarkDeletedEntries measures an uncontended acquire+release on a key
