@@ -60,12 +60,13 @@ func New(table, seq, channel string) Statements {
 	// meanwhile would be followed by a smaller token (refused, the next
 	// attempt draws a new one).
 	//
-	// The queue is the row's largest part and, past about 2 kB, stored
-	// out of line (TOAST): each expression over it reads and decodes all
-	// of it. So the statement reads it as few times as it can: the WHERE
-	// takes the first live place alone, and only while the lock is free
-	// (or the waiter's renewal check, which stops at its place); the SET
-	// reads the live queue once, in a sub-select, for every column.
+	// The queue is the row's largest part and, past about 2 kB, is
+	// compressed or stored out of line (TOAST): each expression over it
+	// reads and decodes all of it. So the statement reads it as few times
+	// as it can: the WHERE takes the first live place alone, and only
+	// while the lock is free (or the waiter's renewal check, which stops
+	// at its place); the SET reads the live queue once, in a sub-select,
+	// for every column.
 	ok := `(l.expires <= now() AND l.token < excluded.token AND coalesce({FIRST} ->> 'w', $6::text) = $6::text)`
 	acquire := `INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
 VALUES ($1, $2, nextval({S}), now() + $3::int8{US}, $4, $5)
