@@ -19,8 +19,7 @@ import (
 
 // txns counts a client's transactions: those that may write (a put or a
 // delete in either branch: a Raft write, granted or refused) and those
-// that only read.
-// It also counts the plain requests: ranges (reads) and deletes.
+// that only read; and its plain ranges (reads) and deletes.
 type txns struct {
 	mu            sync.Mutex
 	writes, reads int
