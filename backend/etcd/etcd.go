@@ -81,7 +81,7 @@ type Locker struct {
 	id     string                  // names this Locker's queue entries (see takeSlot)
 	slots  map[string]map[int]bool // by queue prefix: the entry slots this Locker's waiters use
 
-	hints      map[string]time.Time // by mutex key: when an attempt of this Locker was last refused there
+	hints      map[string]time.Time // by mutex key or semaphore directory: when an attempt of this Locker was last refused there
 	hintsSwept int                  // len(hints) after the last sweep
 
 	keeper keeper // renews leases

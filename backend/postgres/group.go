@@ -245,11 +245,7 @@ func (w writer) Watch(ctx context.Context, waiter string, keep time.Duration) (<
 	if err != nil {
 		return nil, nil, err
 	}
-	unmark := func() {
-		uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
-		defer cancel()
-		_, _ = l.pool.Exec(uctx, l.sql.WriteUnmark, w.key, waiter)
-	}
+	unmark := func() { l.undo(ctx, l.sql.WriteUnmark, w.key, waiter) }
 	if _, err := l.pool.Exec(ctx, l.sql.WriteMark, w.key, waiter, micros(keep)); err != nil {
 		stop()
 		if unknown(err) {

@@ -252,11 +252,12 @@ func micros(d time.Duration) int64 {
 	return us
 }
 
-// undoTimeout bounds the clean-up of an attempt whose outcome is unknown.
+// undoTimeout bounds a clean-up (see undo).
 const undoTimeout = 2 * time.Second
 
-// undo deletes what attempt a may have taken (the statement sql with the
-// kind, key and a), on a context detached from ctx, bounded.
+// undo runs the clean-up statement sql with args (what an attempt, or a
+// waiting writer's mark, whose outcome is unknown may have left), on a
+// context detached from ctx, bounded.
 func (l *Locker) undo(ctx context.Context, sql string, args ...any) {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
 	defer cancel()
