@@ -18,7 +18,8 @@
 //     once); and the store's abilities, [Lister], [Pinger] and
 //     [Validity].
 //   - On a Lock, its abilities, the same for every kind: [Refresher],
-//     [Watcher] (waking and queueing waiters), [Notifier] (telling
+//     [Watcher] (waking and queueing waiters), [Granter] (handing the
+//     lock to the first waiter at its release), [Notifier] (telling
 //     observers of every change), [Inspector] and [ForceReleaser].
 //
 // The core holds every kind of Lock the same way: it attempts, waits,
@@ -147,6 +148,11 @@ type Request struct {
 	// times per Keep while it waits, so such a place is renewed before
 	// it comes within one retry interval of its end.
 	Keep time.Duration
+	// Seq numbers a waiter's attempts, 1, 2, ... from its watch on, where
+	// the waiter watches with [Granter.WatchGrant]; 0 otherwise. A
+	// Granter records the Seq of the attempt that last renewed the
+	// waiter's place.
+	Seq int64
 }
 
 // The kinds of lock. A Locker implements those it has.
@@ -223,6 +229,42 @@ type (
 	// ctx bounds the set-up only; the watch lasts until stop.
 	Watcher interface {
 		Watch(ctx context.Context, waiter string, keep time.Duration) (ready <-chan struct{}, stop func(), err error)
+	}
+
+	// Granter is a Watcher whose lock, when it is freed, goes straight to
+	// the first waiter in line: the waiter needs no attempt of its own to
+	// take it.
+	//
+	// WatchGrant is [Watcher.Watch] for such a waiter. While the watch
+	// lasts, a release, a force release or the leaving of a waiter ahead
+	// that frees the lock while waiter is the first live waiter in line
+	// grants the lock to waiter in the same atomic step: a new token, as
+	// an Acquire's would be, and its place goes. The grant lasts until
+	// the waiter's place would have ended (keep from the processing of
+	// the request that last renewed it; a waiter that died holds it no
+	// longer than a place), unless its token refreshes or releases it
+	// first. ready then receives a value, and granted returns the token
+	// and the number of the request that last renewed the place: the
+	// [Request.Seq] of an attempt, or 0 for the watch's own set-up. The
+	// store processed that request before the grant, so the grant lasts
+	// at least keep from when the request was sent. granted returns (0,
+	// 0) while no grant was told of (a lost message: the waiter's next
+	// attempt takes the grant, below). Once granted has returned a token,
+	// the lock belongs to the caller, and stop leaves it held; otherwise
+	// stop also releases a grant made to waiter, as a release would.
+	//
+	// An attempt by the waiter (Request.Waiter) that finds the lock
+	// granted to it takes the grant: it returns the grant's token, and the
+	// lock then has Request.TTL left from the attempt, with its owner.
+	//
+	// Confirm gives the lock token holds Request.TTL left and records
+	// Request.Owner, if token still holds it: a Refresh that also stores
+	// the owner, for a lock taken from granted. Its results mean what
+	// Refresh's do.
+	Granter interface {
+		Watcher
+		WatchGrant(ctx context.Context, waiter string, keep time.Duration) (ready <-chan struct{}, granted func() (token, seq int64), stop func(), err error)
+		Confirm(ctx context.Context, token int64, r Request) (confirmed bool, err error)
 	}
 
 	// Notifier tells an observer when the lock's holders may have

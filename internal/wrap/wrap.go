@@ -39,6 +39,9 @@ type Hooks struct {
 	Release func(ctx context.Context, ref Ref, base backend.Lock, token int64) (bool, error)
 	Refresh func(ctx context.Context, ref Ref, base backend.Refresher, token int64, ttl time.Duration) (bool, error)
 	Watch   func(ctx context.Context, ref Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error)
+
+	WatchGrant func(ctx context.Context, ref Ref, base backend.Granter, waiter string, keep time.Duration) (<-chan struct{}, func() (int64, int64), func(), error)
+	Confirm    func(ctx context.Context, ref Ref, base backend.Granter, token int64, r backend.Request) (bool, error)
 }
 
 var (
@@ -184,6 +187,28 @@ func (l *wrappedLock) Watch(ctx context.Context, waiter string, keep time.Durati
 		return h(ctx, l.ref, w, waiter, keep)
 	}
 	return w.Watch(ctx, waiter, keep)
+}
+
+func (l *wrappedLock) WatchGrant(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func() (int64, int64), func(), error) {
+	g, ok := l.base.(backend.Granter)
+	if !ok {
+		return nil, nil, nil, errors.ErrUnsupported
+	}
+	if h := l.w.Hooks.WatchGrant; h != nil {
+		return h(ctx, l.ref, g, waiter, keep)
+	}
+	return g.WatchGrant(ctx, waiter, keep)
+}
+
+func (l *wrappedLock) Confirm(ctx context.Context, token int64, r backend.Request) (bool, error) {
+	g, ok := l.base.(backend.Granter)
+	if !ok {
+		return false, errors.ErrUnsupported
+	}
+	if h := l.w.Hooks.Confirm; h != nil {
+		return h(ctx, l.ref, g, token, r)
+	}
+	return g.Confirm(ctx, token, r)
 }
 
 func (l *wrappedLock) Changes(ctx context.Context) (<-chan struct{}, func(), error) {
