@@ -94,11 +94,11 @@ func (c *Client) acquire(ctx context.Context, t *target, opts []AcquireOption) (
 		return nil, err
 	}
 	a := acquisition{c: c, t: *t, s: s, o: c.observer()}
-	token, start, err := a.obtain(ctx)
+	g, err := a.obtain(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return c.hold(ctx, &a.t, &s, a.o, grant{token, start}), nil
+	return c.hold(ctx, &a.t, &s, a.o, g), nil
 }
 
 // run takes t as opts say, and runs cb while holding it.
@@ -114,10 +114,31 @@ func (c *Client) run(ctx context.Context, t *target, cb func(ctx context.Context
 	return c.runSpec(ctx, t, &s, cb)
 }
 
-// grant is a successful attempt: its token, and when its request was sent.
+// grant is how the lock was obtained: by a successful attempt, its token
+// and when its request was sent; or by a grant of the backend
+// ([backend.Granter]), its token and when the acquisition learnt of it,
+// with how long the grant itself is sure to last.
 type grant struct {
 	token int64
 	start time.Time
+	// until is, for a lock granted by the backend, the end of the
+	// validity the grant guarantees (keep from the waiter's request that
+	// last renewed its place); zero for an attempt's, which the TTL
+	// bounds alone.
+	until time.Time
+	// confirm says that the hold must confirm a backend's grant (the
+	// grant lasts less than the TTL asked for, or there is an owner to
+	// store) before it can trust the TTL.
+	confirm bool
+}
+
+// deadline is the end of the validity the lock was obtained with.
+func (h *hold) deadline() time.Time {
+	d := h.g.start.Add(h.c.validity(h.s.ttl))
+	if !h.g.until.IsZero() && h.g.until.Before(d) {
+		return h.g.until
+	}
+	return d
 }
 
 // acquisition is the state of one acquisition until it holds the lock
@@ -135,16 +156,25 @@ type acquisition struct {
 	waitEnd  time.Time
 	timer    ticker
 	tick     <-chan time.Time
-	ready    <-chan struct{} // the watch's; nil: none (yet)
-	leave    func()          // ends the watch
-	watched  bool            // a watch is set up, or none can be
-	waiter   string          // this acquisition's name among the lock's waiters, once it watches
+	ready    <-chan struct{}           // the watch's; nil: none (yet)
+	leave    func()                    // ends the watch
+	watched  bool                      // a watch is set up, or none can be
+	waiter   string                    // this acquisition's name among the lock's waiters, once it watches
+	granted  func() (token, seq int64) // a Granter's watch's; nil: none
+	seq      int64                     // the last attempt's Seq, with granted
+	sent     [8]sentAt                 // with granted: when recent requests were sent, by Seq
+}
+
+// sentAt is when the request with Seq seq was sent.
+type sentAt struct {
+	seq int64
+	at  time.Time
 }
 
 // obtain makes the first attempt and, while the lock is held, more as
 // the spec allows (retries, or until the wait has passed), plus one
 // whenever the backend reports that the lock may have become free.
-func (a *acquisition) obtain(ctx context.Context) (token int64, start time.Time, err error) {
+func (a *acquisition) obtain(ctx context.Context) (g grant, err error) {
 	a.timer.clock = a.c.clock
 	if a.o != nil {
 		a.began = a.c.clock.Now()
@@ -152,32 +182,81 @@ func (a *acquisition) obtain(ctx context.Context) (token int64, start time.Time,
 	if a.s.wait > 0 {
 		a.waitEnd = a.c.clock.Now().Add(a.s.wait)
 	}
-	defer func() { a.end(ctx, token, err) }()
+	defer func() { a.end(ctx, g.token, err) }()
 	for {
 		if ended(ctx) {
-			return 0, time.Time{}, a.endedErr(ctx)
+			return grant{}, a.endedErr(ctx)
+		}
+		if g, ok := a.claim(); ok {
+			return g, nil
 		}
 		g, err := a.attempt(ctx)
 		switch {
 		case err == nil && g.token > 0:
-			return g.token, g.start, nil
+			return g, nil
 		case err != nil && ended(ctx) && !errors.Is(err, backend.ErrUnavailable):
 			// Cut short by ctx: the outcome is unknown (the backend cleaned
 			// up), and what came before decides the error.
-			return 0, time.Time{}, a.endedErr(ctx)
+			return grant{}, a.endedErr(ctx)
 		}
 		a.failure = err
 		if err := a.out(); err != nil {
-			return 0, time.Time{}, err
+			return grant{}, err
 		}
 		if a.tick == nil {
 			a.tick = a.timer.wait(a.nextWait())
 		}
 		a.watch(ctx)
 		if err := a.sleep(ctx); err != nil {
-			return 0, time.Time{}, err
+			return grant{}, err
 		}
 	}
+}
+
+// claim takes the lock the backend granted this waiter, if it did, and if
+// the grant is sure to last long enough: half the validity it can have at
+// most. (A grant that lasts less, from an old renewal, is taken by the
+// next attempt instead, with a full TTL: the attempt takes the grant.)
+//
+// The grant is sure to last keep from when the waiter sent the request
+// that last renewed its place (the store processed it before the grant),
+// and the lease trusts it no longer than the TTL from now.
+func (a *acquisition) claim() (grant, bool) {
+	if a.granted == nil {
+		return grant{}, false
+	}
+	token, seq := a.granted()
+	if token <= 0 {
+		return grant{}, false
+	}
+	a.granted = nil // taken: the lock is ours, or the next attempt's
+	sent, ok := a.sentAt(seq)
+	if !ok {
+		return grant{}, false
+	}
+	now := a.c.clock.Now()
+	keep := a.c.validity(keepTime(a.s.interval))
+	g := grant{token: token, start: now, until: sent.Add(keep), confirm: a.s.owner != ""}
+	want := now.Add(a.c.validity(a.s.ttl))
+	if g.until.Before(want) {
+		g.confirm = true
+		if g.until.Sub(now) < min(keep, a.c.validity(a.s.ttl))/2 {
+			return grant{}, false
+		}
+	}
+	return g, true
+}
+
+// sentAt returns when the request with Seq seq was sent, if it is one of
+// the recent ones.
+func (a *acquisition) sentAt(seq int64) (time.Time, bool) {
+	s := a.sent[seq%int64(len(a.sent))]
+	return s.at, s.seq == seq && !s.at.IsZero()
+}
+
+// note records when the request with Seq seq was sent.
+func (a *acquisition) note(seq int64, at time.Time) {
+	a.sent[seq%int64(len(a.sent))] = sentAt{seq, at}
 }
 
 // attempt makes one attempt, as the waiter once it watches.
@@ -187,13 +266,18 @@ func (a *acquisition) attempt(ctx context.Context) (grant, error) {
 		r.Waiter, r.Keep = a.waiter, keepTime(a.s.interval)
 	}
 	start := a.c.clock.Now()
+	if a.granted != nil {
+		a.seq++
+		r.Seq = a.seq
+		a.note(a.seq, start)
+	}
 	token, err := a.t.acquire(ctx, r)
 	a.attempts++
 	if a.o != nil {
 		a.o.Observe(ctx, Event{Kind: KindAttempt, Lock: a.t.kind, Backend: a.c.name, Key: a.t.name, Outcome: attemptOutcome(ctx, token, err),
 			Start: start, Duration: a.c.clock.Now().Sub(start), Token: Item(max(token, 0)), Run: a.s.run, Err: err})
 	}
-	return grant{token, start}, err
+	return grant{token: token, start: start}, err
 }
 
 // out returns the error that ends the acquisition if it may not try again.
@@ -243,8 +327,20 @@ func (a *acquisition) watch(ctx context.Context) {
 		setup = min(setup, max(a.waitEnd.Sub(a.c.clock.Now()), a.s.interval))
 	}
 	wctx, cancel := context.WithTimeout(ctx, setup)
+	defer cancel()
+	if g, ok := w.(backend.Granter); ok {
+		sent := a.c.clock.Now()
+		ready, granted, leave, err := g.WatchGrant(wctx, name, keepTime(a.s.interval))
+		switch {
+		case err == nil:
+			a.watched, a.ready, a.leave, a.waiter, a.granted = true, ready, leave, name, granted
+			a.note(0, sent)
+			return
+		case !errors.Is(err, errors.ErrUnsupported):
+			return
+		}
+	}
 	ready, leave, err := w.Watch(wctx, name, keepTime(a.s.interval))
-	cancel()
 	switch {
 	case err == nil:
 		a.watched, a.ready, a.leave, a.waiter = true, ready, leave, name
@@ -382,15 +478,15 @@ func (c *Client) runSpec(ctx context.Context, t *target, s *spec, cb func(ctx co
 		ctx = rs.StartRun(ctx, c.name, t.name)
 	}
 	a := acquisition{c: c, t: *t, s: *s, o: o}
-	token, start, err := a.obtain(ctx)
+	g, err := a.obtain(ctx)
 	if err != nil {
 		return err
 	}
-	h := hold{c: c, t: a.t, s: *s, o: o, g: grant{token, start}}
+	h := hold{c: c, t: a.t, s: *s, o: o, g: g}
 	if o != nil {
 		h.held = c.clock.Now()
 	}
-	if _, real := c.clock.(systemClock); real && !s.extend {
+	if _, real := c.clock.(systemClock); real && !s.extend && !g.confirm {
 		// Without renewal on the system clock, the loss is a plain
 		// deadline, and no lease is needed.
 		return h.runToDeadline(ctx, cb)
@@ -426,7 +522,7 @@ type runScope struct {
 // hold stays on the caller's stack; the contexts are all Run allocates.
 func (h *hold) runToDeadline(ctx context.Context, cb func(ctx context.Context) error) (err error) {
 	scope := new(runScope)
-	deadline := h.g.start.Add(h.c.validity(h.s.ttl))
+	deadline := h.deadline()
 	cctx, cancel := context.WithDeadlineCause(ctx, deadline, errExpired)
 	scope.item = itemCtx{Context: cctx, item: Item(h.g.token)}
 	var w *lossWatch

@@ -15,7 +15,15 @@ import (
 //
 // Its life: the lock is trusted until its validity deadline ([Lease.Deadline]:
 // the TTL, measured on the client's clock from just before the request,
-// less the backend's drift allowance). [Lease.Extend] moves the deadline;
+// less the backend's drift allowance). A waiter that a release handed
+// the lock to (a backend that grants its locks to the first waiter, as
+// Redis does: [backend.Granter]) counts the TTL from when it heard of the
+// grant, but trusts it no longer than the grant is sure to last: the
+// waiter's keep time from its last request before the grant. Where that
+// is shorter than the TTL, or there is owner metadata to store, the lease
+// confirms the grant at once in the background (one call, like a
+// renewal), which then moves the deadline to the TTL; a confirmation
+// that finds the lock gone loses the lease. [Lease.Extend] moves the deadline;
 // with [WithAutoExtend] the lease renews itself every TTL/3. Once the
 // deadline passes without a successful renewal, or a renewal finds the lock
 // gone, the lease is lost: [Lease.Done] is closed and [Lease.Err] returns
@@ -66,10 +74,12 @@ func newLease(ctx context.Context, h hold) *Lease {
 	} else {
 		l.ctx, l.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
 	}
-	l.deadline = h.g.start.Add(h.c.validity(h.s.ttl))
+	l.deadline = h.deadline()
 	l.scope.item = itemCtx{Context: l.ctx, item: Item(h.g.token)}
 	if !h.s.extend {
-		l.scope.item.deadline = l.deadline
+		// A grant to confirm: the deadline the confirmation brings (the
+		// lease is lost before it if the confirmation fails).
+		l.scope.item.deadline = h.g.start.Add(h.c.validity(h.s.ttl))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -78,11 +88,86 @@ func newLease(ctx context.Context, h hold) *Lease {
 		capAlarm := newAlarm(h.c.clock, h.g.start.Add(h.s.maxHold).Sub(h.c.clock.Now()), func() { l.lose(errMaxHold) })
 		l.cap = &capAlarm
 	}
-	if _, ok := h.t.value().(backend.Refresher); ok && h.s.extend {
+	_, refresh := h.t.value().(backend.Refresher)
+	switch {
+	case h.g.confirm:
+		l.renewing.Add(1)
+		go l.confirm(refresh && h.s.extend)
+	case refresh && h.s.extend:
 		l.renewing.Add(1)
 		go l.renew()
 	}
 	return l
+}
+
+// confirm confirms the backend's grant of the lock (it stores the owner,
+// and gives the lock its TTL), trying again after a failure until the
+// lease ends, and then renews it if renew is set. A release waits for
+// the confirmation that is on its way.
+func (l *Lease) confirm(renew bool) {
+	g := l.t.value().(backend.Granter)
+	r := backend.Request{TTL: l.s.ttl, Owner: l.s.owner}
+	tick := ticker{clock: l.c.clock}
+	defer tick.done()
+	for {
+		l.mu.Lock()
+		remaining := l.deadline.Sub(l.c.clock.Now())
+		l.mu.Unlock()
+		if remaining <= 0 {
+			<-l.done // the expiry ends the lease
+			l.renewing.Done()
+			return
+		}
+		sent := l.c.clock.Now()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), remaining)
+		ok, err := g.Confirm(rctx, l.g.token, r)
+		cancel()
+		if l.o != nil {
+			l.o.Observe(l.ctx, Event{Kind: KindRenew, Lock: l.t.kind, Backend: l.c.name, Key: l.t.name, Outcome: renewOutcome(ok, err),
+				Start: sent, Duration: l.c.clock.Now().Sub(sent), Token: Item(l.g.token), Run: l.s.run, Err: err})
+		}
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			// Cannot be confirmed after all: the lease keeps the grant's
+			// deadline.
+			l.renewing.Done()
+			return
+		case err == nil && !ok:
+			l.lose(errNotHeld)
+			l.renewing.Done()
+			return
+		case err == nil:
+			// The lease trusts the TTL from when it got the lock (its
+			// item's deadline): the lock now lasts the TTL from sent,
+			// which is later.
+			l.mu.Lock()
+			if l.cause == nil && l.c.clock.Now().Before(l.deadline) && l.expiry.Stop() {
+				l.lastErr = nil
+				if d := l.g.start.Add(l.c.validity(l.s.ttl)); d.After(l.deadline) {
+					l.deadline = d
+				}
+				l.expiry.Reset(l.deadline.Sub(l.c.clock.Now()))
+			}
+			l.mu.Unlock()
+			if renew && l.Err() == nil {
+				l.renew() // calls Done
+				return
+			}
+			l.renewing.Done()
+			return
+		}
+		l.mu.Lock()
+		if l.lastErr == nil || !errors.Is(err, context.DeadlineExceeded) {
+			l.lastErr = err
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.done:
+			l.renewing.Done()
+			return
+		case <-tick.wait(min(remaining/4, time.Second)):
+		}
+	}
 }
 
 // Token returns the lock's token: a fencing token on backends with fencing
