@@ -13,9 +13,15 @@
 -- ARGV[4]  the holder's owner metadata, field 'who' (absent: none)
 -- ARGV[5]  the queued waiter making this attempt (absent: not queued)
 -- ARGV[6]  with ARGV[5]: how long the waiter stays alive in the queue, ms
+-- ARGV[7]  with ARGV[5]: the attempt's seq, if the waiter takes grants
+--          (absent: it does not); kept with the place it renews
 --
 -- Returns the new token (> 0), or 0 if the lock is held, a live waiter is
--- queued ahead, or this attempt was abandoned already. A queued waiter
+-- queued ahead, or this attempt was abandoned already. A waiter that
+-- finds the lock granted to it (see free in common.lua) takes the grant:
+-- its token, with the TTL and owner of this attempt ('own' stays the
+-- grant's, so that no abandon can free it: the waiter may be using the
+-- grant from the message already). A queued waiter
 -- that is refused stays queued (or joins at the end), alive for two
 -- thirds of ARGV[6] more at least; one that gets the lock leaves the
 -- queue. A refusal of a free key
@@ -28,7 +34,7 @@
 -- as long as the server clock has not gone back.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'fence', 'void:' .. ARGV[3], 'q')
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'fence', 'void:' .. ARGV[3], 'q', 'own')
 if h[4] then
   return 0
 end
@@ -40,11 +46,21 @@ local q -- the queue to store with a grant; nil: leave it as it is
 -- passed (each renewal rewrites the queue); it retries at least three
 -- times per keep, so the place never comes within a retry of its end.
 local keep = tonumber(ARGV[6])
+local mark = ''
+if ARGV[7] then
+  mark = '.' .. ARGV[7]
+end
 if held then
+  if w and h[6] == '=' .. w then
+    -- This waiter's grant: it takes it.
+    redis.call('HSET', KEYS[1], 'exp', string.format('%.0f', now + ttl * 1000), 'who', ARGV[4] or '')
+    atleast(KEYS[1], ttl + tonumber(ARGV[2]) + 1)
+    return tonumber(h[1])
+  end
   -- Refused: a queued waiter's place is renewed (or added at the end).
   if w then
     local nowms = math.floor(now / 1000)
-    local q = renew(h[5], w, tostring(nowms + keep), nowms, nowms + keep - math.floor(keep / 3))
+    local q = renew(h[5], w, (nowms + keep) .. mark, nowms, nowms + keep - math.floor(keep / 3))
     if q ~= h[5] then
       redis.call('HSET', KEYS[1], 'q', q)
       atleast(KEYS[1], keep)
@@ -59,7 +75,7 @@ if h[5] then
     -- Another waiter's turn: this one's place is renewed, and the first
     -- is woken (it may have missed its turn).
     if w then
-      local r = renew(rest, w, tostring(nowms + keep), nowms, nowms + keep - math.floor(keep / 3))
+      local r = renew(rest, w, (nowms + keep) .. mark, nowms, nowms + keep - math.floor(keep / 3))
       if r ~= rest then
         rest = r
         atleast(KEYS[1], keep)

@@ -3,14 +3,17 @@
 --
 -- The waiters' queue is the field q of the lock's hash: "w=deadline"
 -- entries in arrival order, separated by spaces, each deadline in
--- milliseconds of server time (until then the waiter w is alive).
+-- milliseconds of server time (until then the waiter w is alive). A
+-- waiter that takes grants (see free) has "w=deadline.seq": seq is the
+-- number of its request that last set the deadline (0: its joining).
 
 -- live returns the queue's live waiters and their deadlines, in order.
+-- (A deadline keeps its seq, if it has one.)
 local function live(q, nowms)
   local ws, ds = {}, {}
-  for e, d in string.gmatch(q or '', '(%w+)=(%d+)') do
+  for e, d, seq in string.gmatch(q or '', '(%w+)=(%d+)([%.%d]*)') do
     if tonumber(d) > nowms then
-      ws[#ws + 1], ds[#ds + 1] = e, d
+      ws[#ws + 1], ds[#ds + 1] = e, d .. seq
     end
   end
   return ws, ds
@@ -32,7 +35,7 @@ local function encode(ws, ds, i, nowms)
   local es, far = {}, 0
   for j = i, #ws do
     es[#es + 1] = ws[j] .. '=' .. ds[j]
-    far = math.max(far, tonumber(ds[j]) - nowms)
+    far = math.max(far, tonumber(string.match(ds[j], '%d+')) - nowms)
   end
   return table.concat(es, ' '), far
 end
@@ -46,18 +49,21 @@ end
 -- the hash's time to live raised to at least keep, and the hot paths
 -- never shorten it while waiters are queued.
 
--- head returns the first live waiter of the queue q, its deadline, and
--- the queue from that waiter on (dead entries before it dropped); nil if
--- no waiter is alive.
+-- head returns the first live waiter of the queue q, its deadline, the
+-- queue from that waiter on (dead entries before it dropped), and its
+-- seq if it takes grants; nil if no waiter is alive.
 local function head(q, nowms)
   local from = 1
   while true do
-    local s, e, w, d = string.find(q, '(%w+)=(%d+)', from)
+    local s, e, w, d, seq = string.find(q, '(%w+)=(%d+)%.?(%d*)', from)
     if not s then
       return nil
     end
     if tonumber(d) > nowms then
-      return w, d, string.sub(q, s)
+      if seq == '' then
+        seq = nil
+      end
+      return w, d, string.sub(q, s), seq
     end
     from = e + 1
   end
@@ -82,8 +88,8 @@ local function renew(q, w, d, nowms, fresh)
   if not s then
     return q .. ' ' .. w .. '=' .. d
   end
-  local ds, de = string.find(q, '%d+', e + 1)
-  local old = tonumber(string.sub(q, ds, de))
+  local _, de, old = string.find(q, '^(%d+)[%.%d]*', e + 1)
+  old = tonumber(old)
   if old > nowms then
     if fresh and old >= fresh then
       return q
@@ -103,7 +109,17 @@ end
 -- free frees the lock of the hash k (its holder's fields), which a
 -- holder still holds (its expiry is after now), and tells the waiters:
 -- the first live waiter of the queue q, if there is one; otherwise every
--- waiter. The hash keeps its time to live: every script that grants or
+-- waiter.
+--
+-- A first waiter that takes grants gets the lock in the same step: a new
+-- token, as acquire.lua's, that lasts until the waiter's place would
+-- have ended (keep from the request that last renewed it, by the
+-- server's clock), with 'own' set to '=' and the waiter; the message tells it
+-- the token and the seq of its place ("w token seq"). It lasts no longer
+-- than the place: a waiter that died holds the key no longer than it
+-- would have as a waiter.
+--
+-- The hash keeps its time to live: every script that grants or
 -- extends a lock sets it to at least the holder's time left plus idle
 -- (and no script shortens it below that while the holder holds), so the
 -- fencing counter outlives the lock by idle ms at least, and with a
@@ -111,7 +127,33 @@ end
 -- hash is deleted unless waiters are queued.
 local function free(k, now, idle, q)
   if q then
-    local w, _, rest = head(q, math.floor(now / 1000))
+    local nowms = math.floor(now / 1000)
+    local w, d, rest, seq = head(q, nowms)
+    if w and seq then
+      local after = ''
+      local _, e = string.find(rest, ' ', 1, true)
+      if e then
+        after = string.sub(rest, e + 1)
+      end
+      local tok = now
+      local fence = tonumber(redis.call('HMGET', k, 'fence')[1])
+      if fence and fence >= tok then
+        tok = fence + 1
+      end
+      local s = string.format('%.0f', tok)
+      -- (d + 1: the place's deadline was counted from its request's
+      -- TIME rounded down to the millisecond; the grant lasts keep from
+      -- the request at least.)
+      redis.call('HSET', k, 'tok', s, 'exp', string.format('%.0f', (tonumber(d) + 1) * 1000), 'own', '=' .. w, 'fence', s, 'who', '')
+      if after == '' then
+        redis.call('HDEL', k, 'q')
+      else
+        redis.call('HSET', k, 'q', after)
+      end
+      atleast(k, tonumber(d) + 1 - nowms + idle + 1)
+      redis.call('PUBLISH', k, w .. ' ' .. s .. ' ' .. seq)
+      return
+    end
     if w then
       redis.call('HDEL', k, 'tok', 'exp', 'own', 'who')
       if rest ~= q then

@@ -1,14 +1,22 @@
 -- dequeue.lua: take a waiter out of the key's queue (it gave up). If it
--- was first and the key is free, the next live waiter is woken.
+-- was first and the key is free, the next live waiter is woken. If the
+-- lock was granted to it (see free in common.lua), the grant is released,
+-- as a release would.
 --
 -- KEYS[1]  the lock's hash (see acquire.lua)
 -- ARGV[1]  the waiter
+-- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
+--          (absent: 0; a waiter that takes no grants)
 --
--- Returns 1 if the waiter was queued, 0 if not.
+-- Returns 1 if the waiter was queued or held a grant, 0 if not.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowms = math.floor(now / 1000)
-local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q', 'own')
+if h[4] == '=' .. ARGV[1] and h[1] and tonumber(h[2]) > now then
+  free(KEYS[1], now, tonumber(ARGV[2] or '0'), h[3])
+  return 1
+end
 if not h[3] then
   return 0
 end

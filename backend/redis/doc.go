@@ -44,11 +44,24 @@
 //     counter and publishes the release, so waiters try at once.
 //   - Waiters queue (FIFO): a caller that finds the key held joins the
 //     key's queue (a field of its hash) and listens on a channel named
-//     like the key. A release publishes the name of the first live waiter,
-//     and only that one wakes and tries; a free key goes to the first live
-//     waiter, not to whoever asks first. A handoff thus costs the
-//     releaser's round trip, one message and the waiter's round trip,
-//     whatever the number of waiters; the scripts on that path find the
+//     like the key. A release grants the key to the first live waiter in
+//     the same script ([backend.Granter]): a new token, which the message
+//     on the channel carries with the waiter's name, so that the waiter
+//     holds the key without a round trip of its own. A handoff thus costs
+//     the releaser's round trip and one message, whatever the number of
+//     waiters. A grant lasts until the waiter's place would have ended
+//     (below): the waiter trusts it for the TTL from when it heard of it,
+//     at most, and no longer than its keep time from the request that
+//     last renewed its place, which the server processed before the
+//     grant; where that is shorter than the TTL, or there is an owner to
+//     store, the lease confirms the grant in the background (a refresh
+//     that also stores the owner), and is lost if that finds the grant
+//     gone. A waiter that leaves with a grant it has not taken releases
+//     it in the script that takes it out of the queue; one whose message
+//     was lost takes its grant with its next attempt. A waiter of an
+//     older release of this package (its place has no request number)
+//     is woken instead, and tries. A free key goes to the first live
+//     waiter, not to whoever asks first. The scripts on that path find the
 //     first live waiter from the front of the queue and a waiter's own
 //     place by a plain search, so their cost does not grow with the queue
 //     but for copying its string. Waiters also wake when the holder's TTL
@@ -63,8 +76,11 @@
 //     and dropped once it reaches the front of the queue (or when a waiter
 //     that gives up rewrites it). A waiter that
 //     gives up leaves the queue at once (one more script, up to 250ms);
-//     if that fails, the same keep time bounds the delay. The conformance
-//     rules QueueFIFO, QueueGiveUp and QueueDeadWaiter check all three.
+//     if that fails, the same keep time bounds the delay. A waiter that
+//     dies after a release granted it the key holds it no longer than its
+//     place would have lived. The conformance rules QueueFIFO,
+//     QueueGiveUp, QueueDeadWaiter and the Grant rules check all of
+//     this.
 //
 // # What is not guaranteed
 //

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -19,6 +21,14 @@ func (l *Locker) Election(name string) backend.Lock {
 type election struct{ mutex }
 
 var _ backend.Notifier = election{}
+
+// WatchGrant declines: a granted term would show observers a leader
+// without its identity until the candidate confirmed it. Candidates
+// queue as plain waiters, and a release wakes the first, which
+// campaigns.
+func (e election) WatchGrant(context.Context, string, time.Duration) (<-chan struct{}, func() (int64, int64), func(), error) {
+	return nil, nil, nil, errors.ErrUnsupported
+}
 
 // granted is the payload that tells observers of a new term; queued
 // waiters, who listen by name, do not hear it.

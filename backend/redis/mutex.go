@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ type mutex struct {
 var (
 	_ backend.Refresher     = mutex{}
 	_ backend.Watcher       = mutex{}
+	_ backend.Granter       = mutex{}
 	_ backend.Inspector     = mutex{}
 	_ backend.ForceReleaser = mutex{}
 )
@@ -86,6 +88,85 @@ func (m mutex) Watch(ctx context.Context, waiter string, keep time.Duration) (<-
 	return w.ready, sync.OnceFunc(func() { w.stop(); leave() }), nil
 }
 
+// WatchGrant is Watch for a waiter that takes grants: its place says so
+// (see common.lua), so that a release that finds it first hands it the
+// lock in the same script and publishes the token with the waiter's
+// name. granted returns what the last such message told; stop releases
+// a grant the waiter did not take, in the script that takes it out of
+// the queue.
+func (m mutex) WatchGrant(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func() (int64, int64), func(), error) {
+	if err := checkWaiter(waiter); err != nil {
+		return nil, nil, nil, fmt.Errorf("redis: watch: %w", err)
+	}
+	l := m.l
+	l.queued.add(waiter)
+	g := new(grantNews)
+	ready := make(chan struct{}, 1)
+	w, err := l.watchFor(ctx, m.k, waiter, ready, g.deliver(ready), func(ctx context.Context) (int64, error) {
+		return queueScript.Run(ctx, l.client, []string{m.k}, waiter, ms(keep), "0").Int64()
+	})
+	leave := func() {
+		if l.queued.remove(waiter) {
+			return // it got the lock, by an attempt or a grant
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		_ = dequeueScript.Run(ctx, l.client, []string{m.k}, waiter, l.idleArg).Err()
+	}
+	if err != nil {
+		leave()
+		return nil, nil, nil, err
+	}
+	granted := func() (int64, int64) {
+		tok, seq := g.take()
+		if tok > 0 {
+			l.queued.left(waiter)
+		}
+		return tok, seq
+	}
+	return ready, granted, sync.OnceFunc(func() { w.stop(); leave() }), nil
+}
+
+// Confirm is Refresh, storing the owner too.
+func (m mutex) Confirm(ctx context.Context, token int64, r backend.Request) (bool, error) {
+	return m.l.call(ctx, "confirm", refreshScript, []string{m.k}, token, ms(r.TTL), m.l.idleArg, r.Owner)
+}
+
+// grantNews is what a waiter's grant messages told: the last token and
+// seq, until taken.
+type grantNews struct {
+	mu       sync.Mutex
+	tok, seq int64
+}
+
+// deliver returns the listener of the waiter's messages: a grant's
+// ("token seq") is kept, and every message wakes the waiter.
+func (g *grantNews) deliver(ready chan struct{}) func(msg string) {
+	return func(msg string) {
+		if t, s, ok := strings.Cut(msg, " "); ok {
+			tok, err1 := strconv.ParseInt(t, 10, 64)
+			seq, err2 := strconv.ParseInt(s, 10, 64)
+			if err1 == nil && err2 == nil && tok > 0 && seq >= 0 {
+				g.mu.Lock()
+				g.tok, g.seq = tok, seq
+				g.mu.Unlock()
+			}
+		}
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns the grant told of, once.
+func (g *grantNews) take() (tok, seq int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	tok, seq, g.tok = g.tok, g.seq, 0
+	return tok, seq
+}
+
 // Inspect reads the holder's token, its time left on the server's clock,
 // its owner, and the queue's length, in one round trip.
 func (m mutex) Inspect(ctx context.Context) (backend.Info, error) {
@@ -129,6 +210,8 @@ func (l *Locker) acquireMutex(ctx context.Context, k string, r backend.Request) 
 	var tok int64
 	var err error
 	switch { // literal calls: a slice built here costs every Lock 20 B more
+	case r.Waiter != "" && r.Seq > 0:
+		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner, r.Waiter, ms(r.Keep), r.Seq).Int64()
 	case r.Waiter != "":
 		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner, r.Waiter, ms(r.Keep)).Int64()
 	case r.Owner == "":

@@ -5,6 +5,8 @@
 -- KEYS[1]  the lock's hash (see acquire.lua)
 -- ARGV[1]  the waiter
 -- ARGV[2]  how long the waiter stays alive in the queue, in milliseconds
+-- ARGV[3]  '0' if the waiter takes grants (its place gets seq 0; see
+--          common.lua); absent if not
 --
 -- Returns the holder's time left in milliseconds (rounded up); 0 if the
 -- key is free and this waiter is first; -1 if the key is free and another
@@ -13,7 +15,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowms = math.floor(now / 1000)
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
-local q = renew(h[3], ARGV[1], tostring(nowms + tonumber(ARGV[2])), nowms)
+local d = tostring(nowms + tonumber(ARGV[2]))
+if ARGV[3] then
+  d = d .. '.' .. ARGV[3]
+end
+local q = renew(h[3], ARGV[1], d, nowms)
 redis.call('HSET', KEYS[1], 'q', q)
 atleast(KEYS[1], tonumber(ARGV[2]))
 if h[1] and tonumber(h[2]) > now then

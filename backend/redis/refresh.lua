@@ -4,6 +4,8 @@
 -- ARGV[1]  the holder's token
 -- ARGV[2]  the new TTL in milliseconds
 -- ARGV[3]  how long the fencing counter outlives the lock, in milliseconds
+-- ARGV[4]  the holder's owner metadata, field 'who' (absent: left as it
+--          is); a grant's confirmation sets it
 --
 -- Returns 1 if it extended the lock, 0 if the token does not hold it.
 local t = redis.call('TIME')
@@ -13,6 +15,10 @@ if h[1] ~= ARGV[1] or tonumber(h[2]) <= now then
   return 0
 end
 local ttl = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'exp', string.format('%.0f', now + ttl * 1000))
+if ARGV[4] then
+  redis.call('HSET', KEYS[1], 'exp', string.format('%.0f', now + ttl * 1000), 'who', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'exp', string.format('%.0f', now + ttl * 1000))
+end
 redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[3]) + 1) -- see acquire.lua
 return 1

@@ -36,8 +36,17 @@ func (l *Locker) watch(ctx context.Context, k, name string, ready chan struct{},
 	if ready == nil {
 		ready = make(chan struct{}, 1)
 	}
+	return l.watchFor(ctx, k, name, ready, nil, state)
+}
+
+// watchFor is watch, with deliver (if not nil) hearing the messages for
+// name instead of a plain wake-up: it must feed ready itself.
+func (l *Locker) watchFor(ctx context.Context, k, name string, ready chan struct{}, deliver func(msg string), state func(context.Context) (int64, error)) (*watcher, error) {
 	w := &watcher{ready: ready}
-	listen, err := l.hub.Listen(ctx, k, name, w.notify)
+	if deliver == nil {
+		deliver = func(string) { w.notify() }
+	}
+	listen, err := l.hub.ListenFor(ctx, k, name, deliver)
 	if err != nil {
 		return nil, fmt.Errorf("redis: watch: %w", l.classify(err))
 	}

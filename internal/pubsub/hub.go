@@ -7,6 +7,7 @@ package pubsub
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 
 // Released is the payload of a message that wakes every listener of its
 // channel. Any other payload names the one listener it is for (a queued
-// waiter whose turn has come); listeners without a name hear every
+// waiter whose turn has come), followed by what the message tells it,
+// after a space, if anything; listeners without a name hear every
 // message.
 const Released = "released"
 
@@ -46,8 +48,8 @@ type channel struct {
 }
 
 type listener struct {
-	name   string
-	notify func()
+	name    string
+	deliver func(msg string)
 }
 
 // New returns a hub that subscribes through subscribe (a go-redis
@@ -63,7 +65,13 @@ func New(subscribe func(ctx context.Context, channels ...string) *goredis.PubSub
 // published after that reaches the listener, short of a broken
 // connection. notify must not block.
 func (h *Hub) Listen(ctx context.Context, ch, name string, notify func()) (stop func(), err error) {
-	l := &listener{name: name, notify: notify}
+	return h.ListenFor(ctx, ch, name, func(string) { notify() })
+}
+
+// ListenFor is Listen, with deliver called with what a message for name
+// tells after the name ("" if nothing, and on a subscription again).
+func (h *Hub) ListenFor(ctx context.Context, ch, name string, deliver func(msg string)) (stop func(), err error) {
+	l := &listener{name: name, deliver: deliver}
 	h.mu.Lock()
 	if h.idle != nil {
 		h.idle.Stop()
@@ -157,30 +165,30 @@ func (h *Hub) read(ps *goredis.PubSub) {
 			if c, ok := h.chans[m.Channel]; ok && m.Kind == "subscribe" {
 				select {
 				case <-c.confirmed:
-					c.wake("")
+					c.wake("", "")
 				default:
 					close(c.confirmed)
 				}
 			}
 		case *goredis.Message:
 			if c, ok := h.chans[m.Channel]; ok {
-				to := m.Payload
+				to, msg, _ := strings.Cut(m.Payload, " ")
 				if to == Released {
 					to = ""
 				}
-				c.wake(to)
+				c.wake(to, msg)
 			}
 		}
 		h.mu.Unlock()
 	}
 }
 
-// wake notifies the listeners a message for name is for: all if name is
-// "", else the one of that name and those without one.
-func (c *channel) wake(name string) {
+// wake delivers msg to the listeners a message for name is for: all if
+// name is "", else the one of that name and those without one.
+func (c *channel) wake(name, msg string) {
 	for l := range c.listeners {
 		if name == "" || l.name == "" || l.name == name {
-			l.notify()
+			l.deliver(msg)
 		}
 	}
 }
