@@ -42,6 +42,7 @@ type toyHeld struct {
 	expires time.Time
 	ttl     time.Duration
 	owner   string
+	grantee string // the waiter granted the key, until a release or expiry
 }
 
 func newToy(defect string) *toy {
@@ -316,6 +317,9 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"queue-lifo", []string{"QueueFIFO"}},
 		{"queue-keeps-quitters", []string{"QueueGiveUp"}},
 		{"queue-never-drops-dead", []string{"QueueDeadWaiter"}},
+		{"grant-outlives-place", []string{"GrantDeadWaiter"}},
+		{"grant-kept-by-leaver", []string{"GrantLeave"}},
+		{"grant-unrenewed-seq", []string{"GrantTake"}},
 		{"sem-over-limit", []string{"SemaphoreLimit"}},
 		{"sem-never-expires", []string{"SemaphoreExpiry"}},
 		{"rw-readers-ignore-writer", []string{"RWExclusion"}},

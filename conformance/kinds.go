@@ -274,13 +274,11 @@ func (e *env) waitingWriter(ctx context.Context, key string, opts ...xsync.Acqui
 	e.t.Helper()
 	waiting := newSignal()
 	w := &wrap.Locker{Base: e.h.Locker(e.t)}
-	w.Hooks.Watch = func(ctx context.Context, ref wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
-		ready, stop, err := base.Watch(ctx, waiter, keep)
-		if err == nil && ref.Kind == "write" {
+	onWatch(w, func(ref wrap.Ref) {
+		if ref.Kind == "write" {
 			waiting.fire()
 		}
-		return ready, stop, err
-	}
+	})
 	c := xsync.NewClient(w, xsync.WithObserver(observerFunc(func(ev xsync.Event) {
 		if ev.Kind == xsync.KindAttempt && ev.Outcome == xsync.OutcomeHeld && !e.writersWatch() {
 			waiting.fire()
@@ -772,13 +770,7 @@ func typesWaitWoken(e *env) {
 		got := make(chan error, 1)
 		watching := newSignal()
 		w := &wrap.Locker{Base: e.h.Locker(e.t)}
-		w.Hooks.Watch = func(ctx context.Context, _ wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
-			ready, leave, err := base.Watch(ctx, waiter, keep)
-			if err == nil {
-				watching.fire()
-			}
-			return ready, leave, err
-		}
+		onWatch(w, func(wrap.Ref) { watching.fire() })
 		c := xsync.NewClient(w)
 		go func() {
 			l, err := k.acquire(e.ctx, c, xsync.WithTTL(e.longTTL()), xsync.WithWait(2*interval), xsync.WithRetryInterval(interval))

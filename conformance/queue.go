@@ -34,14 +34,27 @@ func needQueuer(e *env) {
 func queueClient(e *env) (*xsync.Client, <-chan struct{}) {
 	queued := make(chan struct{}, 8)
 	w := &wrap.Locker{Base: e.h.Locker(e.t)}
-	w.Hooks.Watch = func(ctx context.Context, _ wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
+	onWatch(w, func(wrap.Ref) { queued <- struct{}{} })
+	return xsync.NewClient(w), queued
+}
+
+// onWatch makes w call watching each time a watch of one of its locks
+// took effect, by Watch or by WatchGrant.
+func onWatch(w *wrap.Locker, watching func(ref wrap.Ref)) {
+	w.Hooks.Watch = func(ctx context.Context, ref wrap.Ref, base backend.Watcher, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
 		ch, stop, err := base.Watch(ctx, waiter, keep)
 		if err == nil {
-			queued <- struct{}{}
+			watching(ref)
 		}
 		return ch, stop, err
 	}
-	return xsync.NewClient(w), queued
+	w.Hooks.WatchGrant = func(ctx context.Context, ref wrap.Ref, base backend.Granter, waiter string, keep time.Duration) (<-chan struct{}, func() (int64, int64), func(), error) {
+		ch, granted, stop, err := base.WatchGrant(ctx, waiter, keep)
+		if err == nil {
+			watching(ref)
+		}
+		return ch, granted, stop, err
+	}
 }
 
 func awaitQueued(e *env, queued <-chan struct{}) {
@@ -156,17 +169,26 @@ func queueGiveUp(e *env) {
 func queueDeadWaiter(e *env) {
 	needQueuer(e)
 	key := e.key("k")
+	dead := mutex(e.h.Locker(e.t), key).(backend.Watcher)
+	queueDeadWaiterOf(e, key, func(keep time.Duration) func() {
+		_, stop, err := dead.Watch(e.ctx, "deadwaiter", keep)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return stop
+	})
+}
+
+// queueDeadWaiterOf is queueDeadWaiter with the dead waiter queued by
+// watch, which returns the watch's stop.
+func queueDeadWaiterOf(e *env, key string, watch func(keep time.Duration) (stop func())) {
 	holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	const keep = time.Second
-	dead := mutex(e.h.Locker(e.t), key).(backend.Watcher)
 	queuedAt := time.Now()
-	_, stopDead, err := dead.Watch(e.ctx, "deadwaiter", keep)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	stopDead := watch(keep)
 	defer stopDead() // the goroutines of its watch; its entry is gone by then
 	const interval = 100 * time.Millisecond
 	b, queuedB := queueClient(e)

@@ -29,6 +29,7 @@ var _ backend.Electioner = (*toy)(nil)
 func (b *toy) Election(name string) backend.Lock {
 	b.electOnce.Do(func() { b.elect = newToy(electionDefects[b.defect]) })
 	o := b.elect.mutexOps(name)
+	o.watchGrant, o.confirm = nil, nil // no grants: candidates are woken (as on Redis)
 	switch b.defect {
 	case "election-inspect-blind":
 		o.inspect = func(context.Context) (backend.Info, error) { return backend.Info{}, nil }

@@ -19,6 +19,9 @@ type toyOps struct {
 	watch   func(context.Context, string, time.Duration) (<-chan struct{}, func(), error)
 	inspect func(context.Context) (backend.Info, error)
 	force   func(context.Context) (bool, error)
+	// The mutex's grants.
+	watchGrant func(context.Context, string, time.Duration) (<-chan struct{}, func() (int64, int64), func(), error)
+	confirm    func(context.Context, int64, backend.Request) (bool, error)
 }
 
 // lock is the lock of o, with the abilities o has calls for: every kind
@@ -26,6 +29,8 @@ type toyOps struct {
 // inspected and forced.
 func (o toyOps) lock() backend.Lock {
 	switch {
+	case o.watchGrant != nil:
+		return toyGranting{toyMutex{toyWatching{toyRefreshing{o}}}}
 	case o.inspect != nil:
 		return toyMutex{toyWatching{toyRefreshing{o}}}
 	case o.watch != nil:
@@ -57,6 +62,15 @@ type toyMutex struct{ toyWatching }
 func (l toyMutex) Inspect(ctx context.Context) (backend.Info, error) { return l.o.inspect(ctx) }
 func (l toyMutex) ForceRelease(ctx context.Context) (bool, error)    { return l.o.force(ctx) }
 
+type toyGranting struct{ toyMutex }
+
+func (l toyGranting) WatchGrant(ctx context.Context, w string, keep time.Duration) (<-chan struct{}, func() (int64, int64), func(), error) {
+	return l.o.watchGrant(ctx, w, keep)
+}
+func (l toyGranting) Confirm(ctx context.Context, tok int64, r backend.Request) (bool, error) {
+	return l.o.confirm(ctx, tok, r)
+}
+
 var (
 	_ backend.Mutexer     = (*toy)(nil)
 	_ backend.Semaphorer  = (*toy)(nil)
@@ -70,7 +84,7 @@ func (b *toy) mutexOps(key string) toyOps {
 	return toyOps{
 		acquire: func(ctx context.Context, r backend.Request) (int64, error) {
 			if r.Waiter != "" {
-				return b.AcquireQueued(ctx, key, r.TTL, r.Owner, r.Waiter, r.Keep)
+				return b.AcquireQueued(ctx, key, r.TTL, r.Owner, r.Waiter, r.Keep, r.Seq)
 			}
 			return b.AcquireOwner(ctx, key, r.TTL, r.Owner)
 		},
@@ -83,6 +97,12 @@ func (b *toy) mutexOps(key string) toyOps {
 		},
 		inspect: func(context.Context) (backend.Info, error) { return b.inspect(key), nil },
 		force:   func(context.Context) (bool, error) { return b.forceRelease(key), nil },
+		watchGrant: func(ctx context.Context, w string, keep time.Duration) (<-chan struct{}, func() (int64, int64), func(), error) {
+			return b.WatchGrant(ctx, key, w, keep)
+		},
+		confirm: func(ctx context.Context, tok int64, r backend.Request) (bool, error) {
+			return b.Confirm(ctx, key, tok, r)
+		},
 	}
 }
 

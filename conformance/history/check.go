@@ -39,6 +39,10 @@ type hold struct {
 	ret      int64 // Acquire returned the token
 	ttl      int64
 	validity int64 // backend.Validity(ttl): how long the holder may trust it
+	// until is, for a lock a backend granted to a waiter (backend.Granter),
+	// the end of the validity the grant came with; 0: call + validity.
+	// call is then when the waiter sent the request the grant follows.
+	until    int64
 	renewals []outcome
 	release  *outcome // nil if never released
 	run      *runInfo // nil unless the hold was taken by Run
@@ -208,13 +212,21 @@ func conflict(a, b *hold) bool { return !a.shared() || !b.shared() }
 // deadline is the end of h's validity: its last confirmed grant or renewal
 // (timed from the request, as the core times it) plus the validity.
 func (h *hold) deadline() int64 {
-	d := h.call + h.validity
+	d := h.first()
 	for _, r := range h.renewals {
 		if r.ok && !r.failed {
 			d = max(d, r.call+h.validity)
 		}
 	}
 	return d
+}
+
+// first is the end of the validity h came with.
+func (h *hold) first() int64 {
+	if h.until != 0 {
+		return h.until
+	}
+	return h.call + h.validity
 }
 
 // window is the time h's holder may act as the owner: from the moment it
@@ -285,7 +297,7 @@ func check(h *history, lim checkLimits) Report {
 		if x.run != nil {
 			r.Runs++
 		}
-		if x.ret >= x.call+x.validity {
+		if x.ret >= x.first() {
 			r.LateGrant++
 		}
 		if x.stall {
@@ -707,7 +719,7 @@ func modelCheck(h *history, lim checkLimits) (verdict, why string) {
 		}
 		kind := x.kindName()
 		for _, g := range x.groups() {
-			add(g, x.client, lockOp{kind: 'a', lock: kind, token: x.token, until: x.call + x.validity, call: x.call, ret: x.ret, ok: true})
+			add(g, x.client, lockOp{kind: 'a', lock: kind, token: x.token, until: x.first(), call: x.call, ret: x.ret, ok: true})
 			for _, c := range x.renewals {
 				if !c.failed {
 					add(g, x.client, lockOp{kind: 'r', lock: kind, token: x.token, until: c.call + x.validity, call: c.call, ret: c.ret, ok: c.ok})

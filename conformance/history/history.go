@@ -247,6 +247,7 @@ func Run(t *testing.T, h conformance.Harness, opts Options) Report {
 		o.Name, o.Clients, o.Workers, o.Keys, o.Kinds, o.Duration, ttl, o.StallEvery, seed)
 
 	rec := newHistorian(!lim.NotFencing, lim.FIFO)
+	rec.ttl = ttl
 	names, clientFault := rec.clients(t, h, o)
 	// One hash tag: a Redis Cluster takes several keys at once in one slot.
 	keys := make([]string, o.Keys)

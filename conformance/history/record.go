@@ -25,8 +25,9 @@ type holdKey struct {
 // report it.
 type historian struct {
 	start   time.Time
-	fencing bool // the backend's tokens fence
-	fifo    bool // the backend queues a mutex's waiters
+	fencing bool          // the backend's tokens fence
+	fifo    bool          // the backend queues a mutex's waiters
+	ttl     time.Duration // the TTL every waiting acquisition asks for
 
 	mu     sync.Mutex
 	holds  []*hold
@@ -76,8 +77,19 @@ func (r *historian) wrap(c int, l backend.Locker) *wrap.Locker {
 		return int64(ttl)
 	}
 	w := &wrap.Locker{Base: l}
+	// When a waiter that takes grants sent each request, by waiter and
+	// Seq: a grant is timed from the request it follows.
+	var sentMu sync.Mutex
+	sent := map[string]map[int64]int64{}
 	w.Hooks.Acquire = func(ctx context.Context, ref wrap.Ref, base backend.Lock, req backend.Request) (int64, error) {
 		call := r.now()
+		if req.Seq > 0 {
+			sentMu.Lock()
+			if m := sent[req.Waiter]; m != nil {
+				m[req.Seq] = call
+			}
+			sentMu.Unlock()
+		}
 		tok, err := base.Acquire(ctx, req)
 		ret := r.now()
 		r.acquired(c, ref, req, attemptTimes{call, ret, validity(req.TTL)}, tok, err)
@@ -120,6 +132,52 @@ func (r *historian) wrap(c int, l backend.Locker) *wrap.Locker {
 			left()
 		}, nil
 	}
+	w.Hooks.WatchGrant = func(ctx context.Context, ref wrap.Ref, base backend.Granter, waiter string, keep time.Duration) (<-chan struct{}, func() (int64, int64), func(), error) {
+		from := r.now()
+		sentMu.Lock()
+		sent[waiter] = map[int64]int64{0: from}
+		sentMu.Unlock()
+		ch, granted, stop, err := base.WatchGrant(ctx, waiter, keep)
+		left := func() {
+			if r.keepsPlaces(ref) {
+				r.place(ref, waiter, from, r.now(), keep)
+			}
+			sentMu.Lock()
+			delete(sent, waiter)
+			sentMu.Unlock()
+		}
+		if err != nil {
+			left()
+			return ch, granted, stop, err
+		}
+		claim := func() (int64, int64) {
+			tok, seq := granted()
+			if tok <= 0 {
+				return tok, seq
+			}
+			sentMu.Lock()
+			call, ok := sent[waiter][seq]
+			sentMu.Unlock()
+			if !ok {
+				call = from // not a Seq this waiter sent: the checker will say so
+			}
+			// The grant lasts keep from the request (the core may trust
+			// less: the TTL from when it learnt of the grant); a renewal,
+			// the TTL from its own request.
+			r.grantedTo(c, ref, call, r.now(), keep, validity, tok)
+			return tok, seq
+		}
+		return ch, claim, func() {
+			stop()
+			left()
+		}, nil
+	}
+	w.Hooks.Confirm = func(ctx context.Context, ref wrap.Ref, base backend.Granter, token int64, req backend.Request) (bool, error) {
+		call := r.now()
+		ok, err := base.Confirm(ctx, token, req)
+		r.outcome(c, ref, token, outcome{call: call, ret: r.now(), ok: ok, failed: err != nil}, false)
+		return ok, err
+	}
 	return w
 }
 
@@ -155,6 +213,12 @@ func (r *historian) acquired(c int, ref wrap.Ref, req backend.Request, at attemp
 			failed: true, err: fmt.Sprint(err), waiter: req.Waiter})
 	case tok == 0:
 		r.atts = append(r.atts, attempt{client: c, key: groups[0], also: groups[1:], kind: ref.Kind, call: at.call, ret: at.ret, waiter: req.Waiter})
+	case r.index[holdKey{c, groups[0], tok}] != nil:
+		// A grant the core learnt of but did not trust (too little of it
+		// was sure to be left), which this attempt took (see
+		// backend.Granter): for the store, a renewal.
+		h := r.index[holdKey{c, groups[0], tok}]
+		h.renewals = append(h.renewals, outcome{call: at.call, ret: at.ret, ok: true})
 	default:
 		h := &hold{id: len(r.holds), client: c, key: groups[0], also: groups[1:], kind: ref.Kind, token: tok,
 			call: at.call, ret: at.ret, ttl: int64(req.TTL), validity: at.validity}
@@ -164,6 +228,21 @@ func (r *historian) acquired(c int, ref wrap.Ref, req backend.Request, at attemp
 		r.holds = append(r.holds, h)
 		r.index[holdKey{c, groups[0], tok}] = h
 	}
+}
+
+// grantedTo records a lock the backend granted to a waiter of client c,
+// which learnt of it at ret: the grant follows the waiter's request sent
+// at call and lasts keep from it, and the core trusts it for the TTL
+// from ret at most. A confirmation or renewal then counts the TTL.
+func (r *historian) grantedTo(c int, ref wrap.Ref, call, ret int64, keep time.Duration, validity func(time.Duration) int64, tok int64) {
+	groups := group(ref)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := &hold{id: len(r.holds), client: c, key: groups[0], also: groups[1:], kind: ref.Kind, token: tok,
+		call: call, ret: ret, ttl: int64(max(keep, r.ttl)), validity: validity(r.ttl),
+		until: min(call+validity(keep), ret+validity(r.ttl))}
+	r.holds = append(r.holds, h)
+	r.index[holdKey{c, groups[0], tok}] = h
 }
 
 func (r *historian) outcome(c int, ref wrap.Ref, token int64, o outcome, release bool) {

@@ -1,0 +1,260 @@
+package conformance
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/xsync-go/xsync"
+	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/wrap"
+)
+
+// The rules of backends whose mutex hands itself to its first waiter at
+// a release (backend.Granter). The backend's own waiters (a Granter
+// called directly) play waiters that do not take what they are granted,
+// or that died.
+
+// granter returns key's mutex on a new Locker of the store, and its
+// Granter, or skips the rule if the backend has none.
+func granter(e *env, key string) (backend.Lock, backend.Granter) {
+	needQueuer(e)
+	m := mutex(e.h.Locker(e.t), key)
+	g, ok := m.(backend.Granter)
+	if !ok {
+		e.t.Skip("the backend's mutex does not grant itself to its first waiter (backend.Granter)")
+	}
+	return m, g
+}
+
+// awaitGrant waits until granted tells of a grant, woken by ready.
+func awaitGrant(e *env, ready <-chan struct{}, granted func() (int64, int64)) (token, seq int64) {
+	e.t.Helper()
+	for {
+		select {
+		case <-ready:
+			if tok, seq := granted(); tok > 0 {
+				return tok, seq
+			}
+		case <-e.ctx.Done():
+			e.t.Fatal("the waiter was never granted the lock")
+		}
+	}
+}
+
+// grantHandoff: a release hands the key to the first waiter, which holds
+// it without an attempt of its own, under a larger token; the store then
+// shows it as the holder, and its Confirm stores its owner.
+func grantHandoff(e *env) {
+	key := e.key("k")
+	granter(e, key)
+	holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var afterWatch atomic.Int32 // the waiter's attempts once it watched
+	var watched atomic.Bool
+	w := &wrap.Locker{Base: e.h.Locker(e.t)}
+	queued := make(chan struct{}, 1)
+	onWatch(w, func(wrap.Ref) { watched.Store(true); queued <- struct{}{} })
+	w.Hooks.Acquire = func(ctx context.Context, _ wrap.Ref, base backend.Lock, r backend.Request) (int64, error) {
+		if watched.Load() {
+			afterWatch.Add(1)
+		}
+		return base.Acquire(ctx, r)
+	}
+	got := make(chan queuedResult, 1)
+	go func() {
+		l, err := xsync.NewClient(w).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second), xsync.WithWait(queueWait),
+			xsync.WithRetryInterval(queueInterval), xsync.WithOwner("grantee"))
+		got <- queuedResult{lease: l, err: err, at: time.Now()}
+	}()
+	awaitQueued(e, queued)
+	released := time.Now()
+	if ok, err := holder.Release(e.ctx); !ok || err != nil {
+		e.t.Fatalf("release = %v, %v", ok, err)
+	}
+	r := <-got
+	if r.err != nil {
+		e.t.Fatal(r.err)
+	}
+	defer r.lease.Release(e.ctx)
+	if n := afterWatch.Load(); n != 0 {
+		e.t.Errorf("the waiter made %d attempts after it was queued; a grant needs none", n)
+	}
+	if r.lease.Token() <= holder.Token() {
+		e.t.Errorf("granted token %d after %d", r.lease.Token(), holder.Token())
+	}
+	if d := r.at.Sub(released); d > queueInterval/4 {
+		e.t.Errorf("the grant took %v after the release", d)
+	}
+	if left := time.Until(r.lease.Deadline()); left <= 0 || left > e.ttl()+30*time.Second {
+		e.t.Errorf("the granted lease has %v left; want within its TTL", left)
+	}
+	in, ok := mutex(e.l, key).(backend.Inspector)
+	if !ok {
+		return
+	}
+	// The lease confirms the grant (it has an owner to store) in the
+	// background: Extend waits for nothing, so look until it shows.
+	for {
+		info, err := in.Inspect(e.ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(info.Holders) != 1 || info.Holders[0].Token != int64(r.lease.Token()) {
+			e.t.Fatalf("the store shows %+v; want the grantee's token %d", info.Holders, r.lease.Token())
+		}
+		if h := info.Holders[0]; h.Owner != "" {
+			if h.TTL < 20*time.Second {
+				e.t.Errorf("the confirmed grant has %v left; want the TTL asked for, %v", h.TTL, e.ttl()+30*time.Second)
+			}
+			return
+		}
+		select {
+		case <-e.ctx.Done():
+			e.t.Fatal("the grant's owner was never stored")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// grantTake: an attempt by a waiter that finds the lock granted to it
+// takes the grant: the grant's token, with the attempt's TTL. A grant
+// tells the Seq of the waiter's request that last renewed its place, and
+// lasts keep from when that request was sent: a backend that told the
+// Seq of a later request that did not renew the place would make the
+// waiter trust the grant past its end.
+func grantTake(e *env) {
+	key := e.key("k")
+	m, g := granter(e, key)
+	holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	const keep = 3 * time.Second
+	sent := map[int64]time.Time{0: time.Now()} // when each request was sent
+	ready, granted, stop, err := g.WatchGrant(e.ctx, "taker", keep)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer stop()
+	attempt := func(seq int64) {
+		sent[seq] = time.Now()
+		if tok, err := m.Acquire(e.ctx, backend.Request{TTL: time.Minute, Waiter: "taker", Keep: keep, Seq: seq}); tok != 0 || err != nil {
+			e.t.Fatalf("the waiter's attempt %d while the key is held = %d, %v; want 0, nil", seq, tok, err)
+		}
+	}
+	// A backend may leave a place with two thirds of its keep left as it
+	// is: wait a third of it, and attempt 7 renews the place; attempt 8,
+	// soon after, may leave it.
+	time.Sleep(keep/3 + 100*time.Millisecond)
+	attempt(7)
+	time.Sleep(keep / 4)
+	attempt(8)
+	if ok, err := holder.Release(e.ctx); !ok || err != nil {
+		e.t.Fatalf("release = %v, %v", ok, err)
+	}
+	tok, seq := awaitGrant(e, ready, granted)
+	from, ok := sent[seq]
+	if !ok {
+		e.t.Fatalf("the grant follows request %d, which the waiter never sent", seq)
+	}
+	if seq == 0 {
+		e.t.Errorf("the grant follows the waiter's joining (0); its attempt 7 (at least) renewed its place since")
+	}
+	if in, ok := m.(backend.Inspector); ok {
+		info, err := in.Inspect(e.ctx)
+		after := time.Now()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		// The grant lasts keep from the request it follows: at least
+		// from.Add(keep) - after now (less a millisecond of rounding).
+		if want := from.Add(keep).Sub(after) - time.Millisecond; len(info.Holders) != 1 || info.Holders[0].Token != tok || info.Holders[0].TTL < want {
+			e.t.Errorf("the grant following request %d shows %+v; want token %d with at least %v left (keep %v from the request)", seq, info.Holders, tok, want, keep)
+		}
+	}
+	if tok <= int64(holder.Token()) {
+		e.t.Errorf("granted token %d after %d", tok, holder.Token())
+	}
+	again, err := m.Acquire(e.ctx, backend.Request{TTL: time.Minute, Waiter: "taker", Keep: keep, Seq: 8})
+	if err != nil || again != tok {
+		e.t.Fatalf("the waiter's attempt on its grant = %d, %v; want the grant's token %d", again, err, tok)
+	}
+	if in, ok := g.(backend.Inspector); ok {
+		info, err := in.Inspect(e.ctx)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(info.Holders) != 1 || info.Holders[0].TTL < 30*time.Second {
+			e.t.Errorf("after the attempt took the grant the store shows %+v; want token %d with about a minute left", info.Holders, tok)
+		}
+	}
+	if ok, err := m.Release(e.ctx, tok); !ok || err != nil {
+		e.t.Errorf("release of the grant = %v, %v", ok, err)
+	}
+}
+
+// grantLeave: a waiter granted the lock that leaves without taking the
+// grant releases it, and the waiter behind it gets the key at once.
+func grantLeave(e *env) {
+	key := e.key("k")
+	_, g := granter(e, key)
+	holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ready, _, stop, err := g.WatchGrant(e.ctx, "leaver", 30*time.Second)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer stop()
+	b, queuedB := queueClient(e)
+	got := make(chan queuedResult, 1)
+	go func() {
+		l, err := b.Acquire(e.ctx, key, xsync.WithWait(queueWait), xsync.WithRetryInterval(queueInterval))
+		got <- queuedResult{lease: l, err: err, at: time.Now()}
+	}()
+	awaitQueued(e, queuedB)
+	if ok, err := holder.Release(e.ctx); !ok || err != nil {
+		e.t.Fatalf("release = %v, %v", ok, err)
+	}
+	// The leaver is told of its grant (the message is what it ignores),
+	// and the one behind it waits.
+	select {
+	case <-ready:
+	case <-e.ctx.Done():
+		e.t.Fatal("the waiter ahead was never told of its grant")
+	}
+	select {
+	case r := <-got:
+		e.t.Fatalf("the waiter behind got the key (%v) while the one ahead was granted it", r.err)
+	default:
+	}
+	left := time.Now()
+	stop()
+	r := <-got
+	if r.err != nil {
+		e.t.Fatal(r.err)
+	}
+	defer r.lease.Release(e.ctx)
+	if d := r.at.Sub(left); d > queueInterval/4 {
+		e.t.Errorf("the waiter behind one that left its grant got the key %v after it left", d)
+	}
+}
+
+// grantDeadWaiter: a waiter granted the lock that never takes it (its
+// process died) holds the key no longer than its place would have lived,
+// and nobody gets it before that.
+func grantDeadWaiter(e *env) {
+	key := e.key("k")
+	_, g := granter(e, key)
+	queueDeadWaiterOf(e, key, func(keep time.Duration) func() {
+		_, _, stop, err := g.WatchGrant(e.ctx, "deadwaiter", keep)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return stop
+	})
+}
