@@ -101,14 +101,24 @@ func newLease(ctx context.Context, h hold) *Lease {
 }
 
 // confirm confirms the backend's grant of the lock (it stores the owner,
-// and gives the lock its TTL), trying again after a failure until the
-// lease ends, and then renews it if renew is set. A release waits for
-// the confirmation that is on its way.
+// and gives the lock its TTL) once half the time the grant is sure to
+// last has passed, trying again after a failure until the lease ends,
+// and then renews it if renew is set. A lease released before then
+// (most holds taken in turns are short) never needs the call.
 func (l *Lease) confirm(renew bool) {
 	g := l.t.value().(backend.Granter)
 	r := backend.Request{TTL: l.s.ttl, Owner: l.s.owner}
 	tick := ticker{clock: l.c.clock}
 	defer tick.done()
+	l.mu.Lock()
+	due := l.deadline.Sub(l.c.clock.Now()) / 2
+	l.mu.Unlock()
+	select {
+	case <-l.done:
+		l.renewing.Done()
+		return
+	case <-tick.wait(due):
+	}
 	for {
 		l.mu.Lock()
 		remaining := l.deadline.Sub(l.c.clock.Now())

@@ -44,7 +44,7 @@ func awaitGrant(e *env, ready <-chan struct{}, granted func() (int64, int64)) (t
 
 // grantHandoff: a release hands the key to the first waiter, which holds
 // it without an attempt of its own, under a larger token; the store then
-// shows it as the holder, and its Confirm stores its owner.
+// shows it as the holder.
 func grantHandoff(e *env) {
 	key := e.key("k")
 	granter(e, key)
@@ -91,36 +91,20 @@ func grantHandoff(e *env) {
 	if left := time.Until(r.lease.Deadline()); left <= 0 || left > e.ttl()+30*time.Second {
 		e.t.Errorf("the granted lease has %v left; want within its TTL", left)
 	}
-	in, ok := mutex(e.l, key).(backend.Inspector)
-	if !ok {
-		return
-	}
-	// The lease confirms the grant (it has an owner to store) in the
-	// background: Extend waits for nothing, so look until it shows.
-	for {
+	if in, ok := mutex(e.l, key).(backend.Inspector); ok {
 		info, err := in.Inspect(e.ctx)
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		if len(info.Holders) != 1 || info.Holders[0].Token != int64(r.lease.Token()) {
-			e.t.Fatalf("the store shows %+v; want the grantee's token %d", info.Holders, r.lease.Token())
-		}
-		if h := info.Holders[0]; h.Owner != "" {
-			if h.TTL < 20*time.Second {
-				e.t.Errorf("the confirmed grant has %v left; want the TTL asked for, %v", h.TTL, e.ttl()+30*time.Second)
-			}
-			return
-		}
-		select {
-		case <-e.ctx.Done():
-			e.t.Fatal("the grant's owner was never stored")
-		case <-time.After(10 * time.Millisecond):
+			e.t.Errorf("the store shows %+v; want the grantee's token %d", info.Holders, r.lease.Token())
 		}
 	}
 }
 
 // grantTake: an attempt by a waiter that finds the lock granted to it
-// takes the grant: the grant's token, with the attempt's TTL. A grant
+// takes the grant: the grant's token, with the attempt's TTL and owner;
+// Confirm sets both too. A grant
 // tells the Seq of the waiter's request that last renewed its place, and
 // lasts keep from when that request was sent: a backend that told the
 // Seq of a later request that did not renew the place would make the
@@ -178,19 +162,30 @@ func grantTake(e *env) {
 	if tok <= int64(holder.Token()) {
 		e.t.Errorf("granted token %d after %d", tok, holder.Token())
 	}
-	again, err := m.Acquire(e.ctx, backend.Request{TTL: time.Minute, Waiter: "taker", Keep: keep, Seq: 8})
+	again, err := m.Acquire(e.ctx, backend.Request{TTL: time.Minute, Owner: "taker", Waiter: "taker", Keep: keep, Seq: 9})
 	if err != nil || again != tok {
 		e.t.Fatalf("the waiter's attempt on its grant = %d, %v; want the grant's token %d", again, err, tok)
 	}
-	if in, ok := g.(backend.Inspector); ok {
+	in, inspects := g.(backend.Inspector)
+	holds := func(what string, ttl time.Duration, owner string) {
+		e.t.Helper()
+		if !inspects {
+			return
+		}
 		info, err := in.Inspect(e.ctx)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		if len(info.Holders) != 1 || info.Holders[0].TTL < 30*time.Second {
-			e.t.Errorf("after the attempt took the grant the store shows %+v; want token %d with about a minute left", info.Holders, tok)
+		if len(info.Holders) != 1 || info.Holders[0].Token != tok || info.Holders[0].TTL < ttl-10*time.Second || info.Holders[0].TTL > ttl ||
+			(!e.opts.NoOwner && info.Holders[0].Owner != owner) {
+			e.t.Errorf("after %s the store shows %+v; want token %d with about %v left, owner %q", what, info.Holders, tok, ttl, owner)
 		}
 	}
+	holds("the attempt took the grant", time.Minute, "taker")
+	if ok, err := g.Confirm(e.ctx, tok, backend.Request{TTL: 2 * time.Minute, Owner: "confirmed"}); !ok || err != nil {
+		e.t.Fatalf("confirm = %v, %v; want true", ok, err)
+	}
+	holds("the confirmation", 2*time.Minute, "confirmed")
 	if ok, err := m.Release(e.ctx, tok); !ok || err != nil {
 		e.t.Errorf("release of the grant = %v, %v", ok, err)
 	}
