@@ -21,9 +21,10 @@ import (
 // grant, but trusts it no longer than the grant is sure to last: the
 // waiter's keep time from its last request before the grant. Where that
 // is shorter than the TTL, or there is owner metadata to store, the lease
-// confirms the grant at once in the background (one call, like a
-// renewal), which then moves the deadline to the TTL; a confirmation
-// that finds the lock gone loses the lease. [Lease.Extend] moves the deadline;
+// confirms the grant in the background once half of that time has passed
+// (one call, like a renewal; a lease released sooner never makes it),
+// which then moves the deadline to the TTL; a confirmation that finds the
+// lock gone loses the lease. [Lease.Extend] moves the deadline;
 // with [WithAutoExtend] the lease renews itself every TTL/3. Once the
 // deadline passes without a successful renewal, or a renewal finds the lock
 // gone, the lease is lost: [Lease.Done] is closed and [Lease.Err] returns

@@ -54,9 +54,11 @@
 //     at most, and no longer than its keep time from the request that
 //     last renewed its place, which the server processed before the
 //     grant; where that is shorter than the TTL, or there is an owner to
-//     store, the lease confirms the grant in the background (a refresh
-//     that also stores the owner), and is lost if that finds the grant
-//     gone. A waiter that leaves with a grant it has not taken releases
+//     store, the lease confirms the grant (a refresh that also stores the
+//     owner) once half of that time has passed, and is lost if that
+//     finds the grant gone: a hold released sooner never needs it, and
+//     [Locker.Inspect] shows no owner for it until then. A waiter that
+//     leaves with a grant it has not taken releases
 //     it in the script that takes it out of the queue; one whose message
 //     was lost takes its grant with its next attempt. A waiter of an
 //     older release of this package (its place has no request number)
