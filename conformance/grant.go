@@ -205,13 +205,7 @@ func grantLeave(e *env) {
 		e.t.Fatal(err)
 	}
 	defer stop()
-	b, queuedB := queueClient(e)
-	got := make(chan queuedResult, 1)
-	go func() {
-		l, err := b.Acquire(e.ctx, key, xsync.WithWait(queueWait), xsync.WithRetryInterval(queueInterval))
-		got <- queuedResult{lease: l, err: err, at: time.Now()}
-	}()
-	awaitQueued(e, queuedB)
+	got := waitBehind(e, key, queueInterval)
 	if ok, err := holder.Release(e.ctx); !ok || err != nil {
 		e.t.Fatalf("release = %v, %v", ok, err)
 	}

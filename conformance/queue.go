@@ -66,6 +66,21 @@ func awaitQueued(e *env, queued <-chan struct{}) {
 	}
 }
 
+// waitBehind starts a waiter for key on a client of its own (retrying
+// every interval), and returns once it is queued; the channel gets its
+// outcome.
+func waitBehind(e *env, key string, interval time.Duration) <-chan queuedResult {
+	e.t.Helper()
+	c, queued := queueClient(e)
+	got := make(chan queuedResult, 1)
+	go func() {
+		l, err := c.Acquire(e.ctx, key, xsync.WithWait(queueWait), xsync.WithRetryInterval(interval))
+		got <- queuedResult{lease: l, err: err, at: time.Now()}
+	}()
+	awaitQueued(e, queued)
+	return got
+}
+
 type queuedResult struct {
 	who   int
 	lease *xsync.Lease
@@ -130,7 +145,6 @@ func queueGiveUp(e *env) {
 		e.t.Fatal(err)
 	}
 	a, queuedA := queueClient(e)
-	b, queuedB := queueClient(e)
 	actx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	gaveUp := make(chan error, 1)
@@ -139,12 +153,7 @@ func queueGiveUp(e *env) {
 		gaveUp <- err
 	}()
 	awaitQueued(e, queuedA)
-	got := make(chan queuedResult, 1)
-	go func() {
-		l, err := b.Acquire(e.ctx, key, xsync.WithWait(queueWait), xsync.WithRetryInterval(queueInterval))
-		got <- queuedResult{lease: l, err: err, at: time.Now()}
-	}()
-	awaitQueued(e, queuedB)
+	got := waitBehind(e, key, queueInterval)
 	cancel()
 	if err := <-gaveUp; !errors.Is(err, xsync.ErrMissingLock) || !errors.Is(err, context.Canceled) {
 		e.t.Errorf("the waiter that gave up got %v; want ErrMissingLock and context.Canceled", err)
@@ -191,13 +200,7 @@ func queueDeadWaiterOf(e *env, key string, watch func(keep time.Duration) (stop 
 	stopDead := watch(keep)
 	defer stopDead() // the goroutines of its watch; its entry is gone by then
 	const interval = 100 * time.Millisecond
-	b, queuedB := queueClient(e)
-	got := make(chan queuedResult, 1)
-	go func() {
-		l, err := b.Acquire(e.ctx, key, xsync.WithWait(queueWait), xsync.WithRetryInterval(interval))
-		got <- queuedResult{lease: l, err: err, at: time.Now()}
-	}()
-	awaitQueued(e, queuedB)
+	got := waitBehind(e, key, interval)
 	if ok, err := holder.Release(e.ctx); !ok || err != nil {
 		e.t.Fatalf("release = %v, %v", ok, err)
 	}
