@@ -78,8 +78,9 @@ func newLease(ctx context.Context, h hold) *Lease {
 	l.deadline = h.deadline()
 	l.scope.item = itemCtx{Context: l.ctx, item: Item(h.g.token)}
 	if !h.s.extend {
-		// A grant to confirm: the deadline the confirmation brings (the
-		// lease is lost before it if the confirmation fails).
+		// The TTL's deadline: the lease's own, or for a grant to confirm,
+		// the one the confirmation brings (the lease is lost before it if
+		// the confirmation fails).
 		l.scope.item.deadline = h.g.start.Add(h.c.validity(h.s.ttl))
 	}
 	l.mu.Lock()
