@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -246,4 +248,80 @@ func grantDeadWaiter(e *env) {
 		}
 		return stop
 	})
+}
+
+// grantConfirm: a lease taken from a grant with owner metadata confirms
+// the grant (the store then shows its owner) before its deadline; and a
+// lease whose grant is gone when it confirms (an operator forced the key
+// free) is lost then, well before its TTL's deadline, as a renewal that
+// finds the lock gone would lose it.
+func grantConfirm(e *env) {
+	key := e.key("k")
+	granter(e, key)
+	const ttl = 4 * time.Second
+	owner := xsync.WithOwner("grant-confirm")
+	grant := func() *xsync.Lease {
+		e.t.Helper()
+		holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		got := waitBehind(e, key, queueInterval, xsync.WithTTL(ttl), owner)
+		if ok, err := holder.Release(e.ctx); !ok || err != nil {
+			e.t.Fatalf("release = %v, %v", ok, err)
+		}
+		r := <-got
+		if r.err != nil {
+			e.t.Fatal(r.err)
+		}
+		return r.lease
+	}
+	lk := mutex(e.l, key)
+	in, inspects := lk.(backend.Inspector)
+	if inspects && !e.opts.NoOwner {
+		l := grant()
+		for {
+			info, err := in.Inspect(e.ctx)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if len(info.Holders) == 1 && strings.Contains(info.Holders[0].Owner, "grant-confirm") {
+				break
+			}
+			if !time.Now().Before(l.Deadline()) {
+				e.t.Fatalf("the grant's owner was not stored by the lease's deadline; the store shows %+v", info.Holders)
+			}
+			select {
+			case <-e.ctx.Done():
+				e.t.Fatal(e.ctx.Err())
+			case <-time.After(20 * time.Millisecond): // the confirmation is due halfway through the grant
+			}
+		}
+		if err := l.Err(); err != nil {
+			e.t.Fatalf("the confirmed lease: %v", err)
+		}
+		if ok, err := l.Release(e.ctx); !ok || err != nil {
+			e.t.Fatalf("release of the confirmed lease = %v, %v", ok, err)
+		}
+	}
+	fr, ok := lk.(backend.ForceReleaser)
+	if !ok {
+		return
+	}
+	l := grant()
+	deadline := l.Deadline()
+	if freed, err := fr.ForceRelease(e.ctx); !freed || err != nil {
+		e.t.Fatalf("ForceRelease of the granted key = %v, %v", freed, err)
+	}
+	select {
+	case <-l.Done():
+	case <-e.ctx.Done():
+		e.t.Fatal("the lease whose grant was forced free never ended")
+	}
+	if err := l.Err(); !errors.Is(err, xsync.ErrLockLost) {
+		e.t.Errorf("the lease whose grant was forced free ended with %v; want ErrLockLost", err)
+	}
+	if left := time.Until(deadline); left < ttl/4 {
+		e.t.Errorf("the lease whose grant was forced free ended %v before its deadline; its confirmation, due halfway, should have found the grant gone", left)
+	}
 }

@@ -67,14 +67,15 @@ func awaitQueued(e *env, queued <-chan struct{}) {
 }
 
 // waitBehind starts a waiter for key on a client of its own (retrying
-// every interval), and returns once it is queued; the channel gets its
-// outcome.
-func waitBehind(e *env, key string, interval time.Duration) <-chan queuedResult {
+// every interval, with opts), and returns once it is queued; the channel
+// gets its outcome.
+func waitBehind(e *env, key string, interval time.Duration, opts ...xsync.AcquireOption) <-chan queuedResult {
 	e.t.Helper()
 	c, queued := queueClient(e)
 	got := make(chan queuedResult, 1)
+	opts = append([]xsync.AcquireOption{xsync.WithWait(queueWait), xsync.WithRetryInterval(interval)}, opts...)
 	go func() {
-		l, err := c.Acquire(e.ctx, key, xsync.WithWait(queueWait), xsync.WithRetryInterval(interval))
+		l, err := c.Acquire(e.ctx, key, opts...)
 		got <- queuedResult{lease: l, err: err, at: time.Now()}
 	}()
 	awaitQueued(e, queued)
