@@ -6,7 +6,6 @@
 -- KEYS[1]  the lock's hash (see acquire.lua)
 -- ARGV[1]  the waiter
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
---          (absent: 0; a waiter that takes no grants)
 --
 -- Returns 1 if the waiter was queued or held a grant, 0 if not.
 local t = redis.call('TIME')
@@ -14,7 +13,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowms = math.floor(now / 1000)
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q', 'own')
 if h[4] == '=' .. ARGV[1] and h[1] and tonumber(h[2]) > now then
-  free(KEYS[1], now, tonumber(ARGV[2] or '0'), h[3])
+  free(KEYS[1], now, tonumber(ARGV[2]), h[3])
   return 1
 end
 if not h[3] then

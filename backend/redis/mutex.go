@@ -65,27 +65,8 @@ func (m mutex) Refresh(ctx context.Context, token int64, ttl time.Duration) (boo
 // one more script (up to 250ms), unless it got the lock, which took it
 // out already.
 func (m mutex) Watch(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
-	if err := checkWaiter(waiter); err != nil {
-		return nil, nil, fmt.Errorf("redis: watch: %w", err)
-	}
-	l := m.l
-	l.queued.add(waiter)
-	w, err := l.watch(ctx, m.k, waiter, nil, func(ctx context.Context) (int64, error) {
-		return queueScript.Run(ctx, l.client, []string{m.k}, waiter, ms(keep)).Int64()
-	})
-	leave := func() {
-		if l.queued.remove(waiter) {
-			return // it got the lock
-		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		_ = dequeueScript.Run(ctx, l.client, []string{m.k}, waiter).Err()
-	}
-	if err != nil {
-		leave()
-		return nil, nil, err
-	}
-	return w.ready, sync.OnceFunc(func() { w.stop(); leave() }), nil
+	ready, _, stop, err := m.queue(ctx, waiter, keep, nil)
+	return ready, stop, err
 }
 
 // WatchGrant is Watch for a waiter that takes grants: its place says so
@@ -95,15 +76,26 @@ func (m mutex) Watch(ctx context.Context, waiter string, keep time.Duration) (<-
 // a grant the waiter did not take, in the script that takes it out of
 // the queue.
 func (m mutex) WatchGrant(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func() (int64, int64), func(), error) {
+	return m.queue(ctx, waiter, keep, new(grantNews))
+}
+
+// queue is Watch, and with g, WatchGrant, keeping what the waiter's grant
+// messages tell in g.
+func (m mutex) queue(ctx context.Context, waiter string, keep time.Duration, g *grantNews) (<-chan struct{}, func() (int64, int64), func(), error) {
 	if err := checkWaiter(waiter); err != nil {
 		return nil, nil, nil, fmt.Errorf("redis: watch: %w", err)
 	}
 	l := m.l
 	l.queued.add(waiter)
-	g := new(grantNews)
 	ready := make(chan struct{}, 1)
-	w, err := l.watchFor(ctx, m.k, waiter, ready, g.deliver(ready), func(ctx context.Context) (int64, error) {
-		return queueScript.Run(ctx, l.client, []string{m.k}, waiter, ms(keep), "0").Int64()
+	args := []any{waiter, ms(keep)}
+	var deliver func(string)
+	if g != nil {
+		args = append(args, "0") // the place takes grants
+		deliver = g.deliver(ready)
+	}
+	w, err := l.watchFor(ctx, m.k, waiter, ready, deliver, func(ctx context.Context) (int64, error) {
+		return queueScript.Run(ctx, l.client, []string{m.k}, args...).Int64()
 	})
 	leave := func() {
 		if l.queued.remove(waiter) {
@@ -118,6 +110,9 @@ func (m mutex) WatchGrant(ctx context.Context, waiter string, keep time.Duration
 		return nil, nil, nil, err
 	}
 	granted := func() (int64, int64) {
+		if g == nil {
+			return 0, 0
+		}
 		tok, seq := g.take()
 		if tok > 0 {
 			l.queued.left(waiter)
