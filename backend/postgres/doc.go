@@ -73,7 +73,14 @@
 // a timer, no goroutine while idle) of each Locker, about 100ms after the
 // latest expiry that Locker granted; a sweep deletes every expired row of
 // the table, so rows left by a process that died go at the next sweep of
-// any Locker. Close stops it.
+// any Locker. Close stops it. A statement draws its token before it waits
+// for a row's lock, so a row deleted meanwhile (after a later holder's
+// grant and release) would let it insert a new row under its older token.
+// A sweep therefore locks the table in SHARE ROW EXCLUSIVE mode first: it
+// waits for the write statements in flight, and new ones wait for it,
+// until it commits (a stall of the table's writes for about one DELETE).
+// It waits at most 50ms for the lock, and otherwise tries again a second
+// later.
 //
 // # Waiting: LISTEN/NOTIFY
 //

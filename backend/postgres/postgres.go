@@ -349,9 +349,35 @@ const sweepDelay = 100 * time.Millisecond
 // sweepBatch is the most rows one sweep deletes.
 const sweepBatch = 1000
 
+// sweepLockWait is how long a sweep waits for the write statements in
+// flight to end (new ones wait for the sweep meanwhile); it gives up after
+// that, and tries again later.
+const sweepLockWait = 50 * time.Millisecond
+
+// sweepOnce deletes at most sweepBatch expired rows, and says how many.
+// Its table lock waits for every write statement in flight: a statement
+// that drew its token and then waited for a row's lock never finds the
+// row deleted after a later holder's grant, so it never inserts a new row
+// under its older token.
+func (l *Locker) sweepOnce(ctx context.Context) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`SELECT set_config('lock_timeout', $1, true)`, fmt.Sprint(sweepLockWait.Milliseconds()))
+		b.Queue(l.sql.SweepLock)
+		del := b.Queue(l.sql.Sweep, sweepBatch)
+		del.Exec(func(tag pgconn.CommandTag) error {
+			n = tag.RowsAffected()
+			return nil
+		})
+		return tx.SendBatch(ctx, b).Close()
+	})
+	return n, err
+}
+
 func (l *Locker) sweep() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	tag, err := l.pool.Exec(ctx, l.sql.Sweep, sweepBatch)
+	n, err := l.sweepOnce(ctx)
 	cancel()
 	l.sweepMu.Lock()
 	defer l.sweepMu.Unlock()
@@ -360,7 +386,7 @@ func (l *Locker) sweep() {
 	}
 	next := l.sweepPending
 	l.sweepPending = time.Time{}
-	if err != nil || tag.RowsAffected() == sweepBatch {
+	if err != nil || n == sweepBatch {
 		// More to do, or the server did not answer: again soon.
 		if soon := time.Now().Add(time.Second); next.IsZero() || next.Before(soon) {
 			next = soon

@@ -89,6 +89,7 @@ func TestOnOneServer(t *testing.T) {
 	t.Run("Migrate", func(t *testing.T) { testMigrate(t, srv, admin) })
 	t.Run("TokenAfterRowWait", func(t *testing.T) { testTokenAfterRowWait(t, srv, admin) })
 	t.Run("WriterTokenAfterRowWait", func(t *testing.T) { testWriterTokenAfterRowWait(t, srv, admin) })
+	t.Run("TokenAfterSweep", func(t *testing.T) { testTokenAfterSweep(t, srv, admin) })
 	t.Run("RefusedWaiterRenewsWhenDue", func(t *testing.T) { testRefusedWaiterRenewsWhenDue(t, srv, admin) })
 }
 
@@ -147,7 +148,7 @@ func testTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpool.Poo
 	// waits for b's row.
 	got, later := afterRowWait(t, admin, "m", prefix+"b", `expires = '-infinity'`, func() (int64, error) {
 		return l.Multi([]string{"a", "b"}).Acquire(ctx, req)
-	})
+	}, nil, "")
 	if got != 0 {
 		require.Greater(t, got, later, "the multi-key lock was granted under a token older than b's last holder's")
 	}
@@ -155,6 +156,41 @@ func testTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpool.Poo
 	require.NoError(t, admin.QueryRow(ctx, `SELECT token FROM xsync_locks WHERE kind = 'm' AND key = $1`, []byte(prefix+"b")).Scan(&now))
 	require.GreaterOrEqual(t, now, later, "b's token went backwards")
 	require.Zero(t, got, "the attempt drew its token before the later hold: it must be refused")
+}
+
+// testTokenAfterSweep: a multi-key acquire draws its token, then waits
+// for its first key's row. Meanwhile a mutex takes the second key with a
+// later token and releases it, and the sweeper runs. Had it deleted the
+// freed row, nothing on the server would remember the later token, and the
+// multi-key grant would insert the key's row under its older one (a soak
+// of postgres/restart once caught that). The sweep must wait for the
+// acquire instead (it gives up after its lock timeout), and the acquire
+// must be refused or granted under a later token.
+func testTokenAfterSweep(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
+	ctx := t.Context()
+	prefix := newPrefix()
+	l := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix))
+	req := backend.Request{TTL: time.Minute, Owner: "test"}
+	takeAndRelease(t, l.Mutex("a"), req) // a's row exists, free
+
+	var later int64
+	got, _ := afterRowWait(t, admin, "m", prefix+"a", "", func() (int64, error) {
+		return l.Multi([]string{"a", "b"}).Acquire(ctx, req)
+	}, func() {
+		later = takeAndRelease(t, l.Mutex("b"), req)
+		_, err := xpg.SweepNow(ctx, l)
+		require.Error(t, err, "the sweep ran while an acquire was between its token and its rows")
+	}, "")
+	if got != 0 {
+		require.Greater(t, got, later, "the multi-key lock was granted under a token older than b's last holder's")
+	}
+	var now int64
+	require.NoError(t, admin.QueryRow(ctx, `SELECT token FROM xsync_locks WHERE kind = 'm' AND key = $1`, []byte(prefix+"b")).Scan(&now))
+	require.GreaterOrEqual(t, now, later, "b's token went backwards")
+	// Once the acquire is over, the sweep runs.
+	n, err := xpg.SweepNow(ctx, l)
+	require.NoError(t, err)
+	require.Positive(t, n)
 }
 
 // testWriterTokenAfterRowWait: a writer draws its token, then waits for
@@ -174,7 +210,7 @@ func testWriterTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpo
 	// A later writer, granted and gone while the first waits for the row.
 	got, later := afterRowWait(t, admin, "r", prefix+"w", `holders = '[]'`, func() (int64, error) {
 		return w.Acquire(ctx, req)
-	})
+	}, nil, "")
 	if got != 0 {
 		require.Greater(t, got, later, "the writer was granted under a token older than the last writer's")
 	}
@@ -224,10 +260,12 @@ func testRefusedWaiterRenewsWhenDue(t *testing.T, srv *itest.Postgres, admin *pg
 
 // afterRowWait holds the row of kind and key in a transaction of its own,
 // runs attempt until it waits for that row's lock (it has drawn its token
-// by then), gives the row a later token from the sequence with set (the
-// rest of a later holder's grant and release), commits, and returns
+// by then), runs meanwhile (if not nil), gives the row a later token from
+// the sequence with set (the rest of a later holder's grant and release;
+// if set is not ""),
+// runs the statement then on the row (if not ""), commits, and returns
 // attempt's token and the later one.
-func afterRowWait(t *testing.T, admin *pgxpool.Pool, kind, key, set string, attempt func() (int64, error)) (got, later int64) {
+func afterRowWait(t *testing.T, admin *pgxpool.Pool, kind, key, set string, attempt func() (int64, error), meanwhile func(), then string) (got, later int64) {
 	t.Helper()
 	ctx := t.Context()
 	tx, err := admin.Begin(ctx)
@@ -252,9 +290,18 @@ func afterRowWait(t *testing.T, admin *pgxpool.Pool, kind, key, set string, atte
 		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY(pg_blocking_pids(pid))`, pid).Scan(&n)
 		return err == nil && n == 1
 	}, 30*time.Second, 10*time.Millisecond, "the attempt never waited for the row lock")
+	if meanwhile != nil {
+		meanwhile()
+	}
 
-	require.NoError(t, tx.QueryRow(ctx, `UPDATE xsync_locks SET token = nextval('"public"."xsync_locks_token"'), `+set+`
+	if set != "" {
+		require.NoError(t, tx.QueryRow(ctx, `UPDATE xsync_locks SET token = nextval('"public"."xsync_locks_token"'), `+set+`
 WHERE kind = $1 AND key = $2 RETURNING token`, kind, []byte(key)).Scan(&later))
+	}
+	if then != "" {
+		_, err := tx.Exec(ctx, then, kind, []byte(key))
+		require.NoError(t, err)
+	}
 	require.NoError(t, tx.Commit(ctx))
 	r := <-done
 	require.NoError(t, r.err)

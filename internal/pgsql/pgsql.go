@@ -11,7 +11,13 @@ import "strings"
 // no later than the caller counted), microseconds since the epoch inside
 // jsonb.
 type Statements struct {
-	Ping, Sweep, List, Guard string
+	Ping, List, Guard string
+
+	// A sweep is one transaction: SweepLock, then Sweep ($1 the most rows
+	// to delete). The lock conflicts with the table lock every write
+	// statement takes before it draws a token, so no statement is between
+	// its token and its row while rows are deleted (see Sweep).
+	SweepLock, Sweep string
 
 	// The mutex kinds (mutex, election): one row whose token, expires and
 	// owner are the holder's, and whose holders column is the queue of
@@ -99,6 +105,14 @@ RETURNING attempt, token`
 	withoutHolder := `(SELECT coalesce(jsonb_agg(h ORDER BY i), '[]'::jsonb) FROM jsonb_array_elements(g.holders) WITH ORDINALITY AS x(h, i) WHERE (h ->> '%s')::int8 <> $3::int8)`
 	return Statements{
 		Ping: f(`SELECT count(*) FROM (SELECT 1 FROM {T} LIMIT 1) AS x`),
+		// A statement draws its token before it waits for a row's lock; if
+		// the row were deleted meanwhile (after a later holder's grant and
+		// release), it would insert a new row under the older token.
+		// SHARE ROW EXCLUSIVE waits for every write statement in flight
+		// (each holds ROW EXCLUSIVE from before its token to its commit),
+		// keeps new ones out until the sweep commits, and is taken by one
+		// sweep at a time.
+		SweepLock: f(`LOCK TABLE {T} IN SHARE ROW EXCLUSIVE MODE`),
 		Sweep: f(`DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} AS g WHERE expires < now() AND NOT jsonb_path_exists(g.holders, '$[*] ? (@.e > $n)', jsonb_build_object('n', {N}))
 ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`),
 		List: f(`SELECT g.kind, g.key, g.token, {TTL}, g.owner, {LIVE}, {MARKS}, {N} FROM {T} AS g
