@@ -108,3 +108,54 @@ func TestCounterOutlivesRelease(t *testing.T) {
 		require.GreaterOrEqual(t, pttl, idle, "TTL %v: the counter lives the fence idle time after the release", ttl)
 	}
 }
+
+// A refresh may shorten the hash's time to live (a shorter TTL), but not
+// below the queued waiters' places: the queue lives in the hash, and a
+// hash that expired under its waiters would drop their places (their
+// turn, and the grant that goes with it) while they still wait. That holds
+// for a mutex's refresh and for a multi-key lock's, whose keys mutex
+// waiters can queue on.
+func TestRefreshKeepsQueuedPlaces(t *testing.T) {
+	srv := itest.StartRedis(t)
+	c := itest.RedisClient(t, srv)
+	l := New(c, WithPrefix("places:"), WithFenceIdle(0))
+	ctx := t.Context()
+	const keep = 30 * time.Second
+	for _, tc := range []struct {
+		name string
+		lock backend.Lock
+	}{
+		{"mutex", l.Mutex("m")},
+		{"multi", l.Multi([]string{"m2"})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := "m"
+			if tc.name == "multi" {
+				key = "m2"
+			}
+			k := l.prefix + mutexSpace + key
+			tok, err := tc.lock.Acquire(ctx, backend.Request{TTL: 10 * time.Second})
+			require.NoError(t, err)
+			require.Positive(t, tok)
+			_, stop, err := l.Mutex(key).(backend.Watcher).Watch(ctx, "w1", keep)
+			require.NoError(t, err)
+			defer stop()
+
+			ok, err := tc.lock.(backend.Refresher).Refresh(ctx, tok, time.Second)
+			require.NoError(t, err)
+			require.True(t, ok)
+			pttl, err := c.PTTL(ctx, k).Result()
+			require.NoError(t, err)
+			require.Greater(t, pttl, keep-5*time.Second, "the refresh cut the hash's life below the waiter's place")
+
+			// With no waiter queued, a shorter TTL shortens the hash's life.
+			stop()
+			ok, err = tc.lock.(backend.Refresher).Refresh(ctx, tok, time.Second)
+			require.NoError(t, err)
+			require.True(t, ok)
+			pttl, err = c.PTTL(ctx, k).Result()
+			require.NoError(t, err)
+			require.LessOrEqual(t, pttl, time.Second+time.Millisecond)
+		})
+	}
+}

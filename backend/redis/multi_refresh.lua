@@ -9,16 +9,24 @@
 -- Returns 1 if it extended, 0 if the token does not hold every key.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-for _, k in ipairs(KEYS) do
-  local h = redis.call('HMGET', k, 'tok', 'exp')
+local queued = {}
+for i, k in ipairs(KEYS) do
+  local h = redis.call('HMGET', k, 'tok', 'exp', 'q')
   if h[1] ~= ARGV[1] or tonumber(h[2]) <= now then
     return 0
   end
+  queued[i] = h[3]
 end
 local ttl = tonumber(ARGV[2])
 local e = string.format('%.0f', now + ttl * 1000)
-for _, k in ipairs(KEYS) do
+local life = ttl + tonumber(ARGV[3]) + 1 -- see acquire.lua
+for i, k in ipairs(KEYS) do
   redis.call('HSET', k, 'exp', e)
-  redis.call('PEXPIRE', k, ttl + tonumber(ARGV[3]) + 1) -- see acquire.lua
+  if queued[i] then
+    -- Waiters are queued: keep the time to live that covers their places.
+    redis.call('PEXPIRE', k, math.max(life, redis.call('PTTL', k)))
+  else
+    redis.call('PEXPIRE', k, life)
+  end
 end
 return 1

@@ -10,7 +10,7 @@
 -- Returns 1 if it extended the lock, 0 if the token does not hold it.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local h = redis.call('HMGET', KEYS[1], 'tok', 'exp')
+local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')
 if h[1] ~= ARGV[1] or tonumber(h[2]) <= now then
   return 0
 end
@@ -20,5 +20,11 @@ if ARGV[4] then
 else
   redis.call('HSET', KEYS[1], 'exp', string.format('%.0f', now + ttl * 1000))
 end
-redis.call('PEXPIRE', KEYS[1], ttl + tonumber(ARGV[3]) + 1) -- see acquire.lua
+local life = ttl + tonumber(ARGV[3]) + 1 -- see acquire.lua
+if h[3] then
+  -- Waiters are queued: the hash keeps at least the time to live that
+  -- covers their places, as in acquire.lua.
+  life = math.max(life, redis.call('PTTL', KEYS[1]))
+end
+redis.call('PEXPIRE', KEYS[1], life)
 return 1
