@@ -19,12 +19,14 @@ import (
 // the lock to (a backend that grants its locks to the first waiter, as
 // Redis does: [backend.Granter]) counts the TTL from when it heard of the
 // grant, but trusts it no longer than the grant is sure to last: the
-// waiter's keep time from its last request before the grant. Where that
-// is shorter than the TTL, or there is owner metadata to store, the lease
-// confirms the grant in the background once half of that time has passed
-// (one call, like a renewal; a lease released sooner never makes it),
-// which then moves the deadline to the TTL; a confirmation that finds the
-// lock gone loses the lease. [Lease.Extend] moves the deadline;
+// waiter's keep time from its last request before the grant. The lease
+// confirms the grant in the background (one call, like a renewal; it
+// stores the owner metadata and moves the deadline to the TTL): at once
+// if the caller asked for owner metadata ([WithOwner]), so the store
+// shows it within a round trip; otherwise once half of that time has
+// passed (a lease released sooner never makes the call, and the store
+// shows no owner for it). A confirmation that finds the lock gone loses
+// the lease. [Lease.Extend] moves the deadline;
 // with [WithAutoExtend] the lease renews itself every TTL/3. Once the
 // deadline passes without a successful renewal, or a renewal finds the lock
 // gone, the lease is lost: [Lease.Done] is closed and [Lease.Err] returns
@@ -103,23 +105,27 @@ func newLease(ctx context.Context, h hold) *Lease {
 }
 
 // confirm confirms the backend's grant of the lock (it stores the owner,
-// and gives the lock its TTL) once half the time the grant is sure to
-// last has passed, trying again after a failure until the lease ends,
-// and then renews it if renew is set. A lease released before then
-// (most holds taken in turns are short) never needs the call.
+// and gives the lock its TTL): at once if the caller asked for owner
+// metadata, otherwise once half the time the grant is sure to last has
+// passed (a lease released before then, as most holds taken in turns
+// are, never needs the call). It tries again after a failure until the
+// lease ends, and then renews the lease if renew is set. A release waits
+// for a call in flight, as for a renewal.
 func (l *Lease) confirm(renew bool) {
 	g := l.t.value().(backend.Granter)
 	r := backend.Request{TTL: l.s.ttl, Owner: l.s.owner}
 	tick := ticker{clock: l.c.clock}
 	defer tick.done()
-	l.mu.Lock()
-	due := l.deadline.Sub(l.c.clock.Now()) / 2
-	l.mu.Unlock()
-	select {
-	case <-l.done:
-		l.renewing.Done()
-		return
-	case <-tick.wait(due):
+	if !l.s.asked {
+		l.mu.Lock()
+		due := l.deadline.Sub(l.c.clock.Now()) / 2
+		l.mu.Unlock()
+		select {
+		case <-l.done:
+			l.renewing.Done()
+			return
+		case <-tick.wait(due):
+		}
 	}
 	for {
 		l.mu.Lock()

@@ -251,22 +251,22 @@ func grantDeadWaiter(e *env) {
 }
 
 // grantConfirm: a lease taken from a grant with owner metadata confirms
-// the grant (the store then shows its owner) before its deadline; and a
-// lease whose grant is gone when it confirms (an operator forced the key
-// free) is lost then, well before its TTL's deadline, as a renewal that
-// finds the lock gone would lose it.
+// the grant at once (the store shows its owner within a round trip, long
+// before the grant's halfway point); a lease whose grant lasts less than
+// its TTL, with no owner, confirms it halfway through the time the grant
+// is sure to last, so one whose grant is gone by then (an operator forced
+// the key free) is lost there, well before its deadline, as a renewal
+// that finds the lock gone would lose it.
 func grantConfirm(e *env) {
 	key := e.key("k")
 	granter(e, key)
-	const ttl = 4 * time.Second
-	owner := xsync.WithOwner("grant-confirm")
-	grant := func() *xsync.Lease {
+	grant := func(interval time.Duration, opts ...xsync.AcquireOption) (*xsync.Lease, time.Time) {
 		e.t.Helper()
 		holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		got := waitBehind(e, key, queueInterval, xsync.WithTTL(ttl), owner)
+		got := waitBehind(e, key, interval, opts...)
 		if ok, err := holder.Release(e.ctx); !ok || err != nil {
 			e.t.Fatalf("release = %v, %v", ok, err)
 		}
@@ -274,12 +274,16 @@ func grantConfirm(e *env) {
 		if r.err != nil {
 			e.t.Fatal(r.err)
 		}
-		return r.lease
+		return r.lease, r.at
 	}
+	const ttl = 8 * time.Second
 	lk := mutex(e.l, key)
 	in, inspects := lk.(backend.Inspector)
 	if inspects && !e.opts.NoOwner {
-		l := grant()
+		// The grant outlives the TTL (the waiter's keep is three retry
+		// intervals): the owner alone calls for the confirmation.
+		l, at := grant(queueInterval, xsync.WithTTL(ttl), xsync.WithOwner("grant-confirm"))
+		soon := at.Add(l.Deadline().Sub(at) / 4)
 		for {
 			info, err := in.Inspect(e.ctx)
 			if err != nil {
@@ -288,13 +292,13 @@ func grantConfirm(e *env) {
 			if len(info.Holders) == 1 && strings.Contains(info.Holders[0].Owner, "grant-confirm") {
 				break
 			}
-			if !time.Now().Before(l.Deadline()) {
-				e.t.Fatalf("the grant's owner was not stored by the lease's deadline; the store shows %+v", info.Holders)
+			if !time.Now().Before(soon) {
+				e.t.Fatalf("the grant's owner was not stored within a quarter of the lease's validity (its confirmation is due at once); the store shows %+v", info.Holders)
 			}
 			select {
 			case <-e.ctx.Done():
 				e.t.Fatal(e.ctx.Err())
-			case <-time.After(20 * time.Millisecond): // the confirmation is due halfway through the grant
+			case <-time.After(20 * time.Millisecond):
 			}
 		}
 		if err := l.Err(); err != nil {
@@ -308,7 +312,9 @@ func grantConfirm(e *env) {
 	if !ok {
 		return
 	}
-	l := grant()
+	// A grant sure to last 6s (a keep of three 2s intervals), shorter
+	// than the TTL: it is confirmed halfway, about 3s in.
+	l, at := grant(2*time.Second, xsync.WithTTL(ttl))
 	deadline := l.Deadline()
 	if freed, err := fr.ForceRelease(e.ctx); !freed || err != nil {
 		e.t.Fatalf("ForceRelease of the granted key = %v, %v", freed, err)
@@ -321,7 +327,7 @@ func grantConfirm(e *env) {
 	if err := l.Err(); !errors.Is(err, xsync.ErrLockLost) {
 		e.t.Errorf("the lease whose grant was forced free ended with %v; want ErrLockLost", err)
 	}
-	if left := time.Until(deadline); left < ttl/4 {
+	if left := time.Until(deadline); left < deadline.Sub(at)/4 {
 		e.t.Errorf("the lease whose grant was forced free ended %v before its deadline; its confirmation, due halfway, should have found the grant gone", left)
 	}
 }

@@ -43,7 +43,7 @@ var cases = []testCase{
 	{"GrantHandoff", "with a backend that grants a released mutex to its first waiter, the waiter holds it without an attempt of its own, under a larger token, soon after the release; the store shows it as the holder, and its owner once the lease confirmed the grant", grantHandoff},
 	{"GrantTake", "a granted waiter's attempt takes its grant (the grant's token, with the attempt's TTL); a grant tells the Seq of the waiter's request that last renewed its place", grantTake},
 	{"GrantLeave", "a waiter granted the lock that leaves without taking the grant releases it: the waiter behind it gets the key at once", grantLeave},
-	{"GrantConfirm", "a lease taken from a grant with owner metadata confirms it before its deadline (the store then shows the owner); one whose grant an operator forced free is lost at that confirmation, well before its TTL's deadline", grantConfirm},
+	{"GrantConfirm", "a lease taken from a grant with owner metadata confirms it at once (the store shows the owner within a quarter of the lease's validity); one whose grant lasts less than its TTL confirms it halfway, and if an operator forced the grant free it is lost there, well before its deadline", grantConfirm},
 	{"GrantDeadWaiter", "a waiter granted the lock that never takes it (its process died) holds the key back no longer than its place would have lived, and nobody behind it gets the key first", grantDeadWaiter},
 	{"SemaphoreLimit", "a semaphore of N permits gives N at once and refuses one more; a release frees one; 8 contenders on separate clients never hold more than N at once", semaphoreLimit},
 	{"SemaphoreExpiry", "a permit not released is free after its TTL and its release is then false; an extended permit outlives its TTL", semaphoreExpiry},

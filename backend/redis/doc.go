@@ -53,11 +53,13 @@
 //     (below): the waiter trusts it for the TTL from when it heard of it,
 //     at most, and no longer than its keep time from the request that
 //     last renewed its place, which the server processed before the
-//     grant; where that is shorter than the TTL, or there is an owner to
-//     store, the lease confirms the grant (a refresh that also stores the
-//     owner) once half of that time has passed, and is lost if that
-//     finds the grant gone: a hold released sooner never needs it, and
-//     [Locker.Inspect] shows no owner for it until then. A waiter that
+//     grant. The lease confirms the grant (a refresh that also stores the
+//     owner): at once in the background if the caller asked for owner
+//     metadata (xsync.WithOwner), so [Locker.Inspect] shows it within a
+//     round trip; otherwise once half of that time has passed (a hold
+//     released sooner never needs it, and Inspect shows no owner for it).
+//     A confirmation that finds the grant gone loses the lease. A waiter
+//     that
 //     leaves with a grant it has not taken releases
 //     it in the script that takes it out of the queue; one whose message
 //     was lost takes its grant with its next attempt. A waiter of an
