@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -148,7 +150,7 @@ func testTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpool.Poo
 	// waits for b's row.
 	got, later := afterRowWait(t, admin, "m", prefix+"b", `expires = '-infinity'`, func() (int64, error) {
 		return l.Multi([]string{"a", "b"}).Acquire(ctx, req)
-	}, nil, "")
+	}, nil)
 	if got != 0 {
 		require.Greater(t, got, later, "the multi-key lock was granted under a token older than b's last holder's")
 	}
@@ -179,11 +181,14 @@ func testTokenAfterSweep(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool)
 	}, func() {
 		later = takeAndRelease(t, l.Mutex("b"), req)
 		_, err := xpg.SweepNow(ctx, l)
-		require.Error(t, err, "the sweep ran while an acquire was between its token and its rows")
-	}, "")
+		var pe *pgconn.PgError
+		require.True(t, errors.As(err, &pe) && pe.Code == "55P03",
+			"the sweep did not wait for the acquire between its token and its rows (want its lock timeout, 55P03): %v", err)
+	})
 	if got != 0 {
 		require.Greater(t, got, later, "the multi-key lock was granted under a token older than b's last holder's")
 	}
+	require.Zero(t, got, "b kept its later token: the attempt, whose token is older, must be refused")
 	var now int64
 	require.NoError(t, admin.QueryRow(ctx, `SELECT token FROM xsync_locks WHERE kind = 'm' AND key = $1`, []byte(prefix+"b")).Scan(&now))
 	require.GreaterOrEqual(t, now, later, "b's token went backwards")
@@ -210,7 +215,7 @@ func testWriterTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpo
 	// A later writer, granted and gone while the first waits for the row.
 	got, later := afterRowWait(t, admin, "r", prefix+"w", `holders = '[]'`, func() (int64, error) {
 		return w.Acquire(ctx, req)
-	}, nil, "")
+	}, nil)
 	if got != 0 {
 		require.Greater(t, got, later, "the writer was granted under a token older than the last writer's")
 	}
@@ -262,10 +267,9 @@ func testRefusedWaiterRenewsWhenDue(t *testing.T, srv *itest.Postgres, admin *pg
 // runs attempt until it waits for that row's lock (it has drawn its token
 // by then), runs meanwhile (if not nil), gives the row a later token from
 // the sequence with set (the rest of a later holder's grant and release;
-// if set is not ""),
-// runs the statement then on the row (if not ""), commits, and returns
-// attempt's token and the later one.
-func afterRowWait(t *testing.T, admin *pgxpool.Pool, kind, key, set string, attempt func() (int64, error), meanwhile func(), then string) (got, later int64) {
+// if set is not ""), commits, and returns attempt's token and the later
+// one.
+func afterRowWait(t *testing.T, admin *pgxpool.Pool, kind, key, set string, attempt func() (int64, error), meanwhile func()) (got, later int64) {
 	t.Helper()
 	ctx := t.Context()
 	tx, err := admin.Begin(ctx)
@@ -297,10 +301,6 @@ func afterRowWait(t *testing.T, admin *pgxpool.Pool, kind, key, set string, atte
 	if set != "" {
 		require.NoError(t, tx.QueryRow(ctx, `UPDATE xsync_locks SET token = nextval('"public"."xsync_locks_token"'), `+set+`
 WHERE kind = $1 AND key = $2 RETURNING token`, kind, []byte(key)).Scan(&later))
-	}
-	if then != "" {
-		_, err := tx.Exec(ctx, then, kind, []byte(key))
-		require.NoError(t, err)
 	}
 	require.NoError(t, tx.Commit(ctx))
 	r := <-done
