@@ -116,7 +116,9 @@ func (l *Lease) confirm(renew bool) {
 	r := backend.Request{TTL: l.s.ttl, Owner: l.s.owner}
 	tick := ticker{clock: l.c.clock}
 	defer tick.done()
-	if !l.s.asked {
+	// The caller asked for owner metadata (WithOwner) if the owner is not
+	// the client's default.
+	if l.s.owner == l.c.owner {
 		l.mu.Lock()
 		due := l.deadline.Sub(l.c.clock.Now()) / 2
 		l.mu.Unlock()

@@ -32,7 +32,6 @@ type spec struct {
 	extend   bool
 	maxHold  time.Duration
 	owner    string
-	asked    bool // the caller asked for owner metadata (WithOwner)
 	atLeast  time.Duration
 	run      bool // the hold is a Run's: its events say so
 	err      error
@@ -103,7 +102,7 @@ func WithAutoExtend(maxHold time.Duration) AcquireOption {
 // backends that cannot store metadata ignore it.
 func WithOwner(caller string) AcquireOption {
 	return func(s *spec) {
-		s.owner, s.asked = defaultOwner+" "+caller, true
+		s.owner = defaultOwner + " " + caller
 		if len(s.owner) > MaxOwnerLen {
 			s.err = fmt.Errorf("%w: owner of %d bytes: at most MaxOwnerLen (%d) in all", ErrInvalid, len(s.owner), MaxOwnerLen)
 		}
