@@ -59,9 +59,8 @@
 //     round trip; otherwise once half of that time has passed (a hold
 //     released sooner never needs it, and Inspect shows no owner for it).
 //     A confirmation that finds the grant gone loses the lease. A waiter
-//     that
-//     leaves with a grant it has not taken releases
-//     it in the script that takes it out of the queue; one whose message
+//     that leaves with a grant it has not taken releases it in the script
+//     that takes it out of the queue; one whose message
 //     was lost takes its grant with its next attempt. A waiter of an
 //     older release of this package (its place has no request number)
 //     is woken instead, and tries. A free key goes to the first live

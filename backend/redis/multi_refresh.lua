@@ -22,11 +22,12 @@ local e = string.format('%.0f', now + ttl * 1000)
 local life = ttl + tonumber(ARGV[3]) + 1 -- see acquire.lua
 for i, k in ipairs(KEYS) do
   redis.call('HSET', k, 'exp', e)
+  local keep = life
   if queued[i] then
-    -- Waiters are queued: keep the time to live that covers their places.
-    redis.call('PEXPIRE', k, math.max(life, redis.call('PTTL', k)))
-  else
-    redis.call('PEXPIRE', k, life)
+    -- Waiters are queued: the hash keeps at least the time to live that
+    -- covers their places, as in acquire.lua.
+    keep = math.max(life, redis.call('PTTL', k))
   end
+  redis.call('PEXPIRE', k, keep)
 end
 return 1
