@@ -52,20 +52,12 @@ func StartRedisCluster(t testing.TB, primaries, replicas int) []*Server {
 	}
 	img := resolveImage(t, redisImage)
 	n := primaries * (1 + replicas)
-	ports := make([]string, n)
-	for i := range ports {
-		p, err := clusterPort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = p
-	}
 	servers := make([]*Server, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range servers {
 		sp := redisSpec
-		sp.image, sp.hostOnly, sp.fixedPort = img, true, ports[i]
+		sp.image, sp.hostOnly, sp.pick = img, true, clusterPort
 		sp.cmd = func(port string) []string {
 			return []string{"redis-server", "--port", port, "--bind", "127.0.0.1", "--protected-mode", "no",
 				"--save", "", "--appendonly", "no", "--cluster-enabled", "yes",
@@ -81,8 +73,8 @@ func StartRedisCluster(t testing.TB, primaries, replicas int) []*Server {
 		}
 	}
 	create := []string{"redis-cli", "--cluster", "create"}
-	for _, p := range ports {
-		create = append(create, "127.0.0.1:"+p)
+	for _, s := range servers {
+		create = append(create, s.Endpoint())
 	}
 	create = append(create, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	if out, err := servers[0].exec(create...); err != nil {
@@ -164,18 +156,15 @@ func StartRedisSentinel(t testing.TB) *Sentinel {
 	}
 	img := resolveImage(t, redisImage)
 	node := func(args ...string) (*Server, string) {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
 		sp := redisSpec
-		sp.image, sp.hostOnly, sp.fixedPort = img, true, port
+		sp.image, sp.hostOnly = img, true
 		base := sp.cmd
 		sp.cmd = func(listen string) []string { return append(base(listen), args...) }
 		s, err := start(t, sp)
 		if err != nil {
 			t.Fatal(err)
 		}
+		_, port, _ := net.SplitHostPort(s.Endpoint())
 		return s, port
 	}
 	primary, pport := node("--repl-diskless-sync-delay", "0")
@@ -185,16 +174,15 @@ func StartRedisSentinel(t testing.TB) *Sentinel {
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
 	for i := range sentinels {
-		port, err := freePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := fmt.Sprintf("port %s\nbind 127.0.0.1\nsentinel announce-ip 127.0.0.1\n"+
-			"sentinel monitor %s 127.0.0.1 %s 2\nsentinel down-after-milliseconds %[2]s 1000\n"+
-			"sentinel failover-timeout %[2]s 5000\nsentinel parallel-syncs %[2]s 1\n", port, sn.Master, pport)
+		conf := fmt.Sprintf("bind 127.0.0.1\nsentinel announce-ip 127.0.0.1\n"+
+			"sentinel monitor %s 127.0.0.1 %s 2\nsentinel down-after-milliseconds %[1]s 1000\n"+
+			"sentinel failover-timeout %[1]s 5000\nsentinel parallel-syncs %[1]s 1\n", sn.Master, pport)
 		sp := redisSpec
-		sp.image, sp.hostOnly, sp.fixedPort = img, true, port
-		sp.cmd = func(string) []string { return []string{"redis-server", "/sentinel.conf", "--sentinel"} }
+		sp.image, sp.hostOnly = img, true
+		// The port on the command line: each attempt may pick another.
+		sp.cmd = func(listen string) []string {
+			return []string{"redis-server", "/sentinel.conf", "--sentinel", "--port", listen}
+		}
 		sp.extra = []testcontainers.ContainerCustomizer{testcontainers.WithFiles(testcontainers.ContainerFile{
 			Reader: strings.NewReader(conf), ContainerFilePath: "/sentinel.conf", FileMode: 0o666})}
 		wg.Go(func() { sentinels[i], errs[i] = start(t, sp) })

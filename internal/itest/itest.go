@@ -134,7 +134,7 @@ type spec struct {
 	ready      func(listen string) wait.Strategy
 	bridged    bool                                 // never on the host network (cluster members)
 	hostOnly   bool                                 // always on the host network (Redis Cluster: nodes announce 127.0.0.1)
-	fixedPort  string                               // the host port to use ("": a free one)
+	pick       func() (string, error)               // picks the host port, again at each attempt (nil: freePort)
 	extra      []testcontainers.ContainerCustomizer // e.g. a private network
 }
 
@@ -149,9 +149,13 @@ type spec struct {
 func start(t testing.TB, sp spec) (*Server, error) {
 	for attempt := 1; ; attempt++ {
 		s, err := startOnce(t, sp)
-		// Two test processes can pick the same free port before either
-		// container binds it; Docker then refuses the second. Pick again.
-		if err != nil && sp.fixedPort == "" && attempt < 5 && portTaken(err) {
+		// A port picked free can be taken before the server binds it (by
+		// another test process picking it too, or as the local port of a
+		// connection). Docker then refuses a published port; a server on
+		// the host network exits instead, which shows only as a failed
+		// start. Either way: pick again.
+		host := (hostNetwork() && !sp.bridged) || sp.hostOnly
+		if err != nil && attempt < 5 && (portTaken(err) || host) {
 			t.Logf("%v: trying another port", err)
 			continue
 		}
@@ -165,12 +169,13 @@ func portTaken(err error) bool {
 }
 
 func startOnce(t testing.TB, sp spec) (*Server, error) {
-	hostPort, err := freePort()
+	pick := sp.pick
+	if pick == nil {
+		pick = freePort
+	}
+	hostPort, err := pick()
 	if err != nil {
 		return nil, err
-	}
-	if sp.fixedPort != "" {
-		hostPort = sp.fixedPort
 	}
 	opts := []testcontainers.ContainerCustomizer{testcontainers.WithLogger(tclog.TestLogger(t))}
 	listen := sp.port
