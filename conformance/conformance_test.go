@@ -29,8 +29,10 @@ type toy struct {
 	locks  map[string]toyHeld
 	seqs   map[string]int64 // per-key counters, for the "repeats tokens" defect
 	queues map[string][]*toyWaiter
-	sems   map[string]*toyGroup
-	rws    map[string]*toyGroup
+	// watching holds each watching waiter by its name, queued or not.
+	watching map[string]*toyWaiter
+	sems     map[string]*toyGroup
+	rws      map[string]*toyGroup
 
 	groupWaiters map[string][]chan struct{}
 
@@ -317,6 +319,7 @@ func TestSuiteCatchesDefects(t *testing.T) {
 		{"queue-lifo", []string{"QueueFIFO"}},
 		{"queue-keeps-quitters", []string{"QueueGiveUp"}},
 		{"queue-never-drops-dead", []string{"QueueDeadWaiter"}},
+		{"queue-forgets-lost", []string{"QueueLostPlace"}},
 		{"grant-outlives-place", []string{"GrantDeadWaiter"}},
 		{"grant-kept-by-leaver", []string{"GrantLeave"}},
 		{"grant-unrenewed-seq", []string{"GrantTake"}},

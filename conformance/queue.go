@@ -223,3 +223,78 @@ func queueDeadWaiterOf(e *env, key string, watch func(keep time.Duration) (stop 
 	e.t.Logf("a dead waiter (keep %v) held the queue back %v", keep, held)
 	r.lease.Release(e.ctx)
 }
+
+// queueLostPlace: a waiter whose place expired while it still waits (none
+// of its attempts reached the store within its keep time: a stalled
+// process, or a store too slow to answer) is queued again, at the end, by
+// its next refused attempt. A newcomer then does not take the key from it
+// at the next release, and the waiter gets the key.
+func queueLostPlace(e *env) {
+	needQueuer(e)
+	key := e.key("k")
+	holder, err := xsync.NewClient(e.l).Acquire(e.ctx, key, xsync.WithTTL(e.ttl()+30*time.Second))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	const keep = 2 * time.Second
+	lk := mutex(e.h.Locker(e.t), key)
+	_, stop, err := lk.(backend.Watcher).Watch(e.ctx, "lostplace", keep)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer stop()
+	e.awaitNoWaiter(key, max(keep, e.opts.MinTTL).Round(time.Second)+time.Second+e.opts.ExpiryTolerance)
+	attempt := func() int64 {
+		e.t.Helper()
+		tok, err := lk.Acquire(e.ctx, backend.Request{TTL: e.ttl(), Waiter: "lostplace", Keep: keep})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return tok
+	}
+	if tok := attempt(); tok != 0 {
+		e.t.Fatalf("the waiter's attempt on a held key got token %d", tok)
+	}
+	if ok, err := holder.Release(e.ctx); !ok || err != nil {
+		e.t.Fatalf("release = %v, %v", ok, err)
+	}
+	newcomer := mutex(e.l, key)
+	if tok, err := newcomer.Acquire(e.ctx, backend.Request{TTL: e.ttl()}); err != nil || tok != 0 {
+		e.t.Errorf("a newcomer's attempt after the release = %d, %v; want refused: the waiter whose place had expired tried since, and is queued again", tok, err)
+		if tok > 0 {
+			newcomer.Release(e.ctx, tok)
+		}
+	}
+	tok := attempt()
+	if tok <= 0 {
+		e.t.Fatal("the waiter queued again did not get the free key")
+	}
+	if ok, err := lk.Release(e.ctx, tok); !ok || err != nil {
+		e.t.Errorf("release = %v, %v", ok, err)
+	}
+}
+
+// awaitNoWaiter waits until key's mutex shows no live waiter (Inspect), or
+// for most if the backend cannot inspect, or if one stays: a backend may
+// keep a live waiter's place alive on its own.
+func (e *env) awaitNoWaiter(key string, most time.Duration) {
+	e.t.Helper()
+	end := time.Now().Add(most)
+	in, ok := mutex(e.l, key).(backend.Inspector)
+	for time.Now().Before(end) {
+		if ok {
+			info, err := in.Inspect(e.ctx)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if info.Waiting == 0 {
+				return
+			}
+		}
+		select {
+		case <-e.ctx.Done():
+			e.t.Fatal(e.ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -40,6 +40,7 @@ var cases = []testCase{
 	{"QueueFIFO", "with a backend that queues waiters, they get a held key in the order they were queued, each woken by the release before it", queueFIFO},
 	{"QueueGiveUp", "a queued waiter that gives up leaves the queue: the one behind it gets the key at the next release", queueGiveUp},
 	{"QueueDeadWaiter", "a queued waiter that never tries again (its process died) holds the key back no longer than its keep time, and nobody behind it gets the key first", queueDeadWaiter},
+	{"QueueLostPlace", "a queued waiter whose place expired (no attempt of its reached the store within its keep time) is queued again, at the end, by its next refused attempt: a newcomer does not take the key from it at the next release", queueLostPlace},
 	{"GrantHandoff", "with a backend that grants a released mutex to its first waiter, the waiter holds it without an attempt of its own, under a larger token, soon after the release; the store shows it as the holder, and its owner once the lease confirmed the grant", grantHandoff},
 	{"GrantTake", "a granted waiter's attempt takes its grant (the grant's token, with the attempt's TTL); a grant tells the Seq of the waiter's request that last renewed its place", grantTake},
 	{"GrantLeave", "a waiter granted the lock that leaves without taking the grant releases it: the waiter behind it gets the key at once", grantLeave},

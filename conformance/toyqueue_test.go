@@ -14,6 +14,8 @@ import (
 //   - queue-lifo: the key goes to the newest waiter, not the oldest;
 //   - queue-keeps-quitters: a waiter that gives up stays queued;
 //   - queue-never-drops-dead: a waiter that stops trying stays alive;
+//   - queue-forgets-lost: a waiter whose place expired is not queued
+//     again by its next refused attempt;
 //   - grant-outlives-place: a grant lasts an hour, not as long as the
 //     waiter's place would have;
 //   - grant-kept-by-leaver: a waiter that leaves keeps a grant it did not
@@ -115,6 +117,10 @@ func (b *toy) watchQueue(_ context.Context, key, id string, keep time.Duration, 
 		b.queues = map[string][]*toyWaiter{}
 	}
 	b.queues[key] = append(b.queues[key], w)
+	if b.watching == nil {
+		b.watching = map[string]*toyWaiter{}
+	}
+	b.watching[id] = w
 	b.freed(key, now)
 	// Wake at the holder's expiry too: the toy publishes nothing then.
 	var expiry *time.Timer
@@ -142,6 +148,7 @@ func (b *toy) watchQueue(_ context.Context, key, id string, keep time.Duration, 
 			now := time.Now()
 			b.mu.Lock()
 			defer b.mu.Unlock()
+			delete(b.watching, w.id)
 			if l, held := b.live(key, now); held && l.grantee == w.id && !w.took && b.defect != "grant-kept-by-leaver" {
 				delete(b.locks, key)
 				delete(b.seqs, key)
@@ -181,6 +188,13 @@ func (b *toy) AcquireQueued(_ context.Context, key string, ttl time.Duration, ow
 	// (as a backend may).
 	renew := func() {
 		if me == nil {
+			// Its place expired: queued again, at the end.
+			w := b.watching[id]
+			if w == nil || b.defect == "queue-forgets-lost" {
+				return
+			}
+			w.alive, w.seq, w.latest = now.Add(keep), seq, seq
+			b.queues[key] = append(b.queues[key], w)
 			return
 		}
 		me.latest = seq

@@ -56,7 +56,9 @@
 //     deletes its entry (one request, up to 250ms); one that dies holds the
 //     others back until its entry's lease expires: its keep time,
 //     max(3 × retry interval, 1s), rounded up to whole seconds and to
-//     MinTTL, plus etcd's expiry delay.
+//     MinTTL, plus etcd's expiry delay. A waiter still waiting whose entry
+//     expired all the same (none of its attempts got through for that
+//     long) puts it again, at the end, at its next refused attempt.
 //
 // # What is not guaranteed
 //

@@ -96,8 +96,9 @@
 //
 // A mutex's (and an election's) waiters queue, first come first served: a
 // waiter's place (in the row, alive for its keep time, renewed by a
-// refused attempt once a third of that has passed, removed when it gets
-// the lock or gives up) goes first
+// refused attempt once a third of that has passed, queued again at the
+// end by a refused attempt if it expired all the same, removed when it
+// gets the lock or gives up) goes first
 // in line, and an attempt by anyone else is refused while a place is
 // ahead of it, also an attempt of a multi-key lock on that key. A waiter
 // whose process died holds the others back for its keep time at most.

@@ -60,7 +60,10 @@ func New(table, seq, channel string) Statements {
 	// ahead: the queue empty, or $6 (the waiter, "" for none) first in it.
 	// A waiter's refused attempt renews its place for $7 µs once a third
 	// of that has passed (a renewal rewrites the row and its queue; the
-	// waiter attempts at least three times per $7). The token was
+	// waiter attempts at least three times per $7), and queues it again,
+	// at the end, if its place expired (none of its attempts got through
+	// for $7: a stalled process, or a row whose lock was queued on that
+	// long), as the other backends do. The token was
 	// drawn before the statement waited for the row's lock: a grant also
 	// needs it larger than the row's, or a hold taken and released
 	// meanwhile would be followed by a smaller token (refused, the next
@@ -82,11 +85,13 @@ ON CONFLICT (kind, key) DO UPDATE SET (token, expires, owner, attempt, holders) 
     CASE WHEN s.ok THEN excluded.owner ELSE l.owner END,
     CASE WHEN s.ok THEN excluded.attempt ELSE l.attempt END,
     CASE WHEN s.ok THEN jsonb_path_query_array(s.q, '$[*] ? (@.w != $w)', jsonb_build_object('w', $6::text))
-      ELSE (SELECT coalesce(jsonb_agg(CASE WHEN q ->> 'w' = $6::text THEN jsonb_set(q, '{e}', to_jsonb({N} + $7::int8)) ELSE q END ORDER BY i), '[]'::jsonb)
-            FROM jsonb_array_elements(s.q) WITH ORDINALITY AS x(q, i)) END
+      WHEN jsonb_path_exists(s.q, '$[*] ? (@.w == $w)', jsonb_build_object('w', $6::text))
+      THEN (SELECT jsonb_agg(CASE WHEN q ->> 'w' = $6::text THEN jsonb_set(q, '{e}', to_jsonb({N} + $7::int8)) ELSE q END ORDER BY i)
+            FROM jsonb_array_elements(s.q) WITH ORDINALITY AS x(q, i))
+      ELSE s.q || jsonb_build_array(jsonb_build_object('w', $6::text, 'e', {N} + $7::int8)) END
   FROM (SELECT q, (l.expires <= now() AND l.token < excluded.token AND coalesce(q -> 0 ->> 'w', $6::text) = $6::text) AS ok
         FROM (SELECT {Q} AS q) AS y) AS s)
-WHERE ` + ok + ` OR jsonb_path_exists(l.holders, '$[*] ? (@.w == $w && @.e > $n && @.e < $r)', jsonb_build_object('n', {N}, 'w', $6::text, 'r', {N} + $7::int8 * 2 / 3))
+WHERE ` + ok + ` OR ($6::text <> '' AND NOT jsonb_path_exists(l.holders, '$[*] ? (@.w == $w && @.e >= $r)', jsonb_build_object('w', $6::text, 'r', {N} + $7::int8 * 2 / 3)))
 RETURNING attempt, token`
 	notify := `pg_notify({C}, $1 || ':' || md5($2))`
 	// A mutex row's release names the waiter whose turn it is (the first
