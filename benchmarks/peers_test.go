@@ -19,6 +19,7 @@ import (
 	"github.com/go-redsync/redsync/v4/redis"
 	rsgoredis "github.com/go-redsync/redsync/v4/redis/goredis/v9"
 	goredis "github.com/redis/go-redis/v9"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/xsync-go/xsync"
@@ -38,6 +39,14 @@ func unique(s string) string { return fmt.Sprintf("%s-%d", s, seq.Add(1)) }
 
 // rawRelease is the compare-and-delete every Redis lock needs.
 var rawRelease = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+// etcdLocker returns an etcd Locker on c whose idle leases its Close
+// revokes when b ends, so that they do not linger into the next run.
+func etcdLocker(b *testing.B, c *clientv3.Client, prefix string) *xetcd.Locker {
+	l := xetcd.New(c, xetcd.WithPrefix(prefix))
+	b.Cleanup(func() { l.Close() })
+	return l
+}
 
 func must(b *testing.B, err error) {
 	if err != nil {
@@ -124,7 +133,7 @@ func BenchmarkUncontended(b *testing.B) {
 		c := itest.EtcdClient(b, srv)
 		ctx := context.Background()
 		name := unique("xsync-etcd")
-		b.Cleanup(xsync.Swap(name, xetcd.New(c, xetcd.WithPrefix(unique("p")+"/"))))
+		b.Cleanup(xsync.Swap(name, etcdLocker(b, c, unique("p")+"/")))
 		shared, err := concurrency.NewSession(c, concurrency.WithTTL(10))
 		must(b, err)
 		b.Cleanup(func() { shared.Close() })
@@ -259,7 +268,7 @@ func BenchmarkContended8(b *testing.B) {
 			}
 		}},
 		xsyncContender("xsync-etcd", time.Second, func(b *testing.B, n string) {
-			b.Cleanup(xsync.Swap(n, xetcd.New(itest.EtcdClient(b, etcdSrv), xetcd.WithPrefix(prefix))))
+			b.Cleanup(xsync.Swap(n, etcdLocker(b, itest.EtcdClient(b, etcdSrv), prefix)))
 		}),
 		{"etcd-mutex", func(b *testing.B) func(int) lockFunc {
 			return func(int) lockFunc {
@@ -378,7 +387,7 @@ func BenchmarkParallelKeys(b *testing.B) {
 		}},
 		{"xsync-etcd", func(b *testing.B) libOp {
 			n := unique("xsync-etcd")
-			b.Cleanup(xsync.Swap(n, xetcd.New(itest.EtcdClient(b, etcdSrv), xetcd.WithPrefix(unique("p")+"/"))))
+			b.Cleanup(xsync.Swap(n, etcdLocker(b, itest.EtcdClient(b, etcdSrv), unique("p")+"/")))
 			return func(key string) func() { return benchutil.LockUnlock(b, n, key) }
 		}},
 		{"etcd-mutex", func(b *testing.B) libOp {

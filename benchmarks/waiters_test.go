@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/xsync-go/xsync"
-	xetcd "github.com/xsync-go/xsync/backend/etcd"
 	xpg "github.com/xsync-go/xsync/backend/postgres"
 	xredis "github.com/xsync-go/xsync/backend/redis"
 	"github.com/xsync-go/xsync/backend/redlock"
@@ -62,7 +61,7 @@ func BenchmarkWaiters(b *testing.B) {
 			b.Cleanup(xsync.Swap(n, redlock.New(servers(b, nodes...), redlock.WithPrefix(prefix))))
 		}, nodes},
 		{"xsync-etcd", time.Second, func(b *testing.B, n string) {
-			b.Cleanup(xsync.Swap(n, xetcd.New(itest.EtcdClient(b, etcdSrv), xetcd.WithPrefix(prefix))))
+			b.Cleanup(xsync.Swap(n, etcdLocker(b, itest.EtcdClient(b, etcdSrv), prefix)))
 		}, nil},
 		{"xsync-postgres", time.Second, func(b *testing.B, n string) {
 			l := xpg.New(pgPool(b, pg(), nil), xpg.WithPrefix(prefix))

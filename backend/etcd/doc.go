@@ -158,7 +158,8 @@
 // only if both succeed, and its TTL runs from after the attempt began),
 // or, the first time, a new grant (a write) before it. Release is one
 // transaction (a write); its lease is kept for the next lock and expires
-// on its own when unused. Refresh is one keep-alive and one read.
+// on its own when unused, or is revoked by [Locker.Close] at a service's
+// shutdown. Refresh is one keep-alive and one read.
 // docs/benchmarks.md has the costs in Puts.
 //
 // A transaction with a put is a Raft write even when its comparisons

@@ -59,8 +59,8 @@ func WithPrefix(prefix string) Option {
 	return func(l *Locker) { l.prefix = prefix }
 }
 
-// Locker is the etcd backend. It never closes its client. It is safe for
-// concurrent use.
+// Locker is the etcd backend. It never closes its client; [Locker.Close]
+// frees what it keeps between locks. It is safe for concurrent use.
 type Locker struct {
 	client *clientv3.Client
 	prefix string
@@ -85,6 +85,8 @@ type Locker struct {
 	hintsSwept int                  // len(hints) after the last sweep
 
 	keeper keeper // renews leases
+
+	closed bool // Close was called: released leases are no longer kept (under mu)
 }
 
 // lease is a lease this Locker granted. expires is a local estimate, only
@@ -272,6 +274,44 @@ func (l *Locker) leaseAlongside(ctx context.Context, ttl int64) (lease, func(*le
 // acquire failed.
 const cleanupTimeout = 250 * time.Millisecond
 
+// closeTimeout bounds Close's revocations.
+const closeTimeout = 5 * time.Second
+
+// Close is for a service shutting down. It revokes the leases the Locker
+// keeps for its next locks (idle ones, which hold no key), so that they
+// do not live on in etcd until their TTL, and closes its keep-alive
+// stream. Locks held stay held until released or expired, as do the
+// places of waiters still waiting. The Locker still works after Close,
+// but a lease its locks release is then left to expire rather than kept.
+// Close does not close the client. It returns the revocations' errors, but
+// for leases already gone; calling it again does no harm.
+func (l *Locker) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	var ids []clientv3.LeaseID
+	for _, pool := range l.idle {
+		for _, le := range pool {
+			ids = append(ids, le.id)
+		}
+	}
+	clear(l.idle)
+	elect := l.elect
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	var errs []error
+	for _, id := range ids {
+		if _, err := l.client.Revoke(ctx, id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			errs = append(errs, fmt.Errorf("etcd: close: revoke lease %x: %w", int64(id), l.classify(err)))
+		}
+	}
+	l.keeper.close()
+	if elect != nil {
+		errs = append(errs, elect.Close())
+	}
+	return errors.Join(errs...)
+}
+
 // revoke revokes the lease of a failed acquire, best effort and bounded.
 func (l *Locker) revoke(ctx context.Context, le lease) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -399,6 +439,9 @@ func (l *Locker) putIdle(le lease) {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return // left to expire
+	}
 	// Drop what etcd has expired already, so the pool stays small: at most
 	// the locks released within one TTL.
 	pool := l.idle[le.ttl][:0]

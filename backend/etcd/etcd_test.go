@@ -102,3 +102,57 @@ func TestLeasesExpire(t *testing.T) {
 	time.Sleep(time.Until(start.Add(xetcd.MinTTL + 1500*time.Millisecond))) // TTL must pass
 	assert.Zero(t, leases(), "every lease expired")
 }
+
+// Close revokes the leases a Locker keeps for its next locks, and the
+// Locker still works after it, leaving its released leases to expire.
+func TestCloseRevokesIdleLeases(t *testing.T) {
+	srv := itest.StartEtcd(t)
+	admin := itest.EtcdClient(t, srv)
+	prefix := newPrefix()
+	l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
+	c := xsync.NewClient(l)
+	ctx := t.Context()
+	leaseOf := func(key string) clientv3.LeaseID {
+		t.Helper()
+		resp, err := admin.Get(ctx, prefix+"m/"+key)
+		require.NoError(t, err)
+		require.Len(t, resp.Kvs, 1, "the lock's key")
+		return clientv3.LeaseID(resp.Kvs[0].Lease)
+	}
+	alive := func(id clientv3.LeaseID) bool {
+		t.Helper()
+		resp, err := admin.TimeToLive(ctx, id)
+		require.NoError(t, err)
+		return resp.TTL > 0
+	}
+	hold := func(key string) (*xsync.Lease, clientv3.LeaseID) {
+		t.Helper()
+		lease, err := c.Acquire(ctx, key, xsync.WithTTL(30*time.Second))
+		require.NoError(t, err)
+		return lease, leaseOf(key)
+	}
+	release := func(lease *xsync.Lease) {
+		t.Helper()
+		ok, err := lease.Release(ctx)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	a, ida := hold("a")
+	b, idb := hold("b")
+	require.NotEqual(t, ida, idb, "two locks held at once have two leases")
+	release(a)
+	release(b)
+	require.True(t, alive(ida) && alive(idb), "released locks' leases are kept for the next locks")
+
+	require.NoError(t, l.Close())
+	assert.False(t, alive(ida), "Close revokes the idle lease of a")
+	assert.False(t, alive(idb), "Close revokes the idle lease of b")
+	require.NoError(t, l.Close(), "a second Close")
+
+	a, id := hold("a")
+	release(a)
+	a, next := hold("a")
+	release(a)
+	assert.NotEqual(t, id, next, "after Close a released lease is not kept for the next lock")
+	assert.True(t, alive(next), "a lock's own lease lives on for its TTL")
+}

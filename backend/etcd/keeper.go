@@ -193,6 +193,14 @@ func (k *keeper) endLocked(err error) {
 	}
 }
 
+// close closes the stream, failing the keep-alives waiting on it; the
+// next keep-alive opens another.
+func (k *keeper) close() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.endLocked(errors.New("etcd: the Locker was closed"))
+}
+
 // closeIdle closes the stream if no keep-alive has been sent since the
 // timer was set.
 func (k *keeper) closeIdle() {

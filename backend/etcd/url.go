@@ -245,13 +245,13 @@ func (z *lazy) List(ctx context.Context, prefix, cursor string, limit int) ([]ba
 	return l.List(ctx, prefix, cursor, limit)
 }
 
-// Close closes the client, if one was built.
+// Close closes the Locker and the client, if they were built.
 func (z *lazy) Close() error {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	z.closed = true
 	if z.c != nil {
-		return z.c.Close()
+		return errors.Join(z.l.Close(), z.c.Close())
 	}
 	return nil
 }
