@@ -48,9 +48,12 @@ func Interleave(b *testing.B, ops ...Op) map[string]time.Duration {
 func Ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 
 // Contend has workers goroutines take turns on one lock, all of them
-// contending throughout: the first workers acquisitions warm up (by then
-// each worker has, as a rule, made its first attempt, and on a backend
-// with a queue it is in line), the next b.N are measured, and then the
+// contending throughout: the first acquisitions warm up, until every
+// worker has held the lock once (so it has made its first attempt, over
+// connections it had to open, and on a backend with a queue it is in
+// line) and there were at least workers of them, or until 4 × workers
+// (a backend without a queue may pass a worker over for long); the next
+// b.N are measured, and then the
 // workers still waiting give up (their context is cancelled). lock(w)
 // builds worker w's way to take the lock and run work while holding it
 // (each worker should have its own client, as a separate process would);
@@ -78,9 +81,11 @@ type Meter interface {
 func ContendMetered(b *testing.B, workers int, lock func(w int) func(ctx context.Context, work func()) error, m Meter) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	warm, last := int64(workers), int64(workers+b.N)
+	warm, most := int64(workers), int64(4*workers)
 	var (
 		count     atomic.Int64 // acquisitions so far
+		held      atomic.Int64 // workers that held the lock at least once
+		warmAt    atomic.Int64 // the acquisition that ended the warm-up; 0 before
 		lastEnd   atomic.Int64 // unix nanos when the previous holder finished
 		lastOwner atomic.Int32
 		changes   atomic.Int64
@@ -102,20 +107,28 @@ func ContendMetered(b *testing.B, workers int, lock func(w int) func(ctx context
 	for w := range workers {
 		wg.Go(func() {
 			var local []time.Duration
+			first := true
 			work := func() {
+				if first {
+					first = false
+					held.Add(1)
+				}
 				n := count.Add(1)
 				now := time.Now()
+				at := warmAt.Load()
 				switch {
-				case n == warm:
-					start.Store(now.UnixNano())
-					close(warmed)
-				case n > warm && n <= last:
+				case at == 0:
+					if n >= warm && (held.Load() == int64(workers) || n >= most) && warmAt.CompareAndSwap(0, n) {
+						start.Store(now.UnixNano())
+						close(warmed)
+					}
+				case n <= at+int64(b.N):
 					local = append(local, time.Duration(now.UnixNano()-lastEnd.Load()))
 					if lastOwner.Load() != int32(w) {
 						changes.Add(1)
 					}
 				}
-				if n == last {
+				if at > 0 && n == at+int64(b.N) {
 					elapsed.Store(now.UnixNano() - start.Load())
 					// The meter stops before the cancel: the waiters left
 					// then give up their places (etcd deletes their queue
