@@ -85,10 +85,9 @@ ON CONFLICT (kind, key) DO UPDATE SET (token, expires, owner, attempt, holders) 
     CASE WHEN s.ok THEN excluded.owner ELSE l.owner END,
     CASE WHEN s.ok THEN excluded.attempt ELSE l.attempt END,
     CASE WHEN s.ok THEN jsonb_path_query_array(s.q, '$[*] ? (@.w != $w)', jsonb_build_object('w', $6::text))
-      WHEN jsonb_path_exists(s.q, '$[*] ? (@.w == $w)', jsonb_build_object('w', $6::text))
-      THEN (SELECT jsonb_agg(CASE WHEN q ->> 'w' = $6::text THEN jsonb_set(q, '{e}', to_jsonb({N} + $7::int8)) ELSE q END ORDER BY i)
-            FROM jsonb_array_elements(s.q) WITH ORDINALITY AS x(q, i))
-      ELSE s.q || jsonb_build_array(jsonb_build_object('w', $6::text, 'e', {N} + $7::int8)) END
+      ELSE (SELECT coalesce(jsonb_agg(CASE WHEN q ->> 'w' = $6::text THEN jsonb_set(q, '{e}', to_jsonb({N} + $7::int8)) ELSE q END ORDER BY i), '[]'::jsonb)
+              || CASE WHEN bool_or(q ->> 'w' = $6::text) THEN '[]'::jsonb ELSE jsonb_build_array(jsonb_build_object('w', $6::text, 'e', {N} + $7::int8)) END
+            FROM jsonb_array_elements(s.q) WITH ORDINALITY AS x(q, i)) END
   FROM (SELECT q, (l.expires <= now() AND l.token < excluded.token AND coalesce(q -> 0 ->> 'w', $6::text) = $6::text) AS ok
         FROM (SELECT {Q} AS q) AS y) AS s)
 WHERE ` + ok + ` OR ($6::text <> '' AND NOT jsonb_path_exists(l.holders, '$[*] ? (@.w == $w && @.e >= $r)', jsonb_build_object('w', $6::text, 'r', {N} + $7::int8 * 2 / 3)))
