@@ -4,7 +4,9 @@
 //
 //	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"etcd:2379"}})
 //	...
-//	xsync.Register("default", etcd.New(cli))
+//	locker := etcd.New(cli)
+//	defer locker.Close() // at shutdown: revokes the leases kept for the next locks
+//	xsync.Register("default", locker)
 //
 // # What is guaranteed
 //
