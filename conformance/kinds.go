@@ -623,16 +623,21 @@ func (e *env) otherKinds(sfx string) []kind {
 // frees it.
 func typesExtend(e *env) {
 	kinds := e.kinds("")
+	// Renewals come every TTL/3, each one after the last answered: with
+	// the shortest TTL, one renewal held up for about half a second (a
+	// loaded machine, a pooler's queue) lets the lock expire. 2s more
+	// leave room for stalls of more than a second.
+	ttl := e.ttl() + 2*time.Second
 	start := time.Now()
 	leases := make([]*xsync.Lease, len(kinds))
 	for i, k := range kinds {
-		l, err := k.acquire(e.ctx, e.separate(), xsync.WithTTL(e.ttl()), xsync.WithAutoExtend(0))
+		l, err := k.acquire(e.ctx, e.separate(), xsync.WithTTL(ttl), xsync.WithAutoExtend(0))
 		if err != nil {
 			e.t.Fatalf("%s: %v", k.name, err)
 		}
 		leases[i] = l
 	}
-	e.sleepUntil(start.Add(2*e.ttl() + e.opts.ExpiryTolerance))
+	e.sleepUntil(start.Add(2*ttl + e.opts.ExpiryTolerance))
 	for i, k := range kinds {
 		if err := leases[i].Err(); err != nil {
 			e.t.Errorf("%s with auto-extension ended after 2 TTLs: %v", k.name, err)
