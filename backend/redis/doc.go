@@ -83,11 +83,11 @@
 //     and dropped once it reaches the front of the queue (or when a waiter
 //     that gives up rewrites it). A waiter still waiting whose place
 //     expired all the same (none of its attempts got through for its keep
-//     time) is queued again, at the end, by its next refused attempt. A waiter that
-//     gives up leaves the queue at once (one more script, up to 250ms);
-//     if that fails, the same keep time bounds the delay. A waiter that
-//     dies after a release granted it the key holds it no longer than its
-//     place would have lived. The conformance rules QueueFIFO,
+//     time) is queued again, at the end, by its next refused attempt. A
+//     waiter that gives up leaves the queue at once (one more script, up
+//     to 250ms); if that fails, the same keep time bounds the delay. A
+//     waiter that dies after a release granted it the key holds it no
+//     longer than its place would have lived. The conformance rules QueueFIFO,
 //     QueueGiveUp, QueueDeadWaiter, QueueLostPlace and the Grant rules
 //     check all of this.
 //
