@@ -254,9 +254,9 @@ func grantDeadWaiter(e *env) {
 // (WithOwner) confirms the grant at once (the store shows its owner within
 // a round trip, long before the grant's halfway point); a lease without
 // it, whose grant lasts less than its TTL, confirms it halfway through the
-// time the grant is sure to last, so one whose grant is gone by then (an operator forced
-// the key free) is lost there, well before its deadline, as a renewal
-// that finds the lock gone would lose it.
+// time the grant is sure to last, so one whose grant is gone by then (an
+// operator forced the key free) is lost there, well before its deadline,
+// as a renewal that finds the lock gone would lose it.
 func grantConfirm(e *env) {
 	key := e.key("k")
 	granter(e, key)

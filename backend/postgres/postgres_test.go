@@ -165,9 +165,9 @@ func testTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpool.Poo
 // later token and releases it, and the sweeper runs. Had it deleted the
 // freed row, nothing on the server would remember the later token, and the
 // multi-key grant would insert the key's row under its older one. The
-// sweep must wait for the
-// acquire instead (it gives up after its lock timeout, 55P03), and the
-// acquire then finds b's row with the later token and is refused.
+// sweep must wait for the acquire instead (it gives up after its lock
+// timeout, 55P03), and the acquire then finds b's row with the later
+// token and is refused.
 func testTokenAfterSweep(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
 	ctx := t.Context()
 	prefix := newPrefix()

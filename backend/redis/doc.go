@@ -37,10 +37,9 @@
 //     refreshed) has run out, whether or not the lock was released
 //     before, or, while waiters are queued, when the last of them is no
 //     longer alive, if that is later. Nothing else is written. Until it
-//     expires, a released key's hash keeps only its counter: about 170
-//     bytes of server memory with a 19-byte key name (measured on Redis
-//     7.0), so with long TTLs and many distinct keys it adds up, 170 MB
-//     for a million keys an hour under a one-hour TTL.
+//     expires, a released key's hash keeps its counter (for the tokens'
+//     order), so with long TTLs and many distinct keys released hashes
+//     add up; docs/benchmarks.md has their memory.
 //   - Operators: [Locker.Inspect] reads a key's token, time left (on the
 //     server's clock) and owner metadata (stored in the lock's hash by
 //     [Locker.AcquireOwner], at no extra cost) in one script;
