@@ -3,15 +3,26 @@
 -- attempt took it, or else mark the attempt void, so that it takes nothing
 -- if it is still on its way.
 --
--- KEYS[1]  the lock's hash (see acquire.lua)
+-- KEYS[1]  the lock's key (see acquire.lua)
 -- ARGV[1]  the abandoned attempt's nonce
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
 -- ARGV[3]  the attempt's lock TTL in milliseconds: how long the mark lasts
 --          at least
 --
 -- Returns 1 if it released the attempt's lock, 0 if it marked it void.
+local v = get(KEYS[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if v then
+  -- The short layout: the attempt's lock is released, or the key becomes
+  -- a hash, which holds void marks.
+  local tok, own = holder(v)
+  if tok and own == ARGV[1] then
+    unhold(KEYS[1], tok, tonumber(ARGV[2]))
+    return 1
+  end
+  tohash(KEYS[1], v, now, tonumber(ARGV[2]))
+end
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'own', 'q')
 if h[1] and tonumber(h[2]) > now and h[3] == ARGV[1] then
   free(KEYS[1], now, tonumber(ARGV[2]), h[4])

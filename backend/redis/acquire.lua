@@ -1,12 +1,14 @@
 -- acquire.lua: take the lock if it is free and no live waiter is queued
 -- ahead, in one atomic step.
 --
--- KEYS[1]  the lock's hash: tok (holder's token), exp (holder's expiry,
---          microseconds of server time), own (the holder's attempt nonce),
---          fence (last token issued), who (owner metadata), void:<nonce>
---          (one per attempt that was abandoned before it arrived; see
---          abandon.lua), q (the waiters' queue: "w=deadline" entries, in
---          arrival order, deadline in milliseconds of server time)
+-- KEYS[1]  the lock's key: a string (the short layout, see short.lua)
+--          or the hash of the full layout: tok (holder's token), exp
+--          (holder's expiry, microseconds of server time), own (the
+--          holder's attempt nonce), fence (last token issued), who (owner
+--          metadata), void:<nonce> (one per attempt that was abandoned
+--          before it arrived; see abandon.lua), q (the waiters' queue:
+--          "w=deadline" entries, in arrival order, deadline in
+--          milliseconds of server time)
 -- ARGV[1]  lock TTL in milliseconds
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
 -- ARGV[3]  this attempt's nonce, random per attempt
@@ -28,12 +30,53 @@
 -- wakes the queue's head. Each costs O(1) in the queue's length but for
 -- string copies: no path here parses the whole queue (see common.lua).
 --
--- The token is max(fence + 1, server time in microseconds): strictly larger
--- than every earlier token while the counter lives, and, once the idle key
--- has expired (or the server restarted without persistence), still larger
--- as long as the server clock has not gone back.
+-- A free key in the short layout (see short.lua), or no key, is taken in
+-- two calls: its value is read, and the holder written with the TTL as
+-- the key's own. Unless the Locker keeps hashes only (hashonly, which the
+-- backend defines before this chunk): then, as for a held key in the
+-- short layout that a queued waiter tries, the key becomes a hash first.
+-- That path comes before the shared functions (short.lua, common.lua)
+-- are defined, which would cost it more than its own logic.
+--
+-- The token is strictly larger than every earlier token while the counter
+-- lives: fence + 1 in the short layout, max(fence + 1, server time in
+-- microseconds) in a hash. With no counter (no key: the idle key expired,
+-- a lock in the short layout expired, or the server restarted without
+-- persistence), it is the server time in microseconds: still larger as
+-- long as the server clock has not gone back. (A token is never larger
+-- than the server time at its grant unless the clock went back: tokens
+-- grow by 1 per grant of a key, and a grant costs far more than 1µs.)
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'table' then -- (get in short.lua, inline: this path is hot)
+  if string.sub(v.err or '', 1, 9) ~= 'WRONGTYPE' then
+    error(v)
+  end
+  v = nil -- a hash
+end
+if v ~= nil then
+  local held = v and string.byte(v) ~= 102 -- not 'f<token>'
+  if not held and not hashonly then
+    local tok
+    if v then
+      tok = tonumber(string.sub(v, 2)) + 1
+    else
+      local t = redis.call('TIME')
+      tok = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    end
+    local s = string.format('%.0f', tok)
+    redis.call('SET', KEYS[1], s .. ' ' .. ARGV[3] .. ' ' .. (ARGV[4] or ''), 'PX', ARGV[1])
+    return tok
+  end
+  if held and not ARGV[5] then
+    return 0
+  end
+end
+-- (common.lua)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if v then
+  tohash(KEYS[1], v, now, tonumber(ARGV[2]))
+end
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'fence', 'void:' .. ARGV[3], 'q', 'own')
 if h[4] then
   return 0

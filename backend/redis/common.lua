@@ -1,6 +1,28 @@
--- common.lua: functions that several scripts share; the backend puts this
--- chunk before each of them.
---
+-- common.lua: functions that the mutexes' scripts share for the full
+-- layout (a hash; see short.lua); the backend puts this chunk after
+-- short.lua, before each script or where the script has the line
+-- '-- (common.lua)' (see mutexScript in scripts.go).
+
+-- tohash rewrites the key k, whose value v is in the short layout, as the
+-- hash of the full layout, with the same holder, owner and counter, so
+-- that the full layout's logic applies to it. now: the server's clock
+-- (µs); idle: how long the counter outlives the holder (ms).
+local function tohash(k, v, now, idle)
+  local p = math.max(redis.call('PTTL', k), 1)
+  redis.call('DEL', k)
+  local tok, own, who = holder(v)
+  if tok then
+    -- (p + 1: the key lived through the millisecond it expired in, so
+    -- the holder keeps every microsecond it had.)
+    redis.call('HSET', k, 'tok', tok, 'exp', string.format('%.0f', now + (p + 1) * 1000),
+      'own', own, 'fence', tok, 'who', who)
+    redis.call('PEXPIRE', k, p + 1 + idle + 1)
+  else
+    redis.call('HSET', k, 'fence', string.sub(v, 2))
+    redis.call('PEXPIRE', k, p)
+  end
+end
+
 -- The waiters' queue is the field q of the lock's hash: "w=deadline"
 -- entries in arrival order, separated by spaces, each deadline in
 -- milliseconds of server time (until then the waiter w is alive). A

@@ -3,11 +3,14 @@
 -- lock was granted to it (see free in common.lua), the grant is released,
 -- as a release would.
 --
--- KEYS[1]  the lock's hash (see acquire.lua)
+-- KEYS[1]  the lock's key (see acquire.lua)
 -- ARGV[1]  the waiter
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
 --
 -- Returns 1 if the waiter was queued or held a grant, 0 if not.
+if get(KEYS[1]) ~= nil then
+  return 0 -- the short layout, or no key: no queue, no grant
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local nowms = math.floor(now / 1000)

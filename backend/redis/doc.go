@@ -21,32 +21,43 @@
 //   - Mutual exclusion: acquire, release and refresh are Lua scripts, each
 //     one atomic step on the server, one round trip each.
 //   - Owner-only release and refresh: the script compares the token.
-//   - Expiry with millisecond precision, measured on the server's clock
-//     (TIME): a lock not released is free once its TTL has passed there,
-//     and never sooner (a mutex's expiry is kept in microseconds; a
-//     semaphore's or read-write lock's holders in milliseconds rounded
-//     up, so they may outlive their TTL by up to 1ms).
-//   - Fencing tokens: a new token is max(last token + 1, server time in
-//     microseconds). Tokens grow strictly for a key while its counter
-//     lives (the TTL plus [WithFenceIdle], one minute by default), and keep
-//     growing after the counter expired or the server restarted without
-//     persistence, as long as the server's clock has not gone back by more
-//     than the time since the last token was issued.
-//   - Bounded state: one hash per key ({prefix}m:{key}), and it expires
-//     the fence idle time after its lock's TTL (as last granted or
-//     refreshed) has run out, whether or not the lock was released
-//     before, or, while waiters are queued, when the last of them is no
-//     longer alive, if that is later. Nothing else is written. Until it
-//     expires, a released key's hash keeps its counter (for the tokens'
-//     order), so with long TTLs and many distinct keys released hashes
-//     add up; docs/benchmarks.md has their memory.
+//   - Expiry with millisecond precision, measured on the server's clock:
+//     a lock not released is free once its TTL has passed there, and
+//     never sooner. A mutex in the short layout (below) is Redis's own
+//     key expiry, which keeps a key through the millisecond it ends in;
+//     in a hash its expiry is kept in microseconds (TIME); a semaphore's
+//     or read-write lock's holders in milliseconds rounded up. Either way
+//     a lock may outlive its TTL by up to 1ms.
+//   - Fencing tokens: a new token is larger than every earlier token of
+//     the key while its counter lives (last token + 1; in a hash,
+//     max(last token + 1, server time in microseconds)), and is the
+//     server time in microseconds when the key has no counter. The
+//     counter lives for [WithFenceIdle] (one minute by default) after a
+//     release; in a hash, for that long after the lock's TTL has run out,
+//     released or not. A lock in the short layout that expires
+//     unreleased takes its counter with it. Tokens keep growing without a
+//     counter (and after a restart without persistence) as long as the
+//     server's clock has not gone back by more than the time since the
+//     last token was issued: a token is never larger than the server time
+//     of its grant unless the clock went back (tokens grow by 1 per grant
+//     of a key, and a grant costs far more than a microsecond).
+//   - Bounded state: one key per lock ({prefix}m:{key}), nothing else.
+//     In the short layout it expires with the lock, or the fence idle time
+//     after a release; a hash expires the fence idle time after its lock's
+//     TTL (as last granted or refreshed) has run out, whether or not the
+//     lock was released before, or, while waiters are queued, when the
+//     last of them is no longer alive, if that is later. Until it expires,
+//     a released key keeps its counter (for the tokens' order), so with
+//     many distinct keys released keys add up; docs/benchmarks.md has
+//     their memory.
 //   - Operators: [Locker.Inspect] reads a key's token, time left (on the
-//     server's clock) and owner metadata (stored in the lock's hash by
+//     server's clock) and owner metadata (stored with the lock by
 //     [Locker.AcquireOwner], at no extra cost) in one script;
 //     [Locker.ForceRelease] frees a key whoever holds it, keeps the fencing
 //     counter and publishes the release, so waiters try at once.
 //   - Waiters queue (FIFO): a caller that finds the key held joins the
-//     key's queue (a field of its hash) and listens on a channel named
+//     key's queue (a field of its hash: the first waiter turns a key in
+//     the short layout into a hash) and listens on a channel named
 //     like the key. A release grants the key to the first live waiter in
 //     the same script ([backend.Granter]): a new token, which the message
 //     on the channel carries with the waiter's name, so that the waiter
@@ -150,6 +161,29 @@
 //     validity (the history must show it, or the test fails). Fencing
 //     rejects the first holder's later writes.
 //
+// # Key layouts
+//
+// A mutex's key (and an election's) has one of two layouts. While no
+// waiter is queued for it, it is a string, the short layout: the holder's
+// token, attempt nonce and owner, with the TTL as the key's own, or after
+// a release the fencing counter alone. Its acquire and release scripts
+// then make two calls each (read the key, then write it), where a hash
+// needs four, which halves the server's time per lock (docs/benchmarks.md
+// has the figures). When a waiter queues (or an abandoned attempt must be
+// marked void), the script turns the key into a hash, the full layout,
+// with the same holder, expiry, owner and counter; it stays a hash until
+// it expires. Every script reads both layouts, and a script turns the key
+// into a hash and back only within its own atomic step.
+//
+// Lockers of earlier versions of this package use hashes only and fail
+// on a key in the short layout (a WRONGTYPE error): during a rolling
+// upgrade they would get errors, never a second holder. To upgrade
+// without them, first roll out this version with [WithHashLayout]
+// (URL option hash_layout=true), under which a Locker writes hashes
+// only, and drop the option once no earlier Locker is left. The
+// conformance suite passes with and without it. The short layout needs
+// the GET and SET commands, which [ACLRules] now grants.
+//
 // # Redis Cluster and Sentinel
 //
 // Tested on real deployments in containers (Redis 7.0): a Cluster of 3
@@ -158,7 +192,7 @@
 // down-after-milliseconds 1000) through a FailoverClient. Both pass the
 // conformance suite, with keys over many slots, braces and hash tags
 // included. In a Cluster each lock is one key, so it lives in its key's
-// slot, and the fencing counter lives in the same hash and moves with it.
+// slot, and the fencing counter lives in the same key and moves with it.
 //
 // Release notifications use classic PUBLISH and SUBSCRIBE, not sharded
 // pub/sub: classic pub/sub works from Redis 5 on and on every deployment
@@ -214,18 +248,18 @@
 //     a mutex's. Attempts, releases and refreshes scan the holders:
 //     O(holders). A holder's name carries its attempt's nonce, so an
 //     attempt whose reply never came is cleaned up as a mutex's is.
-//   - A multi-key lock takes the mutexes' own hashes in one script, with
-//     one token for all (larger than each key's earlier tokens). In a
-//     Cluster the keys must share a hash slot (a hash tag); otherwise the
-//     error matches [ErrCrossSlot] and nothing is taken.
+//   - A multi-key lock takes the mutexes' own keys (as hashes) in one
+//     script, with one token for all (larger than each key's earlier
+//     tokens). In a Cluster the keys must share a hash slot (a hash tag);
+//     otherwise the error matches [ErrCrossSlot] and nothing is taken.
 //
 // # Keys
 //
 // Every lock lives under the prefix, in the space of its kind: a mutex in
-// the hash {prefix}m:{key}, a semaphore in the sorted set {prefix}s:{key},
-// a read-write lock in the sorted set {prefix}r:{key}, an election in the
-// hash {prefix}e:{name} (a mutex's layout; its grants are published too,
-// for observers). The kind comes
+// the key {prefix}m:{key} (a string or a hash, above), a semaphore in the
+// sorted set {prefix}s:{key}, a read-write lock in the sorted set
+// {prefix}r:{key}, an election in the key {prefix}e:{name} (a mutex's
+// layouts; its grants are published too, for observers). The kind comes
 // before the key, so no key of one kind can name another kind's state,
 // whatever bytes it holds. A hash tag in key ("{order:42}:payment") keeps
 // each of them in key's hash slot of a Redis Cluster. Release
@@ -252,8 +286,9 @@
 // goredis.ParseClusterURL and goredis.ParseFailoverURL) plus, with TLS,
 // the PEM files: ca_file (the CAs to trust instead of the system's),
 // cert_file and key_file (a client certificate, for servers that require
-// one), and this package's prefix (see [WithPrefix]) and fence_idle, a
-// duration (see [WithFenceIdle]). skip_verify=true turns certificate
+// one), and this package's prefix (see [WithPrefix]), fence_idle, a
+// duration (see [WithFenceIdle]), and hash_layout=true (see
+// [WithHashLayout]). skip_verify=true turns certificate
 // verification off: it is unsafe (anyone on the path can pose as the
 // server) and only for tests. The client Open builds honours contexts
 // (ContextTimeoutEnabled) and is closed by the Closer Open returns.
@@ -264,7 +299,7 @@
 // real servers. A lock user needs no more than [ACLRules] grants: its keys
 // and channels under the prefix, and the commands the backend sends:
 //
-//	ACL SETUSER locker on >PASSWORD resetkeys resetchannels ~xsync:* &xsync:* -@all +eval +evalsha +subscribe +unsubscribe +ping +time +hmget +hgetall +hset +hdel +del +pexpire +pttl +publish
+//	ACL SETUSER locker on >PASSWORD resetkeys resetchannels ~xsync:* &xsync:* -@all +eval +evalsha +subscribe +unsubscribe +ping +time +get +set +hmget +hgetall +hset +hdel +del +pexpire +pttl +publish
 //
 // Errors never show a password: wrong credentials are the server's
 // WRONGPASS or NOAUTH, and URLs in errors are redacted.

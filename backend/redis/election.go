@@ -11,7 +11,7 @@ import (
 )
 
 // Election implements [backend.Electioner]: name's election is a mutex in
-// the hash {prefix}e:{name}, apart from the mutexes, with the mutex's
+// the key {prefix}e:{name}, apart from the mutexes, with the mutex's
 // scripts, queue and fencing counter (its epochs). A grant is also
 // published on the election's channel, for observers.
 func (l *Locker) Election(name string) backend.Lock {

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,18 +78,37 @@ func TestHolderLivesItsTTL(t *testing.T) {
 }
 
 // A mutex's fencing counter outlives its lock by the fence idle time at
-// least: a release frees the holder's fields but leaves the hash's time
-// to live, which every grant and refresh sets past the holder's expiry
-// by the fence idle time.
+// least after a release, in either layout. In a hash, a release frees the
+// holder's fields but leaves the hash's time to live, which every grant
+// and refresh sets past the holder's expiry by the fence idle time; in
+// the short layout, the release leaves the counter alone in the key for
+// the fence idle time.
 func TestCounterOutlivesRelease(t *testing.T) {
 	srv := itest.StartRedis(t)
 	c := itest.RedisClient(t, srv)
 	const idle = 30 * time.Second
-	l := New(c, WithPrefix("counter:"), WithFenceIdle(idle))
+	for _, layout := range []string{"string", "hash"} {
+		t.Run(layout, func(t *testing.T) {
+			opts := []Option{WithPrefix("counter-" + layout + ":"), WithFenceIdle(idle)}
+			if layout == "hash" {
+				opts = append(opts, WithHashLayout())
+			}
+			counterOutlivesRelease(t, c, New(c, opts...), layout)
+		})
+	}
+}
+
+func counterOutlivesRelease(t *testing.T, c *goredis.Client, l *Locker, layout string) {
 	ctx := t.Context()
+	const idle = 30 * time.Second
 	k := l.prefix + mutexSpace + "k"
 	for _, ttl := range []time.Duration{time.Second, time.Minute} {
 		tok, err := l.Acquire(ctx, "k", ttl)
+		require.NoError(t, err)
+		require.Positive(t, tok)
+		typ, err := c.Type(ctx, k).Result()
+		require.NoError(t, err)
+		require.Equal(t, layout, typ, "the held key's layout")
 		require.NoError(t, err)
 		require.Positive(t, tok)
 		if ttl == time.Second {
@@ -100,12 +120,25 @@ func TestCounterOutlivesRelease(t *testing.T) {
 		ok, err := l.Release(ctx, "k", tok)
 		require.NoError(t, err)
 		require.True(t, ok)
-		fence, err := c.HGet(ctx, k, "fence").Int64()
+		var fence int64
+		if layout == "hash" {
+			fence, err = c.HGet(ctx, k, "fence").Int64()
+		} else {
+			var v string
+			v, err = c.Get(ctx, k).Result()
+			require.NoError(t, err)
+			require.True(t, strings.HasPrefix(v, "f"), "released: %q", v)
+			fence, err = strconv.ParseInt(v[1:], 10, 64)
+		}
 		require.NoError(t, err)
 		require.Equal(t, tok, fence, "the counter stays")
 		pttl, err := c.PTTL(ctx, k).Result()
 		require.NoError(t, err)
-		require.GreaterOrEqual(t, pttl, idle, "TTL %v: the counter lives the fence idle time after the release", ttl)
+		least := idle // a hash lives the TTL plus idle from the grant
+		if layout == "string" {
+			least = idle - time.Second // the counter's own key, set at the release, read since
+		}
+		require.GreaterOrEqual(t, pttl, least, "TTL %v: the counter lives the fence idle time after the release", ttl)
 	}
 }
 

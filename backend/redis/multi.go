@@ -10,7 +10,7 @@ import (
 	"github.com/xsync-go/xsync/backend"
 )
 
-// Multi implements [backend.MultiLocker]: the mutexes' own hashes, taken
+// Multi implements [backend.MultiLocker]: the mutexes' own keys, taken
 // in one script with one token for all (larger than each key's earlier
 // tokens). In a Cluster the keys must share a hash slot (a hash tag);
 // otherwise the error matches [ErrCrossSlot] and nothing is taken.
@@ -24,7 +24,7 @@ func (l *Locker) Multi(keys []string) backend.Lock {
 
 type multi struct {
 	l  *Locker
-	ks []string // the hashes
+	ks []string // the keys
 }
 
 var (

@@ -1,7 +1,7 @@
 -- multi_acquire.lua: take several mutex keys if all are free, and none
 -- otherwise, in one atomic step.
 --
--- KEYS     the locks' hashes (see acquire.lua)
+-- KEYS     the locks' keys (see acquire.lua); free strings become hashes
 -- ARGV[1]  lock TTL in milliseconds
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
 -- ARGV[3]  this attempt's nonce, random per attempt
@@ -12,6 +12,19 @@
 -- or the attempt was abandoned already (a void mark on any key).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local vs = {}
+for i, k in ipairs(KEYS) do
+  local v = get(k)
+  if v and holder(v) then
+    return 0
+  end
+  vs[i] = v
+end
+for i, k in ipairs(KEYS) do
+  if vs[i] then
+    tohash(k, vs[i], now, tonumber(ARGV[2]))
+  end
+end
 local tok = now
 for _, k in ipairs(KEYS) do
   local h = redis.call('HMGET', k, 'tok', 'exp', 'fence', 'void:' .. ARGV[3], 'q')

@@ -1,7 +1,8 @@
 -- multi_refresh.lua: give every key of a multi-key lock a new TTL if its
 -- token still holds them all, and change nothing otherwise.
 --
--- KEYS     the locks' hashes (see acquire.lua)
+-- KEYS     the locks' keys (see acquire.lua): a multi-key lock holds
+--          hashes only, so a string is another holder's or free
 -- ARGV[1]  the token
 -- ARGV[2]  the new TTL in milliseconds
 -- ARGV[3]  how long the fencing counter outlives the lock, in milliseconds
@@ -11,6 +12,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local queued = {}
 for i, k in ipairs(KEYS) do
+  if get(k) ~= nil then
+    return 0
+  end
   local h = redis.call('HMGET', k, 'tok', 'exp', 'q')
   if h[1] ~= ARGV[1] or tonumber(h[2]) <= now then
     return 0

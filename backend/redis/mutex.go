@@ -13,13 +13,14 @@ import (
 	"github.com/xsync-go/xsync/backend"
 )
 
-// Mutex implements [backend.Mutexer]: the mutex of key, the hash
-// {prefix}m:{key}, with every ability; its waiters queue (FIFO).
+// Mutex implements [backend.Mutexer]: the mutex of key, the key
+// {prefix}m:{key} (a string or a hash: see the package doc's key
+// layouts), with every ability; its waiters queue (FIFO).
 func (l *Locker) Mutex(key string) backend.Lock { return mutex{l, l.prefix + mutexSpace + key} }
 
 type mutex struct {
 	l *Locker
-	k string // the hash
+	k string // the key
 }
 
 var (
@@ -88,7 +89,7 @@ func (m mutex) queue(ctx context.Context, waiter string, keep time.Duration, g *
 	l := m.l
 	l.queued.add(waiter)
 	ready := make(chan struct{}, 1)
-	args := []any{waiter, ms(keep)}
+	args := []any{waiter, ms(keep), l.idleArg}
 	var deliver func(string)
 	if g != nil {
 		args = append(args, "0") // the place takes grants
@@ -193,7 +194,7 @@ func (m mutex) ForceRelease(ctx context.Context) (bool, error) {
 	return m.l.call(ctx, "force release", forceScript, []string{m.k}, m.l.idleArg)
 }
 
-// acquireMutex is one attempt on the hash k.
+// acquireMutex is one attempt on the key k.
 func (l *Locker) acquireMutex(ctx context.Context, k string, r backend.Request) (int64, error) {
 	nonce := strconv.FormatUint(rand.Uint64(), 36)
 	rctx := ctx
@@ -206,13 +207,13 @@ func (l *Locker) acquireMutex(ctx context.Context, k string, r backend.Request) 
 	var err error
 	switch { // literal calls: a slice built here costs every Lock 20 B more
 	case r.Waiter != "" && r.Seq > 0:
-		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner, r.Waiter, ms(r.Keep), r.Seq).Int64()
+		tok, err = l.acquire.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner, r.Waiter, ms(r.Keep), r.Seq).Int64()
 	case r.Waiter != "":
-		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner, r.Waiter, ms(r.Keep)).Int64()
+		tok, err = l.acquire.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner, r.Waiter, ms(r.Keep)).Int64()
 	case r.Owner == "":
-		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce).Int64()
+		tok, err = l.acquire.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce).Int64()
 	default:
-		tok, err = acquireScript.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner).Int64()
+		tok, err = l.acquire.Run(rctx, l.client, []string{k}, ms(r.TTL), l.idleArg, nonce, r.Owner).Int64()
 	}
 	switch {
 	case err != nil:

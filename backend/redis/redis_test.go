@@ -34,14 +34,28 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// The hash layout (WithHashLayout, for rolling upgrades) keeps every
+// rule too.
+func TestConformanceHashLayout(t *testing.T) {
+	srv := itest.StartRedis(t)
+	conformance.Run(t, func(t *testing.T) conformance.Harness {
+		return &harness{srv: srv, prefix: newPrefix(), opts: []xredis.Option{xredis.WithHashLayout()}}
+	})
+}
+
 // harness is one subtest's namespace (a key prefix) on the shared server.
 type harness struct {
 	srv    *itest.Server
 	prefix string
+	opts   []xredis.Option // more options for its Lockers
+}
+
+func (h *harness) options() []xredis.Option {
+	return append([]xredis.Option{xredis.WithPrefix(h.prefix), xredis.WithFenceIdle(testIdle)}, h.opts...)
 }
 
 func (h *harness) Locker(t *testing.T) backend.Locker {
-	return xredis.New(itest.RedisClient(t, h.srv), xredis.WithPrefix(h.prefix), xredis.WithFenceIdle(testIdle))
+	return xredis.New(itest.RedisClient(t, h.srv), h.options()...)
 }
 
 func (h *harness) Limits() conformance.Limits {
@@ -52,7 +66,7 @@ func (h *harness) Size(t *testing.T) int { return countKeys(t, itest.RedisClient
 
 func (h *harness) Faulty(t *testing.T) (backend.Locker, conformance.Fault) {
 	p := itest.NewProxy(t, h.srv.Endpoint())
-	return xredis.New(itest.RedisClientAt(t, p.Addr(), nil), xredis.WithPrefix(h.prefix), xredis.WithFenceIdle(testIdle)), p
+	return xredis.New(itest.RedisClientAt(t, p.Addr(), nil), h.options()...), p
 }
 
 func countKeys(t *testing.T, c *goredis.Client, prefix string) int {

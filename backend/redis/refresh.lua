@@ -1,6 +1,6 @@
 -- refresh.lua: give the lock a new TTL if ARGV[1] still holds it.
 --
--- KEYS[1]  the lock's hash (see acquire.lua)
+-- KEYS[1]  the lock's key (see acquire.lua)
 -- ARGV[1]  the holder's token
 -- ARGV[2]  the new TTL in milliseconds
 -- ARGV[3]  how long the fencing counter outlives the lock, in milliseconds
@@ -8,6 +8,27 @@
 --          is); a grant's confirmation sets it
 --
 -- Returns 1 if it extended the lock, 0 if the token does not hold it.
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'table' then -- (get in short.lua, inline: this path is hot)
+  if string.sub(v.err or '', 1, 9) ~= 'WRONGTYPE' then
+    error(v)
+  end
+  v = nil -- a hash
+end
+if v ~= nil then
+  -- The short layout: the key's own TTL is the holder's.
+  if not v or string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then
+    return 0
+  end
+  if ARGV[4] then
+    local tok, own = string.match(v, '^(%d+) (%S+)') -- (holder in short.lua)
+    redis.call('SET', KEYS[1], tok .. ' ' .. own .. ' ' .. ARGV[4], 'PX', ARGV[2])
+  else
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+  return 1
+end
+-- (common.lua)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')

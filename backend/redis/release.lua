@@ -1,6 +1,6 @@
 -- release.lua: free the lock if ARGV[1] still holds it, and tell waiters.
 --
--- KEYS[1]  the lock's hash (see acquire.lua)
+-- KEYS[1]  the lock's key (see acquire.lua)
 -- ARGV[1]  the holder's token
 -- ARGV[2]  how long the fencing counter outlives the lock, in milliseconds
 --
@@ -9,6 +9,28 @@
 -- otherwise it is 'released', and every waiter wakes (see free).
 --
 -- Returns 1 if it released the lock, 0 if the token does not hold it.
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'table' then -- (get in short.lua, inline: this path is hot)
+  if string.sub(v.err or '', 1, 9) ~= 'WRONGTYPE' then
+    error(v)
+  end
+  v = nil -- a hash
+end
+if v ~= nil then
+  -- The short layout: the key is the holder's while it lives (unhold in
+  -- short.lua, inline).
+  if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. ' ' then
+    if ARGV[2] ~= '0' then
+      redis.call('SET', KEYS[1], 'f' .. ARGV[1], 'PX', ARGV[2])
+    else
+      redis.call('DEL', KEYS[1])
+    end
+    redis.call('PUBLISH', KEYS[1], 'released')
+    return 1
+  end
+  return 0
+end
+-- (common.lua)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local h = redis.call('HMGET', KEYS[1], 'tok', 'exp', 'q')

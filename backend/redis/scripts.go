@@ -2,17 +2,21 @@ package redis
 
 import (
 	_ "embed"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 )
 
 // The scripts, one atomic step each on the server. A chunk of shared
-// functions goes before the scripts that use them: common.lua for the
-// mutexes' hashes, zset.lua for the sorted sets of semaphores and
-// read-write locks, each after atleast.lua, which both use.
+// functions goes before the scripts that use them (or within: see
+// mutexScript): short.lua and common.lua for the mutexes' keys, zset.lua
+// for the sorted sets of semaphores and read-write locks; common.lua and
+// zset.lua each after atleast.lua, which both use.
 var (
 	//go:embed atleast.lua
 	atleastLua string
+	//go:embed short.lua
+	shortLua string
 	//go:embed common.lua
 	commonOwnLua string
 	commonLua    = atleastLua + commonOwnLua
@@ -21,32 +25,35 @@ var (
 	zsetLua    = atleastLua + zsetOwnLua
 
 	//go:embed acquire.lua
-	acquireLua    string
-	acquireScript = goredis.NewScript(commonLua + acquireLua)
+	acquireLua string
+	// acquireScript takes a free key in the short layout (see common.lua),
+	// acquireHashScript always in a hash (WithHashLayout).
+	acquireScript     = mutexScript("local hashonly = false\n" + acquireLua)
+	acquireHashScript = mutexScript("local hashonly = true\n" + acquireLua)
 	//go:embed release.lua
 	releaseLua    string
-	releaseScript = goredis.NewScript(commonLua + releaseLua)
+	releaseScript = mutexScript(releaseLua)
 	//go:embed refresh.lua
 	refreshLua    string
-	refreshScript = goredis.NewScript(refreshLua)
+	refreshScript = mutexScript(refreshLua)
 	//go:embed abandon.lua
 	abandonLua    string
-	abandonScript = goredis.NewScript(commonLua + abandonLua)
+	abandonScript = mutexScript(abandonLua)
 	//go:embed queue.lua
 	queueLua    string
-	queueScript = goredis.NewScript(commonLua + queueLua)
+	queueScript = mutexScript(queueLua)
 	//go:embed dequeue.lua
 	dequeueLua    string
-	dequeueScript = goredis.NewScript(commonLua + dequeueLua)
+	dequeueScript = mutexScript(dequeueLua)
 	//go:embed held.lua
 	heldLua    string
-	heldScript = goredis.NewScript(heldLua)
+	heldScript = mutexScript(heldLua)
 	//go:embed inspect.lua
 	inspectLua    string
-	inspectScript = goredis.NewScript(commonLua + inspectLua)
+	inspectScript = mutexScript(inspectLua)
 	//go:embed force.lua
 	forceLua    string
-	forceScript = goredis.NewScript(commonLua + forceLua)
+	forceScript = mutexScript(forceLua)
 
 	//go:embed sem_acquire.lua
 	semAcquireLua    string
@@ -95,11 +102,29 @@ var (
 
 	//go:embed multi_acquire.lua
 	multiAcquireLua    string
-	multiAcquireScript = goredis.NewScript(commonLua + multiAcquireLua)
+	multiAcquireScript = mutexScript(multiAcquireLua)
 	//go:embed multi_release.lua
 	multiReleaseLua    string
-	multiReleaseScript = goredis.NewScript(commonLua + multiReleaseLua)
+	multiReleaseScript = mutexScript(multiReleaseLua)
 	//go:embed multi_refresh.lua
 	multiRefreshLua    string
-	multiRefreshScript = goredis.NewScript(multiRefreshLua)
+	multiRefreshScript = mutexScript(multiRefreshLua)
 )
+
+// commonMark is the line of a mutex script where mutexScript puts the
+// shared functions.
+const commonMark = "\n-- (common.lua)\n"
+
+// mutexScript builds the script of a mutex's key from own, with the
+// shared functions (short.lua, atleast.lua, common.lua) at own's line
+// commonMark, or before own if it has none. A script whose path for the
+// short layout comes before that line returns on it before the functions
+// are defined, which would cost that path more than its own logic
+// (measured: see docs/benchmarks.md).
+func mutexScript(own string) *goredis.Script {
+	before, after, ok := strings.Cut(own, commonMark)
+	if !ok {
+		before, after = "", own
+	}
+	return goredis.NewScript(before + "\n" + shortLua + commonLua + after)
+}

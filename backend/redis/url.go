@@ -24,10 +24,10 @@ func init() {
 	}
 }
 
-// openURL takes out this package's own options (prefix, fence_idle, the
-// PEM files; for Sentinel the sentinels' credentials), hands the rest to
-// go-redis's parser for the deployment the scheme names, and builds that
-// client with ContextTimeoutEnabled.
+// openURL takes out this package's own options (prefix, fence_idle,
+// hash_layout, the PEM files; for Sentinel the sentinels' credentials),
+// hands the rest to go-redis's parser for the deployment the scheme
+// names, and builds that client with ContextTimeoutEnabled.
 func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 	q := u.Query()
 	take := func(name string) (string, bool) {
@@ -48,6 +48,15 @@ func openURL(_ context.Context, u *url.URL) (backend.Locker, io.Closer, error) {
 			return nil, nil, fmt.Errorf("fence_idle=%q: want a duration >= 0 such as 1m", v)
 		}
 		opts = append(opts, WithFenceIdle(d))
+	}
+	if v, ok := take("hash_layout"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("hash_layout=%q: want true or false", v)
+		}
+		if b {
+			opts = append(opts, WithHashLayout())
+		}
 	}
 	var files tlsconf.Files
 	for _, name := range []string{"ca_file", "cert_file", "key_file"} {
