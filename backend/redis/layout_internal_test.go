@@ -1,7 +1,9 @@
 package redis
 
 import (
+	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -150,4 +152,80 @@ func TestLayoutHashOnly(t *testing.T) {
 	var rerr goredis.Error
 	require.ErrorAs(t, err, &rerr)
 	assert.Contains(t, err.Error(), "WRONGTYPE")
+}
+
+// Lockers with and without WithHashLayout, contending on one key at once
+// (with no fence idle time, a release deletes the key, so it changes
+// layout back and forth under them), never both hold it, and tokens grow
+// in grant order.
+func TestLayoutsContend(t *testing.T) {
+	srv := itest.StartRedis(t)
+	c := itest.RedisClient(t, srv)
+	lockers := []*Locker{
+		New(c, WithPrefix("contend:"), WithFenceIdle(0)),
+		New(c, WithPrefix("contend:"), WithFenceIdle(0), WithHashLayout()),
+	}
+	ctx := t.Context()
+	const workers, rounds = 4, 100
+	var (
+		mu      sync.Mutex
+		holding bool
+		last    int64
+		grants  int
+		layouts = map[string]int{}
+	)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		l := lockers[w%2]
+		wg.Go(func() {
+			errs <- func() error {
+				for range rounds {
+					tok, err := l.Acquire(ctx, "k", 10*time.Second)
+					if err != nil {
+						return err
+					}
+					if tok == 0 {
+						continue // held: try again
+					}
+					mu.Lock()
+					if holding {
+						mu.Unlock()
+						return fmt.Errorf("token %d granted while the key was held", tok)
+					}
+					if tok <= last {
+						mu.Unlock()
+						return fmt.Errorf("token %d after %d", tok, last)
+					}
+					holding, last = true, tok
+					grants++
+					mu.Unlock()
+					typ, err := c.Type(ctx, lockers[0].prefix+mutexSpace+"k").Result() // a hold of one round trip
+					if err != nil {
+						return err
+					}
+					mu.Lock()
+					layouts[typ]++
+					holding = false
+					mu.Unlock()
+					ok, err := lockers[(w+1)%2].Release(ctx, "k", tok) // the other layout's Locker releases
+					if err != nil {
+						return err
+					}
+					if !ok {
+						return fmt.Errorf("release of token %d failed", tok)
+					}
+				}
+				return nil
+			}()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	t.Logf("%d grants of %d attempts, held in %v", grants, workers*rounds, layouts)
+	require.Positive(t, layouts["string"], "no grant in the short layout")
+	require.Positive(t, layouts["hash"], "no grant in a hash")
 }
