@@ -28,6 +28,7 @@ func TestClusterConformance(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) conformance.Harness {
 		return &clusterHarness{nodes: nodes, prefix: newPrefix()}
 	})
+	t.Run("KeepsHashes", func(t *testing.T) { clusterKeepsHashes(t, nodes) })
 	// Keys in several slots cannot be taken in one script: a clear error,
 	// not contention, and nothing taken.
 	t.Run("AcquireAllAcrossSlots", func(t *testing.T) {
@@ -68,6 +69,81 @@ func TestClusterConformance(t *testing.T) {
 			t.Fatalf("release = %v, %v", ok, err)
 		}
 	})
+}
+
+// A Locker on a Cluster keeps every mutex in a hash, because a script on
+// the primary a slot migrates from stops at the first command on a key
+// it no longer has: a script that deleted a string to write a hash in
+// its place (the short layout's conversion) would stop after the delete,
+// and a held lock would be gone. The second part shows the server doing
+// that, so that the reason stays checked.
+func clusterKeepsHashes(t *testing.T, nodes []*itest.Server) {
+	ctx := t.Context()
+	cc := clusterClient(t, nodes)
+	prefix := "{" + newPrefix() + "}"
+	l := xredis.New(cc, xredis.WithPrefix(prefix))
+	tok, err := l.Acquire(ctx, "k", time.Minute)
+	if err != nil || tok == 0 {
+		t.Fatalf("Acquire = %d, %v", tok, err)
+	}
+	if typ := cc.Type(ctx, prefix+"m:k").Val(); typ != "hash" {
+		t.Fatalf("a Cluster Locker's mutex is a %s; want a hash", typ)
+	}
+
+	key := prefix + "converted"
+	slot, err := cc.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src, dst *goredis.Client
+	for _, n := range nodes {
+		c := itest.RedisClient(t, n)
+		role, err := c.Do(ctx, "ROLE").Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case role[0] != "master":
+		case n.Endpoint() == owner.Options().Addr:
+			src = c
+		case dst == nil:
+			dst = c
+		}
+	}
+	if src == nil || dst == nil {
+		t.Fatal("no source or destination primary")
+	}
+	srcID := src.Do(ctx, "CLUSTER", "MYID").Val()
+	dstID := dst.Do(ctx, "CLUSTER", "MYID").Val()
+	if err := src.Set(ctx, key, "held", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		src.Del(context.WithoutCancel(ctx), key)
+		for _, c := range []*goredis.Client{src, dst} {
+			if err := c.Do(context.WithoutCancel(ctx), "CLUSTER", "SETSLOT", slot, "STABLE").Err(); err != nil {
+				t.Errorf("SETSLOT STABLE: %v", err)
+			}
+		}
+	}()
+	err = src.Eval(ctx, `redis.call('DEL', KEYS[1]) redis.call('HSET', KEYS[1], 'tok', '1') return 1`, []string{key}).Err()
+	if err == nil {
+		t.Fatal("the script ran whole on the migrating primary; the Cluster may keep the short layout")
+	}
+	if n := src.Exists(ctx, key).Val(); n != 0 {
+		t.Fatalf("the key is still there (%d): the script did not stop after the delete", n)
+	}
+	t.Logf("the script stopped after its delete: %v", err)
 }
 
 type clusterHarness struct {

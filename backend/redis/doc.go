@@ -175,6 +175,17 @@
 // it expires. Every script reads both layouts, and a script turns the key
 // into a hash and back only within its own atomic step.
 //
+// A Locker on a Redis Cluster client (one with ReloadState, such as
+// *goredis.ClusterClient) keeps hashes only. During a slot migration a
+// script on the migrating primary may not touch a key it does not have
+// (Redis answers ASK instead of running the command), and a conversion
+// deletes the string before it writes the hash: the script would stop
+// after the delete, with no rollback, and a held lock would be gone.
+// TestHistoryFailover found exactly that with the short layout (an
+// election's holder lost mid-term, and a second holder granted), and
+// TestClusterConformance's KeepsHashes shows the server's part of it.
+// A single server and Sentinel have no migrations.
+//
 // Lockers of earlier versions of this package use hashes only and fail
 // on a key in the short layout (a WRONGTYPE error): during a rolling
 // upgrade they would get errors, never a second holder. To upgrade

@@ -120,7 +120,8 @@ func WithFenceIdle(d time.Duration) Option {
 // errors, never a second holder). To upgrade a fleet without such errors,
 // roll out this version with WithHashLayout first, then without it once
 // no earlier Locker is left. Lockers with and without it share their
-// locks.
+// locks. A Locker on a Redis Cluster client keeps hashes only, with or
+// without it.
 func WithHashLayout() Option {
 	return func(l *Locker) { l.acquire = acquireHashScript }
 }
@@ -153,6 +154,10 @@ func New(client Client, opts ...Option) *Locker {
 	l.hub = pubsub.New(client.Subscribe)
 	if r, ok := client.(interface{ ReloadState(context.Context) }); ok {
 		l.reload = r.ReloadState
+		// A Cluster keeps hashes: a slot migration would abort a script
+		// that turns a key from the short layout into a hash halfway
+		// (see the package doc's key layouts).
+		l.acquire = acquireHashScript
 	}
 	return l
 }
