@@ -6,7 +6,11 @@
 -- tohash rewrites the key k, whose value v is in the short layout, as the
 -- hash of the full layout, with the same holder, owner and counter, so
 -- that the full layout's logic applies to it. now: the server's clock
--- (µs); idle: how long the counter outlives the holder (ms).
+-- (µs); idle: how long the counter outlives the holder (ms). It deletes
+-- the key before it writes the hash: on the primary a Cluster slot
+-- migrates from, that write would be refused and the script stop halfway
+-- (scripts are not rolled back), so a Locker on a Cluster keeps hashes
+-- only and never gets here.
 local function tohash(k, v, now, idle)
   local p = math.max(redis.call('PTTL', k), 1)
   redis.call('DEL', k)

@@ -167,9 +167,10 @@
 // waiter is queued for it, it is a string, the short layout: the holder's
 // token, attempt nonce and owner, with the TTL as the key's own, or after
 // a release the fencing counter alone. Its acquire and release scripts
-// then make two calls each (read the key, then write it), where a hash
-// needs four, which halves the server's time per lock (docs/benchmarks.md
-// has the figures). When a waiter queues (or an abandoned attempt must be
+// then make two calls each (read the key, then write it; the release
+// also publishes), where a hash needs four, which cut the server's time
+// per lock by about a third in the benchmarks (docs/benchmarks.md has the
+// figures). When a waiter queues (or an abandoned attempt must be
 // marked void), the script turns the key into a hash, the full layout,
 // with the same holder, expiry, owner and counter; it stays a hash until
 // it expires. Every script reads both layouts, and a script turns the key
