@@ -46,13 +46,7 @@
 -- long as the server clock has not gone back. (A token is never larger
 -- than the server time at its grant unless the clock went back: tokens
 -- grow by 1 per grant of a key, and a grant costs far more than 1µs.)
-local v = redis.pcall('GET', KEYS[1])
-if type(v) == 'table' then -- (get in short.lua, inline: this path is hot)
-  if string.sub(v.err or '', 1, 9) ~= 'WRONGTYPE' then
-    error(v)
-  end
-  v = nil -- a hash
-end
+-- v: the key's value, as read.lua read it.
 if v ~= nil then
   local held = v and string.byte(v) ~= 102 -- not 'f<token>'
   if not held and not hashonly then

@@ -8,13 +8,7 @@
 --          is); a grant's confirmation sets it
 --
 -- Returns 1 if it extended the lock, 0 if the token does not hold it.
-local v = redis.pcall('GET', KEYS[1])
-if type(v) == 'table' then -- (get in short.lua, inline: this path is hot)
-  if string.sub(v.err or '', 1, 9) ~= 'WRONGTYPE' then
-    error(v)
-  end
-  v = nil -- a hash
-end
+-- v: the key's value, as read.lua read it.
 if v ~= nil then
   -- The short layout: the key's own TTL is the holder's.
   if not v or string.sub(v, 1, #ARGV[1] + 1) ~= ARGV[1] .. ' ' then

@@ -9,13 +9,7 @@
 -- otherwise it is 'released', and every waiter wakes (see free).
 --
 -- Returns 1 if it released the lock, 0 if the token does not hold it.
-local v = redis.pcall('GET', KEYS[1])
-if type(v) == 'table' then -- (get in short.lua, inline: this path is hot)
-  if string.sub(v.err or '', 1, 9) ~= 'WRONGTYPE' then
-    error(v)
-  end
-  v = nil -- a hash
-end
+-- v: the key's value, as read.lua read it.
 if v ~= nil then
   -- The short layout: the key is the holder's while it lives (unhold in
   -- short.lua, inline).

@@ -24,18 +24,21 @@ var (
 	zsetOwnLua string
 	zsetLua    = atleastLua + zsetOwnLua
 
+	//go:embed read.lua
+	readLua string // the hot scripts' first step
+
 	//go:embed acquire.lua
 	acquireLua string
 	// acquireScript takes a free key in the short layout (see common.lua),
 	// acquireHashScript always in a hash (WithHashLayout).
-	acquireScript     = mutexScript("local hashonly = false\n" + acquireLua)
-	acquireHashScript = mutexScript("local hashonly = true\n" + acquireLua)
+	acquireScript     = mutexScript("local hashonly = false\n" + readLua + acquireLua)
+	acquireHashScript = mutexScript("local hashonly = true\n" + readLua + acquireLua)
 	//go:embed release.lua
 	releaseLua    string
-	releaseScript = mutexScript(releaseLua)
+	releaseScript = mutexScript(readLua + releaseLua)
 	//go:embed refresh.lua
 	refreshLua    string
-	refreshScript = mutexScript(refreshLua)
+	refreshScript = mutexScript(readLua + refreshLua)
 	//go:embed abandon.lua
 	abandonLua    string
 	abandonScript = mutexScript(abandonLua)

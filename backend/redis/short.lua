@@ -1,7 +1,8 @@
 -- short.lua: the short layout's functions, which the mutexes' scripts
 -- share; the backend puts this chunk before common.lua (see
 -- mutexScript in scripts.go). The hot paths of acquire.lua, release.lua
--- and refresh.lua come before both, with get and unhold written inline.
+-- and refresh.lua come before both, with get written out (read.lua) and
+-- unhold inline.
 --
 -- A mutex's key has one of two layouts. While nobody waits for it, it is
 -- a string (the short layout): '<token> <nonce> <owner>' while held, with
