@@ -173,8 +173,8 @@
 // figures). When a waiter queues (or an abandoned attempt must be
 // marked void), the script turns the key into a hash, the full layout,
 // with the same holder, expiry, owner and counter; it stays a hash until
-// it expires. Every script reads both layouts, and a script turns the key
-// into a hash and back only within its own atomic step.
+// it expires. Every script reads both layouts, and a key becomes a hash
+// only within the atomic step of the script that needs one.
 //
 // A Locker on a Redis Cluster client (one with ReloadState, such as
 // *goredis.ClusterClient) keeps hashes only. During a slot migration a
