@@ -168,9 +168,8 @@
 // token, attempt nonce and owner, with the TTL as the key's own, or after
 // a release the fencing counter alone. Its acquire and release scripts
 // then make two calls each (read the key, then write it; the release
-// also publishes), where a hash needs four, which cut the server's time
-// per lock by about a third in the benchmarks (docs/benchmarks.md has the
-// figures). When a waiter queues (or an abandoned attempt must be
+// also publishes), where a hash needs four, so the server spends less
+// time per lock (docs/benchmarks.md has the figures). When a waiter queues (or an abandoned attempt must be
 // marked void), the script turns the key into a hash, the full layout,
 // with the same holder, expiry, owner and counter; it stays a hash until
 // it expires. Every script reads both layouts, and a key becomes a hash
@@ -181,11 +180,11 @@
 // script on the migrating primary may not touch a key it does not have
 // (Redis answers ASK instead of running the command), and a conversion
 // deletes the string before it writes the hash: the script would stop
-// after the delete, with no rollback, and a held lock would be gone.
-// TestHistoryFailover found exactly that with the short layout (an
-// election's holder lost mid-term, and a second holder granted), and
-// TestClusterConformance's KeepsHashes shows the server's part of it.
-// A single server and Sentinel have no migrations.
+// after the delete, with no rollback, and a held lock would be gone
+// while its holder still ran. TestClusterConformance's KeepsHashes
+// checks the Locker's layout and the server's part of it, and the
+// reshard history (TestHistoryFailover) the outcome. A single server and
+// Sentinel have no migrations.
 //
 // Lockers of earlier versions of this package use hashes only and fail
 // on a key in the short layout (a WRONGTYPE error): during a rolling

@@ -114,8 +114,8 @@ func WithFenceIdle(d time.Duration) Option {
 
 // WithHashLayout keeps every mutex and election in a hash, the layout of
 // earlier versions of this package, instead of the short layout: a plain
-// string while no waiter is queued, which costs the server about a third
-// less per lock (see the package doc). Lockers of earlier versions read
+// string while no waiter is queued, which costs the server less per lock
+// (see the package doc). Lockers of earlier versions read
 // hashes only: a key in the short layout fails their scripts (WRONGTYPE
 // errors, never a second holder). To upgrade a fleet without such errors,
 // roll out this version with WithHashLayout first, then without it once
