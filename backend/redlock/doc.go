@@ -81,7 +81,9 @@
 // connection broken, or down: a waiter listens on every node but needs
 // only a majority's confirmation to start) costs that waiter at most its
 // retry interval. Waiters also wake when the holder's majority expires,
-// which publishes nothing.
+// which publishes nothing: a timer at the holder's time left, and then a
+// read across the nodes, which sets the timer again while a holder (the
+// same after a refresh, or a new one) still holds a majority.
 //
 // A Locker's waiters of one key line up, in arrival order, and a release
 // (or the holder's expiry) wakes only the first of them: a freed key has

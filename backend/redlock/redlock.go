@@ -563,6 +563,18 @@ func (l *Locker) each(ctx context.Context, op, key string, token int64, script *
 // metadata. With fewer than a majority answering, it cannot tell and
 // returns an error.
 func (l *Locker) inspect(ctx context.Context, key string) (backend.Info, error) {
+	info, _, err := l.read(ctx, key)
+	return info, err
+}
+
+// read is inspect, and also says how soon an attempt can win the key:
+// free is 0 if no value holds a majority (a minority's keys are a failed
+// attempt's, which it deletes at once), and otherwise how long until a
+// majority of the nodes no longer hold the holder's value. That counts a
+// node that did not answer as held (it may be slow, not free), so it can
+// be later than the holder's TTL, never earlier; free < 0 if it cannot
+// tell (too few of the holder's nodes have a TTL).
+func (l *Locker) read(ctx context.Context, key string) (info backend.Info, free time.Duration, err error) {
 	type seen struct {
 		value string
 		ttl   time.Duration
@@ -582,12 +594,13 @@ func (l *Locker) inspect(ctx context.Context, key string) (backend.Info, error) 
 		}
 		return vote{yes: true}, nil
 	})
-	if yes, _, failed := tally(votes); yes < l.quorum {
-		return backend.Info{}, fmt.Errorf("redlock: inspect: cannot tell: %w", l.unreachable("inspect", failed, votes))
+	answered, _, failed := tally(votes)
+	if answered < l.quorum {
+		return backend.Info{}, 0, fmt.Errorf("redlock: inspect: cannot tell: %w", l.unreachable("inspect", failed, votes))
 	}
 	byValue := map[string][]time.Duration{}
 	for i, a := range answers {
-		if votes[i].answered && a.value != "" && a.ttl > 0 {
+		if votes[i].answered && a.value != "" && a.ttl >= 0 {
 			byValue[a.value] = append(byValue[a.value], a.ttl)
 		}
 	}
@@ -597,12 +610,20 @@ func (l *Locker) inspect(ctx context.Context, key string) (backend.Info, error) 
 		}
 		token, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return backend.Info{}, fmt.Errorf("redlock: inspect: value %q is not a token", v)
+			return backend.Info{}, 0, fmt.Errorf("redlock: inspect: value %q is not a token", v)
 		}
 		slices.Sort(ttls)
-		return backend.Info{Holders: []backend.Holder{{Token: token, TTL: ttls[len(ttls)-l.quorum]}}}, nil
+		// A PTTL of 0 is a key in its last millisecond: still held.
+		free = -1
+		if i := l.quorum - (answered - len(ttls)) - 1; i < len(ttls) {
+			free = max(ttls[i], time.Millisecond)
+		}
+		if ttl := ttls[len(ttls)-l.quorum]; ttl > 0 {
+			info.Holders = []backend.Holder{{Token: token, TTL: ttl}}
+		}
+		return info, free, nil
 	}
-	return backend.Info{}, nil
+	return backend.Info{}, 0, nil
 }
 
 // forceRelease deletes the key on every node, whatever it holds. It reports whether any node had it, and

@@ -30,12 +30,14 @@ import (
 // (a release frees the key on a majority, and any two majorities share a
 // node, so one of its messages reaches the waiter) and it has read, as
 // Inspect does, how long the key stays held: the waiter is also woken at
-// the holder's expiry, which publishes nothing. A message lost (a node's
+// the holder's expiry, which publishes nothing, once a read finds the key
+// free on a majority of the nodes (see read). A message lost (a node's
 // connection breaking, a node that did not confirm in time) costs the
 // waiter no more than its retry interval.
 func (l *Locker) watch(ctx context.Context, key string, one bool) (<-chan struct{}, func(), error) {
 	k := l.prefix + mutexSpace + key
 	w := &watcher{ch: make(chan struct{}, 1)}
+	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	notify := w.notify
 	if one {
 		l.lines.join(k, w)
@@ -110,22 +112,49 @@ func (l *Locker) watch(ctx context.Context, key string, one bool) (<-chan struct
 			return nil, nil, fmt.Errorf("redlock: watch: %w", ctx.Err())
 		}
 	}
-	info, err := l.inspect(ctx, key)
+	_, free, err := l.read(ctx, key)
 	if err != nil {
 		stop()
 		return nil, nil, fmt.Errorf("redlock: watch: %w", err)
 	}
-	if len(info.Holders) == 0 {
+	// The holder's expiry: a timer at the time read gave, and when it
+	// fires, a new read, for the key may still be held (a node that did
+	// not answer, a millisecond's rounding, a later holder, or a holder
+	// that refreshed). The waiter wakes when the read finds it free, and
+	// otherwise the timer is set again: an attempt made too early would
+	// fail, and the waiter would sleep out its retry interval. A read
+	// that fails wakes the waiter.
+	var arm func(time.Duration)
+	arm = func(d time.Duration) {
+		w.setTimer(d, func() {
+			ctx, cancel := context.WithTimeout(w.ctx, l.quorumTimeout)
+			_, free, err := l.read(ctx, key)
+			cancel()
+			switch {
+			case w.ctx.Err() != nil:
+			case err == nil && free > 0:
+				arm(free)
+			default:
+				notify()
+			}
+		})
+	}
+	switch {
+	case free == 0:
 		w.notify()
-	} else {
-		w.setTimer(info.Holders[0].TTL, notify)
+	case free > 0:
+		arm(free)
 	}
 	var once sync.Once
 	return w.ch, func() { once.Do(stop) }, nil
 }
 
 type watcher struct {
-	ch    chan struct{}
+	ch chan struct{}
+	// ctx ends when the watch stops: the expiry timer's reads use it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	mu    sync.Mutex
 	timer *time.Timer
 }
@@ -137,15 +166,20 @@ func (w *watcher) notify() {
 	}
 }
 
-func (w *watcher) setTimer(d time.Duration, notify func()) {
+// setTimer runs f after d, unless the watch stopped.
+func (w *watcher) setTimer(d time.Duration, f func()) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.timer = time.AfterFunc(d, notify)
+	if w.ctx.Err() == nil {
+		w.timer = time.AfterFunc(d, f)
+	}
 }
 
+// stopTimer stops the expiry timer, and a read it is making.
 func (w *watcher) stopTimer() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.cancel()
 	if w.timer != nil {
 		w.timer.Stop()
 	}

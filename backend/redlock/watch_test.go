@@ -19,6 +19,8 @@ func TestWatch(t *testing.T) {
 	t.Run("WaitersWakeOneAtATime", func(t *testing.T) { testWaitersWakeOneAtATime(t, nodes) })
 	t.Run("ObserversHearEveryChange", func(t *testing.T) { testObserversHearEveryChange(t, nodes) })
 	t.Run("ExpiryWakesFirst", func(t *testing.T) { testExpiryWakesFirst(t, nodes) })
+	t.Run("ExpiryWakesAfterRefresh", func(t *testing.T) { testExpiryWakesAfterRefresh(t, nodes) })
+	t.Run("ExpiryWakesWhenMajorityFree", func(t *testing.T) { testExpiryWakesWhenMajorityFree(t, nodes) })
 }
 
 // twoLockers returns two Lockers of nodes, as two processes would have,
@@ -123,6 +125,59 @@ func testExpiryWakesFirst(t *testing.T, nodes []*itest.Server) {
 	require.True(t, ok)
 	await(t, ready[0], "the first waiter was not woken by the release")
 	require.Empty(t, ready[1], "waiter 1 was woken, but is not first")
+}
+
+// testExpiryWakesAfterRefresh: a holder that refreshed after the waiter
+// read its time left is still there when that time is up; the waiter
+// wakes at the new expiry, when an attempt takes the lock (woken at the
+// old one, its attempt would fail, and nothing would wake it again but
+// its retry interval).
+func testExpiryWakesAfterRefresh(t *testing.T, nodes []*itest.Server) {
+	ctx := t.Context()
+	holder, waiters := twoLockers(t, nodes)
+	const key = "k"
+	tok, err := holder.Acquire(ctx, key, time.Second)
+	require.NoError(t, err)
+	ready, stop, err := waiters.Mutex(key).(backend.Watcher).Watch(ctx, "", time.Second)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	ok, err := holder.Mutex(key).(backend.Refresher).Refresh(ctx, tok, 2*time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+	// Time must pass: the refreshed TTL runs out.
+	await(t, ready, "the waiter was not woken at the refreshed lock's expiry")
+	got, err := waiters.Acquire(ctx, key, time.Minute)
+	require.NoError(t, err)
+	require.Positive(t, got, "woken while the refreshed lock was held")
+}
+
+// testExpiryWakesWhenMajorityFree: with one node of three not answering,
+// the waiter counts it as held, and wakes when the holder's other two
+// copies have expired, not when the first has: only then can an attempt
+// win two nodes.
+func testExpiryWakesWhenMajorityFree(t *testing.T, nodes []*itest.Server) {
+	ctx := t.Context()
+	prefix := newPrefix()
+	holder := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+	waiters := redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+	const key = "k"
+	_, err := holder.Acquire(ctx, key, 2*time.Second)
+	require.NoError(t, err)
+	// Node 0's copy expires early (as if its SET had landed first, long
+	// before); node 2 stops answering.
+	ok, err := itest.RedisClient(t, nodes[0]).PExpire(ctx, prefix+"m:"+key, 100*time.Millisecond).Result()
+	require.NoError(t, err)
+	require.True(t, ok)
+	nodes[2].Pause()
+	t.Cleanup(nodes[2].Unpause)
+	ready, stop, err := waiters.Mutex(key).(backend.Watcher).Watch(ctx, "", time.Second)
+	require.NoError(t, err)
+	t.Cleanup(stop)
+	// Time must pass: node 1's copy runs out.
+	await(t, ready, "the waiter was not woken at the holder's expiry")
+	got, err := waiters.Acquire(ctx, key, time.Minute)
+	require.NoError(t, err)
+	require.Positive(t, got, "woken while the holder held node 1, and node 2 did not answer")
 }
 
 // testObserversHearEveryChange: an election's observers on one Locker do
