@@ -53,7 +53,7 @@ func rawPair(b *testing.B, p *pgxpool.Pool, key string) func() {
 	k := []byte("raw/" + key)
 	return func() {
 		var got, tok int64
-		must(b, p.QueryRow(ctx, sql.Acquire, "m", k, int64(10_000_000), "", int64(7), "", int64(0)).Scan(&got, &tok))
+		must(b, p.QueryRow(ctx, sql.Acquire, "m", k, int64(10_000_000), "", int64(7), "", int64(0), nil).Scan(&got, &tok, nil))
 		tag, err := p.Exec(ctx, sql.Release, "m", k, tok)
 		must(b, err)
 		if tag.RowsAffected() != 1 {

@@ -28,9 +28,10 @@
 //	CREATE SEQUENCE IF NOT EXISTS "public"."xsync_locks_token" AS bigint CACHE 1;
 //
 // A mutex (kind "m") or an election ("e") is one row whose token, expires
-// and owner are its holder's, and whose holders are its queue of waiters;
-// a multi-key lock is the mutex rows of its
-// keys under one token. A semaphore ("s") or a read-write lock ("r") is
+// and owner are its holder's; each of its queued waiters has a row of its
+// own, its place (kind "qm" or "qe"; the key is the lock's key after its
+// length, then the place's number from the sequence, in arrival order);
+// a multi-key lock is the mutex rows of its keys under one token. A semaphore ("s") or a read-write lock ("r") is
 // one row whose holders (jsonb) are its permits, readers or writer, and
 // whose marks are its waiting writers. Keys are bytes (any key works: NUL,
 // invalid UTF-8, 64 KiB).
@@ -51,8 +52,8 @@
 // release (UPDATE of the row where the token still holds), refresh (UPDATE
 // of the expiry where the token still holds). A multi-key acquire is one
 // transaction that commits only if it took every key (three round trips).
-// A release keeps the row (its expiry set to -infinity) for its queue and
-// for the sweeper. Concurrent statements on one lock are serialized by
+// A release keeps the row (its expiry set to -infinity) for the sweeper,
+// which leaves it while places of its waiters live. Concurrent statements on one lock are serialized by
 // its row lock, and
 // PostgreSQL re-evaluates each against the row's latest version, so two
 // holders can never both be granted where the lock allows one.
@@ -95,20 +96,29 @@
 // have been lost) and it reconnects.
 //
 // A mutex's (and an election's) waiters queue, first come first served: a
-// waiter's place (in the row, alive for its keep time, renewed by a
+// waiter's place (a row of its own, alive for its keep time, renewed by a
 // refused attempt once a third of that has passed, queued again at the
-// end by a refused attempt if it expired all the same, removed when it
+// end by a refused attempt if it expired all the same, deleted when it
 // gets the lock or gives up) goes first
 // in line, and an attempt by anyone else is refused while a place is
 // ahead of it, also an attempt of a multi-key lock on that key. A waiter
 // whose process died holds the others back for its keep time at most.
 // A release wakes only the first in line (the notification names it),
-// so a handoff costs one attempt however many wait; a release with no
-// live place queued, a multi-key release and an undone attempt wake every
-// waiter of the key. (Lockers of versions before this naming listen for
-// the lock's name alone: during a rolling upgrade their waiters miss the
-// newer Lockers' releases and try at their retry interval or the
-// holder's TTL instead.) Semaphore permits are not queued. A waiting writer of a
+// so a handoff costs one attempt however many wait, and the statements
+// read the first place alone (by the primary key's index) and a renewal
+// writes one place: a handoff costs the same with 150 waiters as with 10.
+// A release with no live place queued, a multi-key release and an undone
+// attempt wake every waiter of the key.
+//
+// Rolling upgrades: Lockers of versions before places were rows kept the
+// queue in the lock's row (its holders column), which these Lockers do
+// not read, and the older ones do not read places: while both run, the
+// lock stays exclusive, but the older Lockers' waiters and the newer
+// ones' do not keep each other's order. (Lockers of versions before the
+// release named a waiter listen for the lock's name alone: their waiters
+// miss the newer Lockers' releases and try at their retry interval or the
+// holder's TTL instead.) The table and its grants are unchanged. Semaphore
+// permits are not queued. A waiting writer of a
 // read-write lock keeps new readers out for its keep time, renewed by its
 // refused attempts, and removed when it gets the lock or gives up.
 //

@@ -3,10 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/xsync-go/xsync/backend"
 )
@@ -57,27 +54,49 @@ func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64,
 	l := m.l
 	a := attempt()
 	var got, tok int64
-	dest := []any{&got, &tok}
+	var requeued []byte
+	dest := []any{&got, &tok, &requeued}
 	if sql == l.sql.AcquireNotify {
 		dest = append(dest, nil)
 	}
-	err := l.pool.QueryRow(ctx, sql, m.kind, m.key, micros(r.TTL), r.Owner, a, r.Waiter, micros(r.Keep)).Scan(dest...)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return 0, nil
-	case err != nil:
+	var place []byte // nil: no place (NULL)
+	if r.Waiter != "" {
+		place = l.place(r.Waiter)
+	}
+	err := l.pool.QueryRow(ctx, sql, m.kind, m.key, micros(r.TTL), r.Owner, a, r.Waiter, micros(r.Keep), place).Scan(dest...)
+	if err != nil {
 		if unknown(err) {
 			l.undo(ctx, l.sql.Undo, m.kind, [][]byte{m.key}, a)
 		}
 		return 0, l.fail(ctx, "acquire", err)
 	}
+	if requeued != nil {
+		l.movePlace(r.Waiter, requeued)
+	}
 	if got != a {
-		// Refused; the waiter's place was renewed.
-		l.granted(r.Keep)
+		if r.Waiter != "" {
+			l.granted(r.Keep) // the place may have been renewed
+		}
 		return 0, nil
 	}
 	l.granted(r.TTL)
 	return tok, nil
+}
+
+// place returns the key of waiter's place, nil if it has none.
+func (l *Locker) place(waiter string) []byte {
+	l.placeMu.Lock()
+	defer l.placeMu.Unlock()
+	return l.places[waiter]
+}
+
+// movePlace records waiter's new place, if it still waits.
+func (l *Locker) movePlace(waiter string, key []byte) {
+	l.placeMu.Lock()
+	defer l.placeMu.Unlock()
+	if _, ok := l.places[waiter]; ok {
+		l.places[waiter] = key
+	}
 }
 
 // Acquire of an election notifies observers of the grant.
@@ -109,9 +128,9 @@ func (m row) Refresh(ctx context.Context, token int64, ttl time.Duration) (bool,
 	return false, nil
 }
 
-// Inspect reads the row: its holder and its queue's length.
+// Inspect reads the row and the places: its holder and its queue's length.
 func (m row) Inspect(ctx context.Context) (backend.Info, error) {
-	st, err := m.read(ctx)
+	st, err := m.read(ctx, nil)
 	if err != nil {
 		return backend.Info{}, m.l.fail(ctx, "inspect", err)
 	}
@@ -136,15 +155,14 @@ type place struct {
 	Expires int64  `json:"e"` // µs since the epoch, on the server's clock
 }
 
-func (m row) read(ctx context.Context) (rowState, error) {
+// read reads the holder, and the live places up to upTo (a place's key;
+// nil for all of them).
+func (m row) read(ctx context.Context, upTo []byte) (rowState, error) {
 	var st rowState
 	var us int64
 	var q []byte
-	err := m.l.pool.QueryRow(ctx, m.l.sql.State, m.kind, m.key).Scan(&st.holder.Token, &us, &st.holder.Owner, &q, &st.now)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return rowState{}, nil
-	case err != nil:
+	err := m.l.pool.QueryRow(ctx, m.l.sql.State, m.kind, m.key, upTo).Scan(&st.holder.Token, &us, &st.holder.Owner, &q, &st.now)
+	if err != nil {
 		return rowState{}, err
 	}
 	st.ttl = time.Duration(us) * time.Microsecond
@@ -174,7 +192,11 @@ func (m row) ForceRelease(ctx context.Context) (bool, error) {
 func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
 	l := m.l
 	ready, stop, err := l.watchAs(ctx, m.kind, [][]byte{m.key}, waiter, func(ctx context.Context) (bool, time.Duration, error) {
-		st, err := m.read(ctx)
+		var upTo []byte
+		if waiter != "" {
+			upTo = l.place(waiter)
+		}
+		st, err := m.read(ctx, upTo)
 		if err != nil {
 			return false, 0, err
 		}
@@ -194,16 +216,27 @@ func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-ch
 	if err != nil || waiter == "" {
 		return ready, stop, err
 	}
-	if _, err := l.pool.Exec(ctx, l.sql.Join, m.kind, m.key, waiter, micros(keep)); err != nil {
+	var place []byte
+	if err := l.pool.QueryRow(ctx, l.sql.Join, m.kind, m.key, waiter, micros(keep)).Scan(&place); err != nil {
 		stop()
 		return nil, nil, l.fail(ctx, "watch", err)
 	}
+	l.placeMu.Lock()
+	if l.places == nil {
+		l.places = map[string][]byte{}
+	}
+	l.places[waiter] = place
+	l.placeMu.Unlock()
 	l.granted(keep)
 	return ready, func() {
 		stop()
+		l.placeMu.Lock()
+		place := l.places[waiter]
+		delete(l.places, waiter)
+		l.placeMu.Unlock()
 		uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 		defer cancel()
-		_, _ = l.pool.Exec(uctx, l.sql.Leave, m.kind, m.key, waiter)
+		_, _ = l.pool.Exec(uctx, l.sql.Leave, m.kind, m.key, place)
 	}, nil
 }
 

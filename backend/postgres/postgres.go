@@ -146,6 +146,9 @@ type Locker struct {
 	sql  pgsql.Statements
 	hub  *hub // nil without LISTEN
 
+	placeMu sync.Mutex
+	places  map[string][]byte // a queued waiter's place (its row's key), by the waiter's name
+
 	sweepMu      sync.Mutex
 	sweepTimer   *time.Timer
 	sweepAt      time.Time // when the armed sweep runs

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -93,6 +94,8 @@ func TestOnOneServer(t *testing.T) {
 	t.Run("WriterTokenAfterRowWait", func(t *testing.T) { testWriterTokenAfterRowWait(t, srv, admin) })
 	t.Run("TokenAfterSweep", func(t *testing.T) { testTokenAfterSweep(t, srv, admin) })
 	t.Run("RefusedWaiterRenewsWhenDue", func(t *testing.T) { testRefusedWaiterRenewsWhenDue(t, srv, admin) })
+	t.Run("PlacesAreRows", func(t *testing.T) { testPlacesAreRows(t, srv, admin) })
+	t.Run("PlaceWithoutRow", func(t *testing.T) { testPlaceWithoutRow(t, srv, admin) })
 }
 
 // harness is one subtest's namespace (a key prefix) in the shared table.
@@ -114,12 +117,14 @@ func (h *harness) Limits() conformance.Limits {
 	}
 }
 
-// Size counts the rows of the namespace, expired or not: the sweeper must
+// Size counts the rows of the namespace, expired or not, waiters' places
+// too (their keys begin with their lock key's length): the sweeper must
 // delete them.
 func (h *harness) Size(t *testing.T) int {
 	var n int
 	err := h.admin.QueryRow(context.Background(),
-		`SELECT count(*) FROM xsync_locks WHERE substr(key, 1, length($1::bytea)) = $1::bytea`, []byte(h.prefix)).Scan(&n)
+		`SELECT count(*) FROM xsync_locks WHERE substr(key, 1, length($1::bytea)) = $1::bytea
+		 OR kind LIKE 'q%' AND substr(key, 5, length($1::bytea)) = $1::bytea`, []byte(h.prefix)).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,17 +230,12 @@ func testWriterTokenAfterRowWait(t *testing.T, srv *itest.Postgres, admin *pgxpo
 }
 
 // testRefusedWaiterRenewsWhenDue: a queued waiter's refused attempt
-// renews its place (a rewrite of the row and its queue) only once a third
-// of its keep has passed: an attempt soon after the last renewal leaves
-// the place as it is, one after a third of keep sets a later deadline.
+// renews its place (a write of the place's row) only once a third of its
+// keep has passed: an attempt soon after the last renewal leaves the place
+// as it is, one after a third of keep sets a later deadline.
 func testRefusedWaiterRenewsWhenDue(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
 	ctx := t.Context()
-	prefix := newPrefix()
-	l := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix))
-	m := l.Mutex("k")
-	held, err := m.Acquire(ctx, backend.Request{TTL: time.Minute})
-	require.NoError(t, err)
-	require.Positive(t, held)
+	prefix, m, _ := heldMutex(t, srv)
 	const keep = 3 * time.Second // a renewal is due after 1s
 	// w1 queues.
 	_, stop, err := m.(backend.Watcher).Watch(ctx, "w1", keep)
@@ -244,8 +244,8 @@ func testRefusedWaiterRenewsWhenDue(t *testing.T, srv *itest.Postgres, admin *pg
 	place := func() int64 {
 		t.Helper()
 		var e int64
-		require.NoError(t, admin.QueryRow(ctx, `SELECT (holders -> 0 ->> 'e')::int8 FROM xsync_locks WHERE kind = 'm' AND key = $1`,
-			[]byte(prefix+"k")).Scan(&e))
+		require.NoError(t, admin.QueryRow(ctx, `SELECT (extract(epoch FROM expires) * 1000000)::int8 FROM xsync_locks
+			WHERE kind = 'qm' AND owner = 'w1' AND substr(key, 1, length($1::bytea)) = $1::bytea`, placeKey(prefix+"k", 0)).Scan(&e))
 		return e
 	}
 	queued := backend.Request{TTL: time.Minute, Waiter: "w1", Keep: keep}
@@ -261,6 +261,134 @@ func testRefusedWaiterRenewsWhenDue(t *testing.T, srv *itest.Postgres, admin *pg
 	time.Sleep(keep/3 + 50*time.Millisecond) // a third of keep must pass
 	attempt()
 	require.Greater(t, place(), first, "a renewal that was due left the place as it was")
+}
+
+// heldMutex returns a new prefix and its mutex "k" on a Locker of its own,
+// held for a minute under held.
+func heldMutex(t *testing.T, srv *itest.Postgres) (prefix string, m backend.Lock, held int64) {
+	t.Helper()
+	prefix = newPrefix()
+	m = newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix)).Mutex("k")
+	held, err := m.Acquire(t.Context(), backend.Request{TTL: time.Minute})
+	require.NoError(t, err)
+	require.Positive(t, held)
+	return prefix, m, held
+}
+
+// placeKey returns the row key of key's waiter place number n, or with n
+// 0 the prefix of them all.
+func placeKey(key string, n int64) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(key)))
+	b = append(b, key...)
+	if n != 0 {
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return b
+}
+
+// places returns the waiters of key's live places, in their order, and
+// their numbers.
+func places(t *testing.T, admin *pgxpool.Pool, key string) (waiters []string, numbers []int64) {
+	t.Helper()
+	prefix := placeKey(key, 0)
+	rows, err := admin.Query(t.Context(), `SELECT owner, token, key FROM xsync_locks
+		WHERE kind = 'qm' AND substr(key, 1, length($1::bytea)) = $1::bytea AND length(key) = length($1::bytea) + 8 AND expires > now() ORDER BY key`, prefix)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var w string
+		var n int64
+		var k []byte
+		require.NoError(t, rows.Scan(&w, &n, &k))
+		require.Equal(t, placeKey(key, n), k, "a place's key is its lock key's length, the key and its number")
+		waiters, numbers = append(waiters, w), append(numbers, n)
+	}
+	require.NoError(t, rows.Err())
+	return waiters, numbers
+}
+
+// testPlacesAreRows: a mutex's waiters queue in rows of their own (see
+// internal/pgsql), in arrival order by number; the lock's row keeps no
+// queue. A waiter whose place lapsed is queued again at the end by its
+// next refused attempt; a grant deletes the waiter's place, and so does
+// the waiter's leaving.
+func testPlacesAreRows(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
+	ctx := t.Context()
+	prefix, m, held := heldMutex(t, srv)
+	const keep = 3 * time.Second
+	_, stop1, err := m.(backend.Watcher).Watch(ctx, "w1", keep)
+	require.NoError(t, err)
+	defer stop1()
+	_, stop2, err := m.(backend.Watcher).Watch(ctx, "w2", keep)
+	require.NoError(t, err)
+	defer stop2()
+
+	ws, ns := places(t, admin, prefix+"k")
+	require.Equal(t, []string{"w1", "w2"}, ws)
+	require.Less(t, ns[0], ns[1])
+	var queue string
+	require.NoError(t, admin.QueryRow(ctx, `SELECT holders::text FROM xsync_locks WHERE kind = 'm' AND key = $1`, []byte(prefix+"k")).Scan(&queue))
+	require.Equal(t, "[]", queue, "the lock's row keeps no queue")
+	info, err := m.(backend.Inspector).Inspect(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, info.Waiting)
+
+	// w1's place lapses (as if it had stalled for its keep): its next
+	// refused attempt queues it again, behind w2.
+	_, err = admin.Exec(ctx, `UPDATE xsync_locks SET expires = now() - interval '1 second' WHERE kind = 'qm' AND key = $1`, placeKey(prefix+"k", ns[0]))
+	require.NoError(t, err)
+	tok, err := m.Acquire(ctx, backend.Request{TTL: time.Minute, Waiter: "w1", Keep: keep})
+	require.NoError(t, err)
+	require.Zero(t, tok, "the key is held")
+	ws, ns2 := places(t, admin, prefix+"k")
+	require.Equal(t, []string{"w2", "w1"}, ws, "the lapsed place was not queued again at the end")
+	require.Greater(t, ns2[1], ns[1])
+	var lapsed int
+	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM xsync_locks WHERE kind = 'qm' AND key = $1`, placeKey(prefix+"k", ns[0])).Scan(&lapsed))
+	require.Zero(t, lapsed, "the lapsed place's row was left behind")
+
+	// Released, the lock goes to the first place's waiter, w2, not w1.
+	ok, err := m.Release(ctx, held)
+	require.NoError(t, err)
+	require.True(t, ok)
+	tok, err = m.Acquire(ctx, backend.Request{TTL: time.Minute, Waiter: "w1", Keep: keep})
+	require.NoError(t, err)
+	require.Zero(t, tok, "w1 took the lock ahead of w2")
+	tok, err = m.Acquire(ctx, backend.Request{TTL: time.Minute, Waiter: "w2", Keep: keep})
+	require.NoError(t, err)
+	require.Positive(t, tok, "w2, first, was refused")
+	ws, _ = places(t, admin, prefix+"k")
+	require.Equal(t, []string{"w1"}, ws, "the grant left w2's place")
+	stop1()
+	ws, _ = places(t, admin, prefix+"k")
+	require.Empty(t, ws, "leaving left w1's place")
+}
+
+// testPlaceWithoutRow: a waiter's place keeps its turn where the lock's
+// row is missing (swept after the holder's expiry, before the waiter
+// queued): a first attempt by anyone else, which would insert the row, is
+// refused, a multi-key lock on the key too; the waiter's is granted.
+func testPlaceWithoutRow(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
+	ctx := t.Context()
+	prefix := newPrefix()
+	l := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix))
+	m := l.Mutex("k")
+	_, stop, err := m.(backend.Watcher).Watch(ctx, "w1", time.Minute)
+	require.NoError(t, err)
+	defer stop()
+	var rows int
+	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM xsync_locks WHERE kind = 'm' AND key = $1`, []byte(prefix+"k")).Scan(&rows))
+	require.Zero(t, rows, "queueing made the lock's row")
+
+	tok, err := m.Acquire(ctx, backend.Request{TTL: time.Minute})
+	require.NoError(t, err)
+	require.Zero(t, tok, "an attempt without a place was granted ahead of w1's place")
+	tok, err = l.Multi([]string{"j", "k"}).Acquire(ctx, backend.Request{TTL: time.Minute})
+	require.NoError(t, err)
+	require.Zero(t, tok, "a multi-key lock was granted ahead of w1's place")
+	tok, err = m.Acquire(ctx, backend.Request{TTL: time.Minute, Waiter: "w1", Keep: time.Minute})
+	require.NoError(t, err)
+	require.Positive(t, tok, "w1, first, was refused")
 }
 
 // afterRowWait holds the row of kind and key in a transaction of its own,

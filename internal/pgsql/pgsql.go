@@ -20,10 +20,10 @@ type Statements struct {
 	SweepLock, Sweep string
 
 	// The mutex kinds (mutex, election): one row whose token, expires and
-	// owner are the holder's, and whose holders column is the queue of
-	// its waiters (jsonb, in arrival order: w name, e expiry of the
-	// place). A released row stays (expires -infinity) while it has a
-	// queue; the sweeper deletes it. $1 kind, $2 key.
+	// owner are the holder's, and a row of its own for each queued
+	// waiter's place (see places). A released row stays (expires
+	// -infinity) while places are alive; the sweeper deletes it. $1 kind,
+	// $2 key.
 	Acquire, AcquireNotify, Release, Refresh, State, Force, Undo string
 	Join, Leave                                                  string
 
@@ -45,59 +45,81 @@ const (
 	ttlLeft   = `(CASE WHEN expires > now() THEN (extract(epoch FROM expires - now()) * 1000000)::int8 ELSE 0 END)`
 	liveHold  = `jsonb_path_query_array(g.holders, '$[*] ? (@.e > $n)', ` + liveVars + `)`
 	liveMarks = `(SELECT coalesce(jsonb_object_agg(m.k, m.v), '{}'::jsonb) FROM jsonb_each(g.marks) AS m(k, v) WHERE m.v::int8 > ` + nowUS + `)`
-	queue     = `jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n)', ` + liveVars + `)`
-	first     = `jsonb_path_query_first(l.holders, '$[*] ? (@.e > $n)', ` + liveVars + `)` // the queue's first live place
 	holdsTok  = `jsonb_path_exists(g.holders, '$[*] ? (@.t == $t && @.e > $n)', jsonb_build_object('t', $3::int8, 'n', ` + nowUS + `))`
 )
+
+// A mutex row's waiters queue in rows of their own: each waiter's place
+// is a row of kind 'q' and the lock's kind ("qm", "qe"), whose key is the
+// lock's key, prefixed by its length (int4send, so that no lock's range
+// holds another's), then the place's number from the sequence (int8send:
+// positive, so its first byte is below 0x80, and byte order is arrival
+// order); its expires is when the place lapses, its owner the waiter's
+// name, its token the number. A statement finds the first live place by
+// the primary key's index, in key order, from the front: a handoff reads
+// one place row however many wait, and a waiter's renewal writes its own
+// row alone. (Before, the queue was a jsonb array in the lock's row,
+// which every statement on the lock read and rewrote whole.)
+
+// places is the condition that p is a live place of the lock of kind k and
+// key key (SQL expressions).
+func places(k, key string) string {
+	prefix := `(int4send(length(` + key + `)) || ` + key + `)`
+	return `p.kind = 'q' || ` + k + ` AND p.key > ` + prefix + ` AND p.key < (` + prefix + ` || '\x80'::bytea) AND p.expires > now()`
+}
+
+// head is the first live place's waiter of the lock of kind k and key key,
+// NULL if none.
+func head(k, key string) string {
+	return `(SELECT p.owner FROM {T} AS p WHERE ` + places(k, key) + ` ORDER BY p.key LIMIT 1)`
+}
 
 // New returns the statements for table (quoted, with its schema), its
 // sequence (quoted) and its NOTIFY channel.
 func New(table, seq, channel string) Statements {
 	r := strings.NewReplacer("{T}", table, "{S}", "'"+seq+"'", "{C}", "'"+channel+"'",
-		"{N}", nowUS, "{US}", micro, "{LIVE}", liveHold, "{MARKS}", liveMarks, "{TTL}", ttlLeft, "{HOLDS}", holdsTok, "{Q}", queue, "{FIRST}", first)
+		"{N}", nowUS, "{US}", micro, "{LIVE}", liveHold, "{MARKS}", liveMarks, "{TTL}", ttlLeft, "{HOLDS}", holdsTok,
+		"{HEAD}", strings.ReplaceAll(head("$1", "$2::bytea"), "{T}", table), "{PLACES}", places("$1", "$2::bytea"), "{P}", `(int4send(length($2::bytea)) || $2::bytea)`,
+		"{GPLACES}", places("g.kind", "g.key"))
 	f := func(s string) string { return r.Replace(s) }
 	// A grant needs the row missing or expired, and no waiter queued
-	// ahead: the queue empty, or $6 (the waiter, "" for none) first in it.
+	// ahead: no live place, or $6's (the waiter, "" for none) first (also
+	// where the row is missing: it may have been swept before the first
+	// place was queued). A
+	// grant deletes the waiter's place ($8, its key; NULL if it has none).
 	// A waiter's refused attempt renews its place for $7 µs once a third
-	// of that has passed (a renewal rewrites the row and its queue; the
-	// waiter attempts at least three times per $7), and queues it again,
-	// at the end, if its place expired (none of its attempts got through
-	// for $7: a stalled process, or a row whose lock was queued on that
-	// long), as the other backends do. The token was
-	// drawn before the statement waited for the row's lock: a grant also
-	// needs it larger than the row's, or a hold taken and released
-	// meanwhile would be followed by a smaller token (refused, the next
-	// attempt draws a new one).
+	// of that has passed (the waiter attempts at least three times per
+	// $7), and queues it again, at the end, if its place lapsed (none of
+	// its attempts got through for $7: a stalled process, or a lock held
+	// that long), as the other backends do; the statement then returns the
+	// new place's key. The token was drawn before the statement waited for
+	// the row's lock: a grant also needs it larger than the row's, or a
+	// hold taken and released meanwhile would be followed by a smaller
+	// token (refused, the next attempt draws a new one).
 	//
-	// The queue is the row's largest part and, past about 2 kB, is
-	// compressed or stored out of line (TOAST): each expression over it
-	// reads and decodes all of it. So the statement reads it as few times
-	// as it can: the WHERE takes the first live place alone, and only
-	// while the lock is free (or the waiter's renewal check, which stops
-	// at its place); the SET reads the live queue once, in a sub-select,
-	// for every column.
-	ok := `(l.expires <= now() AND l.token < excluded.token AND coalesce({FIRST} ->> 'w', $6::text) = $6::text)`
-	acquire := `INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
-VALUES ($1, $2, nextval({S}), now() + $3::int8{US}, $4, $5)
-ON CONFLICT (kind, key) DO UPDATE SET (token, expires, owner, attempt, holders) = (
-  SELECT CASE WHEN s.ok THEN excluded.token ELSE l.token END,
-    CASE WHEN s.ok THEN excluded.expires ELSE l.expires END,
-    CASE WHEN s.ok THEN excluded.owner ELSE l.owner END,
-    CASE WHEN s.ok THEN excluded.attempt ELSE l.attempt END,
-    CASE WHEN s.ok THEN jsonb_path_query_array(s.q, '$[*] ? (@.w != $w)', jsonb_build_object('w', $6::text))
-      ELSE (SELECT coalesce(jsonb_agg(CASE WHEN q ->> 'w' = $6::text THEN jsonb_set(q, '{e}', to_jsonb({N} + $7::int8)) ELSE q END ORDER BY i), '[]'::jsonb)
-              || CASE WHEN bool_or(q ->> 'w' = $6::text) THEN '[]'::jsonb ELSE jsonb_build_array(jsonb_build_object('w', $6::text, 'e', {N} + $7::int8)) END
-            FROM jsonb_array_elements(s.q) WITH ORDINALITY AS x(q, i)) END
-  FROM (SELECT q, (l.expires <= now() AND l.token < excluded.token AND coalesce(q -> 0 ->> 'w', $6::text) = $6::text) AS ok
-        FROM (SELECT {Q} AS q) AS y) AS s)
-WHERE ` + ok + ` OR ($6::text <> '' AND NOT jsonb_path_exists(l.holders, '$[*] ? (@.w == $w && @.e >= $r)', jsonb_build_object('w', $6::text, 'r', {N} + $7::int8 * 2 / 3)))
-RETURNING attempt, token`
+	// The places are read in the statement's snapshot, the row at its
+	// latest: a place that changed meanwhile can cost a waiter its turn
+	// (it is woken again by the next release), never exclusion, which
+	// rests on the row alone.
+	acquire := `WITH a AS (INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
+SELECT $1, $2, nextval({S}), now() + $3::int8{US}, $4, $5 WHERE coalesce({HEAD}, $6::text) = $6::text
+ON CONFLICT (kind, key) DO UPDATE SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
+WHERE l.expires <= now() AND l.token < excluded.token AND coalesce({HEAD}, $6::text) = $6::text
+RETURNING attempt, token),
+gone AS (DELETE FROM {T} AS p WHERE p.kind = 'q' || $1 AND p.key = $8::bytea AND (EXISTS (SELECT FROM a) OR p.expires <= now())),
+renewed AS (UPDATE {T} AS p SET expires = now() + $7::int8{US}
+  WHERE p.kind = 'q' || $1 AND p.key = $8::bytea AND p.expires > now() AND p.expires < now() + ($7::int8 * 2 / 3){US} AND NOT EXISTS (SELECT FROM a)),
+queued AS (INSERT INTO {T} (kind, key, token, expires, owner)
+  SELECT 'q' || $1, {P} || int8send(n.t), n.t, now() + $7::int8{US}, $6 FROM (SELECT nextval({S}) AS t
+    WHERE $6::text <> '' AND NOT EXISTS (SELECT FROM a)
+      AND NOT EXISTS (SELECT FROM {T} AS p WHERE p.kind = 'q' || $1 AND p.key = $8::bytea AND p.expires > now())) AS n
+  RETURNING key)
+SELECT coalesce((SELECT attempt FROM a), 0), coalesce((SELECT token FROM a), 0), (SELECT key FROM queued)`
 	notify := `pg_notify({C}, $1 || ':' || md5($2))`
 	// A mutex row's release names the waiter whose turn it is (the first
 	// live place of the queue; "" if none) after the lock's own name, so
 	// that only that waiter wakes; a grant names none ('-'): it is news
 	// for observers alone.
-	notifyHead := `pg_notify({C}, $1 || ':' || md5($2) || ':' || coalesce({FIRST} ->> 'w', ''))`
+	notifyHead := `pg_notify({C}, $1 || ':' || md5($2) || ':' || coalesce({HEAD}, ''))`
 	notifyGrant := `pg_notify({C}, $1 || ':' || md5($2) || ':-')`
 	// A writer is granted the lock if nobody holds it and its token is
 	// larger than the last writer's (the row's token): the token was drawn
@@ -118,33 +140,47 @@ RETURNING attempt, token`
 		// sweep at a time.
 		SweepLock: f(`LOCK TABLE {T} IN SHARE ROW EXCLUSIVE MODE`),
 		Sweep: f(`DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} AS g WHERE expires < now() AND NOT jsonb_path_exists(g.holders, '$[*] ? (@.e > $n)', jsonb_build_object('n', {N}))
+  AND NOT (g.kind IN ('m', 'e') AND EXISTS (SELECT FROM {T} AS p WHERE {GPLACES}))
 ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`),
-		List: f(`SELECT g.kind, g.key, g.token, {TTL}, g.owner, {LIVE}, {MARKS}, {N} FROM {T} AS g
-WHERE substr(g.key, 1, length($1::bytea)) = $1::bytea AND (g.key, g.kind) > ($2::bytea, $3::text)
-  AND (g.expires > now() OR jsonb_array_length({LIVE}) > 0)
+		// A mutex row's sixth column is its live places (w the waiter),
+		// in arrival order; a group row's, its live holders.
+		List: f(`SELECT g.kind, g.key, g.token, {TTL}, g.owner,
+  CASE WHEN g.kind IN ('m', 'e') THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('w', p.owner) ORDER BY p.key), '[]'::jsonb) FROM {T} AS p WHERE {GPLACES}) ELSE {LIVE} END,
+  {MARKS}, {N} FROM {T} AS g
+WHERE substr(g.key, 1, length($1::bytea)) = $1::bytea AND (g.key, g.kind) > ($2::bytea, $3::text) AND length(g.kind) = 1
+  AND (g.expires > now() OR jsonb_array_length({LIVE}) > 0 OR g.kind IN ('m', 'e') AND EXISTS (SELECT FROM {T} AS p WHERE {GPLACES}))
 ORDER BY g.key, g.kind LIMIT $4`),
 		Guard: f(`SELECT 1 FROM {T} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > clock_timestamp() FOR SHARE`),
 
 		Acquire:       f(acquire),
-		AcquireNotify: f(`WITH a AS (` + acquire + `) SELECT attempt, token, ` + notifyGrant + ` FROM a WHERE a.attempt = $5`),
+		AcquireNotify: f(acquire + `, (SELECT ` + notifyGrant + ` FROM a)`),
 		Release:       f(`UPDATE {T} AS l SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now() RETURNING ` + notifyHead),
 		Refresh:       f(`UPDATE {T} SET expires = now() + $4::int8{US} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now()`),
-		State:         f(`SELECT token, {TTL}, owner, {Q}, {N} FROM {T} AS l WHERE kind = $1 AND key = $2`),
-		Force:         f(`UPDATE {T} AS l SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND expires > now() RETURNING ` + notifyHead),
-		Undo:          f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = ANY($2::bytea[]) AND attempt = $3 AND expires > now() RETURNING pg_notify({C}, $1 || ':' || md5(key))`),
-		Join: f(`INSERT INTO {T} AS l (kind, key, token, expires, holders)
-VALUES ($1, $2, 0, '-infinity', jsonb_build_array(jsonb_build_object('w', $3::text, 'e', {N} + $4::int8)))
-ON CONFLICT (kind, key) DO UPDATE SET holders = {Q} || excluded.holders`),
-		Leave: f(`UPDATE {T} AS l SET holders = jsonb_path_query_array(l.holders, '$[*] ? (@.e > $n && @.w != $w)', jsonb_build_object('n', {N}, 'w', $3::text))
-WHERE kind = $1 AND key = $2 AND jsonb_path_exists(l.holders, '$[*] ? (@.w == $w)', jsonb_build_object('w', $3::text))
-RETURNING ` + notifyHead),
+		// The holder (token 0 if none) and the live places (w the waiter,
+		// e its expiry in µs), in arrival order, up to $3 (a place's key;
+		// NULL for all of them).
+		State: f(`SELECT coalesce(l.token, 0), {TTL}, coalesce(l.owner, ''), q.q, {N}
+FROM (SELECT coalesce(jsonb_agg(jsonb_build_object('w', p.owner, 'e', (extract(epoch FROM p.expires) * 1000000)::int8) ORDER BY p.key), '[]'::jsonb) AS q
+  FROM {T} AS p WHERE {PLACES} AND ($3::bytea IS NULL OR p.key <= $3::bytea)) AS q
+LEFT JOIN {T} AS l ON l.kind = $1 AND l.key = $2`),
+		Force: f(`UPDATE {T} AS l SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND expires > now() RETURNING ` + notifyHead),
+		Undo:  f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = ANY($2::bytea[]) AND attempt = $3 AND expires > now() RETURNING pg_notify({C}, $1 || ':' || md5(key))`),
+		// Join queues waiter $3 for $4 µs and returns its place's key.
+		Join: f(`INSERT INTO {T} (kind, key, token, expires, owner)
+SELECT 'q' || $1, {P} || int8send(n.t), n.t, now() + $4::int8{US}, $3 FROM (SELECT nextval({S}) AS t) AS n
+RETURNING key`),
+		// Leave deletes the place $3 and names the waiter whose turn it is
+		// then.
+		Leave: f(`DELETE FROM {T} AS d WHERE d.kind = 'q' || $1 AND d.key = $3::bytea
+RETURNING pg_notify({C}, $1 || ':' || md5($2) || ':' || coalesce((SELECT p.owner FROM {T} AS p WHERE {PLACES} AND p.key <> $3::bytea ORDER BY p.key LIMIT 1), ''))`),
 
 		MultiAcquire: f(`WITH t AS (SELECT nextval({S}) AS t)
 INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
-SELECT 'm', u.k, t.t, now() + $2::int8{US}, $3, $4 FROM t, unnest($1::bytea[]) WITH ORDINALITY AS u(k, i) ORDER BY u.i
+SELECT 'm', u.k, t.t, now() + $2::int8{US}, $3, $4 FROM t, unnest($1::bytea[]) WITH ORDINALITY AS u(k, i)
+WHERE NOT EXISTS (SELECT FROM {T} AS p WHERE ` + places("'m'", "u.k") + `) ORDER BY u.i
 ON CONFLICT (kind, key) DO UPDATE
 SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
-WHERE l.expires <= now() AND {FIRST} IS NULL AND l.token < excluded.token
+WHERE l.expires <= now() AND NOT EXISTS (SELECT FROM {T} AS p WHERE ` + places("'m'", "l.key") + `) AND l.token < excluded.token
 RETURNING token`),
 		MultiRelease: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()
 RETURNING true, pg_notify({C}, 'm:' || md5(key))`),
