@@ -184,13 +184,42 @@ func (m row) ForceRelease(ctx context.Context) (bool, error) {
 }
 
 // Watch queues waiter (a place alive for keep, renewed by a refused
-// attempt once a third of keep has passed) and wakes it when a release names it (NOTIFY: a release names
-// the first live place of the queue, so one waiter wakes per handoff,
-// however many wait), at once if its turn has come, when the holder's TTL
-// is due, and when a place ahead of it expires. stop leaves the queue and
-// wakes the waiter whose turn it then is.
+// attempt once a third of keep has passed) and wakes it when a release
+// names it (NOTIFY: a release names the first live place of the queue, so
+// one waiter wakes per handoff, however many wait), and at once if its
+// turn has come. When the holder's TTL is due, or the place just ahead or
+// the first one is (a waiter that died: expiries notify nobody), a read
+// tells whether its turn has come, and wakes it only then. stop leaves
+// the queue and wakes the waiter whose turn it then is.
 func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-chan struct{}, func(), error) {
 	l := m.l
+	// The place first: the watch's reads then see it, and read two places
+	// (the first and the one just ahead), not the queue. A release that
+	// names the waiter before the LISTEN is in effect is not lost: the
+	// first read, after it, finds the lock free and the waiter first.
+	leave := func() {}
+	if waiter != "" {
+		var place []byte
+		if err := l.pool.QueryRow(ctx, l.sql.Join, m.kind, m.key, waiter, micros(keep)).Scan(&place); err != nil {
+			return nil, nil, l.fail(ctx, "watch", err)
+		}
+		l.placeMu.Lock()
+		if l.places == nil {
+			l.places = map[string][]byte{}
+		}
+		l.places[waiter] = place
+		l.placeMu.Unlock()
+		l.granted(keep)
+		leave = func() {
+			l.placeMu.Lock()
+			place := l.places[waiter]
+			delete(l.places, waiter)
+			l.placeMu.Unlock()
+			uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
+			defer cancel()
+			_, _ = l.pool.Exec(uctx, l.sql.Leave, m.kind, m.key, place)
+		}
+	}
 	ready, stop, err := l.watchAs(ctx, m.kind, [][]byte{m.key}, waiter, func(ctx context.Context) (bool, time.Duration, error) {
 		var upTo []byte
 		if waiter != "" {
@@ -213,30 +242,13 @@ func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-ch
 		}
 		return st.ttl == 0 && turn, next, nil
 	})
-	if err != nil || waiter == "" {
-		return ready, stop, err
+	if err != nil {
+		leave()
+		return nil, nil, err
 	}
-	var place []byte
-	if err := l.pool.QueryRow(ctx, l.sql.Join, m.kind, m.key, waiter, micros(keep)).Scan(&place); err != nil {
-		stop()
-		return nil, nil, l.fail(ctx, "watch", err)
-	}
-	l.placeMu.Lock()
-	if l.places == nil {
-		l.places = map[string][]byte{}
-	}
-	l.places[waiter] = place
-	l.placeMu.Unlock()
-	l.granted(keep)
 	return ready, func() {
 		stop()
-		l.placeMu.Lock()
-		place := l.places[waiter]
-		delete(l.places, waiter)
-		l.placeMu.Unlock()
-		uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
-		defer cancel()
-		_, _ = l.pool.Exec(uctx, l.sql.Leave, m.kind, m.key, place)
+		leave()
 	}, nil
 }
 

@@ -301,10 +301,14 @@ func (l *Locker) watchAs(ctx context.Context, kind string, keys [][]byte, waiter
 			return
 		}
 		timer = time.AfterFunc(d, func() {
-			wake()
+			// Read first: a place ahead that was due has mostly been
+			// renewed, and waking the waiter would cost an attempt.
 			rctx, cancel := context.WithTimeout(tctx, undoTimeout)
-			_, next, err := c(rctx)
+			free, next, err := c(rctx)
 			cancel()
+			if err != nil || free {
+				wake()
+			}
 			if err == nil {
 				arm(next)
 			}

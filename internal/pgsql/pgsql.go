@@ -156,12 +156,15 @@ ORDER BY g.key, g.kind LIMIT $4`),
 		AcquireNotify: f(acquire + `, (SELECT ` + notifyGrant + ` FROM a)`),
 		Release:       f(`UPDATE {T} AS l SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now() RETURNING ` + notifyHead),
 		Refresh:       f(`UPDATE {T} SET expires = now() + $4::int8{US} WHERE kind = $1 AND key = $2 AND token = $3 AND expires > now()`),
-		// The holder (token 0 if none) and the live places (w the waiter,
-		// e its expiry in µs), in arrival order, up to $3 (a place's key;
-		// NULL for all of them).
+		// The holder (token 0 if none) and live places (w the waiter, e
+		// its expiry in µs), in arrival order: with $3 NULL all of them;
+		// with $3 a waiter's place, the first and the one just ahead of
+		// $3 (none if $3 is first; two index reads however many wait).
 		State: f(`SELECT coalesce(l.token, 0), {TTL}, coalesce(l.owner, ''), q.q, {N}
-FROM (SELECT coalesce(jsonb_agg(jsonb_build_object('w', p.owner, 'e', (extract(epoch FROM p.expires) * 1000000)::int8) ORDER BY p.key), '[]'::jsonb) AS q
-  FROM {T} AS p WHERE {PLACES} AND ($3::bytea IS NULL OR p.key <= $3::bytea)) AS q
+FROM (SELECT coalesce(jsonb_agg(jsonb_build_object('w', x.owner, 'e', (extract(epoch FROM x.expires) * 1000000)::int8) ORDER BY x.key), '[]'::jsonb) AS q
+  FROM ((SELECT p.owner, p.expires, p.key FROM {T} AS p WHERE {PLACES} AND ($3::bytea IS NULL OR p.key < $3::bytea)
+         ORDER BY p.key LIMIT CASE WHEN $3::bytea IS NULL THEN NULL ELSE 1 END)
+    UNION (SELECT p.owner, p.expires, p.key FROM {T} AS p WHERE {PLACES} AND p.key < $3::bytea ORDER BY p.key DESC LIMIT 1)) AS x) AS q
 LEFT JOIN {T} AS l ON l.kind = $1 AND l.key = $2`),
 		Force: f(`UPDATE {T} AS l SET expires = '-infinity' WHERE kind = $1 AND key = $2 AND expires > now() RETURNING ` + notifyHead),
 		Undo:  f(`UPDATE {T} SET expires = '-infinity' WHERE kind = $1 AND key = ANY($2::bytea[]) AND attempt = $3 AND expires > now() RETURNING pg_notify({C}, $1 || ':' || md5(key))`),
