@@ -84,9 +84,8 @@ func New(table, seq, channel string) Statements {
 	// A grant needs the row missing or expired, and no waiter queued
 	// ahead: no live place, or $6's (the waiter, "" for none) first (also
 	// where the row is missing: it may have been swept before the first
-	// place was queued). A
-	// grant deletes the waiter's place ($8, its key; NULL if it has none).
-	// A waiter's refused attempt renews its place for $7 µs once a third
+	// place was queued). A grant deletes the waiter's place ($8, its key;
+	// NULL if it has none). A waiter's refused attempt renews its place for $7 µs once a third
 	// of that has passed (the waiter attempts at least three times per
 	// $7), and queues it again, at the end, if its place lapsed (none of
 	// its attempts got through for $7: a stalled process, or a lock held
