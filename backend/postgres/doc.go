@@ -31,10 +31,11 @@
 // and owner are its holder's; each of its queued waiters has a row of its
 // own, its place (kind "qm" or "qe"; the key is the lock's key after its
 // length, then the place's number from the sequence, in arrival order);
-// a multi-key lock is the mutex rows of its keys under one token. A semaphore ("s") or a read-write lock ("r") is
-// one row whose holders (jsonb) are its permits, readers or writer, and
-// whose marks are its waiting writers. Keys are bytes (any key works: NUL,
-// invalid UTF-8, 64 KiB).
+// a multi-key lock is the mutex rows of its keys under one token. A
+// semaphore ("s") or a read-write lock ("r") is one row whose holders
+// (jsonb) are its permits, readers or writer, and whose marks are its
+// waiting writers. Keys are bytes (any key works: NUL, invalid UTF-8, 64
+// KiB).
 //
 // The role the application connects as needs exactly these grants, and
 // nothing else (no DDL, no function, no superuser):
@@ -53,10 +54,12 @@
 // of the expiry where the token still holds). A multi-key acquire is one
 // transaction that commits only if it took every key (three round trips).
 // A release keeps the row (its expiry set to -infinity) for the sweeper,
-// which leaves it while places of its waiters live. Concurrent statements on one lock are serialized by
-// its row lock, and
-// PostgreSQL re-evaluates each against the row's latest version, so two
-// holders can never both be granted where the lock allows one.
+// which leaves it while places of its waiters live. Concurrent statements
+// on one lock are serialized by its row lock, and PostgreSQL re-evaluates
+// each against the row's latest version, so two holders can never both be
+// granted where the lock allows one. (A waiter's place is read in the
+// statement's snapshot: a place that changed meanwhile can cost a waiter
+// its turn, never exclusion.)
 //
 // Expiry is decided by the server's clock alone (now(), the start of the
 // statement: a grant that waited for a row lock expires no later than its
@@ -104,11 +107,12 @@
 // ahead of it, also an attempt of a multi-key lock on that key. A waiter
 // whose process died holds the others back for its keep time at most.
 // A release wakes only the first in line (the notification names it),
-// so a handoff costs one attempt however many wait, and the statements
-// read the first place alone (by the primary key's index) and a renewal
-// writes one place: a handoff costs the same with 150 waiters as with 10.
-// A release with no live place queued, a multi-key release and an undone
-// attempt wake every waiter of the key.
+// so a handoff costs one attempt however many wait; the statements read
+// the first place alone (by the primary key's index), a waiter's watch
+// reads the first place and the one just ahead of its own, and a renewal
+// writes one place, so a handoff's cost does not grow with the number of
+// waiters. A release with no live place queued, a multi-key release and
+// an undone attempt wake every waiter of the key.
 //
 // Rolling upgrades: Lockers of versions before places were rows kept the
 // queue in the lock's row (its holders column), which these Lockers do
@@ -117,10 +121,11 @@
 // ones' do not keep each other's order. (Lockers of versions before the
 // release named a waiter listen for the lock's name alone: their waiters
 // miss the newer Lockers' releases and try at their retry interval or the
-// holder's TTL instead.) The table and its grants are unchanged. Semaphore
-// permits are not queued. A waiting writer of a
-// read-write lock keeps new readers out for its keep time, renewed by its
-// refused attempts, and removed when it gets the lock or gives up.
+// holder's TTL instead.) The table and its grants are unchanged.
+//
+// Semaphore permits are not queued. A waiting writer of a read-write lock
+// keeps new readers out for its keep time, renewed by its refused
+// attempts, and removed when it gets the lock or gives up.
 //
 // # Poolers
 //
