@@ -59,11 +59,11 @@ func (m row) acquire(ctx context.Context, r backend.Request, sql string) (int64,
 	if sql == l.sql.AcquireNotify {
 		dest = append(dest, nil)
 	}
-	var place []byte // nil: no place (NULL)
+	var at []byte // the waiter's place; nil (NULL) for none
 	if r.Waiter != "" {
-		place = l.place(r.Waiter)
+		at = l.place(r.Waiter)
 	}
-	err := l.pool.QueryRow(ctx, sql, m.kind, m.key, micros(r.TTL), r.Owner, a, r.Waiter, micros(r.Keep), place).Scan(dest...)
+	err := l.pool.QueryRow(ctx, sql, m.kind, m.key, micros(r.TTL), r.Owner, a, r.Waiter, micros(r.Keep), at).Scan(dest...)
 	if err != nil {
 		if unknown(err) {
 			l.undo(ctx, l.sql.Undo, m.kind, [][]byte{m.key}, a)
@@ -155,8 +155,8 @@ type place struct {
 	Expires int64  `json:"e"` // µs since the epoch, on the server's clock
 }
 
-// read reads the holder, and the live places up to upTo (a place's key;
-// nil for all of them).
+// read reads the holder and live places: all of them with upTo nil; with
+// upTo a waiter's place, the first and the one just ahead of it.
 func (m row) read(ctx context.Context, upTo []byte) (rowState, error) {
 	var st rowState
 	var us int64
@@ -199,25 +199,25 @@ func (m row) Watch(ctx context.Context, waiter string, keep time.Duration) (<-ch
 	// first read, after it, finds the lock free and the waiter first.
 	leave := func() {}
 	if waiter != "" {
-		var place []byte
-		if err := l.pool.QueryRow(ctx, l.sql.Join, m.kind, m.key, waiter, micros(keep)).Scan(&place); err != nil {
+		var at []byte
+		if err := l.pool.QueryRow(ctx, l.sql.Join, m.kind, m.key, waiter, micros(keep)).Scan(&at); err != nil {
 			return nil, nil, l.fail(ctx, "watch", err)
 		}
 		l.placeMu.Lock()
 		if l.places == nil {
 			l.places = map[string][]byte{}
 		}
-		l.places[waiter] = place
+		l.places[waiter] = at
 		l.placeMu.Unlock()
 		l.granted(keep)
 		leave = func() {
 			l.placeMu.Lock()
-			place := l.places[waiter]
+			at := l.places[waiter]
 			delete(l.places, waiter)
 			l.placeMu.Unlock()
 			uctx, cancel := context.WithTimeout(context.Background(), undoTimeout)
 			defer cancel()
-			_, _ = l.pool.Exec(uctx, l.sql.Leave, m.kind, m.key, place)
+			_, _ = l.pool.Exec(uctx, l.sql.Leave, m.kind, m.key, at)
 		}
 	}
 	ready, stop, err := l.watchAs(ctx, m.kind, [][]byte{m.key}, waiter, func(ctx context.Context) (bool, time.Duration, error) {
