@@ -145,10 +145,17 @@ func testExpiryWakesAfterRefresh(t *testing.T, nodes []*itest.Server) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	// Time must pass: the refreshed TTL runs out.
-	await(t, ready, "the waiter was not woken at the refreshed lock's expiry")
-	got, err := waiters.Acquire(ctx, key, time.Minute)
+	wokenFree(t, ready, waiters, key, "the waiter was not woken at the refreshed lock's expiry", "woken while the refreshed lock was held")
+}
+
+// wokenFree waits for ready, then checks that an attempt of l's on key
+// wins: the waiter was woken when the key was free.
+func wokenFree(t *testing.T, ready <-chan struct{}, l *redlock.Locker, key, notWoken, held string) {
+	t.Helper()
+	await(t, ready, notWoken)
+	got, err := l.Acquire(t.Context(), key, time.Minute)
 	require.NoError(t, err)
-	require.Positive(t, got, "woken while the refreshed lock was held")
+	require.Positive(t, got, held)
 }
 
 // testExpiryWakesWhenMajorityFree: with one node of three not answering,
@@ -174,10 +181,7 @@ func testExpiryWakesWhenMajorityFree(t *testing.T, nodes []*itest.Server) {
 	require.NoError(t, err)
 	t.Cleanup(stop)
 	// Time must pass: node 1's copy runs out.
-	await(t, ready, "the waiter was not woken at the holder's expiry")
-	got, err := waiters.Acquire(ctx, key, time.Minute)
-	require.NoError(t, err)
-	require.Positive(t, got, "woken while the holder held node 1, and node 2 did not answer")
+	wokenFree(t, ready, waiters, key, "the waiter was not woken at the holder's expiry", "woken while the holder held node 1, and node 2 did not answer")
 }
 
 // testObserversHearEveryChange: an election's observers on one Locker do

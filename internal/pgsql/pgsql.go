@@ -57,8 +57,7 @@ const (
 // name, its token the number. A statement finds the first live place by
 // the primary key's index, in key order, from the front: a handoff reads
 // one place row however many wait, and a waiter's renewal writes its own
-// row alone. (Before, the queue was a jsonb array in the lock's row,
-// which every statement on the lock read and rewrote whole.)
+// row alone.
 
 // places is the condition that p is a live place of the lock of kind k and
 // key key (SQL expressions).
