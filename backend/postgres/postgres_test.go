@@ -96,6 +96,8 @@ func TestOnOneServer(t *testing.T) {
 	t.Run("RefusedWaiterRenewsWhenDue", func(t *testing.T) { testRefusedWaiterRenewsWhenDue(t, srv, admin) })
 	t.Run("PlacesAreRows", func(t *testing.T) { testPlacesAreRows(t, srv, admin) })
 	t.Run("PlaceWithoutRow", func(t *testing.T) { testPlaceWithoutRow(t, srv, admin) })
+	t.Run("SweepKeepsRowWhilePlaces", func(t *testing.T) { testSweepKeepsRowWhilePlaces(t, srv, admin) })
+	t.Run("TimerWakesOnlyOnTurn", func(t *testing.T) { testTimerWakesOnlyOnTurn(t, srv) })
 }
 
 // harness is one subtest's namespace (a key prefix) in the shared table.
@@ -392,6 +394,87 @@ func testPlaceWithoutRow(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool)
 	tok, err = m.Acquire(ctx, backend.Request{TTL: time.Minute, Waiter: "w1", Keep: time.Minute})
 	require.NoError(t, err)
 	require.Positive(t, tok, "w1, first, was refused")
+}
+
+// testSweepKeepsRowWhilePlaces: the sweeper keeps a released lock's row
+// while a live place is queued for it, and deletes it once no place is
+// live (here: the place lapsed, as a dead waiter's does), the place's row
+// with it.
+func testSweepKeepsRowWhilePlaces(t *testing.T, srv *itest.Postgres, admin *pgxpool.Pool) {
+	ctx := t.Context()
+	prefix := newPrefix()
+	l := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix))
+	m := l.Mutex("k")
+	takeAndRelease(t, m, backend.Request{TTL: time.Minute})
+	_, stop, err := m.(backend.Watcher).Watch(ctx, "w1", time.Minute)
+	require.NoError(t, err)
+	defer stop()
+	rows := func(kind string, key []byte) int {
+		t.Helper()
+		var n int
+		require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM xsync_locks WHERE kind = $1 AND substr(key, 1, length($2::bytea)) = $2::bytea`, kind, key).Scan(&n))
+		return n
+	}
+
+	_, err = xpg.SweepNow(ctx, l)
+	require.NoError(t, err)
+	require.Equal(t, 1, rows("m", []byte(prefix+"k")), "the sweeper deleted a released row while a place was live")
+	require.Equal(t, 1, rows("qm", placeKey(prefix+"k", 0)), "the sweeper deleted a live place")
+
+	_, err = admin.Exec(ctx, `UPDATE xsync_locks SET expires = now() - interval '1 second' WHERE kind = 'qm' AND substr(key, 1, length($1::bytea)) = $1::bytea`, placeKey(prefix+"k", 0))
+	require.NoError(t, err)
+	_, err = xpg.SweepNow(ctx, l)
+	require.NoError(t, err)
+	require.Zero(t, rows("m", []byte(prefix+"k")), "the sweeper kept a released row with no live place")
+	require.Zero(t, rows("qm", placeKey(prefix+"k", 0)), "the sweeper kept a lapsed place")
+}
+
+// testTimerWakesOnlyOnTurn: when the holder's TTL runs out (an expiry
+// notifies nobody), every waiter's timer reads the lock, and only the
+// waiter whose turn it is wakes: w1, first in line, and not w2, behind
+// w1's live place. w2 wakes when w1's release names it.
+func testTimerWakesOnlyOnTurn(t *testing.T, srv *itest.Postgres) {
+	ctx := t.Context()
+	m := newLocker(t, srv.AdminURL(), xpg.WithPrefix(newPrefix())).Mutex("k")
+	held, err := m.Acquire(ctx, backend.Request{TTL: time.Second})
+	require.NoError(t, err)
+	require.Positive(t, held)
+	w := m.(backend.Watcher)
+	ready1, stop1, err := w.Watch(ctx, "w1", time.Minute)
+	require.NoError(t, err)
+	defer stop1()
+	ready2, stop2, err := w.Watch(ctx, "w2", time.Minute)
+	require.NoError(t, err)
+	defer stop2()
+
+	select {
+	case <-ready1:
+	case <-ready2:
+		t.Fatal("w2 woke ahead of w1")
+	case <-time.After(10 * time.Second):
+		t.Fatal("w1, first in line, did not wake when the holder's TTL ran out")
+	}
+	// Both timers were set for the holder's expiry; w2's read of the lock
+	// then finds w1's place ahead. No event marks that read's outcome, so
+	// the test gives it half a second (a slow read only makes this check
+	// weaker, never fail wrongly).
+	select {
+	case <-ready2:
+		t.Fatal("w2's timer woke it while w1's place was ahead")
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	tok, err := m.Acquire(ctx, backend.Request{TTL: time.Minute, Waiter: "w1", Keep: time.Minute})
+	require.NoError(t, err)
+	require.Positive(t, tok, "w1, first and woken, was refused")
+	ok, err := m.Release(ctx, tok)
+	require.NoError(t, err)
+	require.True(t, ok)
+	select {
+	case <-ready2:
+	case <-time.After(10 * time.Second):
+		t.Fatal("w1's release did not wake w2, next in line")
+	}
 }
 
 // afterRowWait holds the row of kind and key in a transaction of its own,
