@@ -84,7 +84,10 @@
 // waits for the write statements in flight, and new ones wait for it,
 // until it commits (a stall of the table's writes for about one DELETE).
 // It waits at most 50ms for the lock, and otherwise tries again a second
-// later.
+// later. The lock, the delete and the commit go in one message, which the
+// server runs and commits on its own: a Locker that stalls in a sweep (a
+// pause, a network that stops delivering its replies) keeps no other
+// client's write waiting.
 //
 // # Waiting: LISTEN/NOTIFY
 //

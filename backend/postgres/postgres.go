@@ -146,6 +146,8 @@ type Locker struct {
 	sql  pgsql.Statements
 	hub  *hub // nil without LISTEN
 
+	sweepSQL string // sql.Sweep with its lock wait and batch size
+
 	placeMu sync.Mutex
 	places  map[string][]byte // a queued waiter's place (its row's key), by the waiter's name
 
@@ -180,6 +182,7 @@ func New(pool *pgxpool.Pool, opts ...Option) *Locker {
 		panic(c.err.Error())
 	}
 	l := &Locker{pool: pool, opts: opts, cfg: c, sql: pgsql.New(c.tableName(), c.seqName(), c.channel())}
+	l.sweepSQL = fmt.Sprintf(l.sql.Sweep, sweepLockWait.Milliseconds(), sweepBatch)
 	if c.listen {
 		l.hub = newHub(l)
 	}
@@ -361,21 +364,12 @@ const sweepLockWait = 50 * time.Millisecond
 // Its table lock waits for every write statement in flight: a statement
 // that drew its token and then waited for a row's lock never finds the
 // row deleted after a later holder's grant, so it never inserts a new row
-// under its older token.
+// under its older token. It is one message, which the server commits
+// itself (see pgsql.Statements.Sweep): the table stays locked for the
+// delete alone, however slowly this client goes on.
 func (l *Locker) sweepOnce(ctx context.Context) (int64, error) {
-	var n int64
-	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(`SELECT set_config('lock_timeout', $1, true)`, fmt.Sprint(sweepLockWait.Milliseconds()))
-		b.Queue(l.sql.SweepLock)
-		del := b.Queue(l.sql.Sweep, sweepBatch)
-		del.Exec(func(tag pgconn.CommandTag) error {
-			n = tag.RowsAffected()
-			return nil
-		})
-		return tx.SendBatch(ctx, b).Close()
-	})
-	return n, err
+	tag, err := l.pool.Exec(ctx, l.sweepSQL, pgx.QueryExecModeSimpleProtocol)
+	return tag.RowsAffected(), err
 }
 
 func (l *Locker) sweep() {

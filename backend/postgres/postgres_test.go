@@ -98,6 +98,7 @@ func TestOnOneServer(t *testing.T) {
 	t.Run("PlaceWithoutRow", func(t *testing.T) { testPlaceWithoutRow(t, srv, admin) })
 	t.Run("SweepKeepsRowWhilePlaces", func(t *testing.T) { testSweepKeepsRowWhilePlaces(t, srv, admin) })
 	t.Run("TimerWakesOnlyOnTurn", func(t *testing.T) { testTimerWakesOnlyOnTurn(t, srv) })
+	t.Run("StalledSweeperStallsNoWriter", func(t *testing.T) { testStalledSweeperStallsNoWriter(t, srv) })
 }
 
 // harness is one subtest's namespace (a key prefix) in the shared table.
@@ -475,6 +476,43 @@ func testTimerWakesOnlyOnTurn(t *testing.T, srv *itest.Postgres) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("w1's release did not wake w2, next in line")
 	}
+}
+
+// testStalledSweeperStallsNoWriter: a sweep locks the whole table, so it
+// must commit on the server, not when its client gets round to it. Here
+// every reply to the sweeper's client is held for 2s (a stalled process,
+// a network that delays one way), and another client takes and releases
+// a lock over and over meanwhile: none of its writes may wait for the
+// stalled sweep. Had the sweep been a transaction that the client ends
+// (BEGIN, the lock and delete, COMMIT: a round trip each), every write to
+// the table would have waited until the client's COMMIT came.
+func testStalledSweeperStallsNoWriter(t *testing.T, srv *itest.Postgres) {
+	ctx := t.Context()
+	p := itest.NewProxy(t, srv.Endpoint())
+	sweeper := newLocker(t, itest.PostgresURLAt(p.Addr(), "postgres", itest.PostgresPassword), xpg.WithPrefix(newPrefix()))
+	_, err := xpg.SweepNow(ctx, sweeper) // its pool connects before the stall
+	require.NoError(t, err)
+	other := newLocker(t, srv.AdminURL(), xpg.WithPrefix(newPrefix())).Mutex("k")
+	takeAndRelease(t, other, backend.Request{TTL: time.Minute})
+
+	const stall = 2 * time.Second
+	p.Delay(stall)
+	swept := make(chan error, 1)
+	go func() {
+		_, err := xpg.SweepNow(ctx, sweeper)
+		swept <- err
+	}()
+	// Long enough for a client-ended sweep's two held replies (BEGIN's,
+	// then the delete's) and its COMMIT.
+	var slowest time.Duration
+	for end := time.Now().Add(2*stall + time.Second); time.Now().Before(end); {
+		start := time.Now()
+		takeAndRelease(t, other, backend.Request{TTL: time.Minute})
+		slowest = max(slowest, time.Since(start))
+	}
+	p.Heal()
+	require.NoError(t, <-swept)
+	require.Less(t, slowest, stall/2, "a write waited for the sweep of a stalled client")
 }
 
 // afterRowWait holds the row of kind and key in a transaction of its own,

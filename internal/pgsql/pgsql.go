@@ -13,11 +13,14 @@ import "strings"
 type Statements struct {
 	Ping, List, Guard string
 
-	// A sweep is one transaction: SweepLock, then Sweep ($1 the most rows
-	// to delete). The lock conflicts with the table lock every write
-	// statement takes before it draws a token, so no statement is between
-	// its token and its row while rows are deleted (see Sweep).
-	SweepLock, Sweep string
+	// Sweep is one sweep: three statements in one message (send it by the
+	// simple protocol), which the server runs as one transaction and
+	// commits at once, not when the client next speaks: a lock wait of %d
+	// ms, the table's lock, then a delete of at most %d expired rows. The
+	// lock conflicts with the table lock every write statement takes
+	// before it draws a token, so no statement is between its token and
+	// its row while rows are deleted.
+	Sweep string
 
 	// The mutex kinds (mutex, election): one row whose token, expires and
 	// owner are the holder's, and a row of its own for each queued
@@ -136,10 +139,15 @@ SELECT coalesce((SELECT attempt FROM a), 0), coalesce((SELECT token FROM a), 0),
 		// (each holds ROW EXCLUSIVE from before its token to its commit),
 		// keeps new ones out until the sweep commits, and is taken by one
 		// sweep at a time.
-		SweepLock: f(`LOCK TABLE {T} IN SHARE ROW EXCLUSIVE MODE`),
-		Sweep: f(`DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} AS g WHERE expires < now() AND NOT jsonb_path_exists(g.holders, '$[*] ? (@.e > $n)', jsonb_build_object('n', {N}))
+		// The table's lock is held only while the message runs: a client
+		// that stalls after sending it (a pause, a partition) keeps no
+		// writer waiting, where a transaction it had to end itself would
+		// hold the lock until its COMMIT came or its connection died.
+		Sweep: f(`SET LOCAL lock_timeout = '%dms';
+LOCK TABLE {T} IN SHARE ROW EXCLUSIVE MODE;
+DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} AS g WHERE expires < now() AND NOT jsonb_path_exists(g.holders, '$[*] ? (@.e > $n)', jsonb_build_object('n', {N}))
   AND NOT (g.kind IN ('m', 'e') AND EXISTS (SELECT FROM {T} AS p WHERE {GPLACES}))
-ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED))`),
+ORDER BY expires LIMIT %d FOR UPDATE SKIP LOCKED))`),
 		// A mutex row's sixth column is its live places (w the waiter),
 		// in arrival order; a group row's, its live holders.
 		List: f(`SELECT g.kind, g.key, g.token, {TTL}, g.owner,
