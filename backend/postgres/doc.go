@@ -52,7 +52,10 @@
 // acquire (INSERT ... ON CONFLICT DO UPDATE of a missing or expired row),
 // release (UPDATE of the row where the token still holds), refresh (UPDATE
 // of the expiry where the token still holds). A multi-key acquire is one
-// transaction that commits only if it took every key (three round trips).
+// statement too, which fails (and so writes nothing) unless it took every
+// key. No operation leaves a transaction open for the client to end: a
+// client that stalls (a pause, a network that stops delivering its
+// replies) keeps no row or table locked meanwhile.
 // A release keeps the row (its expiry set to -infinity) for the sweeper,
 // which leaves it while places of its waiters live. Concurrent statements
 // on one lock are serialized by its row lock, and PostgreSQL re-evaluates

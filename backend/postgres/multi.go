@@ -8,13 +8,14 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/xsync-go/xsync/backend"
+	"github.com/xsync-go/xsync/internal/pgsql"
 )
 
 // Multi implements [backend.MultiLocker]: the mutex rows of keys, taken
-// under one token in one transaction, all or none.
+// under one token in one statement, all or none.
 func (l *Locker) Multi(keys []string) backend.Lock {
 	ks := make([][]byte, len(keys))
 	for i, k := range keys {
@@ -37,37 +38,18 @@ var (
 	_ backend.ForceReleaser = multi{}
 )
 
-// Acquire is one transaction: an INSERT ... ON CONFLICT DO UPDATE of every
-// key's row under one new token, committed if it took every key and rolled
-// back otherwise (three round trips).
+// Acquire is one statement: an INSERT ... ON CONFLICT DO UPDATE of every
+// key's row under one new token, which fails (and so writes nothing)
+// unless it took every key: one round trip, and no row stays locked while
+// the client is away.
 func (m multi) Acquire(ctx context.Context, r backend.Request) (int64, error) {
 	l := m.l
 	a := attempt()
 	var tok int64
-	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, l.sql.MultiAcquire, m.keys, micros(r.TTL), r.Owner, a)
-		if err != nil {
-			return err
-		}
-		n := 0
-		for rows.Next() {
-			if err := rows.Scan(&tok); err != nil {
-				rows.Close()
-				return err
-			}
-			n++
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if n < len(m.keys) {
-			tok = 0
-			return errBusy
-		}
-		return nil
-	})
+	err := l.pool.QueryRow(ctx, l.sql.MultiAcquire, m.keys, micros(r.TTL), r.Owner, a).Scan(&tok)
+	var pe *pgconn.PgError
 	switch {
-	case errors.Is(err, errBusy):
+	case errors.As(err, &pe) && pe.Code == pgsql.MultiBusy:
 		return 0, nil
 	case err != nil:
 		if unknown(err) {
@@ -78,9 +60,6 @@ func (m multi) Acquire(ctx context.Context, r backend.Request) (int64, error) {
 	l.granted(r.TTL)
 	return tok, nil
 }
-
-// errBusy rolls back a multi-key acquire that found a key held.
-var errBusy = errors.New("a key is held")
 
 // Release deletes the rows token still holds, and says true if that was
 // every key.

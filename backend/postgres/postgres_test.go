@@ -99,6 +99,7 @@ func TestOnOneServer(t *testing.T) {
 	t.Run("SweepKeepsRowWhilePlaces", func(t *testing.T) { testSweepKeepsRowWhilePlaces(t, srv, admin) })
 	t.Run("TimerWakesOnlyOnTurn", func(t *testing.T) { testTimerWakesOnlyOnTurn(t, srv) })
 	t.Run("StalledSweeperStallsNoWriter", func(t *testing.T) { testStalledSweeperStallsNoWriter(t, srv) })
+	t.Run("StalledMultiStallsNoWriter", func(t *testing.T) { testStalledMultiStallsNoWriter(t, srv) })
 }
 
 // harness is one subtest's namespace (a key prefix) in the shared table.
@@ -479,40 +480,69 @@ func testTimerWakesOnlyOnTurn(t *testing.T, srv *itest.Postgres) {
 }
 
 // testStalledSweeperStallsNoWriter: a sweep locks the whole table, so it
-// must commit on the server, not when its client gets round to it. Here
-// every reply to the sweeper's client is held for 2s (a stalled process,
-// a network that delays one way), and another client takes and releases
-// a lock over and over meanwhile: none of its writes may wait for the
-// stalled sweep. Had the sweep been a transaction that the client ends
-// (BEGIN, the lock and delete, COMMIT: a round trip each), every write to
-// the table would have waited until the client's COMMIT came.
+// must commit on the server, not when its client gets round to it. Had
+// the sweep been a transaction that the client ends (BEGIN, the lock and
+// delete, COMMIT: a round trip each), every write to the table would
+// have waited until the stalled client's COMMIT came.
 func testStalledSweeperStallsNoWriter(t *testing.T, srv *itest.Postgres) {
+	stalledClientStallsNoWriter(t, srv, "", func(ctx context.Context, l *xpg.Locker) error {
+		_, err := xpg.SweepNow(ctx, l)
+		return err
+	})
+}
+
+// testStalledMultiStallsNoWriter: a multi-key acquire locks its keys'
+// rows, so it too must end on the server: as a transaction that the
+// client commits or rolls back, a stalled client would keep every attempt
+// on those keys waiting (not refused) until it came back.
+func testStalledMultiStallsNoWriter(t *testing.T, srv *itest.Postgres) {
+	prefix := newPrefix()
+	stalledClientStallsNoWriter(t, srv, prefix, func(ctx context.Context, l *xpg.Locker) error {
+		m := l.Multi([]string{"j", "k"})
+		tok, err := m.Acquire(ctx, backend.Request{TTL: time.Minute})
+		if err == nil && tok > 0 {
+			_, err = m.Release(ctx, tok)
+		}
+		return err
+	})
+}
+
+// stalledClientStallsNoWriter runs op on a Locker (of prefix, or a new
+// one if "") whose every reply is held for 2s (a stalled process, a
+// network that delays one way), while another client takes and releases
+// the mutex "k" of prefix over and over: none of its attempts may wait
+// for the stalled client.
+func stalledClientStallsNoWriter(t *testing.T, srv *itest.Postgres, prefix string, op func(context.Context, *xpg.Locker) error) {
 	ctx := t.Context()
+	if prefix == "" {
+		prefix = newPrefix()
+	}
 	p := itest.NewProxy(t, srv.Endpoint())
-	sweeper := newLocker(t, itest.PostgresURLAt(p.Addr(), "postgres", itest.PostgresPassword), xpg.WithPrefix(newPrefix()))
-	_, err := xpg.SweepNow(ctx, sweeper) // its pool connects before the stall
-	require.NoError(t, err)
-	other := newLocker(t, srv.AdminURL(), xpg.WithPrefix(newPrefix())).Mutex("k")
+	stalled := newLocker(t, itest.PostgresURLAt(p.Addr(), "postgres", itest.PostgresPassword), xpg.WithPrefix(prefix))
+	require.NoError(t, op(ctx, stalled)) // its pool connects before the stall
+	other := newLocker(t, srv.AdminURL(), xpg.WithPrefix(prefix)).Mutex("k")
 	takeAndRelease(t, other, backend.Request{TTL: time.Minute})
 
 	const stall = 2 * time.Second
 	p.Delay(stall)
-	swept := make(chan error, 1)
-	go func() {
-		_, err := xpg.SweepNow(ctx, sweeper)
-		swept <- err
-	}()
-	// Long enough for a client-ended sweep's two held replies (BEGIN's,
-	// then the delete's) and its COMMIT.
+	done := make(chan error, 1)
+	go func() { done <- op(ctx, stalled) }()
+	// Long enough for a client-ended transaction's replies (BEGIN's,
+	// then its statements') and its end.
 	var slowest time.Duration
 	for end := time.Now().Add(2*stall + time.Second); time.Now().Before(end); {
 		start := time.Now()
-		takeAndRelease(t, other, backend.Request{TTL: time.Minute})
+		tok, err := other.Acquire(ctx, backend.Request{TTL: time.Minute})
+		require.NoError(t, err)
+		if tok > 0 {
+			_, err = other.Release(ctx, tok)
+			require.NoError(t, err)
+		}
 		slowest = max(slowest, time.Since(start))
 	}
 	p.Heal()
-	require.NoError(t, <-swept)
-	require.Less(t, slowest, stall/2, "a write waited for the sweep of a stalled client")
+	require.NoError(t, <-done)
+	require.Less(t, slowest, stall/2, "an attempt waited for a stalled client")
 }
 
 // afterRowWait holds the row of kind and key in a transaction of its own,

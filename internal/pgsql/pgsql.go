@@ -31,6 +31,8 @@ type Statements struct {
 	Join, Leave                                                  string
 
 	// The keys of a multi-key lock: mutex rows under one token.
+	// MultiAcquire returns the token, or fails with MultiBusy if a key is
+	// held (and then wrote nothing).
 	MultiAcquire, MultiRelease, MultiRefresh, MultiState, MultiForce string
 
 	// The group kinds (semaphore, read-write lock): one row whose holders
@@ -40,6 +42,10 @@ type Statements struct {
 	SemAcquire, ReadAcquire, WriteAcquire, WriteMark, WriteUnmark string
 	GroupRelease, GroupRefresh, GroupState, GroupForce, GroupUndo string
 }
+
+// MultiBusy is the SQLSTATE of a MultiAcquire that found a key held
+// (cardinality_violation, which nothing else in the statement raises).
+const MultiBusy = "21000"
 
 const (
 	nowUS     = `(extract(epoch FROM now()) * 1000000)::int8`
@@ -183,14 +189,19 @@ RETURNING key`),
 		Leave: f(`DELETE FROM {T} AS d WHERE d.kind = 'q' || $1 AND d.key = $3::bytea
 RETURNING pg_notify({C}, $1 || ':' || md5($2) || ':' || coalesce((SELECT p.owner FROM {T} AS p WHERE {PLACES} AND p.key <> $3::bytea ORDER BY p.key LIMIT 1), ''))`),
 
-		MultiAcquire: f(`WITH t AS (SELECT nextval({S}) AS t)
+		// A multi-key lock takes every key or none in one statement: if it
+		// took fewer than all, it fails on purpose (MultiBusy: a scalar
+		// subquery of two rows), which undoes its writes. So no client
+		// holds the keys' rows between round trips of its own.
+		MultiAcquire: f(`WITH t AS (SELECT nextval({S}) AS t), g AS (
 INSERT INTO {T} AS l (kind, key, token, expires, owner, attempt)
 SELECT 'm', u.k, t.t, now() + $2::int8{US}, $3, $4 FROM t, unnest($1::bytea[]) WITH ORDINALITY AS u(k, i)
 WHERE NOT EXISTS (SELECT FROM {T} AS p WHERE ` + places("'m'", "u.k") + `) ORDER BY u.i
 ON CONFLICT (kind, key) DO UPDATE
 SET token = excluded.token, expires = excluded.expires, owner = excluded.owner, attempt = excluded.attempt
 WHERE l.expires <= now() AND NOT EXISTS (SELECT FROM {T} AS p WHERE ` + places("'m'", "l.key") + `) AND l.token < excluded.token
-RETURNING token`),
+RETURNING token)
+SELECT CASE WHEN count(*) = cardinality($1::bytea[]) THEN min(token) ELSE (SELECT n FROM generate_series(1, 2) AS n) END FROM g`),
 		MultiRelease: f(`UPDATE {T} SET expires = '-infinity' WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()
 RETURNING true, pg_notify({C}, 'm:' || md5(key))`),
 		MultiRefresh: f(`UPDATE {T} SET expires = now() + $3::int8{US} WHERE kind = 'm' AND key = ANY($1::bytea[]) AND token = $2 AND expires > now()`),
