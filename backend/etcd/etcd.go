@@ -274,7 +274,8 @@ func (l *Locker) leaseAlongside(ctx context.Context, ttl int64) (lease, func(*le
 // acquire failed.
 const cleanupTimeout = 250 * time.Millisecond
 
-// closeTimeout bounds Close's revocations.
+// closeTimeout bounds Close's revocations, all of them together (the
+// election space's too).
 const closeTimeout = 5 * time.Second
 
 // Close is for a service shutting down. It revokes the leases the Locker
@@ -283,9 +284,18 @@ const closeTimeout = 5 * time.Second
 // stream. Locks held stay held until released or expired, as do the
 // places of waiters still waiting. The Locker still works after Close,
 // but a lease its locks release is then left to expire rather than kept.
-// Close does not close the client. It returns the revocations' errors, but
+// Close does not close the client. It waits at most 5s in all for the
+// cluster: a lease it could not revoke by then (the cluster is
+// unreachable) expires by its TTL. It returns the revocations' errors, but
 // for leases already gone; calling it again does no harm.
 func (l *Locker) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	return l.close(ctx)
+}
+
+// close is Close within ctx, which the election space's Locker shares.
+func (l *Locker) close(ctx context.Context) error {
 	l.mu.Lock()
 	l.closed = true
 	var ids []clientv3.LeaseID
@@ -297,8 +307,6 @@ func (l *Locker) Close() error {
 	clear(l.idle)
 	elect := l.elect
 	l.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-	defer cancel()
 	var errs []error
 	for _, id := range ids {
 		if _, err := l.client.Revoke(ctx, id); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
@@ -307,7 +315,7 @@ func (l *Locker) Close() error {
 	}
 	l.keeper.close()
 	if elect != nil {
-		errs = append(errs, elect.Close())
+		errs = append(errs, elect.close(ctx))
 	}
 	return errors.Join(errs...)
 }

@@ -103,10 +103,16 @@ func TestLeasesExpire(t *testing.T) {
 	assert.Zero(t, leases(), "every lease expired")
 }
 
+// TestClose runs the tests of Close on one server.
+func TestClose(t *testing.T) {
+	srv := itest.StartEtcd(t)
+	t.Run("RevokesIdleLeases", func(t *testing.T) { testCloseRevokesIdleLeases(t, srv) })
+	t.Run("BoundedWhenUnreachable", func(t *testing.T) { testCloseBoundedWhenUnreachable(t, srv) })
+}
+
 // Close revokes the leases a Locker keeps for its next locks, and the
 // Locker still works after it, leaving its released leases to expire.
-func TestCloseRevokesIdleLeases(t *testing.T) {
-	srv := itest.StartEtcd(t)
+func testCloseRevokesIdleLeases(t *testing.T, srv *itest.Server) {
 	admin := itest.EtcdClient(t, srv)
 	prefix := newPrefix()
 	l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
@@ -155,4 +161,28 @@ func TestCloseRevokesIdleLeases(t *testing.T) {
 	release(a)
 	assert.NotEqual(t, id, next, "after Close a released lease is not kept for the next lock")
 	assert.True(t, alive(next), "a lock's own lease lives on for its TTL")
+}
+
+// Close waits at most 5s in all for a cluster it cannot reach, the
+// election space's revocations included (each space waited 5s of its own
+// before), and says that it could not revoke.
+func testCloseBoundedWhenUnreachable(t *testing.T, srv *itest.Server) {
+	ctx := t.Context()
+	p := itest.NewProxy(t, srv.Endpoint())
+	l := xetcd.New(itest.EtcdClientAt(t, p.Addr()), xetcd.WithPrefix(newPrefix()))
+	// An idle lease in each space: a mutex's and an election term's.
+	for _, lk := range []backend.Lock{l.Mutex("k"), l.Election("e")} {
+		tok, err := lk.Acquire(ctx, backend.Request{TTL: 30 * time.Second})
+		require.NoError(t, err)
+		require.Positive(t, tok)
+		ok, err := lk.Release(ctx, tok)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	p.Down()
+	start := time.Now()
+	err := l.Close()
+	took := time.Since(start)
+	require.Error(t, err, "Close could not revoke, and says nothing")
+	require.Less(t, took, 7*time.Second, "Close waited %v for an unreachable cluster (at most 5s in all)", took)
 }
