@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -348,10 +349,15 @@ func BenchmarkRedlockTwoPaused(b *testing.B) {
 	b.ReportMetric(100*rv/float64(n), "redsync-validity-%")
 }
 
-// BenchmarkParallelKeys runs acquire+release from 4 goroutines at once,
-// each on a key of its own, for every library on the same servers: ops/s
-// on distinct keys, where only the library's own cost and round trips
-// count.
+// BenchmarkParallelKeys runs acquire+release from 4 goroutines at once
+// (2 per core), each on a key of its own, for every library on the same
+// servers: ops/s on distinct keys, where only the library's own cost and
+// round trips count. The libraries take turns, b.N slices of
+// parallelSlice each, the order rotating from slice to slice, so that the
+// machine's drift within a round falls on all of them alike (run one
+// after another, a second each, two runs of redislock alone differed by
+// half); each library's rate is its operations over the time of its own
+// slices, reported as <library>-ops/s.
 func BenchmarkParallelKeys(b *testing.B) {
 	redisSrv := itest.StartRedis(b)
 	etcdSrv := itest.StartEtcd(b)
@@ -404,19 +410,61 @@ func BenchmarkParallelKeys(b *testing.B) {
 		}},
 	}
 	libs = append(libs, postgresLibs(lazyPostgres(b))...)
-	for _, l := range libs {
-		b.Run(l.name, func(b *testing.B) {
-			op := l.op(b)
-			var ids atomic.Int64
-			b.SetParallelism(2) // 4 goroutines on 2 cores
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				one := op(fmt.Sprint("k", ids.Add(1)))
-				for pb.Next() {
-					one()
-				}
-			})
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+	type runner struct {
+		name string
+		ops  []func() // one per goroutine, each on its own key
+		n    int64
+		took time.Duration
+	}
+	runners := make([]*runner, len(libs))
+	for i, l := range libs {
+		op := l.op(b)
+		r := &runner{name: l.name}
+		for g := range parallelGoroutines {
+			r.ops = append(r.ops, op(fmt.Sprint("k", g)))
+		}
+		parallelRun(r.ops, parallelSlice) // connects, and warms up
+		runners[i] = r
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range runners {
+			r := runners[(i+j)%len(runners)]
+			n, took := parallelRun(r.ops, parallelSlice)
+			r.n += n
+			r.took += took
+		}
+	}
+	for _, r := range runners {
+		b.ReportMetric(float64(r.n)/r.took.Seconds(), r.name+"-ops/s")
+	}
+}
+
+// parallelGoroutines and parallelSlice: BenchmarkParallelKeys's
+// goroutines per library, and the length of each library's turn.
+const (
+	parallelGoroutines = 4
+	parallelSlice      = 100 * time.Millisecond
+)
+
+// parallelRun runs each of ops in a goroutine of its own, over and over,
+// for d, and returns how many ran and how long they took (until the last
+// one ended).
+func parallelRun(ops []func(), d time.Duration) (int64, time.Duration) {
+	var n atomic.Int64
+	start := time.Now()
+	end := start.Add(d)
+	var wg sync.WaitGroup
+	for _, op := range ops {
+		wg.Go(func() {
+			var k int64
+			for time.Now().Before(end) {
+				op()
+				k++
+			}
+			n.Add(k)
 		})
 	}
+	wg.Wait()
+	return n.Load(), time.Since(start)
 }

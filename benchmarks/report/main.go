@@ -66,6 +66,32 @@ func median(xs []float64) float64 {
 }
 
 // byName collects every round's value of metric for each benchmark name.
+// perLibrary turns each result named name, whose metrics are
+// <library><suffix> (one round of libraries measured side by side), into
+// one result per library, named name/<library>, with the metric named
+// suffix without its dash: the shape of results measured one library at
+// a time.
+func perLibrary(rs []result, name, suffix string) []result {
+	var out []result
+	for _, r := range rs {
+		if r.name != name {
+			out = append(out, r)
+			continue
+		}
+		var libs []string
+		for m := range r.metrics {
+			if strings.HasSuffix(m, suffix) {
+				libs = append(libs, strings.TrimSuffix(m, suffix))
+			}
+		}
+		slices.Sort(libs)
+		for _, lib := range libs {
+			out = append(out, result{name: name + "/" + lib, metrics: map[string]float64{strings.TrimPrefix(suffix, "-"): r.metrics[lib+suffix]}})
+		}
+	}
+	return out
+}
+
 func byName(rs []result, metric string) map[string][]float64 {
 	out := map[string][]float64{}
 	for _, r := range rs {
@@ -98,6 +124,7 @@ func main() {
 	}
 	paused, _ := parse(filepath.Join(*in, "paused.txt"))
 	parallel, _ := parse(filepath.Join(*in, "parallel.txt"))
+	parallel = perLibrary(parallel, "ParallelKeys", "-ops/s")
 	server, _ := parse(filepath.Join(*in, "servercost.txt"))
 	waiters, _ := parse(filepath.Join(*in, "waiters.txt"))
 	machine, _ := os.ReadFile(filepath.Join(*in, "machine.txt"))
@@ -174,7 +201,7 @@ func main() {
 	fmt.Fprintf(&b, "\nOwner changes: the share of acquisitions that went to a different worker than the previous one; low values mean the releasing worker barged straight back in while others waited.\n\n")
 
 	if ops := byName(parallel, "ops/s"); len(ops) > 0 {
-		fmt.Fprintf(&b, "## Distinct keys, 4 goroutines in parallel\n\nEach goroutine locks and unlocks a key of its own; one client per library.\n\n| library | ops/s |\n| --- | --- |\n")
+		fmt.Fprintf(&b, "## Distinct keys, 4 goroutines in parallel\n\nEach goroutine locks and unlocks a key of its own; one client per library. The libraries take turns in slices of 100 ms, the order rotating, so that each round's rates are measured side by side.\n\n| library | ops/s |\n| --- | --- |\n")
 		var names []string
 		for n := range ops {
 			names = append(names, n)
