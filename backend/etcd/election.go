@@ -24,9 +24,17 @@ func (l *Locker) Election(name string) backend.Lock {
 	return election{mutex{l.elections(), name}}
 }
 
-// elections returns the Locker's election space, made on first use.
+// elections returns the Locker's election space, made on first use
+// (under l.mu, which Close reads it under; closed already if the Locker
+// is).
 func (l *Locker) elections() *Locker {
-	l.electOnce.Do(func() { l.elect = New(l.client, WithPrefix(l.prefix+electionSpace)) })
+	l.electOnce.Do(func() {
+		e := New(l.client, WithPrefix(l.prefix+electionSpace))
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		e.closed = l.closed
+		l.elect = e
+	})
 	return l.elect
 }
 

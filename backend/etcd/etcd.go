@@ -73,7 +73,7 @@ type Locker struct {
 	marks map[string]mark   // by key: waiting writers' marks this Locker put
 
 	electOnce sync.Once
-	elect     *Locker // the election space; nil until used
+	elect     *Locker // the election space; nil until used (written under mu)
 	// marksSwept is len(marks) after the last sweep.
 	marksSwept int
 

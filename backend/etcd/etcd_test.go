@@ -3,6 +3,7 @@ package etcd_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,6 +109,25 @@ func TestClose(t *testing.T) {
 	srv := itest.StartEtcd(t)
 	t.Run("RevokesIdleLeases", func(t *testing.T) { testCloseRevokesIdleLeases(t, srv) })
 	t.Run("BoundedWhenUnreachable", func(t *testing.T) { testCloseBoundedWhenUnreachable(t, srv) })
+	t.Run("WhileElectionsStart", func(t *testing.T) { testCloseWhileElectionsStart(t, srv) })
+}
+
+// Close may run while the first election of the Locker makes its election
+// space (a data race under -race before: the space was stored without the
+// lock Close reads it under). The election still works.
+func testCloseWhileElectionsStart(t *testing.T, srv *itest.Server) {
+	l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(newPrefix()))
+	var e backend.Lock
+	var wg sync.WaitGroup
+	wg.Go(func() { e = l.Election("e") })
+	wg.Go(func() { assert.NoError(t, l.Close()) })
+	wg.Wait()
+	tok, err := e.Acquire(t.Context(), backend.Request{TTL: 30 * time.Second})
+	require.NoError(t, err)
+	require.Positive(t, tok)
+	ok, err := e.Release(t.Context(), tok)
+	require.NoError(t, err)
+	require.True(t, ok)
 }
 
 // Close revokes the leases a Locker keeps for its next locks, and the
