@@ -65,7 +65,6 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// byName collects every round's value of metric for each benchmark name.
 // perLibrary turns each result named name, whose metrics are
 // <library><suffix> (one round of libraries measured side by side), into
 // one result per library, named name/<library>, with the metric named
@@ -92,6 +91,7 @@ func perLibrary(rs []result, name, suffix string) []result {
 	return out
 }
 
+// byName collects every round's value of metric for each benchmark name.
 func byName(rs []result, metric string) map[string][]float64 {
 	out := map[string][]float64{}
 	for _, r := range rs {
