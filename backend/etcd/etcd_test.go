@@ -110,6 +110,34 @@ func TestClose(t *testing.T) {
 	t.Run("RevokesIdleLeases", func(t *testing.T) { testCloseRevokesIdleLeases(t, srv) })
 	t.Run("BoundedWhenUnreachable", func(t *testing.T) { testCloseBoundedWhenUnreachable(t, srv) })
 	t.Run("WhileElectionsStart", func(t *testing.T) { testCloseWhileElectionsStart(t, srv) })
+	t.Run("ElectionsAfterClose", func(t *testing.T) { testElectionsAfterClose(t, srv) })
+}
+
+// An election space first used after Close is closed as its Locker is: a
+// term's lease, once the term ends, is left to expire, not kept for the
+// next term.
+func testElectionsAfterClose(t *testing.T, srv *itest.Server) {
+	ctx := t.Context()
+	admin := itest.EtcdClient(t, srv)
+	prefix := newPrefix()
+	l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(prefix))
+	require.NoError(t, l.Close())
+	e := l.Election("e")
+	term := func() clientv3.LeaseID {
+		t.Helper()
+		tok, err := e.Acquire(ctx, backend.Request{TTL: 30 * time.Second})
+		require.NoError(t, err)
+		require.Positive(t, tok)
+		resp, err := admin.Get(ctx, prefix+"e/m/e")
+		require.NoError(t, err)
+		require.Len(t, resp.Kvs, 1, "the election's key")
+		ok, err := e.Release(ctx, tok)
+		require.NoError(t, err)
+		require.True(t, ok)
+		return clientv3.LeaseID(resp.Kvs[0].Lease)
+	}
+	first := term()
+	assert.NotEqual(t, first, term(), "after Close, an ended term's lease was kept for the next term")
 }
 
 // Close may run while the first election of the Locker makes its election
