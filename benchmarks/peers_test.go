@@ -354,10 +354,10 @@ func BenchmarkRedlockTwoPaused(b *testing.B) {
 // servers: ops/s on distinct keys, where only the library's own cost and
 // round trips count. The libraries take turns, b.N slices of
 // parallelSlice each, the order rotating from slice to slice, so that the
-// machine's drift within a round falls on all of them alike (run one
-// after another, a second each, two runs of redislock alone differed by
-// half); each library's rate is its operations over the time of its own
-// slices, reported as <library>-ops/s.
+// machine's drift within a round falls on all of them alike, not on
+// whichever library ran last (docs/benchmarks.md); each library's rate is
+// its operations over the time of its own slices, reported as
+// <library>-ops/s.
 func BenchmarkParallelKeys(b *testing.B) {
 	redisSrv := itest.StartRedis(b)
 	etcdSrv := itest.StartEtcd(b)

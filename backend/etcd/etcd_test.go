@@ -141,8 +141,8 @@ func testElectionsAfterClose(t *testing.T, srv *itest.Server) {
 }
 
 // Close may run while the first election of the Locker makes its election
-// space (a data race under -race before: the space was stored without the
-// lock Close reads it under). The election still works.
+// space: the space is stored under the lock Close reads it under (-race
+// checks), and the election works.
 func testCloseWhileElectionsStart(t *testing.T, srv *itest.Server) {
 	l := xetcd.New(itest.EtcdClient(t, srv), xetcd.WithPrefix(newPrefix()))
 	var e backend.Lock
@@ -212,8 +212,8 @@ func testCloseRevokesIdleLeases(t *testing.T, srv *itest.Server) {
 }
 
 // Close waits at most 5s in all for a cluster it cannot reach, the
-// election space's revocations included (each space waited 5s of its own
-// before), and says that it could not revoke.
+// election space's revocations included (one bound shared, not one per
+// space), and says that it could not revoke.
 func testCloseBoundedWhenUnreachable(t *testing.T, srv *itest.Server) {
 	ctx := t.Context()
 	p := itest.NewProxy(t, srv.Endpoint())

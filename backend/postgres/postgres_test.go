@@ -485,7 +485,7 @@ func testTimerWakesOnlyOnTurn(t *testing.T, srv *itest.Postgres) {
 // delete, COMMIT: a round trip each), every write to the table would
 // have waited until the stalled client's COMMIT came.
 func testStalledSweeperStallsNoWriter(t *testing.T, srv *itest.Postgres) {
-	stalledClientStallsNoWriter(t, srv, "", func(ctx context.Context, l *xpg.Locker) error {
+	stalledClientStallsNoWriter(t, srv, newPrefix(), func(ctx context.Context, l *xpg.Locker) error {
 		_, err := xpg.SweepNow(ctx, l)
 		return err
 	})
@@ -496,8 +496,7 @@ func testStalledSweeperStallsNoWriter(t *testing.T, srv *itest.Postgres) {
 // client commits or rolls back, a stalled client would keep every attempt
 // on those keys waiting (not refused) until it came back.
 func testStalledMultiStallsNoWriter(t *testing.T, srv *itest.Postgres) {
-	prefix := newPrefix()
-	stalledClientStallsNoWriter(t, srv, prefix, func(ctx context.Context, l *xpg.Locker) error {
+	stalledClientStallsNoWriter(t, srv, newPrefix(), func(ctx context.Context, l *xpg.Locker) error {
 		m := l.Multi([]string{"j", "k"})
 		tok, err := m.Acquire(ctx, backend.Request{TTL: time.Minute})
 		if err == nil && tok > 0 {
@@ -507,16 +506,13 @@ func testStalledMultiStallsNoWriter(t *testing.T, srv *itest.Postgres) {
 	})
 }
 
-// stalledClientStallsNoWriter runs op on a Locker (of prefix, or a new
-// one if "") whose every reply is held for 2s (a stalled process, a
+// stalledClientStallsNoWriter runs op on a Locker of prefix whose every
+// reply is held for 2s (a stalled process, a
 // network that delays one way), while another client takes and releases
 // the mutex "k" of prefix over and over: none of its attempts may wait
 // for the stalled client.
 func stalledClientStallsNoWriter(t *testing.T, srv *itest.Postgres, prefix string, op func(context.Context, *xpg.Locker) error) {
 	ctx := t.Context()
-	if prefix == "" {
-		prefix = newPrefix()
-	}
 	p := itest.NewProxy(t, srv.Endpoint())
 	stalled := newLocker(t, itest.PostgresURLAt(p.Addr(), "postgres", itest.PostgresPassword), xpg.WithPrefix(prefix))
 	require.NoError(t, op(ctx, stalled)) // its pool connects before the stall

@@ -145,10 +145,8 @@ SELECT coalesce((SELECT attempt FROM a), 0), coalesce((SELECT token FROM a), 0),
 		// (each holds ROW EXCLUSIVE from before its token to its commit),
 		// keeps new ones out until the sweep commits, and is taken by one
 		// sweep at a time.
-		// The table's lock is held only while the message runs: a client
-		// that stalls after sending it (a pause, a partition) keeps no
-		// writer waiting, where a transaction it had to end itself would
-		// hold the lock until its COMMIT came or its connection died.
+		// One message, so the table's lock is held only while it runs:
+		// a client that stalls after sending it keeps no writer waiting.
 		Sweep: f(`SET LOCAL lock_timeout = '%dms';
 LOCK TABLE {T} IN SHARE ROW EXCLUSIVE MODE;
 DELETE FROM {T} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {T} AS g WHERE expires < now() AND NOT jsonb_path_exists(g.holders, '$[*] ? (@.e > $n)', jsonb_build_object('n', {N}))
