@@ -79,18 +79,22 @@
 // last one left. A wait thus ends about a round trip after the release,
 // not at the waiter's retry interval. A message lost (a node's
 // connection broken, or down: a waiter listens on every node but needs
-// only a majority's confirmation to start) costs that waiter at most its
-// retry interval. Waiters also wake when the holder's majority expires,
-// which publishes nothing: a timer at the holder's time left, and then a
-// read across the nodes, which sets the timer again while a holder (the
-// same after a refresh, or a new one) still holds a majority.
+// only a majority's confirmation to start) costs that waiter at most the
+// retry interval of the first waiter in its line (below). Waiters also
+// wake when the holder's majority expires, which publishes nothing: a
+// timer at the holder's time left, and then a read across the nodes,
+// which sets the timer again while a holder (the same after a refresh, or
+// a new one) still holds a majority.
 //
 // A Locker's waiters of one key line up, in arrival order, and a release
 // (or the holder's expiry) wakes only the first of them: a freed key has
 // room for one holder, so one attempt per Locker is enough, and each
 // further one would send a round to every node and split the votes. The
 // first waiter leaves the line when it stops waiting (it got the lock or
-// gave up), and hands on a wake it had not taken. Waiters on different
+// gave up), and hands on a wake it had not taken. While a waiter is ahead
+// of them in the line, the others' attempts (their timed retries) are
+// refused without a round: the first retries for the line, so the nodes'
+// work does not grow with the callers that wait. Waiters on different
 // Lockers all wake, so a release costs one attempt per Locker that has
 // waiters, however many callers wait. An election's observers
 // ([backend.Notifier]) do not line up: each hears every change.

@@ -55,7 +55,7 @@ func (e election) Acquire(ctx context.Context, r backend.Request) (int64, error)
 // Changes hears releases and grants on any node (as a waiter's watch
 // does, with its wake-up at the holder's expiry), and fires once at once.
 func (e election) Changes(ctx context.Context) (<-chan struct{}, func(), error) {
-	in, stop, err := e.l.watch(ctx, e.key, false)
+	in, stop, err := e.l.watch(ctx, e.key, false, "")
 	if err != nil {
 		return nil, nil, err
 	}

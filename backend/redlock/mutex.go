@@ -23,7 +23,10 @@ func (l *Locker) Release(ctx context.Context, key string, token int64) (bool, er
 // {prefix}m:{key} on every node. Acquire is one Redlock round over all
 // nodes in parallel (owner metadata is not stored); Release and Refresh
 // run on every node; Watch hears the release on any node; Inspect and
-// ForceRelease act across the nodes. Waiters do not queue.
+// ForceRelease act across the nodes. Waiters do not queue on the nodes;
+// a Locker's own waiters of the key line up (see the package doc), and an
+// attempt by a waiter that is not first in its Locker's line is refused
+// without a round: the first one makes the round for them all.
 func (l *Locker) Mutex(key string) backend.Lock { return mutex{l, key} }
 
 type mutex struct {
@@ -39,6 +42,9 @@ var (
 )
 
 func (m mutex) Acquire(ctx context.Context, r backend.Request) (int64, error) {
+	if r.Waiter != "" && m.l.lines.behind(m.l.prefix+mutexSpace+m.key, r.Waiter) {
+		return 0, nil
+	}
 	return m.l.acquire(ctx, m.key, r.TTL)
 }
 
@@ -50,8 +56,8 @@ func (m mutex) Refresh(ctx context.Context, token int64, ttl time.Duration) (boo
 	return m.l.refresh(ctx, m.key, token, ttl)
 }
 
-func (m mutex) Watch(ctx context.Context, _ string, _ time.Duration) (<-chan struct{}, func(), error) {
-	return m.l.watch(ctx, m.key, true)
+func (m mutex) Watch(ctx context.Context, waiter string, _ time.Duration) (<-chan struct{}, func(), error) {
+	return m.l.watch(ctx, m.key, true, waiter)
 }
 
 func (m mutex) Inspect(ctx context.Context) (backend.Info, error) { return m.l.inspect(ctx, m.key) }

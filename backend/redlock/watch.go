@@ -23,8 +23,11 @@ import (
 // attempt per Locker is enough, however many of its callers wait (each
 // further one would send a round to every node, and split the votes). The
 // first waiter leaves the line when its watch stops, and hands on a wake it
-// had not taken. Without one (an election's observers), every message wakes
-// the waiter.
+// had not taken. An attempt by a waiter (named waiter) that is not first
+// is refused without a round: the first makes the line's rounds, where
+// the others' timed retries would cost every node one request per
+// waiter. Without one (an election's observers), every message wakes the
+// waiter.
 //
 // watch returns once a majority of the nodes confirmed the subscription
 // (a release frees the key on a majority, and any two majorities share a
@@ -33,10 +36,11 @@ import (
 // the holder's expiry, which publishes nothing, once a read finds the key
 // free on a majority of the nodes (see read). A message lost (a node's
 // connection breaking, a node that did not confirm in time) costs the
-// waiter no more than its retry interval.
-func (l *Locker) watch(ctx context.Context, key string, one bool) (<-chan struct{}, func(), error) {
+// waiter no more than its retry interval, or with one, that of the first
+// waiter in its line.
+func (l *Locker) watch(ctx context.Context, key string, one bool, waiter string) (<-chan struct{}, func(), error) {
 	k := l.prefix + mutexSpace + key
-	w := &watcher{ch: make(chan struct{}, 1)}
+	w := &watcher{ch: make(chan struct{}, 1), name: waiter}
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	notify := w.notify
 	if one {
@@ -150,7 +154,8 @@ func (l *Locker) watch(ctx context.Context, key string, one bool) (<-chan struct
 }
 
 type watcher struct {
-	ch chan struct{}
+	ch   chan struct{}
+	name string // the waiter's name; "" for none
 	// ctx ends when the watch stops: the expiry timer's reads use it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -200,6 +205,15 @@ func (q *lines) join(k string, w *watcher) {
 		q.keys = make(map[string][]*watcher)
 	}
 	q.keys[k] = append(q.keys[k], w)
+}
+
+// behind reports whether a waiter named waiter is in k's line behind
+// another.
+func (q *lines) behind(k, waiter string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ws := q.keys[k]
+	return len(ws) > 1 && slices.ContainsFunc(ws[1:], func(w *watcher) bool { return w.name == waiter })
 }
 
 // wake wakes the first waiter of k's line.

@@ -21,6 +21,7 @@ func TestWatch(t *testing.T) {
 	t.Run("ExpiryWakesFirst", func(t *testing.T) { testExpiryWakesFirst(t, nodes) })
 	t.Run("ExpiryWakesAfterRefresh", func(t *testing.T) { testExpiryWakesAfterRefresh(t, nodes) })
 	t.Run("ExpiryWakesWhenMajorityFree", func(t *testing.T) { testExpiryWakesWhenMajorityFree(t, nodes) })
+	t.Run("BehindRefusedWithoutRound", func(t *testing.T) { testBehindRefusedWithoutRound(t, nodes) })
 }
 
 // twoLockers returns two Lockers of nodes, as two processes would have,
@@ -219,4 +220,41 @@ func await(t *testing.T, ch <-chan struct{}, msg string) {
 	case <-time.After(10 * time.Second):
 		t.Fatal(msg)
 	}
+}
+
+// testBehindRefusedWithoutRound: an attempt by a waiter that is not first
+// in its Locker's line is refused without a round, even when the key is
+// free (the first one makes the line's rounds, so the nodes' work does not
+// grow with the waiters' timed retries); once it is first, its attempts
+// are rounds again.
+func testBehindRefusedWithoutRound(t *testing.T, nodes []*itest.Server) {
+	ctx := t.Context()
+	holder, waiters := twoLockers(t, nodes)
+	const key, ttl = "k", time.Minute
+	m := waiters.Mutex(key)
+
+	tok, err := holder.Acquire(ctx, key, ttl)
+	require.NoError(t, err)
+	require.Positive(t, tok)
+	_, stopFirst, err := m.(backend.Watcher).Watch(ctx, "first", time.Second)
+	require.NoError(t, err)
+	t.Cleanup(stopFirst)
+	_, stopSecond, err := m.(backend.Watcher).Watch(ctx, "second", time.Second)
+	require.NoError(t, err)
+	t.Cleanup(stopSecond)
+	ok, err := holder.Release(ctx, key, tok)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	got, err := m.Acquire(ctx, backend.Request{TTL: ttl, Waiter: "second"})
+	require.NoError(t, err)
+	require.Zero(t, got, "a waiter behind another was granted the key")
+	info, err := holder.Mutex(key).(backend.Inspector).Inspect(ctx)
+	require.NoError(t, err)
+	require.Empty(t, info.Holders, "the refused attempt took the key on the nodes: it made a round")
+
+	stopFirst()
+	got, err = m.Acquire(ctx, backend.Request{TTL: ttl, Waiter: "second"})
+	require.NoError(t, err)
+	require.Positive(t, got, "the waiter that is first now was refused a free key")
 }
