@@ -94,10 +94,11 @@
 // gave up), and hands on a wake it had not taken. While a waiter is ahead
 // of them in the line, the others' attempts (their timed retries) are
 // refused without a round: the first retries for the line, so the nodes'
-// work does not grow with the callers that wait. Waiters on different
-// Lockers all wake, so a release costs one attempt per Locker that has
-// waiters, however many callers wait. An election's observers
-// ([backend.Notifier]) do not line up: each hears every change.
+// work does not grow with the callers that wait; a waiter that joins while
+// the key is free wakes the first. Waiters on different Lockers all wake,
+// so a release costs one attempt per Locker that has waiters, however
+// many callers wait. An election's observers ([backend.Notifier]) do not
+// line up: each hears every change.
 //
 // # Split votes
 //

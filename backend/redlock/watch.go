@@ -145,7 +145,9 @@ func (l *Locker) watch(ctx context.Context, key string, one bool, waiter string)
 	}
 	switch {
 	case free == 0:
-		w.notify()
+		// Free now: the line's first waiter may take it (a waiter behind
+		// it would be refused), even if it missed the release.
+		notify()
 	case free > 0:
 		arm(free)
 	}

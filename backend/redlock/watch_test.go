@@ -22,6 +22,7 @@ func TestWatch(t *testing.T) {
 	t.Run("ExpiryWakesAfterRefresh", func(t *testing.T) { testExpiryWakesAfterRefresh(t, nodes) })
 	t.Run("ExpiryWakesWhenMajorityFree", func(t *testing.T) { testExpiryWakesWhenMajorityFree(t, nodes) })
 	t.Run("BehindRefusedWithoutRound", func(t *testing.T) { testBehindRefusedWithoutRound(t, nodes) })
+	t.Run("FreeAtWatchWakesFirst", func(t *testing.T) { testFreeAtWatchWakesFirst(t, nodes) })
 }
 
 // twoLockers returns two Lockers of nodes, as two processes would have,
@@ -257,4 +258,34 @@ func testBehindRefusedWithoutRound(t *testing.T, nodes []*itest.Server) {
 	got, err = m.Acquire(ctx, backend.Request{TTL: ttl, Waiter: "second"})
 	require.NoError(t, err)
 	require.Positive(t, got, "the waiter that is first now was refused a free key")
+}
+
+// testFreeAtWatchWakesFirst: a watch that starts while the key is free
+// wakes its line's first waiter, who may take it (the new waiter behind
+// it would be refused), though the first heard no release (the key is
+// deleted on the nodes directly, as a release whose messages were all
+// lost).
+func testFreeAtWatchWakesFirst(t *testing.T, nodes []*itest.Server) {
+	ctx := t.Context()
+	prefix := newPrefix()
+	cs := clients(t, nodes)
+	holder, waiters := redlock.New(cs, redlock.WithPrefix(prefix)), redlock.New(clients(t, nodes), redlock.WithPrefix(prefix))
+	const key, ttl = "k", time.Minute
+	m := waiters.Mutex(key)
+
+	_, err := holder.Acquire(ctx, key, ttl)
+	require.NoError(t, err)
+	first, stopFirst, err := m.(backend.Watcher).Watch(ctx, "first", time.Second)
+	require.NoError(t, err)
+	t.Cleanup(stopFirst)
+	for _, c := range cs {
+		require.NoError(t, c.Del(ctx, prefix+"m:"+key).Err())
+	}
+	require.Empty(t, first, "the first waiter was woken by a delete that publishes nothing")
+
+	next, stopNext, err := m.(backend.Watcher).Watch(ctx, "next", time.Second)
+	require.NoError(t, err)
+	t.Cleanup(stopNext)
+	await(t, first, "a watch found the key free and did not wake the first waiter")
+	require.Empty(t, next, "the waiter behind the first was woken")
 }
